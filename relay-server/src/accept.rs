@@ -1,0 +1,96 @@
+//! The accept loop: takes TCP connections, serves HTTP/1.1 on each in its own task, and shuts
+//! down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::{route, Config, Relay};
+
+/// How long a client may take to send a request's headers (slow senders cannot hold the relay).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for in-flight requests and sessions to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the relay on `listener` until `shutdown` completes, then finishes in-flight requests
+/// (for at most a few seconds) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let relay = Arc::new(Relay::new(config, base_url));
+    info!(%addr, url = %relay.base_url, "relay listening");
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    tasks.spawn(serve(Arc::clone(&relay), stream, tasks.clone(), cancel.clone()));
+                }
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning, and keep serving.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    info!("relay shutting down");
+    cancel.cancel();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    Ok(())
+}
+
+async fn serve(
+    relay: Arc<Relay>,
+    stream: TcpStream,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+) {
+    // Webhook answers are small writes that must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let service = {
+        let cancel = cancel.clone();
+        service_fn(move |req| route::handle(Arc::clone(&relay), req, tasks.clone(), cancel.clone()))
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "connection ended with an error");
+    }
+}

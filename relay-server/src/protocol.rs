@@ -1,0 +1,375 @@
+//! The relay ⇄ CLI wire protocol: messages, frame codec and the limits that bound them.
+//!
+//! This is the only place that knows the wire format; the relay and the `hooks` CLI both use it.
+//!
+//! One WebSocket carries one session. Every protocol message is one binary WebSocket message laid
+//! out as
+//!
+//! ```text
+//! u32 big-endian  meta length (N)
+//! N bytes         meta: the message as JSON (serde, internally tagged by "type")
+//! rest            payload: the raw body bytes of a request or response (may be empty)
+//! ```
+//!
+//! Bodies are never base64-encoded or re-encoded: the payload is the body, byte for byte, and
+//! decoding hands it out as a zero-copy slice of the received frame.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; both sides send it in their hello and refuse a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Path of the CLI's WebSocket endpoint on the relay.
+pub const CONNECT_PATH: &str = "/_hooks/v1/connect";
+
+/// Path of the relay's liveness endpoint.
+pub const HEALTH_PATH: &str = "/_hooks/health";
+
+/// Paths under this prefix belong to the relay and are never a channel.
+pub const RESERVED_PREFIX: &str = "/_hooks/";
+
+/// Default largest request or response body, in bytes (25 MiB). Stripe caps its events at
+/// 256 KiB and GitHub at 25 MiB, so this holds what real providers send.
+pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// Largest meta section (the JSON with the method, target and header list). Headers beyond this
+/// are refused by the relay with `431` before they reach a session.
+pub const MAX_META_LEN: usize = 256 * 1024;
+
+/// Most headers one request or response may carry.
+pub const MAX_HEADERS: usize = 500;
+
+/// How long either side waits for the other's hello before giving up.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shortest and longest channel name a CLI may ask for.
+pub const CHANNEL_LEN: std::ops::RangeInclusive<usize> = 1..=64;
+
+/// Largest WebSocket message either side accepts for a given body limit.
+pub fn max_frame_len(max_body: usize) -> usize {
+    4 + MAX_META_LEN + max_body
+}
+
+/// Identifies one webhook request within a relay, and matches its response to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One header: its name (lowercase, as HTTP/2 and hyper carry it) and its raw value bytes.
+///
+/// On the wire a header is a two-element array `[name, value]`; the value is a JSON string when it
+/// is valid UTF-8 (the usual case) and an array of byte values otherwise, so no byte is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name, lowercase.
+    pub name: String,
+    /// Header value, exactly as received.
+    pub value: Bytes,
+}
+
+impl Serialize for Header {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.name)?;
+        match std::str::from_utf8(&self.value) {
+            Ok(text) => t.serialize_element(text)?,
+            Err(_) => t.serialize_element(&self.value.as_ref())?,
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Text(String),
+            Raw(Vec<u8>),
+        }
+        let (name, value): (String, Value) = Deserialize::deserialize(d)?;
+        let value = match value {
+            Value::Text(text) => Bytes::from(text),
+            Value::Raw(raw) => Bytes::from(raw),
+        };
+        Ok(Header { name, value })
+    }
+}
+
+/// Messages the CLI sends to the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message of a session: the protocol version and the channel the CLI wants
+    /// (`None` asks the relay for a fresh random one).
+    Hello {
+        /// The CLI's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Channel name to claim, or `None` for a random unguessable one.
+        channel: Option<String>,
+    },
+    /// The app's response to a request; the frame's payload is the response body.
+    Response {
+        /// The request this answers.
+        id: RequestId,
+        /// HTTP status code from the app.
+        status: u16,
+        /// Response headers in the order the app sent them, hop-by-hop headers removed.
+        headers: Vec<Header>,
+    },
+    /// The CLI could not get a response from the app; the relay answers the sender `502`.
+    Failed {
+        /// The request this answers.
+        id: RequestId,
+        /// One line saying what went wrong, e.g. "connection refused by localhost:3000".
+        reason: String,
+    },
+}
+
+/// Messages the relay sends to the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RelayMessage {
+    /// Answer to the CLI's hello: the session is attached to `channel`, reachable at `url`.
+    Hello {
+        /// The relay's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The channel this session now holds.
+        channel: String,
+        /// The public URL that webhooks for this channel are sent to.
+        url: String,
+    },
+    /// A webhook for the CLI to forward; the frame's payload is the request body.
+    Request {
+        /// Identifies this request; the CLI answers with the same id.
+        id: RequestId,
+        /// HTTP method, e.g. `POST`.
+        method: String,
+        /// Path after the channel, with the query: `/a/b?x=1` for `/<channel>/a/b?x=1`.
+        target: String,
+        /// Request headers in the order the sender sent them, hop-by-hop headers removed.
+        headers: Vec<Header>,
+    },
+    /// The relay refuses or ends the session; `message` is a sentence for the user.
+    Error {
+        /// What went wrong and what to do about it.
+        message: String,
+    },
+}
+
+/// Headers that belong to one HTTP hop and are never forwarded (RFC 9110 §7.6.1), besides those
+/// a `Connection` header names.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// The headers of `map` to forward, in order (repeated names keep their order), without the
+/// hop-by-hop ones: [`HOP_BY_HOP`], `upgrade`, and every name listed in `Connection`.
+pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
+    let named_by_connection: Vec<String> = map
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    map.iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            !HOP_BY_HOP.contains(&name)
+                && name != "upgrade"
+                && !named_by_connection.iter().any(|n| n == name)
+        })
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        })
+        .collect()
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is shorter than its length prefix says.
+    #[error("frame is truncated: {0} bytes")]
+    Truncated(usize),
+    /// The meta section exceeds [`MAX_META_LEN`].
+    #[error("frame meta section is {0} bytes, more than the {MAX_META_LEN} allowed")]
+    MetaTooLong(usize),
+    /// The meta section is not a message of this protocol.
+    #[error("frame meta section is not a valid message: {0}")]
+    BadMeta(#[from] serde_json::Error),
+    /// A message carries more than [`MAX_HEADERS`] headers.
+    #[error("message carries {0} headers, more than the {MAX_HEADERS} allowed")]
+    TooManyHeaders(usize),
+}
+
+/// Encodes `message` and its body `payload` into one frame.
+pub fn encode<M: Serialize>(message: &M, payload: &[u8]) -> Bytes {
+    let meta = serde_json::to_vec(message).expect("protocol messages always serialize to JSON");
+    let mut frame = BytesMut::with_capacity(4 + meta.len() + payload.len());
+    frame.put_u32(u32::try_from(meta.len()).expect("meta is far below 4 GiB"));
+    frame.put_slice(&meta);
+    frame.put_slice(payload);
+    frame.freeze()
+}
+
+/// Decodes one frame into its message and payload; the payload shares the frame's memory.
+pub fn decode<M: for<'de> Deserialize<'de>>(frame: Bytes) -> Result<(M, Bytes), ProtocolError> {
+    if frame.len() < 4 {
+        return Err(ProtocolError::Truncated(frame.len()));
+    }
+    let meta_len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    if meta_len > MAX_META_LEN {
+        return Err(ProtocolError::MetaTooLong(meta_len));
+    }
+    if frame.len() < 4 + meta_len {
+        return Err(ProtocolError::Truncated(frame.len()));
+    }
+    let message: M = serde_json::from_slice(&frame[4..4 + meta_len])?;
+    Ok((message, frame.slice(4 + meta_len..)))
+}
+
+/// Checks the header count of a decoded message against [`MAX_HEADERS`].
+pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(ProtocolError::TooManyHeaders(headers.len()));
+    }
+    Ok(())
+}
+
+/// Whether `name` may be used as a channel: [`CHANNEL_LEN`] characters of `[A-Za-z0-9_-]`, not
+/// starting with `_` (names starting with `_` are the relay's own, like `_hooks`).
+pub fn validate_channel(name: &str) -> Result<(), String> {
+    if !CHANNEL_LEN.contains(&name.len()) {
+        return Err(format!(
+            "channel name must be {} to {} characters long",
+            CHANNEL_LEN.start(),
+            CHANNEL_LEN.end()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "channel name may only use letters, digits, '_' and '-', not {bad:?}"
+        ));
+    }
+    if name.starts_with('_') {
+        return Err("channel names starting with '_' are reserved for the relay".into());
+    }
+    Ok(())
+}
+
+/// Message the relay sends when the CLI's protocol version differs from its own.
+pub fn version_mismatch(relay: u32, client: u32) -> String {
+    let newer = if client < relay {
+        "hooks"
+    } else {
+        "hooks-relay"
+    };
+    format!(
+        "protocol version mismatch: this relay speaks v{relay} and this hooks CLI speaks v{client}; \
+         upgrade {newer} so both match"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips_with_binary_header_and_body() {
+        let message = RelayMessage::Request {
+            id: RequestId(7),
+            method: "POST".into(),
+            target: "/a/b?x=1".into(),
+            headers: vec![
+                Header {
+                    name: "x-dup".into(),
+                    value: Bytes::from_static(b"one"),
+                },
+                Header {
+                    name: "x-bin".into(),
+                    value: Bytes::from_static(b"\xff\xfe latin"),
+                },
+            ],
+        };
+        let body = b"\x00\x01\xffbody".as_slice();
+        let frame = encode(&message, body);
+        let (decoded, payload): (RelayMessage, Bytes) = decode(frame).unwrap();
+        assert_eq!(decoded, message);
+        assert_eq!(payload.as_ref(), body);
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_errors() {
+        assert!(matches!(
+            decode::<ClientMessage>(Bytes::from_static(b"\x00\x00")),
+            Err(ProtocolError::Truncated(2))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>(Bytes::from_static(b"\x00\x00\x00\x09{}")),
+            Err(ProtocolError::Truncated(6))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>(Bytes::from_static(b"\xff\xff\xff\xff")),
+            Err(ProtocolError::MetaTooLong(_))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>(Bytes::from_static(b"\x00\x00\x00\x02{}")),
+            Err(ProtocolError::BadMeta(_))
+        ));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_repeats_kept_in_order() {
+        let mut map = http::HeaderMap::new();
+        map.append("x-dup", "1".parse().unwrap());
+        map.append("connection", "keep-alive, x-private".parse().unwrap());
+        map.append("x-private", "p".parse().unwrap());
+        map.append("transfer-encoding", "chunked".parse().unwrap());
+        map.append("x-dup", "2".parse().unwrap());
+        map.append("host", "example.com".parse().unwrap());
+        let kept: Vec<(String, Bytes)> = forwardable_headers(&map)
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("x-dup".to_owned(), Bytes::from_static(b"1")),
+                ("x-dup".to_owned(), Bytes::from_static(b"2")),
+                ("host".to_owned(), Bytes::from_static(b"example.com")),
+            ]
+        );
+    }
+
+    #[test]
+    fn channel_names_are_validated() {
+        assert!(validate_channel("my-app_1").is_ok());
+        assert!(validate_channel("").is_err());
+        assert!(validate_channel("_hooks").is_err());
+        assert!(validate_channel("a/b").is_err());
+        assert!(validate_channel(&"a".repeat(65)).is_err());
+    }
+}

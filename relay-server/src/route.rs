@@ -1,0 +1,246 @@
+//! Routes each HTTP request the relay receives: its own endpoints under `/_hooks/`, and webhooks
+//! under `/<channel>/…`, which it hands to the channel's session and answers with the app's reply.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::protocol::{self, RelayMessage, RequestId};
+use crate::session::{self, Reply};
+use crate::Relay;
+
+/// The relay's response body type: always fully buffered.
+pub(crate) type Body = Full<Bytes>;
+
+/// Handles one HTTP request.
+pub(crate) async fn handle(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    sessions: TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    let response = if path == protocol::HEALTH_PATH {
+        text(StatusCode::OK, "ok")
+    } else if path == protocol::CONNECT_PATH {
+        connect(relay, req, sessions, shutdown)
+    } else if path.starts_with(protocol::RESERVED_PREFIX) || path == "/_hooks" {
+        text(StatusCode::NOT_FOUND, "no such relay endpoint")
+    } else {
+        webhook(&relay, req).await
+    };
+    Ok(response)
+}
+
+/// A plain-text response of one line.
+pub(crate) fn text(status: StatusCode, line: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{line}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Upgrades `/_hooks/v1/connect` to a WebSocket and runs the session on it.
+fn connect(
+    relay: Arc<Relay>,
+    mut req: Request<Incoming>,
+    sessions: TaskTracker,
+    shutdown: CancellationToken,
+) -> Response<Body> {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key), &Method::GET) = (is_upgrade, key, req.method()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "this endpoint is for hooks CLI sessions (WebSocket upgrade expected)",
+        );
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = session::ws_config(relay.config.max_body);
+    sessions.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                session::run(relay, ws, shutdown).await;
+            }
+            Err(e) => debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let accept = derive_accept_key(key.as_bytes());
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+    );
+    response
+}
+
+/// Splits `/<channel>/<rest>?<query>` into the channel and the target `/<rest>?<query>`.
+/// The target is empty when the request names the channel alone (`/<channel>`).
+fn split_target(uri: &http::Uri) -> Option<(&str, String)> {
+    let path = uri.path().strip_prefix('/')?;
+    let (channel, rest) = match path.find('/') {
+        Some(i) => (&path[..i], &path[i..]),
+        None => (path, ""),
+    };
+    if channel.is_empty() {
+        return None;
+    }
+    let target = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    Some((channel, target))
+}
+
+/// Delivers a webhook to its channel's session and answers with the app's response.
+async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
+    let Some((channel, target)) = split_target(req.uri()) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no channel in this URL; webhooks go to /<channel>/…",
+        );
+    };
+    let channel = channel.to_owned();
+    let Some(session) = relay.channels.get(&channel) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("unknown channel {channel}: no hooks session is attached to it"),
+        );
+    };
+    let max_body = relay.config.max_body;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body as u64) {
+        return too_large(max_body);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return too_large(max_body),
+        Err(e) => {
+            debug!(error = %e, "could not read request body");
+            return text(StatusCode::BAD_REQUEST, "could not read the request body");
+        }
+    };
+    let headers = protocol::forwardable_headers(&parts.headers);
+    let id = RequestId(relay.next_request.fetch_add(1, Ordering::Relaxed));
+    let request = RelayMessage::Request {
+        id,
+        method: parts.method.as_str().to_owned(),
+        target,
+        headers,
+    };
+    let frame = protocol::encode(&request, &body);
+    drop(body);
+    let Some((reply, _guard)) = session.deliver(id, frame).await else {
+        return session_gone(&channel);
+    };
+    match tokio::time::timeout(relay.config.response_timeout, reply).await {
+        Ok(Ok(reply)) => respond(reply),
+        Ok(Err(_)) => session_gone(&channel),
+        Err(_) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "the app did not answer within {} s",
+                relay.config.response_timeout.as_secs()
+            ),
+        ),
+    }
+}
+
+fn too_large(max_body: usize) -> Response<Body> {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("request body exceeds this relay's limit of {max_body} bytes (--max-body)"),
+    )
+}
+
+fn session_gone(channel: &str) -> Response<Body> {
+    text(
+        StatusCode::BAD_GATEWAY,
+        &format!("the hooks session for channel {channel} disconnected before answering"),
+    )
+}
+
+/// Builds the sender's response from the CLI's reply.
+fn respond(reply: Reply) -> Response<Body> {
+    let (status, headers, body) = match reply {
+        Reply::Response {
+            status,
+            headers,
+            body,
+        } => (status, headers, body),
+        Reply::Failed { reason } => return text(StatusCode::BAD_GATEWAY, &reason),
+    };
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            &format!("the app answered an invalid status {status}"),
+        );
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for h in headers {
+        match (
+            header::HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_maybe_shared(h.value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => warn!(name = %h.name, "dropping a response header that is not valid HTTP"),
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(uri: &str) -> Option<(String, String)> {
+        let uri: http::Uri = uri.parse().unwrap();
+        split_target(&uri).map(|(c, t)| (c.to_owned(), t))
+    }
+
+    #[test]
+    fn targets_keep_rest_and_query_exactly() {
+        assert_eq!(
+            split("/ch/a/b?x=1&y=%20"),
+            Some(("ch".into(), "/a/b?x=1&y=%20".into()))
+        );
+        assert_eq!(split("/ch"), Some(("ch".into(), "".into())));
+        assert_eq!(split("/ch/"), Some(("ch".into(), "/".into())));
+        assert_eq!(split("/ch?x"), Some(("ch".into(), "?x".into())));
+        assert_eq!(split("/"), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! Sends one webhook to the developer's app through a pooled keep-alive client and returns the
+//! app's response, byte for byte.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use relay_server::protocol::{self, Header};
+
+use crate::target::Target;
+
+/// The app's answer to one forwarded request.
+#[derive(Debug, Clone)]
+pub struct AppResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers in order, hop-by-hop headers removed.
+    pub headers: Vec<Header>,
+    /// Response body, exactly as the app sent it.
+    pub body: Bytes,
+}
+
+/// Why a request did not get a response from the app.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The relay sent something that cannot be an HTTP request.
+    #[error("request cannot be forwarded: {0}")]
+    Invalid(String),
+    /// No connection to the app could be made.
+    #[error("could not connect to {authority}: {cause}")]
+    Connect {
+        /// The app's `host:port`.
+        authority: String,
+        /// The underlying cause, e.g. "connection refused".
+        cause: String,
+    },
+    /// The exchange with the app failed after connecting.
+    #[error("request to {authority} failed: {cause}")]
+    Exchange {
+        /// The app's `host:port`.
+        authority: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The app's response body was larger than the limit.
+    #[error("the app's response body exceeds {0} bytes")]
+    ResponseTooLarge(usize),
+}
+
+impl ForwardError {
+    /// A hint for the terminal when the cause is a common mistake.
+    pub fn hint(&self, target: &Target) -> Option<String> {
+        match self {
+            ForwardError::Connect { .. } => Some(match target.port() {
+                Some(port) => format!("is your app listening on {port}?"),
+                None => "is your app listening?".into(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Forwards requests to one target.
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    target: Target,
+    max_body: usize,
+}
+
+impl Forwarder {
+    /// A forwarder to `target` that accepts app responses up to `max_body` bytes.
+    pub fn new(target: Target, max_body: usize) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| anyhow::anyhow!("could not load the platform's root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Forwarder {
+            client,
+            target,
+            max_body,
+        })
+    }
+
+    /// Where requests go.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Sends one request to the app: `method` and `target` as the relay gave them, every header
+    /// in order except `Host` (rewritten to the app's authority), and `body` untouched.
+    pub async fn forward(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[Header],
+        body: Bytes,
+    ) -> Result<AppResponse, ForwardError> {
+        let request = self.build(method, target, headers, body)?;
+        let response = self.client.request(request).await.map_err(|e| {
+            let authority = self.target.authority.clone();
+            let cause = root_cause(&e);
+            if e.is_connect() {
+                ForwardError::Connect { authority, cause }
+            } else {
+                ForwardError::Exchange { authority, cause }
+            }
+        })?;
+        let (parts, body) = response.into_parts();
+        let body = match Limited::new(body, self.max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(ForwardError::ResponseTooLarge(self.max_body))
+            }
+            Err(e) => {
+                return Err(ForwardError::Exchange {
+                    authority: self.target.authority.clone(),
+                    cause: format!("reading the response body: {e}"),
+                })
+            }
+        };
+        Ok(AppResponse {
+            status: parts.status.as_u16(),
+            headers: protocol::forwardable_headers(&parts.headers),
+            body,
+        })
+    }
+
+    fn build(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[Header],
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ForwardError> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| ForwardError::Invalid(format!("invalid method {method:?}")))?;
+        let uri = self.target.uri_for(target);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .body(Full::new(body))
+            .map_err(|e| ForwardError::Invalid(format!("invalid URI {uri:?}: {e}")))?;
+        let map = request.headers_mut();
+        map.insert(
+            HOST,
+            HeaderValue::from_str(&self.target.authority)
+                .map_err(|_| ForwardError::Invalid("invalid target host".into()))?,
+        );
+        for h in headers.iter().filter(|h| h.name != "host") {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| ForwardError::Invalid(format!("invalid header name {:?}", h.name)))?;
+            let value = HeaderValue::from_maybe_shared(h.value.clone()).map_err(|_| {
+                ForwardError::Invalid(format!("invalid value for header {:?}", h.name))
+            })?;
+            map.append(name, value);
+        }
+        Ok(request)
+    }
+}
+
+/// The innermost error's message, which says what actually happened ("Connection refused").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string();
+    // io::Error prints "Connection refused (os error 111)"; the errno helps nobody here.
+    match text.split_once(" (os error") {
+        Some((head, _)) => head.to_lowercase(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_rewritten_and_other_headers_kept_in_order() {
+        let forwarder = Forwarder::new("localhost:3000/base".parse().unwrap(), 1024).unwrap();
+        let headers = vec![
+            Header {
+                name: "host".into(),
+                value: Bytes::from_static(b"relay.example.com"),
+            },
+            Header {
+                name: "x-dup".into(),
+                value: Bytes::from_static(b"1"),
+            },
+            Header {
+                name: "x-dup".into(),
+                value: Bytes::from_static(b"2"),
+            },
+        ];
+        let req = forwarder
+            .build("PATCH", "/a?b=1", &headers, Bytes::from_static(b"x"))
+            .unwrap();
+        assert_eq!(req.method(), Method::PATCH);
+        assert_eq!(req.uri(), "http://localhost:3000/base/a?b=1");
+        assert_eq!(req.headers()["host"], "localhost:3000");
+        let dups: Vec<_> = req.headers().get_all("x-dup").iter().collect();
+        assert_eq!(dups, ["1", "2"]);
+    }
+
+    #[test]
+    fn bad_method_is_an_error_not_a_panic() {
+        let forwarder = Forwarder::new("3000".parse().unwrap(), 1024).unwrap();
+        let err = forwarder
+            .build("BAD METHOD", "/", &[], Bytes::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid method"), "{err}");
+    }
+}

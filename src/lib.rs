@@ -1,0 +1,23 @@
+//! hooks: a webhook tunnel and inspector for local development.
+//!
+//! `main` parses the command line and calls [`run`]; everything else is library code so tests can
+//! drive it directly.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod forward;
+pub mod inspect;
+pub mod listen;
+pub mod target;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+
+/// Runs one command until it finishes or `shutdown` is cancelled (Ctrl-C, SIGTERM).
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Listen(args) => listen::listen(args, shutdown).await,
+    }
+}
