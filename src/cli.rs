@@ -1,6 +1,10 @@
 //! Command-line types (clap derive only; behaviour lives in the modules these feed).
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
+use relay_server::config::{parse_duration, parse_offline};
+use relay_server::protocol::{Offline, Respond};
 
 use crate::target::Target;
 
@@ -46,10 +50,47 @@ pub struct ListenArgs {
     #[arg(long, value_name = "NAME", env = "HOOKS_CHANNEL")]
     pub channel: Option<String>,
 
+    /// How the sender is answered: app (wait for your app's response) or a status like 202
+    ///
+    /// app: the sender gets your app's status, headers and body, or 504 after --timeout.
+    /// STATUS: the relay answers STATUS at once, after queueing the request, and delivers it to
+    /// your app asynchronously.
+    #[arg(long, value_name = "app|STATUS", default_value = "app", value_parser = parse_respond)]
+    pub respond: Respond,
+
+    /// How long the sender waits for your app in --respond app mode, e.g. 30, 90s, 10m
+    ///
+    /// Past it the sender gets 504; hooks still forwards the request and shows what your app
+    /// eventually answered. A large value lets you sit on a breakpoint.
+    #[arg(long, value_name = "SECS", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// What the relay does with webhooks for this channel while hooks is not connected
+    ///
+    /// queue: answer 202 and deliver them when hooks reconnects (the relay's default).
+    /// reject: answer 503 with Retry-After, so the provider's own retries redeliver later.
+    #[arg(long, value_name = "queue|reject", value_parser = parse_offline)]
+    pub offline: Option<Offline>,
+
+    /// Exit with status 1 after being disconnected from the relay this long (default: retry
+    /// forever), for supervisors that restart hooks themselves
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub exit_after: Option<Duration>,
+
     /// Print one JSON object per line on stdout (NDJSON) instead of human text
     ///
     /// The first line is {"type":"ready",…}; then one {"type":"request",…} per webhook. Human
     /// status messages still go to stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_respond(text: &str) -> Result<Respond, String> {
+    if text == "app" {
+        return Ok(Respond::App);
+    }
+    match text.parse::<u16>() {
+        Ok(status) if (200..=599).contains(&status) => Ok(Respond::Status(status)),
+        _ => Err("expected app or an HTTP status from 200 to 599, e.g. 202".into()),
+    }
 }

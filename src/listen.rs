@@ -23,9 +23,6 @@ use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
 /// How long to wait for a TCP + WebSocket connection to the relay.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The relay pings every 5 s; a session silent for this long is dead.
-const SILENCE_LIMIT: Duration = Duration::from_secs(15);
-
 /// Frames waiting to be written to the relay.
 const OUTBOX_CAPACITY: usize = 256;
 
@@ -54,11 +51,48 @@ enum SessionEnd {
     Lost(String),
 }
 
+/// What every request handler shares, across reconnections.
+struct Context {
+    forwarder: Forwarder,
+    events: Events,
+    /// The attached session's outbox. Handlers look it up when they answer, so a request that
+    /// outlives its session is answered and acknowledged on the next one.
+    outbox: std::sync::Mutex<Option<mpsc::Sender<Message>>>,
+    handled: std::sync::Mutex<Handled>,
+}
+
+impl Context {
+    fn outbox(&self) -> Option<mpsc::Sender<Message>> {
+        self.outbox
+            .lock()
+            .expect("outbox lock is never poisoned")
+            .clone()
+    }
+
+    fn set_outbox(&self, outbox: Option<mpsc::Sender<Message>>) {
+        *self.outbox.lock().expect("outbox lock is never poisoned") = outbox;
+    }
+
+    async fn send(&self, message: &ClientMessage, payload: &[u8]) {
+        if let Some(outbox) = self.outbox() {
+            let _ = outbox
+                .send(Message::Binary(protocol::encode(message, payload)))
+                .await;
+        }
+    }
+}
+
 /// Runs `hooks listen` until Ctrl-C/SIGTERM (`Ok`) or a failure that reconnecting cannot fix.
 pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let max_body = protocol::DEFAULT_MAX_BODY;
-    let forwarder = Arc::new(Forwarder::new(args.forward_to.clone(), max_body)?);
+    let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
     let (events, printer) = inspect::spawn_printer(OutputOptions { json: args.json });
+    let context = Arc::new(Context {
+        forwarder,
+        events,
+        outbox: std::sync::Mutex::new(None),
+        handled: std::sync::Mutex::new(Handled::default()),
+    });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
         Some(url) => (url.trim_end_matches('/').to_owned(), None),
@@ -67,16 +101,8 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
             (url, Some(task))
         }
     };
-    let result = attach_loop(
-        &args,
-        &relay_url,
-        embedded.is_some(),
-        &forwarder,
-        &events,
-        &shutdown,
-    )
-    .await;
-    drop(events);
+    let result = attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
+    drop(context);
     let _ = printer.await;
     relay_stop.cancel();
     if let Some(task) = embedded {
@@ -107,17 +133,23 @@ async fn attach_loop(
     args: &ListenArgs,
     relay_url: &str,
     embedded: bool,
-    forwarder: &Arc<Forwarder>,
-    events: &Events,
+    context: &Arc<Context>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ws_url = connect_url(relay_url)?;
-    let mut channel = args.channel.clone();
+    let mut hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        channel: args.channel.clone(),
+        respond: args.respond,
+        timeout_ms: Some(u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX)),
+        offline: args.offline,
+    };
     let mut attached_once = false;
     let mut failures = 0u32;
+    let mut disconnected_since: Option<Instant> = None;
     loop {
         let attempt = tokio::select! {
-            attempt = connect(&ws_url, channel.clone()) => attempt,
+            attempt = connect(&ws_url, &hello) => attempt,
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
@@ -129,17 +161,21 @@ async fn attach_loop(
                     Event::Ready {
                         url,
                         channel: name.clone(),
-                        forward_to: forwarder.target().to_string(),
+                        forward_to: context.forwarder.target().to_string(),
                         embedded,
                     }
                 };
-                let _ = events.send(event).await;
+                let _ = context.events.send(event).await;
                 attached_once = true;
-                channel = Some(name);
-                match serve(ws, forwarder, events, shutdown).await {
+                // Reconnect to the same channel, so the URL stays the same.
+                if let ClientMessage::Hello { channel, .. } = &mut hello {
+                    *channel = Some(name);
+                }
+                match serve(ws, context, shutdown).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(reason) => {
-                        let _ = events.send(Event::Disconnected { reason }).await;
+                        disconnected_since = Some(Instant::now());
+                        let _ = context.events.send(Event::Disconnected { reason }).await;
                     }
                 }
             }
@@ -152,6 +188,14 @@ async fn attach_loop(
         }
         let pause = backoff(failures);
         failures = failures.saturating_add(1);
+        if let (Some(limit), Some(since)) = (args.exit_after, disconnected_since) {
+            if since.elapsed() + pause > limit {
+                return Err(anyhow!(
+                    "disconnected from the relay at {relay_url} for {} s (--exit-after)",
+                    since.elapsed().as_secs()
+                ));
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return Ok(()),
@@ -185,7 +229,7 @@ fn connect_url(relay_url: &str) -> anyhow::Result<String> {
 /// Opens a session: WebSocket, hello both ways. Returns the socket, channel and public URL.
 async fn connect(
     ws_url: &str,
-    channel: Option<String>,
+    hello: &ClientMessage,
 ) -> Result<(Ws, String, String), ConnectError> {
     let config = relay_server::ws_config(protocol::DEFAULT_MAX_BODY);
     let opened = tokio::time::timeout(
@@ -203,17 +247,13 @@ async fn connect(
             )))
         }
     };
-    let hello = ClientMessage::Hello {
-        version: PROTOCOL_VERSION,
-        channel,
-    };
-    ws.send(Message::Binary(protocol::encode(&hello, &[])))
+    ws.send(Message::Binary(protocol::encode(hello, &[])))
         .await
-        .map_err(|e| ConnectError::Unreachable(anyhow!(e)))?;
+        .map_err(|e| ConnectError::Unreachable(anyhow!(describe(&e))))?;
     let reply = tokio::time::timeout(protocol::HELLO_TIMEOUT, ws.next()).await;
     let frame = match reply {
         Ok(Some(Ok(Message::Binary(frame)))) => frame,
-        Ok(Some(Err(e))) => return Err(ConnectError::Unreachable(anyhow!(e))),
+        Ok(Some(Err(e))) => return Err(ConnectError::Unreachable(anyhow!(describe(&e)))),
         _ => {
             return Err(ConnectError::Unreachable(anyhow!(
                 "the relay did not answer the hello"
@@ -256,84 +296,119 @@ fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
 }
 
 /// Serves one attached session until it is lost or the user stops hooks.
-async fn serve(
-    ws: Ws,
-    forwarder: &Arc<Forwarder>,
-    events: &Events,
-    shutdown: &CancellationToken,
-) -> SessionEnd {
-    let (mut sink, mut stream) = ws.split();
-    let (outbox, mut outbox_rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
+async fn serve(ws: Ws, context: &Arc<Context>, shutdown: &CancellationToken) -> SessionEnd {
+    let (sink, mut stream) = ws.split();
+    let (outbox, outbox_rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
+    let writer = tokio::spawn(write_loop(sink, outbox_rx));
+    context.set_outbox(Some(outbox));
     let in_flight = TaskTracker::new();
-    let writer = async {
-        while let Some(message) = outbox_rx.recv().await {
-            if let Err(e) = sink.send(message).await {
-                return format!("could not write to the relay: {e}");
-            }
-        }
-        "session closed".to_owned()
-    };
-    let reader = async {
-        loop {
-            let message = match tokio::time::timeout(SILENCE_LIMIT, stream.next()).await {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(e))) => return format!("connection lost: {e}"),
-                Ok(None) => return "connection closed".to_owned(),
-                Err(_) => {
-                    return format!("no word from the relay for {} s", SILENCE_LIMIT.as_secs())
-                }
-            };
-            match message {
-                Message::Binary(frame) => match protocol::decode::<RelayMessage>(frame) {
-                    Ok((
-                        RelayMessage::Request {
-                            id,
-                            method,
-                            target,
-                            headers,
-                        },
-                        body,
-                    )) => {
-                        let job = Job {
-                            id,
-                            method,
-                            target,
-                            headers,
-                            body,
-                        };
-                        in_flight.spawn(handle(
-                            job,
-                            Arc::clone(forwarder),
-                            outbox.clone(),
-                            events.clone(),
-                        ));
-                    }
-                    Ok((RelayMessage::Error { message }, _)) => return message,
-                    Ok((RelayMessage::Hello { .. }, _)) => debug!("ignoring a second hello"),
-                    Err(e) => return format!("the relay sent a bad frame: {e}"),
-                },
-                Message::Close(frame) => {
-                    return match frame {
-                        Some(frame) if !frame.reason.is_empty() => frame.reason.to_string(),
-                        _ => "the relay closed the session".to_owned(),
-                    }
-                }
-                _ => {}
-            }
-        }
-    };
     let end = tokio::select! {
-        reason = writer => SessionEnd::Lost(reason),
-        reason = reader => SessionEnd::Lost(reason),
+        reason = read_loop(&mut stream, context, &in_flight) => SessionEnd::Lost(reason),
         _ = shutdown.cancelled() => SessionEnd::Shutdown,
     };
     in_flight.close();
     if matches!(end, SessionEnd::Shutdown) {
-        // Let requests already at the app finish and reach the printer; their answers cannot
-        // reach the relay any more, which redelivers or times them out.
+        // Finish what the app is handling, answer and acknowledge it, then close cleanly.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, in_flight.wait()).await;
+        context.set_outbox(None);
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    } else {
+        context.set_outbox(None);
+        writer.abort();
     }
     end
+}
+
+/// Writes queued frames and pings to the relay; sends a close frame once every sender is gone.
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+    mut outbox: mpsc::Receiver<Message>,
+) {
+    let mut ping = tokio::time::interval(protocol::PING_INTERVAL);
+    loop {
+        let message = tokio::select! {
+            message = outbox.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+/// Reads frames until the session ends; returns why it ended.
+async fn read_loop(
+    stream: &mut futures_util::stream::SplitStream<Ws>,
+    context: &Arc<Context>,
+    in_flight: &TaskTracker,
+) -> String {
+    loop {
+        let message = match tokio::time::timeout(protocol::SILENCE_LIMIT, stream.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(e))) => return format!("connection lost: {}", describe(&e)),
+            Ok(None) => return "connection closed".to_owned(),
+            Err(_) => {
+                return format!(
+                    "no word from the relay for {} s",
+                    protocol::SILENCE_LIMIT.as_secs()
+                )
+            }
+        };
+        let frame = match message {
+            Message::Binary(frame) => frame,
+            Message::Close(Some(frame)) if !frame.reason.is_empty() => {
+                return frame.reason.to_string()
+            }
+            Message::Close(_) => return "the relay closed the session".to_owned(),
+            _ => continue,
+        };
+        match protocol::decode::<RelayMessage>(frame) {
+            Ok((
+                RelayMessage::Request {
+                    id,
+                    method,
+                    target,
+                    headers,
+                    ..
+                },
+                body,
+            )) => {
+                let job = Job {
+                    id,
+                    method,
+                    target,
+                    headers,
+                    body,
+                };
+                receive(job, context, in_flight).await;
+            }
+            Ok((RelayMessage::Error { message }, _)) => return message,
+            Ok((RelayMessage::Hello { .. }, _)) => debug!("ignoring a second hello"),
+            Err(e) => return format!("the relay sent a bad frame: {e}"),
+        }
+    }
+}
+
+/// Starts handling a request, unless it is a redelivery of one already handled.
+async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) {
+    let seen = context
+        .handled
+        .lock()
+        .expect("handled lock is never poisoned")
+        .start(job.id);
+    match seen {
+        Seen::New => {
+            in_flight.spawn(handle(job, Arc::clone(context)));
+        }
+        // Its acknowledgement was lost: acknowledge again, don't forward again.
+        Seen::Done => context.send(&ClientMessage::Ack { id: job.id }, &[]).await,
+        // Still at the app; its handler acknowledges it when done.
+        Seen::InProgress => {}
+    }
 }
 
 /// One request from the relay, ready to forward.
@@ -345,49 +420,43 @@ struct Job {
     body: Bytes,
 }
 
-/// Forwards one request, answers the relay, then tells the printer.
-async fn handle(
-    job: Job,
-    forwarder: Arc<Forwarder>,
-    outbox: mpsc::Sender<Message>,
-    events: Events,
-) {
+/// Forwards one request, answers and acknowledges it to the relay, then tells the printer.
+async fn handle(job: Job, context: Arc<Context>) {
     let started = Instant::now();
-    let result = forwarder
+    let result = context
+        .forwarder
         .forward(&job.method, &job.target, &job.headers, job.body)
         .await;
     let duration = started.elapsed();
-    let (frame, status, error, hint) = match result {
+    let (status, error, hint) = match result {
         Ok(response) => {
             let message = ClientMessage::Response {
                 id: job.id,
                 status: response.status,
                 headers: response.headers,
             };
-            (
-                protocol::encode(&message, &response.body),
-                response.status,
-                None,
-                None,
-            )
+            context.send(&message, &response.body).await;
+            (response.status, None, None)
         }
         Err(e) => {
-            let hint = e.hint(forwarder.target());
+            let hint = e.hint(context.forwarder.target());
             let reason = match &hint {
                 Some(hint) => format!("{e} ({hint})"),
                 None => e.to_string(),
             };
-            let message = ClientMessage::Failed { id: job.id, reason };
-            (
-                protocol::encode(&message, &[]),
-                502,
-                Some(e.to_string()),
-                hint,
-            )
+            context
+                .send(&ClientMessage::Failed { id: job.id, reason }, &[])
+                .await;
+            (502, Some(e.to_string()), hint)
         }
     };
+    context
+        .handled
+        .lock()
+        .expect("handled lock is never poisoned")
+        .finish(job.id);
     // The answer goes to the relay first: the terminal never delays a webhook.
-    let _ = outbox.send(Message::Binary(frame)).await;
+    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
     let exchange = Exchange {
         id: job.id.0,
         method: job.method,
@@ -397,7 +466,50 @@ async fn handle(
         hint,
         duration,
     };
-    let _ = events.send(Event::Request(exchange)).await;
+    let _ = context.events.send(Event::Request(exchange)).await;
+}
+
+/// Most request ids remembered for dropping redeliveries.
+const HANDLED_MEMORY: usize = 100_000;
+
+/// What the CLI knows about a request id.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    New,
+    InProgress,
+    Done,
+}
+
+/// The ids this process has handled, so a redelivered request reaches the app only once.
+#[derive(Default)]
+struct Handled {
+    done: std::collections::HashMap<RequestId, bool>,
+    order: std::collections::VecDeque<RequestId>,
+}
+
+impl Handled {
+    /// Records that `id` arrived and says whether it was seen before.
+    fn start(&mut self, id: RequestId) -> Seen {
+        match self.done.get(&id) {
+            Some(true) => return Seen::Done,
+            Some(false) => return Seen::InProgress,
+            None => {}
+        }
+        self.done.insert(id, false);
+        self.order.push_back(id);
+        while self.order.len() > HANDLED_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.done.remove(&old);
+            }
+        }
+        Seen::New
+    }
+
+    fn finish(&mut self, id: RequestId) {
+        if let Some(done) = self.done.get_mut(&id) {
+            *done = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -416,6 +528,16 @@ mod tests {
         );
         assert!(connect_url("relay.example.com").is_err());
         assert!(connect_url("ftp://relay.example.com").is_err());
+    }
+
+    #[test]
+    fn redeliveries_are_recognised() {
+        let mut handled = Handled::default();
+        assert_eq!(handled.start(RequestId(1)), Seen::New);
+        assert_eq!(handled.start(RequestId(1)), Seen::InProgress);
+        handled.finish(RequestId(1));
+        assert_eq!(handled.start(RequestId(1)), Seen::Done);
+        assert_eq!(handled.start(RequestId(2)), Seen::New);
     }
 
     #[test]

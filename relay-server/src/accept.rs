@@ -2,6 +2,7 @@
 //! down gracefully.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +14,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use anyhow::Context as _;
+
+use crate::channel::{Channels, Settings};
+use crate::protocol::Respond;
+use crate::queue::Queue;
 use crate::{route, Config, Relay};
 
 /// How long a client may take to send a request's headers (slow senders cannot hold the relay).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often requests past the retention are deleted.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for in-flight requests and sessions to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,10 +42,34 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let relay = Arc::new(Relay::new(config, base_url));
-    info!(%addr, url = %relay.base_url, "relay listening");
+    let (queue, snapshot) =
+        Queue::open(config.data_dir.as_deref()).with_context(|| match &config.data_dir {
+            Some(dir) => format!("could not open the relay queue in {}", dir.display()),
+            None => "could not open the in-memory relay queue".to_owned(),
+        })?;
+    let defaults = Settings {
+        respond: Respond::App,
+        timeout: config.response_timeout,
+        offline: config.offline,
+    };
+    let relay = Arc::new(Relay {
+        channels: Channels::restore(&snapshot, defaults),
+        next_request: AtomicU64::new(snapshot.max_id + 1),
+        queue,
+        base_url,
+        config,
+    });
+    info!(
+        %addr,
+        url = %relay.base_url,
+        queued = snapshot.pending.len(),
+        channels = snapshot.channels.len(),
+        durable = relay.config.data_dir.is_some(),
+        "relay listening"
+    );
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    tasks.spawn(expire_loop(Arc::clone(&relay), cancel.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -63,6 +96,28 @@ pub async fn run(
         warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
+}
+
+/// Deletes requests older than the retention, once a minute.
+async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        match relay.queue.expire(relay.config.retention).await {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(gone) => {
+                info!(
+                    count = gone.len(),
+                    "expired undelivered requests past the retention"
+                );
+                relay.channels.expired(&gone);
+            }
+            Err(e) => warn!(error = %e, "could not expire old requests"),
+        }
+    }
 }
 
 async fn serve(

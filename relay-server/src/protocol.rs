@@ -46,6 +46,12 @@ pub const MAX_HEADERS: usize = 500;
 /// How long either side waits for the other's hello before giving up.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often each side pings the other.
+pub const PING_INTERVAL: Duration = Duration::from_secs(3);
+
+/// A peer silent this long (no frame, no ping, no pong) is dead: about three missed pings.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Shortest and longest channel name a CLI may ask for.
 pub const CHANNEL_LEN: std::ops::RangeInclusive<usize> = 1..=64;
 
@@ -118,6 +124,17 @@ pub enum ClientMessage {
         version: u32,
         /// Channel name to claim, or `None` for a random unguessable one.
         channel: Option<String>,
+        /// How the relay answers senders on this channel.
+        #[serde(default)]
+        respond: Respond,
+        /// How long a sender waits for the app in [`Respond::App`] mode, in milliseconds;
+        /// `None` keeps the relay's default.
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        /// What the relay does with webhooks while no CLI is attached; `None` keeps the relay's
+        /// default.
+        #[serde(default)]
+        offline: Option<Offline>,
     },
     /// The app's response to a request; the frame's payload is the response body.
     Response {
@@ -127,6 +144,11 @@ pub enum ClientMessage {
         status: u16,
         /// Response headers in the order the app sent them, hop-by-hop headers removed.
         headers: Vec<Header>,
+    },
+    /// The CLI has recorded this request: the relay may forget it and will not redeliver it.
+    Ack {
+        /// The request recorded.
+        id: RequestId,
     },
     /// The CLI could not get a response from the app; the relay answers the sender `502`.
     Failed {
@@ -152,8 +174,12 @@ pub enum RelayMessage {
     },
     /// A webhook for the CLI to forward; the frame's payload is the request body.
     Request {
-        /// Identifies this request; the CLI answers with the same id.
+        /// Identifies this request; the CLI answers with the same id. Ids grow and are never
+        /// reused by a relay (its queue remembers the largest), so a CLI can drop repeats.
         id: RequestId,
+        /// When the relay received it, in milliseconds since the Unix epoch (a queued request is
+        /// delivered later than that).
+        received_at_ms: u64,
         /// HTTP method, e.g. `POST`.
         method: String,
         /// Path after the channel, with the query: `/a/b?x=1` for `/<channel>/a/b?x=1`.
@@ -203,6 +229,28 @@ pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
             value: Bytes::copy_from_slice(value.as_bytes()),
         })
         .collect()
+}
+
+/// How the relay answers the sender of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Respond {
+    /// Wait for the app and return its response (up to the channel's timeout, then `504`).
+    #[default]
+    App,
+    /// Answer this status at once, after queueing the request, and deliver it asynchronously.
+    Status(u16),
+}
+
+/// What the relay does with a webhook for a known channel while no CLI is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Offline {
+    /// Queue it, answer `202`, and deliver it when a CLI attaches.
+    #[default]
+    Queue,
+    /// Answer `503` with `Retry-After`, so the provider's own retries redeliver it later.
+    Reject,
 }
 
 /// Why a frame could not be decoded.
@@ -301,6 +349,7 @@ mod tests {
     fn request_round_trips_with_binary_header_and_body() {
         let message = RelayMessage::Request {
             id: RequestId(7),
+            received_at_ms: 1,
             method: "POST".into(),
             target: "/a/b?x=1".into(),
             headers: vec![

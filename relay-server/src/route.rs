@@ -2,7 +2,6 @@
 //! under `/<channel>/…`, which it hands to the channel's session and answers with the app's reply.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::protocol::{self, RelayMessage, RequestId};
-use crate::session::{self, Reply};
+use crate::channel::Reply;
+use crate::protocol::{self, Offline, RelayMessage, Respond};
+use crate::session;
 use crate::Relay;
 
 /// The relay's response body type: always fully buffered.
@@ -117,21 +117,47 @@ fn split_target(uri: &http::Uri) -> Option<(&str, String)> {
     Some((channel, target))
 }
 
-/// Delivers a webhook to its channel's session and answers with the app's response.
+/// Queues a webhook for its channel and answers the sender as the channel's settings say.
 async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
-    let Some((channel, target)) = split_target(req.uri()) else {
+    let Some((name, target)) = split_target(req.uri()) else {
         return text(
             StatusCode::NOT_FOUND,
             "no channel in this URL; webhooks go to /<channel>/…",
         );
     };
-    let channel = channel.to_owned();
-    let Some(session) = relay.channels.get(&channel) else {
+    let name = name.to_owned();
+    let Some(channel) = relay.channels.get(&name) else {
         return text(
             StatusCode::NOT_FOUND,
-            &format!("unknown channel {channel}: no hooks session is attached to it"),
+            &format!("unknown channel {name}: no hooks session has claimed it"),
         );
     };
+    let status = channel.status();
+    if !status.attached && status.settings.offline == Offline::Reject {
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("no hooks session is attached to channel {name}; retry later"),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(REJECT_RETRY_AFTER),
+        );
+        return response;
+    }
+    if status.queued >= relay.config.max_queued {
+        let mut response = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "channel {name} has {} undelivered requests, its limit (--max-queued); retry later",
+                status.queued
+            ),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(REJECT_RETRY_AFTER),
+        );
+        return response;
+    }
     let max_body = relay.config.max_body;
     let declared = req
         .headers()
@@ -150,43 +176,72 @@ async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
             return text(StatusCode::BAD_REQUEST, "could not read the request body");
         }
     };
-    let headers = protocol::forwardable_headers(&parts.headers);
-    let id = RequestId(relay.next_request.fetch_add(1, Ordering::Relaxed));
+    let id = relay.next_id();
     let request = RelayMessage::Request {
         id,
+        received_at_ms: unix_ms(),
         method: parts.method.as_str().to_owned(),
         target,
-        headers,
+        headers: protocol::forwardable_headers(&parts.headers),
     };
     let frame = protocol::encode(&request, &body);
     drop(body);
-    let Some((reply, _guard)) = session.deliver(id, frame).await else {
-        return session_gone(&channel);
-    };
-    match tokio::time::timeout(relay.config.response_timeout, reply).await {
-        Ok(Ok(reply)) => respond(reply),
-        Ok(Err(_)) => session_gone(&channel),
-        Err(_) => text(
-            StatusCode::GATEWAY_TIMEOUT,
+    // Register for the reply before the request can possibly be delivered and answered.
+    let waiter =
+        (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
+    if let Err(e) = relay.queue.insert(id, &channel.name, frame.clone()).await {
+        warn!(error = %e, "could not queue a request");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the relay could not store this request; retry later",
+        );
+    }
+    channel.enqueued(id, frame);
+    match (status.settings.respond, waiter) {
+        (Respond::Status(code), _) => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::ACCEPTED);
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = code;
+            response
+        }
+        (Respond::App, Some((reply, _guard))) => {
+            let timeout = status.settings.timeout;
+            match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(reply)) => respond(reply),
+                // The waiter was dropped only if the relay is going away.
+                Ok(Err(_)) => text(StatusCode::SERVICE_UNAVAILABLE, "the relay is shutting down"),
+                Err(_) => text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!(
+                        "the app did not answer within {:.0?}; the request stays queued for the hooks CLI",
+                        timeout
+                    ),
+                ),
+            }
+        }
+        (Respond::App, None) => text(
+            StatusCode::ACCEPTED,
             &format!(
-                "the app did not answer within {} s",
-                relay.config.response_timeout.as_secs()
+                "queued: no hooks session is attached to channel {name}; it will be delivered when one attaches"
             ),
         ),
     }
+}
+
+/// `Retry-After` seconds suggested when a channel refuses a webhook for now.
+const REJECT_RETRY_AFTER: &str = "30";
+
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn too_large(max_body: usize) -> Response<Body> {
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("request body exceeds this relay's limit of {max_body} bytes (--max-body)"),
-    )
-}
-
-fn session_gone(channel: &str) -> Response<Body> {
-    text(
-        StatusCode::BAD_GATEWAY,
-        &format!("the hooks session for channel {channel} disconnected before answering"),
     )
 }
 

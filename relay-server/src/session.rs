@@ -1,9 +1,8 @@
-//! CLI sessions: the WebSocket handshake, the channel registry, and matching responses to the
-//! requests waiting for them.
+//! CLI sessions: the hello, attaching to a channel, delivering its queued requests, and passing
+//! replies and acknowledgements back to the channel.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,137 +10,25 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::protocol::{self, ClientMessage, Header, RelayMessage, RequestId, PROTOCOL_VERSION};
+use crate::channel::{Attached, Channel, Reply, Settings};
+use crate::protocol::{self, ClientMessage, RelayMessage, RequestId, Respond, PROTOCOL_VERSION};
 use crate::Relay;
 
 /// Frames waiting for the session's writer. Requests beyond this wait for room, so a slow CLI
-/// slows its own senders rather than growing the relay's memory.
+/// slows its own delivery rather than growing the relay's memory.
 const OUTBOX_CAPACITY: usize = 64;
 
-/// How often the relay pings an idle session; a session silent for three of these is dead.
-const PING_INTERVAL: Duration = Duration::from_secs(5);
-
-/// What the CLI answered for one request.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// The app's response.
-    Response {
-        status: u16,
-        headers: Vec<Header>,
-        body: Bytes,
-    },
-    /// The CLI could not reach the app; `reason` is one line for the sender.
-    Failed { reason: String },
-}
-
-/// The relay's handle on one attached CLI session.
-pub(crate) struct Session {
-    outbox: mpsc::Sender<Message>,
-    /// Requests sent to the CLI and not yet answered. `None` once the session has ended, so a
-    /// request can never be registered on a dead session and wait for nothing.
-    pending: Mutex<Option<HashMap<RequestId, oneshot::Sender<Reply>>>>,
-}
-
-/// Removes a request's pending entry when its sender stops waiting (answered, timed out, or the
-/// sender hung up).
-pub(crate) struct PendingGuard {
-    session: Arc<Session>,
-    id: RequestId,
-}
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        if let Some(pending) = self.session.pending().as_mut() {
-            pending.remove(&self.id);
-        }
-    }
-}
-
-impl Session {
-    fn pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Option<HashMap<RequestId, oneshot::Sender<Reply>>>> {
-        self.pending
-            .lock()
-            .expect("pending map lock is never poisoned")
-    }
-
-    /// Sends one request frame to the CLI and returns where its reply will arrive, or `None` when
-    /// the session has ended.
-    pub(crate) async fn deliver(
-        self: &Arc<Self>,
-        id: RequestId,
-        frame: Bytes,
-    ) -> Option<(oneshot::Receiver<Reply>, PendingGuard)> {
-        let (tx, rx) = oneshot::channel();
-        self.pending().as_mut()?.insert(id, tx);
-        let guard = PendingGuard {
-            session: Arc::clone(self),
-            id,
-        };
-        self.outbox.send(Message::Binary(frame)).await.ok()?;
-        Some((rx, guard))
-    }
-
-    fn complete(&self, id: RequestId, reply: Reply) {
-        let waiter = self.pending().as_mut().and_then(|p| p.remove(&id));
-        match waiter {
-            // The sender may have given up (timeout, hang-up); its reply has nowhere to go.
-            Some(waiter) => drop(waiter.send(reply)),
-            None => debug!(%id, "reply for a request nobody waits for"),
-        }
-    }
-
-    /// Ends the session: every waiting request learns at once that no reply will come.
-    fn close(&self) {
-        self.pending().take();
-    }
-}
-
-/// Channels with an attached session.
-#[derive(Default)]
-pub(crate) struct Channels {
-    attached: Mutex<HashMap<String, Arc<Session>>>,
-}
-
-impl Channels {
-    /// The session attached to `channel`, if any.
-    pub(crate) fn get(&self, channel: &str) -> Option<Arc<Session>> {
-        self.lock().get(channel).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
-        self.attached
-            .lock()
-            .expect("channel map lock is never poisoned")
-    }
-
-    fn claim(&self, channel: &str, session: &Arc<Session>) -> bool {
-        let mut attached = self.lock();
-        if attached.contains_key(channel) {
-            return false;
-        }
-        attached.insert(channel.to_owned(), Arc::clone(session));
-        true
-    }
-
-    fn release(&self, channel: &str, session: &Arc<Session>) {
-        let mut attached = self.lock();
-        if attached
-            .get(channel)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
-            attached.remove(channel);
-        }
-    }
-}
+/// How often the relay pings a session. The CLI pings too; a session silent for
+/// [`protocol::SILENCE_LIMIT`] is dead.
+const PING_INTERVAL: Duration = protocol::PING_INTERVAL;
 
 /// A fresh unguessable channel name: 128 random bits as 22 characters of `[A-Za-z0-9_-]`.
 pub(crate) fn random_channel() -> String {
@@ -172,66 +59,84 @@ pub(crate) async fn run(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) 
     serve(relay, ws, shutdown).instrument(span).await
 }
 
+/// What a CLI asked for in its hello.
+struct Hello {
+    channel: Option<String>,
+    settings: Settings,
+}
+
 async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
-    let requested = match read_hello(&mut ws).await {
-        Ok(requested) => requested,
+    let hello = match read_hello(&mut ws, relay.channels.defaults()).await {
+        Ok(hello) => hello,
         Err(message) => return refuse(ws, message).await,
     };
-    let channel = match requested {
-        Some(name) => name,
-        None => random_channel(),
-    };
+    let name = hello.channel.unwrap_or_else(random_channel);
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let session = Arc::new(Session {
-        outbox,
-        pending: Mutex::new(Some(HashMap::new())),
-    });
-    if !relay.channels.claim(&channel, &session) {
-        let message = format!(
-            "channel {channel} is in use by another hooks session; stop that one or pick another --channel"
-        );
-        return refuse(ws, message).await;
-    }
-    let url = relay.channel_url(&channel);
-    let hello = RelayMessage::Hello {
+    let attached = Arc::new(Attached { outbox });
+    let channel = match relay
+        .channels
+        .attach(&relay.queue, &name, hello.settings, &attached)
+        .await
+    {
+        Ok(channel) => channel,
+        Err(message) => return refuse(ws, message).await,
+    };
+    let reply = RelayMessage::Hello {
         version: PROTOCOL_VERSION,
-        channel: channel.clone(),
-        url,
+        channel: name.clone(),
+        url: relay.channel_url(&name),
     };
     if ws
-        .send(Message::Binary(protocol::encode(&hello, &[])))
+        .send(Message::Binary(protocol::encode(&reply, &[])))
         .await
         .is_ok()
     {
-        info!(%channel, "session attached");
-        pump(&session, ws, outbox_rx, shutdown).await;
+        info!(channel = %name, queued = channel.status().queued, "session attached");
+        pump(&relay, &channel, &attached, ws, outbox_rx, shutdown).await;
     }
-    relay.channels.release(&channel, &session);
-    session.close();
-    info!(%channel, "session ended");
+    channel.detach(&attached);
+    info!(channel = %name, "session ended");
 }
 
-/// Reads the CLI's hello; `Ok` carries the channel it asks for, `Err` the sentence refusing it.
-async fn read_hello(ws: &mut Ws) -> Result<Option<String>, String> {
+/// Reads the CLI's hello; `Err` carries the sentence refusing it.
+async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
     let first = tokio::time::timeout(protocol::HELLO_TIMEOUT, ws.next()).await;
     let frame = match first {
         Ok(Some(Ok(Message::Binary(frame)))) => frame,
         Ok(_) => return Err("expected a hello message first".into()),
         Err(_) => return Err("no hello received in time".into()),
     };
-    match protocol::decode::<ClientMessage>(frame) {
-        Ok((ClientMessage::Hello { version, .. }, _)) if version != PROTOCOL_VERSION => {
-            Err(protocol::version_mismatch(PROTOCOL_VERSION, version))
-        }
-        Ok((ClientMessage::Hello { channel, .. }, _)) => {
-            if let Some(name) = &channel {
-                protocol::validate_channel(name).map_err(|e| format!("{e}: {name:?}"))?;
-            }
-            Ok(channel)
-        }
-        Ok(_) => Err("expected a hello message first".into()),
-        Err(e) => Err(format!("could not read hello: {e}")),
+    let (message, _) = protocol::decode::<ClientMessage>(frame)
+        .map_err(|e| format!("could not read hello: {e}"))?;
+    let ClientMessage::Hello {
+        version,
+        channel,
+        respond,
+        timeout_ms,
+        offline,
+    } = message
+    else {
+        return Err("expected a hello message first".into());
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(protocol::version_mismatch(PROTOCOL_VERSION, version));
     }
+    if let Some(name) = &channel {
+        protocol::validate_channel(name).map_err(|e| format!("{e}: {name:?}"))?;
+    }
+    if let Respond::Status(status) = respond {
+        if !(200..=599).contains(&status) {
+            return Err(format!(
+                "--respond status {status} is not between 200 and 599"
+            ));
+        }
+    }
+    let settings = Settings {
+        respond,
+        timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+        offline: offline.unwrap_or(defaults.offline),
+    };
+    Ok(Hello { channel, settings })
 }
 
 async fn refuse(mut ws: Ws, message: String) {
@@ -243,9 +148,11 @@ async fn refuse(mut ws: Ws, message: String) {
     let _ = ws.close(None).await;
 }
 
-/// Moves frames both ways until the CLI leaves, stops answering pings, or the relay shuts down.
+/// Moves frames both ways until the CLI leaves, goes silent, or the relay shuts down.
 async fn pump(
-    session: &Session,
+    relay: &Relay,
+    channel: &Channel,
+    attached: &Attached,
     ws: Ws,
     mut outbox: mpsc::Receiver<Message>,
     shutdown: CancellationToken,
@@ -262,7 +169,7 @@ async fn pump(
                 _ = ping.tick() => Message::Ping(Bytes::new()),
                 _ = shutdown.cancelled() => {
                     let close = CloseFrame {
-                        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
+                        code: CloseCode::Away,
                         reason: "relay is shutting down".into(),
                     };
                     let _ = sink.send(Message::Close(Some(close))).await;
@@ -276,9 +183,8 @@ async fn pump(
         }
     };
     let reader = async {
-        let silence = PING_INTERVAL * 3;
         loop {
-            let message = match tokio::time::timeout(silence, stream.next()).await {
+            let message = match tokio::time::timeout(protocol::SILENCE_LIMIT, stream.next()).await {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(e))) => {
                     debug!(error = %e, "session read failed");
@@ -286,13 +192,16 @@ async fn pump(
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    warn!("session silent for {silence:?}; dropping it");
+                    warn!(
+                        "session silent for {:?}; dropping it",
+                        protocol::SILENCE_LIMIT
+                    );
                     break;
                 }
             };
             match message {
                 Message::Binary(frame) => {
-                    if let Err(e) = receive(session, frame) {
+                    if let Err(e) = receive(relay, channel, frame).await {
                         warn!(error = %e, "bad frame from CLI; ending session");
                         break;
                     }
@@ -305,10 +214,43 @@ async fn pump(
     tokio::select! {
         _ = writer => {}
         _ = reader => {}
+        _ = deliver(relay, channel, attached) => {}
     }
 }
 
-fn receive(session: &Session, frame: Bytes) -> Result<(), protocol::ProtocolError> {
+/// Sends the channel's pending requests to the session, oldest first: first what waited while
+/// no session was attached, then each new one as it is queued.
+async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
+    let mut cursor = RequestId(0);
+    loop {
+        let Some((id, frame)) = channel.next_after(cursor) else {
+            channel.wake.notified().await;
+            continue;
+        };
+        cursor = id;
+        let frame = match frame {
+            Some(frame) => frame,
+            None => match relay.queue.load(id).await {
+                Ok(Some(frame)) => frame,
+                // Acknowledged or expired meanwhile.
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(error = %e, %id, "could not read a queued request; ending session");
+                    return;
+                }
+            },
+        };
+        if attached.outbox.send(Message::Binary(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn receive(
+    relay: &Relay,
+    channel: &Channel,
+    frame: Bytes,
+) -> Result<(), protocol::ProtocolError> {
     let (message, body) = protocol::decode::<ClientMessage>(frame)?;
     match message {
         ClientMessage::Response {
@@ -317,16 +259,20 @@ fn receive(session: &Session, frame: Bytes) -> Result<(), protocol::ProtocolErro
             headers,
         } => {
             protocol::check_headers(&headers)?;
-            session.complete(
-                id,
-                Reply::Response {
-                    status,
-                    headers,
-                    body,
-                },
-            );
+            let reply = Reply::Response {
+                status,
+                headers,
+                body,
+            };
+            channel.complete(id, reply);
         }
-        ClientMessage::Failed { id, reason } => session.complete(id, Reply::Failed { reason }),
+        ClientMessage::Failed { id, reason } => channel.complete(id, Reply::Failed { reason }),
+        ClientMessage::Ack { id } => {
+            // Only this channel's own requests: a CLI cannot acknowledge another channel's.
+            if channel.forget(id) {
+                relay.queue.ack(id).await;
+            }
+        }
         ClientMessage::Hello { .. } => debug!("ignoring a second hello"),
     }
     Ok(())

@@ -1,0 +1,283 @@
+//! Channels: the in-memory mirror of the queue for each channel, the session attached to it, and
+//! the senders waiting for the app's reply.
+//!
+//! The queue (SQLite) is the truth; a channel keeps the ids of its unacknowledged requests in
+//! order, and keeps recent frames in memory so live delivery does not read them back from disk.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::warn;
+
+use crate::protocol::{Header, Offline, RequestId, Respond};
+use crate::queue::{ChannelRecord, Queue, Snapshot};
+
+/// Most bytes of request frames a channel keeps in memory for its attached session; beyond this,
+/// frames are read back from the queue when their turn comes.
+const HOT_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the CLI answered for one request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The app's response.
+    Response {
+        status: u16,
+        headers: Vec<Header>,
+        body: Bytes,
+    },
+    /// The CLI could not reach the app; `reason` is one line for the sender.
+    Failed { reason: String },
+}
+
+/// A channel's settings, chosen by its CLI and remembered across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Settings {
+    pub respond: Respond,
+    pub timeout: Duration,
+    pub offline: Offline,
+}
+
+/// The relay's handle on an attached CLI session: where its frames go.
+pub(crate) struct Attached {
+    pub outbox: mpsc::Sender<Message>,
+}
+
+/// One channel.
+pub(crate) struct Channel {
+    pub name: String,
+    state: Mutex<State>,
+    /// Wakes the attached session's delivery loop when a request is queued.
+    pub wake: Notify,
+}
+
+struct State {
+    settings: Settings,
+    /// Unacknowledged requests, oldest first; each is in the queue.
+    pending: BTreeSet<RequestId>,
+    /// Frames of pending requests not yet sent to the attached session.
+    hot: HashMap<RequestId, Bytes>,
+    hot_bytes: usize,
+    session: Option<Arc<Attached>>,
+    /// Senders waiting for the app's reply, by request.
+    waiters: HashMap<RequestId, oneshot::Sender<Reply>>,
+}
+
+/// What the router needs to know to answer a sender.
+pub(crate) struct Status {
+    pub settings: Settings,
+    pub attached: bool,
+    pub queued: usize,
+}
+
+impl Channel {
+    fn new(name: String, settings: Settings) -> Self {
+        Channel {
+            name,
+            state: Mutex::new(State {
+                settings,
+                pending: BTreeSet::new(),
+                hot: HashMap::new(),
+                hot_bytes: 0,
+                session: None,
+                waiters: HashMap::new(),
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("channel lock is never poisoned")
+    }
+
+    /// Settings, whether a session is attached, and the queue depth.
+    pub fn status(&self) -> Status {
+        let state = self.lock();
+        Status {
+            settings: state.settings,
+            attached: state.session.is_some(),
+            queued: state.pending.len(),
+        }
+    }
+
+    /// Registers interest in the reply to `id`; dropping the guard withdraws it.
+    pub fn wait_for(self: &Arc<Self>, id: RequestId) -> (oneshot::Receiver<Reply>, WaiterGuard) {
+        let (tx, rx) = oneshot::channel();
+        self.lock().waiters.insert(id, tx);
+        let guard = WaiterGuard {
+            channel: Arc::clone(self),
+            id,
+        };
+        (rx, guard)
+    }
+
+    /// Records a request just committed to the queue and wakes the delivery loop.
+    pub fn enqueued(&self, id: RequestId, frame: Bytes) {
+        let mut state = self.lock();
+        state.pending.insert(id);
+        if state.session.is_some() && state.hot_bytes + frame.len() <= HOT_BYTES {
+            state.hot_bytes += frame.len();
+            state.hot.insert(id, frame);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The next pending request after `cursor`, with its frame when it is still in memory.
+    pub fn next_after(&self, cursor: RequestId) -> Option<(RequestId, Option<Bytes>)> {
+        let mut state = self.lock();
+        let id = *state
+            .pending
+            .range((
+                std::ops::Bound::Excluded(cursor),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()?;
+        let frame = state.hot.remove(&id);
+        if let Some(frame) = &frame {
+            state.hot_bytes -= frame.len();
+        }
+        Some((id, frame))
+    }
+
+    /// Hands a reply to the sender waiting for it, if any is still waiting.
+    pub fn complete(&self, id: RequestId, reply: Reply) {
+        if let Some(waiter) = self.lock().waiters.remove(&id) {
+            let _ = waiter.send(reply);
+        }
+    }
+
+    /// Forgets an acknowledged or expired request; `true` if it was pending on this channel.
+    pub fn forget(&self, id: RequestId) -> bool {
+        let mut state = self.lock();
+        if let Some(frame) = state.hot.remove(&id) {
+            state.hot_bytes -= frame.len();
+        }
+        state.pending.remove(&id)
+    }
+
+    /// Detaches `session` if it is still the attached one.
+    pub fn detach(&self, session: &Arc<Attached>) {
+        let mut state = self.lock();
+        if state
+            .session
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            state.session = None;
+            state.hot.clear();
+            state.hot_bytes = 0;
+        }
+    }
+}
+
+/// Withdraws a sender's interest in a reply when it stops waiting.
+pub(crate) struct WaiterGuard {
+    channel: Arc<Channel>,
+    id: RequestId,
+}
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        self.channel.lock().waiters.remove(&self.id);
+    }
+}
+
+/// Every known channel.
+pub(crate) struct Channels {
+    map: Mutex<HashMap<String, Arc<Channel>>>,
+    defaults: Settings,
+}
+
+impl Channels {
+    /// The channels remembered in `snapshot`, with their pending requests.
+    pub fn restore(snapshot: &Snapshot, defaults: Settings) -> Self {
+        let mut map = HashMap::new();
+        for record in &snapshot.channels {
+            let settings = serde_json::from_str(&record.settings).unwrap_or_else(|e| {
+                warn!(channel = %record.name, error = %e, "unreadable channel settings; using defaults");
+                defaults
+            });
+            map.insert(
+                record.name.clone(),
+                Arc::new(Channel::new(record.name.clone(), settings)),
+            );
+        }
+        for (name, id) in &snapshot.pending {
+            let channel = map
+                .entry(name.clone())
+                .or_insert_with(|| Arc::new(Channel::new(name.clone(), defaults)));
+            channel.lock().pending.insert(*id);
+        }
+        Channels {
+            map: Mutex::new(map),
+            defaults,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Channel>>> {
+        self.map.lock().expect("channel map lock is never poisoned")
+    }
+
+    /// The relay-wide default settings.
+    pub fn defaults(&self) -> Settings {
+        self.defaults
+    }
+
+    /// The channel named `name`, if a CLI ever claimed it.
+    pub fn get(&self, name: &str) -> Option<Arc<Channel>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Attaches `session` to `name` with `settings`, creating and remembering the channel.
+    /// Fails with a sentence for the user when another session holds it or the queue fails.
+    pub async fn attach(
+        &self,
+        queue: &Queue,
+        name: &str,
+        settings: Settings,
+        session: &Arc<Attached>,
+    ) -> Result<Arc<Channel>, String> {
+        let channel = {
+            let mut map = self.lock();
+            let channel = map
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Channel::new(name.to_owned(), settings)));
+            let mut state = channel.lock();
+            if state.session.is_some() {
+                return Err(format!(
+                    "channel {name} is in use by another hooks session; stop that one or pick another --channel"
+                ));
+            }
+            state.session = Some(Arc::clone(session));
+            state.settings = settings;
+            drop(state);
+            Arc::clone(channel)
+        };
+        let record = ChannelRecord {
+            name: name.to_owned(),
+            settings: serde_json::to_string(&settings).expect("settings serialize"),
+        };
+        if let Err(e) = queue.save_channel(record).await {
+            channel.detach(session);
+            return Err(format!("the relay could not record the channel: {e}"));
+        }
+        // Deliver whatever waited while no session was attached.
+        channel.wake.notify_one();
+        Ok(channel)
+    }
+
+    /// Forgets expired requests.
+    pub fn expired(&self, gone: &[(String, RequestId)]) {
+        let map = self.lock();
+        for (name, id) in gone {
+            if let Some(channel) = map.get(name) {
+                channel.forget(*id);
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The relay's durable queue: every accepted webhook is written here before the relay answers or
+//! forwards it, and stays until a CLI acknowledges it or it expires. Also remembers the channels
+//! that CLIs have claimed, so they survive restarts.
+//!
+//! SQLite (WAL, `synchronous=NORMAL`: a committed row survives the process being killed; only a
+//! power loss can take the last few) on one dedicated thread fed by a channel. The thread commits
+//! everything waiting in one transaction, so many concurrent webhooks share one commit.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use crate::protocol::RequestId;
+
+/// Commands waiting for the store thread.
+const COMMAND_CAPACITY: usize = 1024;
+
+/// Most commands the store thread commits in one transaction.
+const BATCH: usize = 256;
+
+/// A channel's settings, as its CLI last set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRecord {
+    /// Channel name.
+    pub name: String,
+    /// Settings chosen by the CLI, as JSON (see `channel::Settings`).
+    pub settings: String,
+}
+
+/// What the queue holds at start-up.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every remembered channel.
+    pub channels: Vec<ChannelRecord>,
+    /// Unacknowledged request ids, by channel name.
+    pub pending: Vec<(String, RequestId)>,
+    /// The largest request id ever used; new ids start above it.
+    pub max_id: u64,
+}
+
+/// Why the queue could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// SQLite failed (disk full, corrupt file, …).
+    #[error("relay queue: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store thread is gone (the relay is shutting down).
+    #[error("relay queue is closed")]
+    Closed,
+}
+
+enum Command {
+    Insert {
+        id: RequestId,
+        channel: String,
+        frame: Bytes,
+        done: Done,
+    },
+    Load {
+        id: RequestId,
+        done: oneshot::Sender<Result<Option<Bytes>, QueueError>>,
+    },
+    Ack {
+        id: RequestId,
+    },
+    SaveChannel {
+        record: ChannelRecord,
+        done: Done,
+    },
+    Expire {
+        older_than: Duration,
+        done: oneshot::Sender<Result<Vec<(String, RequestId)>, QueueError>>,
+    },
+}
+
+/// Handle on the store thread; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in `dir`, or in memory when `dir` is `None`, and returns it
+    /// with what it already holds.
+    pub fn open(dir: Option<&Path>) -> Result<(Queue, Snapshot), QueueError> {
+        let conn = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())
+                })?;
+                Connection::open(dir.join("relay.db"))?
+            }
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS channels (
+                 name TEXT PRIMARY KEY,
+                 settings TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS queue (
+                 id INTEGER PRIMARY KEY,
+                 channel TEXT NOT NULL,
+                 received_at INTEGER NOT NULL,
+                 frame BLOB NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS queue_received ON queue (received_at);
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )?;
+        let snapshot = snapshot(&conn)?;
+        let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
+        std::thread::Builder::new()
+            .name("relay-queue".into())
+            .spawn(move || store_thread(conn, rx))
+            .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
+        Ok((Queue { commands }, snapshot))
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command,
+    ) -> Result<T, QueueError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .send(make(done))
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    /// Writes one request frame durably; returns once it is committed.
+    pub async fn insert(
+        &self,
+        id: RequestId,
+        channel: &str,
+        frame: Bytes,
+    ) -> Result<(), QueueError> {
+        let channel = channel.to_owned();
+        self.call(|done| Command::Insert {
+            id,
+            channel,
+            frame,
+            done,
+        })
+        .await
+    }
+
+    /// Reads a queued frame back, `None` if it was acknowledged or expired meanwhile.
+    pub async fn load(&self, id: RequestId) -> Result<Option<Bytes>, QueueError> {
+        self.call(|done| Command::Load { id, done }).await
+    }
+
+    /// Deletes an acknowledged request (in the background; a lost ack means one redelivery).
+    pub async fn ack(&self, id: RequestId) {
+        let _ = self.commands.send(Command::Ack { id }).await;
+    }
+
+    /// Remembers a channel and its settings.
+    pub async fn save_channel(&self, record: ChannelRecord) -> Result<(), QueueError> {
+        self.call(|done| Command::SaveChannel { record, done })
+            .await
+    }
+
+    /// Deletes requests received `older_than` ago or earlier; returns what it deleted.
+    pub async fn expire(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<(String, RequestId)>, QueueError> {
+        self.call(|done| Command::Expire { older_than, done }).await
+    }
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
+    let mut channels = Vec::new();
+    let mut stmt = conn.prepare("SELECT name, settings FROM channels")?;
+    for row in stmt.query_map([], |r| {
+        Ok(ChannelRecord {
+            name: r.get(0)?,
+            settings: r.get(1)?,
+        })
+    })? {
+        channels.push(row?);
+    }
+    let mut pending = Vec::new();
+    let mut stmt = conn.prepare("SELECT channel, id FROM queue ORDER BY id")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (channel, id) = row?;
+        pending.push((channel, RequestId(id as u64)));
+    }
+    // Ids are never reused, even after the rows are gone, so a CLI's "already handled" memory
+    // can never swallow a new request.
+    let queued: Option<i64> = conn.query_row("SELECT MAX(id) FROM queue", [], |r| r.get(0))?;
+    let recorded: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'max_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let max_id = queued.unwrap_or(0).max(recorded.unwrap_or(0)) as u64;
+    Ok(Snapshot {
+        channels,
+        pending,
+        max_id,
+    })
+}
+
+fn store_thread(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.blocking_recv().map(|c| batch.push(c)).is_some() {
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, &mut batch);
+    }
+}
+
+/// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
+fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            fail_all(batch.drain(..), &e);
+            return;
+        }
+    };
+    // Writers hear back only once the commit's fate is known.
+    let mut replies: Vec<(Done, rusqlite::Result<()>)> = Vec::new();
+    let mut max_id: Option<u64> = None;
+    for command in batch.drain(..) {
+        match command {
+            Command::Insert {
+                id,
+                channel,
+                frame,
+                done,
+            } => {
+                let result = tx.execute(
+                    "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)",
+                    params![id.0 as i64, channel, now_ms(), frame.as_ref()],
+                );
+                max_id = max_id.max(Some(id.0));
+                replies.push((done, result.map(|_| ())));
+            }
+            Command::Load { id, done } => {
+                let result = tx
+                    .query_row(
+                        "SELECT frame FROM queue WHERE id = ?1",
+                        [id.0 as i64],
+                        |r| r.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()
+                    .map(|frame| frame.map(Bytes::from));
+                let _ = done.send(result.map_err(QueueError::from));
+            }
+            Command::Ack { id } => {
+                if let Err(e) = tx.execute("DELETE FROM queue WHERE id = ?1", [id.0 as i64]) {
+                    warn!(error = %e, %id, "could not delete an acknowledged request");
+                }
+            }
+            Command::SaveChannel { record, done } => {
+                let result = tx.execute(
+                    "INSERT INTO channels (name, settings, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET settings = ?2, updated_at = ?3",
+                    params![record.name, record.settings, now_ms()],
+                );
+                replies.push((done, result.map(|_| ())));
+            }
+            Command::Expire { older_than, done } => {
+                let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+                let result = expire(&tx, cutoff);
+                let _ = done.send(result.map_err(QueueError::from));
+            }
+        }
+    }
+    if let Some(max_id) = max_id {
+        let result = tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
+            [max_id as i64],
+        );
+        if let Err(e) = result {
+            warn!(error = %e, "could not record the largest request id");
+        }
+    }
+    let committed = tx.commit();
+    for (done, result) in replies {
+        // The statement's own error, else the commit's.
+        let outcome = match (result, &committed) {
+            (Err(e), _) => Err(QueueError::Sqlite(e)),
+            (Ok(()), Err(e)) => Err(QueueError::Sqlite(clone_error(e))),
+            (Ok(()), Ok(())) => Ok(()),
+        };
+        let _ = done.send(outcome);
+    }
+}
+
+/// Where a write's outcome goes.
+type Done = oneshot::Sender<Result<(), QueueError>>;
+
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::InvalidPath(other.to_string().into()),
+    }
+}
+
+fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
+    for command in commands {
+        match command {
+            Command::Insert { done, .. } | Command::SaveChannel { done, .. } => {
+                let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
+            }
+            Command::Load { done, .. } => {
+                let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
+            }
+            Command::Expire { done, .. } => {
+                let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
+            }
+            Command::Ack { .. } => {}
+        }
+    }
+}
+
+fn expire(
+    tx: &rusqlite::Transaction<'_>,
+    cutoff: i64,
+) -> rusqlite::Result<Vec<(String, RequestId)>> {
+    let mut stmt = tx.prepare("DELETE FROM queue WHERE received_at <= ?1 RETURNING channel, id")?;
+    let rows = stmt.query_map([cutoff], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            RequestId(r.get::<_, i64>(1)? as u64),
+        ))
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_survive_reopening_and_ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+            assert_eq!(snapshot.max_id, 0);
+            queue
+                .save_channel(ChannelRecord {
+                    name: "ch".into(),
+                    settings: "{}".into(),
+                })
+                .await
+                .unwrap();
+            queue
+                .insert(RequestId(1), "ch", Bytes::from_static(b"one"))
+                .await
+                .unwrap();
+            queue
+                .insert(RequestId(2), "ch", Bytes::from_static(b"two"))
+                .await
+                .unwrap();
+            queue.ack(RequestId(2)).await;
+            assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
+            // A load after the ack is committed shows the ack took effect.
+            assert_eq!(queue.load(RequestId(2)).await.unwrap(), None);
+        }
+        let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(snapshot.channels.len(), 1);
+        assert_eq!(snapshot.pending, vec![("ch".to_owned(), RequestId(1))]);
+        assert_eq!(
+            snapshot.max_id, 2,
+            "the acked id 2 must not be handed out again"
+        );
+        assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
+    }
+
+    #[tokio::test]
+    async fn expire_deletes_old_rows_only() {
+        let (queue, _) = Queue::open(None).unwrap();
+        queue
+            .insert(RequestId(5), "ch", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(queue
+            .expire(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty());
+        let gone = queue.expire(Duration::ZERO).await.unwrap();
+        assert_eq!(gone, vec![("ch".to_owned(), RequestId(5))]);
+        assert_eq!(queue.load(RequestId(5)).await.unwrap(), None);
+    }
+}
