@@ -1,10 +1,11 @@
 //! Command-line types (clap derive only; behaviour lives in the modules these feed).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use relay_server::config::{parse_duration, parse_offline};
-use relay_server::protocol::{Offline, Respond};
+use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::target::Target;
 
@@ -43,6 +44,16 @@ pub struct ListenArgs {
     /// machine only.
     #[arg(long, value_name = "URL", env = "HOOKS_RELAY")]
     pub relay: Option<String>,
+
+    /// Token for relays that require one (see the relay's --tokens-file)
+    #[arg(long, value_name = "TOKEN", env = "HOOKS_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub token: Option<Token>,
+
+    /// Extra CA certificate (PEM) to trust for an https:// relay, e.g. a private CA
+    ///
+    /// The platform's root certificates are always trusted.
+    #[arg(long, value_name = "PEM", env = "HOOKS_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 
     /// Channel name to claim on the relay (letters, digits, '_' and '-'; at most 64)
     ///
@@ -93,4 +104,11 @@ fn parse_respond(text: &str) -> Result<Respond, String> {
         Ok(status) if (200..=599).contains(&status) => Ok(Respond::Status(status)),
         _ => Err("expected app or an HTTP status from 200 to 599, e.g. 202".into()),
     }
+}
+
+fn parse_token(text: &str) -> Result<Token, String> {
+    if text.trim().is_empty() {
+        return Err("the token is empty".into());
+    }
+    Ok(Token(text.trim().to_owned()))
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 pub mod forward;
 pub mod inspect;
 pub mod listen;
@@ -18,6 +19,9 @@ use crate::cli::{Cli, Command};
 /// Runs one command until it finishes or `shutdown` is cancelled (Ctrl-C, SIGTERM).
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
-        Command::Listen(args) => listen::listen(args, shutdown).await,
+        Command::Listen(mut args) => {
+            args.apply(config::load(config::path().as_deref())?);
+            listen::listen(args, shutdown).await
+        }
     }
 }

@@ -11,7 +11,7 @@ use relay_server::protocol::{self, ClientMessage, RelayMessage, RequestId, PROTO
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -143,13 +143,15 @@ async fn attach_loop(
         respond: args.respond,
         timeout_ms: Some(u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX)),
         offline: args.offline,
+        token: args.token.clone(),
     };
+    let tls = tls_connector(args.ca_cert.as_deref())?;
     let mut attached_once = false;
     let mut failures = 0u32;
     let mut disconnected_since: Option<Instant> = None;
     loop {
         let attempt = tokio::select! {
-            attempt = connect(&ws_url, &hello) => attempt,
+            attempt = connect(&ws_url, &hello, &tls) => attempt,
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
@@ -213,6 +215,33 @@ fn backoff(failures: u32) -> Duration {
     full.mul_f64(0.5 + jitter / 2.0)
 }
 
+/// TLS settings for `wss://` relays: the platform's roots, plus `ca_cert` when given.
+fn tls_connector(ca_cert: Option<&std::path::Path>) -> anyhow::Result<Connector> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_cert {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("could not read the CA certificate {}", path.display()))?;
+        for cert in certs {
+            let cert = cert.with_context(|| format!("{} is not valid PEM", path.display()))?;
+            roots
+                .add(cert)
+                .with_context(|| format!("{} is not a usable CA certificate", path.display()))?;
+        }
+    } else if added == 0 {
+        debug!("no platform root certificates found; https relays will need --ca-cert");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
 /// The WebSocket URL of a relay: `http://h` → `ws://h/_hooks/v1/connect`, `https` → `wss`.
 fn connect_url(relay_url: &str) -> anyhow::Result<String> {
     let (scheme, rest) = relay_url
@@ -230,11 +259,17 @@ fn connect_url(relay_url: &str) -> anyhow::Result<String> {
 async fn connect(
     ws_url: &str,
     hello: &ClientMessage,
+    tls: &Connector,
 ) -> Result<(Ws, String, String), ConnectError> {
     let config = relay_server::ws_config(protocol::DEFAULT_MAX_BODY);
     let opened = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(ws_url, Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            ws_url,
+            Some(config),
+            true,
+            Some(tls.clone()),
+        ),
     )
     .await;
     let mut ws = match opened {

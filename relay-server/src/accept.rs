@@ -10,6 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -17,12 +18,12 @@ use tracing::{debug, info, warn};
 use anyhow::Context as _;
 
 use crate::channel::{Channels, Settings};
+use crate::metrics::Metrics;
 use crate::protocol::Respond;
 use crate::queue::Queue;
+use crate::tls::Tls;
+use crate::tokens::Tokens;
 use crate::{route, Config, Relay};
-
-/// How long a client may take to send a request's headers (slow senders cannot hold the relay).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often requests past the retention are deleted.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
@@ -37,11 +38,32 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with_reload(listener, config, shutdown, Arc::new(Notify::new())).await
+}
+
+/// Like [`run`]; each notification of `reload` (SIGHUP in `main`) rereads the TLS certificate
+/// and the tokens file.
+pub async fn run_with_reload(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reload: Arc<Notify>,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let tls = config.tls.clone().map(Tls::load).transpose()?;
+    let tokens = Tokens::load(config.tokens_file.clone())?;
+    if !tokens.required() {
+        warn!("no --tokens-file: this relay is open, any CLI may attach to any free channel");
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let subdomain_host = config
+        .subdomains
+        .then(|| base_url.split_once("://").map(|(_, host)| host.to_owned()))
+        .flatten();
     let (queue, snapshot) =
         Queue::open(config.data_dir.as_deref()).with_context(|| match &config.data_dir {
             Some(dir) => format!("could not open the relay queue in {}", dir.display()),
@@ -57,6 +79,11 @@ pub async fn run(
         next_request: AtomicU64::new(snapshot.max_id + 1),
         queue,
         base_url,
+        subdomain_host,
+        tokens,
+        tls,
+        metrics: Metrics::default(),
+        sessions: Arc::new(Semaphore::new(config.max_sessions)),
         config,
     });
     info!(
@@ -70,13 +97,14 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(expire_loop(Arc::clone(&relay), cancel.clone()));
+    tasks.spawn(reload_loop(Arc::clone(&relay), reload, cancel.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    tasks.spawn(serve(Arc::clone(&relay), stream, tasks.clone(), cancel.clone()));
+                    tasks.spawn(accept(Arc::clone(&relay), stream, tasks.clone(), cancel.clone()));
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning, and keep serving.
@@ -120,7 +148,29 @@ async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
     }
 }
 
-async fn serve(
+/// Rereads the TLS certificate and the tokens file on each notification.
+async fn reload_loop(relay: Arc<Relay>, reload: Arc<Notify>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = reload.notified() => {}
+            _ = cancel.cancelled() => return,
+        }
+        if let Some(tls) = &relay.tls {
+            match tls.reload() {
+                Ok(()) => info!("TLS certificate reloaded"),
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "TLS certificate not reloaded; keeping the old one")
+                }
+            }
+        }
+        if let Err(e) = relay.tokens.reload() {
+            warn!(error = %format!("{e:#}"), "tokens not reloaded; keeping the old ones");
+        }
+    }
+}
+
+/// Takes one connection: TLS handshake when configured, then HTTP.
+async fn accept(
     relay: Arc<Relay>,
     stream: TcpStream,
     tasks: TaskTracker,
@@ -128,13 +178,31 @@ async fn serve(
 ) {
     // Webhook answers are small writes that must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let Some(tls) = &relay.tls else {
+        return serve(relay, stream, tasks, cancel).await;
+    };
+    let handshake = tokio::time::timeout(relay.config.read_timeout, tls.acceptor().accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => serve(relay, stream, tasks, cancel).await,
+        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+        Err(_) => debug!("TLS handshake timed out"),
+    }
+}
+
+async fn serve<S>(relay: Arc<Relay>, stream: S, tasks: TaskTracker, cancel: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let read_timeout = relay.config.read_timeout;
+    let max_buf = relay.config.max_header_bytes;
     let service = {
         let cancel = cancel.clone();
         service_fn(move |req| route::handle(Arc::clone(&relay), req, tasks.clone(), cancel.clone()))
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(read_timeout)
+        .max_buf_size(max_buf)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);

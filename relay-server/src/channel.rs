@@ -4,18 +4,20 @@
 //! The queue (SQLite) is the truth; a channel keeps the ids of its unacknowledged requests in
 //! order, and keeps recent frames in memory so live delivery does not read them back from disk.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, Notify};
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::warn;
 
 use crate::protocol::{Header, Offline, RequestId, Respond};
 use crate::queue::{ChannelRecord, Queue, Snapshot};
+use crate::tokens::Owner;
 
 /// Most bytes of request frames a channel keeps in memory for its attached session; beyond this,
 /// frames are read back from the queue when their turn comes.
@@ -42,9 +44,51 @@ pub(crate) struct Settings {
     pub offline: Offline,
 }
 
-/// The relay's handle on an attached CLI session: where its frames go.
+/// The relay's handle on an attached CLI session: where its frames go, and the requests it has
+/// been sent and not yet acknowledged.
 pub(crate) struct Attached {
     pub outbox: mpsc::Sender<Message>,
+    /// One permit per request the session may still be sent (`--max-in-flight`).
+    pub window: Semaphore,
+    in_flight: Mutex<HashSet<RequestId>>,
+}
+
+impl Attached {
+    /// A session handle allowing `max_in_flight` unacknowledged requests.
+    pub fn new(outbox: mpsc::Sender<Message>, max_in_flight: usize) -> Self {
+        Attached {
+            outbox,
+            window: Semaphore::new(max_in_flight),
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Takes a window slot for `id` (waiting for one if the CLI is behind).
+    pub async fn reserve(&self, id: RequestId) -> bool {
+        match self.window.acquire().await {
+            Ok(permit) => {
+                permit.forget();
+                self.in_flight
+                    .lock()
+                    .expect("in-flight lock is never poisoned")
+                    .insert(id);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Frees `id`'s window slot once the CLI has acknowledged it.
+    pub fn release(&self, id: RequestId) {
+        let removed = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock is never poisoned")
+            .remove(&id);
+        if removed {
+            self.window.add_permits(1);
+        }
+    }
 }
 
 /// One channel.
@@ -57,6 +101,11 @@ pub(crate) struct Channel {
 
 struct State {
     settings: Settings,
+    /// The token digest that owns the channel, on relays with tokens.
+    owner: Option<String>,
+    /// Rate limiting: tokens left and when they were last refilled.
+    allowance: f64,
+    refilled: Instant,
     /// Unacknowledged requests, oldest first; each is in the queue.
     pending: BTreeSet<RequestId>,
     /// Frames of pending requests not yet sent to the attached session.
@@ -75,11 +124,14 @@ pub(crate) struct Status {
 }
 
 impl Channel {
-    fn new(name: String, settings: Settings) -> Self {
+    fn new(name: String, settings: Settings, owner: Option<String>) -> Self {
         Channel {
             name,
             state: Mutex::new(State {
                 settings,
+                owner,
+                allowance: f64::MAX,
+                refilled: Instant::now(),
                 pending: BTreeSet::new(),
                 hot: HashMap::new(),
                 hot_bytes: 0,
@@ -101,6 +153,26 @@ impl Channel {
             settings: state.settings,
             attached: state.session.is_some(),
             queued: state.pending.len(),
+        }
+    }
+
+    /// Takes one webhook from the channel's rate allowance (`rate` per second, bursts up to
+    /// `rate`); `false` when the channel is over its rate.
+    pub fn admit(&self, rate: Option<u32>) -> bool {
+        let Some(rate) = rate else {
+            return true;
+        };
+        let rate = f64::from(rate.max(1));
+        let mut state = self.lock();
+        let now = Instant::now();
+        let elapsed = now.duration_since(state.refilled).as_secs_f64();
+        state.allowance = (state.allowance.min(rate) + elapsed * rate).min(rate);
+        state.refilled = now;
+        if state.allowance >= 1.0 {
+            state.allowance -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -160,6 +232,15 @@ impl Channel {
         state.pending.remove(&id)
     }
 
+    fn record(&self) -> ChannelRecord {
+        let state = self.lock();
+        ChannelRecord {
+            name: self.name.clone(),
+            settings: serde_json::to_string(&state.settings).expect("settings serialize"),
+            owner: state.owner.clone(),
+        }
+    }
+
     /// Detaches `session` if it is still the attached one.
     pub fn detach(&self, session: &Arc<Attached>) {
         let mut state = self.lock();
@@ -202,15 +283,13 @@ impl Channels {
                 warn!(channel = %record.name, error = %e, "unreadable channel settings; using defaults");
                 defaults
             });
-            map.insert(
-                record.name.clone(),
-                Arc::new(Channel::new(record.name.clone(), settings)),
-            );
+            let channel = Channel::new(record.name.clone(), settings, record.owner.clone());
+            map.insert(record.name.clone(), Arc::new(channel));
         }
         for (name, id) in &snapshot.pending {
             let channel = map
                 .entry(name.clone())
-                .or_insert_with(|| Arc::new(Channel::new(name.clone(), defaults)));
+                .or_insert_with(|| Arc::new(Channel::new(name.clone(), defaults, None)));
             channel.lock().pending.insert(*id);
         }
         Channels {
@@ -234,20 +313,29 @@ impl Channels {
     }
 
     /// Attaches `session` to `name` with `settings`, creating and remembering the channel.
-    /// Fails with a sentence for the user when another session holds it or the queue fails.
+    /// On a relay with tokens, the first token to claim a name owns it. Fails with a sentence
+    /// for the user when another token owns it, another session holds it, or the queue fails.
     pub async fn attach(
         &self,
         queue: &Queue,
         name: &str,
         settings: Settings,
+        owner: Option<&Owner>,
         session: &Arc<Attached>,
     ) -> Result<Arc<Channel>, String> {
         let channel = {
             let mut map = self.lock();
             let channel = map
                 .entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Channel::new(name.to_owned(), settings)));
+                .or_insert_with(|| Arc::new(Channel::new(name.to_owned(), settings, None)));
             let mut state = channel.lock();
+            if let (Some(owner), Some(holder)) = (owner, &state.owner) {
+                if !bool::from(owner.0.as_bytes().ct_eq(holder.as_bytes())) {
+                    return Err(format!(
+                        "channel {name} is reserved by another token; pick another --channel"
+                    ));
+                }
+            }
             if state.session.is_some() {
                 return Err(format!(
                     "channel {name} is in use by another hooks session; stop that one or pick another --channel"
@@ -255,20 +343,32 @@ impl Channels {
             }
             state.session = Some(Arc::clone(session));
             state.settings = settings;
+            if let Some(owner) = owner {
+                state.owner.get_or_insert_with(|| owner.0.clone());
+            }
             drop(state);
             Arc::clone(channel)
         };
-        let record = ChannelRecord {
-            name: name.to_owned(),
-            settings: serde_json::to_string(&settings).expect("settings serialize"),
-        };
-        if let Err(e) = queue.save_channel(record).await {
+        if let Err(e) = queue.save_channel(channel.record()).await {
             channel.detach(session);
             return Err(format!("the relay could not record the channel: {e}"));
         }
         // Deliver whatever waited while no session was attached.
         channel.wake.notify_one();
         Ok(channel)
+    }
+
+    /// Channels known, sessions attached, requests queued: the gauges of the metrics page.
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let map = self.lock();
+        let mut attached = 0;
+        let mut queued = 0;
+        for channel in map.values() {
+            let state = channel.lock();
+            attached += usize::from(state.session.is_some());
+            queued += state.pending.len();
+        }
+        (map.len(), attached, queued)
     }
 
     /// Forgets expired requests.

@@ -1,10 +1,14 @@
-//! The relay's settings: command-line flags and the [`Config`] that [`crate::run`] takes.
+//! The relay's settings: command-line flags, the optional TOML config file, and the [`Config`]
+//! that [`crate::run`] takes. A flag (or its `HOOKS_RELAY_*` variable) beats the file, which
+//! beats the default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
+use serde::Deserialize;
 
 use crate::protocol::{Offline, DEFAULT_MAX_BODY};
 
@@ -17,6 +21,18 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most undelivered requests one channel may hold.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
+/// Largest request head (request line and headers) in bytes; larger ones get `431`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How long a client may take to send a request's headers, and then its body.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Most CLI sessions attached at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
+
+/// Most requests sent to one session and not yet acknowledged; more wait in the queue.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
 /// Settings of one running relay.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,6 +41,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Where the relay keeps its queue and channels; `None` keeps them in memory (lost on exit).
     pub data_dir: Option<PathBuf>,
+    /// Certificate chain and private key (PEM files) to serve HTTPS and WSS with.
+    pub tls: Option<TlsFiles>,
+    /// File of accepted CLI tokens; `None` leaves the relay open to any CLI.
+    pub tokens_file: Option<PathBuf>,
     /// What happens to webhooks for a known channel while no CLI is attached, unless the CLI
     /// chose otherwise.
     pub offline: Offline,
@@ -34,8 +54,29 @@ pub struct Config {
     pub max_queued: usize,
     /// Largest request body accepted; larger ones get `413`.
     pub max_body: usize,
+    /// Largest request head; larger ones get `431`.
+    pub max_header_bytes: usize,
     /// How long a sender waits for the app's response before getting `504`.
     pub response_timeout: Duration,
+    /// How long a sender may take to send its headers, and then its body (`408`).
+    pub read_timeout: Duration,
+    /// Most webhooks per second per channel (`None`: unlimited); more get `429`.
+    pub rate: Option<u32>,
+    /// Most CLI sessions attached at once.
+    pub max_sessions: usize,
+    /// Most requests in flight to one session.
+    pub max_in_flight: usize,
+    /// Serve `https://<channel>.<public host>/…` besides `https://<public host>/<channel>/…`.
+    pub subdomains: bool,
+}
+
+/// The PEM files of a TLS certificate chain and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for Config {
@@ -43,94 +84,258 @@ impl Default for Config {
         Config {
             public_url: None,
             data_dir: None,
+            tls: None,
+            tokens_file: None,
             offline: Offline::Queue,
             retention: DEFAULT_RETENTION,
             max_queued: DEFAULT_MAX_QUEUED,
             max_body: DEFAULT_MAX_BODY,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            rate: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            subdomains: false,
         }
     }
 }
 
 /// hooks-relay: public webhook URLs for `hooks listen` sessions
 ///
-/// Accepts webhooks on /<channel>/… and streams each one to the hooks CLI attached to that
-/// channel, then returns the app's response to the sender.
+/// Accepts webhooks on /<channel>/… (any method), queues each one durably, streams it to the
+/// hooks CLI attached to that channel, and returns the app's response to the sender.
+/// Every flag can also be set in the --config file, under the same name.
 #[derive(Debug, Parser)]
 #[command(name = "hooks-relay", version)]
 pub struct Args {
-    /// Address to listen on for webhooks and CLI sessions
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8080",
-        env = "HOOKS_RELAY_LISTEN"
-    )]
-    pub listen: SocketAddr,
+    /// TOML file with any of these settings (flags win over it), e.g. relay.toml
+    #[arg(long, value_name = "FILE", env = "HOOKS_RELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on for webhooks and CLI sessions [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", env = "HOOKS_RELAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
 
     /// Public base URL of this relay, when it sits behind a proxy or a DNS name
     ///
-    /// Channel URLs are printed as <URL>/<channel>. Defaults to http://<listen address>.
+    /// Channel URLs are printed as <URL>/<channel>. Defaults to http(s)://<listen address>.
     #[arg(long, value_name = "URL", env = "HOOKS_RELAY_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Directory for the relay's durable queue and channel list (created if missing)
+    /// Directory for the durable queue and channel list (created if missing)
+    /// [default: ./hooks-relay-data]
     ///
     /// Every accepted webhook is written here before it is answered or forwarded, and stays
     /// until a CLI acknowledges it or it expires.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "HOOKS_RELAY_DATA_DIR",
-        default_value = "hooks-relay-data"
-    )]
-    pub data_dir: PathBuf,
+    #[arg(long, value_name = "DIR", env = "HOOKS_RELAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
-    /// What to do with webhooks for a known channel while no CLI is attached
+    /// Certificate chain (PEM) to serve HTTPS and WSS with; needs --tls-key. Reloaded on SIGHUP
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert. Reloaded on SIGHUP
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// File of CLI tokens, one per line, '#' starts a comment. Reread on SIGHUP
+    ///
+    /// With it, every CLI must present one of these tokens, and the first token to claim a
+    /// channel name owns it. Without it, the relay is open to any CLI.
+    #[arg(long, value_name = "FILE", env = "HOOKS_RELAY_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// What to do with webhooks for a known channel while no CLI is attached [default: queue]
     ///
     /// queue: answer 202 and deliver when a CLI attaches. reject: answer 503 with Retry-After so
     /// the provider's own retries redeliver later. A CLI may choose for its channel.
-    #[arg(long, value_name = "POLICY", default_value = "queue", value_parser = parse_offline)]
-    pub offline: Offline,
+    #[arg(long, value_name = "queue|reject", value_parser = parse_offline)]
+    pub offline: Option<Offline>,
 
-    /// How long undelivered webhooks are kept, e.g. 7d, 12h, 30m, 90s
-    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
-    pub retention: Duration,
+    /// How long undelivered webhooks are kept, e.g. 7d, 12h, 30m, 90s [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
 
-    /// Most undelivered webhooks one channel may hold; more get 429
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_QUEUED)]
-    pub max_queued: usize,
+    /// Most undelivered webhooks one channel may hold; more get 429 [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<usize>,
 
-    /// How long a sender waits for the app's response before getting 504, unless the CLI chose
-    /// otherwise (hooks listen --timeout)
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// How long a sender waits for the app before getting 504, unless the CLI chose otherwise
+    /// (hooks listen --timeout) [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 
-    /// Largest request body accepted, in bytes; larger requests get 413
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY)]
-    pub max_body: usize,
+    /// Largest request body accepted, in bytes; larger requests get 413 [default: 26214400]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<usize>,
 
-    /// Log format on stderr
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    /// Largest request line plus headers, in bytes (at least 8192); larger get 431
+    /// [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+
+    /// How long a sender may take to send its headers, and then its body, before the relay
+    /// gives up on it (slow senders cannot hold the relay) [default: 15s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub read_timeout: Option<Duration>,
+
+    /// Most webhooks per second per channel; more get 429 with Retry-After [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+
+    /// Most CLI sessions attached at once [default: 20000]
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+
+    /// Most requests sent to one CLI session and not yet answered; more wait in the queue
+    /// [default: 256]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+
+    /// Also accept webhooks at <channel>.<public host> (needs a wildcard DNS name and
+    /// certificate), and print channel URLs that way
+    #[arg(long)]
+    pub subdomains: bool,
+
+    /// Log format on stderr [default: text]
+    #[arg(long, value_name = "text|json", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+/// The config file: every flag under its own name, e.g. `max-body = 1000000`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
+    offline: Option<String>,
+    retention: Option<String>,
+    max_queued: Option<usize>,
+    timeout: Option<String>,
+    max_body: Option<usize>,
+    max_header_bytes: Option<usize>,
+    read_timeout: Option<String>,
+    rate: Option<u32>,
+    max_sessions: Option<usize>,
+    max_in_flight: Option<usize>,
+    subdomains: Option<bool>,
+    log_format: Option<String>,
+}
+
+/// Everything `main` needs: where to listen, how to log, and the relay's [`Config`].
+#[derive(Debug)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// `text` or `json`.
     pub log_format: String,
+    /// The relay's configuration.
+    pub config: Config,
 }
 
 impl Args {
-    /// The [`Config`] these flags describe.
-    pub fn config(&self) -> Config {
-        Config {
+    /// Merges flags, the config file and defaults. Paths in the file are relative to the file.
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let base = self
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let in_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
+        let duration = |name: &str, text: Option<String>| -> anyhow::Result<Option<Duration>> {
+            text.map(|t| parse_duration(&t).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+                .transpose()
+        };
+        let offline = match file.offline {
+            Some(text) => Some(parse_offline(&text).map_err(|e| anyhow::anyhow!("offline: {e}"))?),
+            None => None,
+        };
+        let cert = self.tls_cert.or(in_file(file.tls_cert));
+        let key = self.tls_key.or(in_file(file.tls_key));
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("tls-cert and tls-key go together; give both or neither"),
+        };
+        let defaults = Config::default();
+        let max_header_bytes = self
+            .max_header_bytes
+            .or(file.max_header_bytes)
+            .unwrap_or(defaults.max_header_bytes);
+        if max_header_bytes < 8192 {
+            anyhow::bail!("max-header-bytes must be at least 8192");
+        }
+        let config = Config {
             public_url: self
                 .public_url
-                .as_ref()
+                .or(file.public_url)
                 .map(|url| url.trim_end_matches('/').to_owned()),
-            data_dir: Some(self.data_dir.clone()),
-            offline: self.offline,
-            retention: self.retention,
-            max_queued: self.max_queued,
-            max_body: self.max_body,
-            response_timeout: self.timeout,
-        }
+            data_dir: Some(
+                self.data_dir
+                    .or(in_file(file.data_dir))
+                    .unwrap_or_else(|| PathBuf::from("hooks-relay-data")),
+            ),
+            tls,
+            tokens_file: self.tokens_file.or(in_file(file.tokens_file)),
+            offline: self.offline.or(offline).unwrap_or(defaults.offline),
+            retention: self
+                .retention
+                .or(duration("retention", file.retention)?)
+                .unwrap_or(defaults.retention),
+            max_queued: self
+                .max_queued
+                .or(file.max_queued)
+                .unwrap_or(defaults.max_queued),
+            max_body: self.max_body.or(file.max_body).unwrap_or(defaults.max_body),
+            max_header_bytes,
+            response_timeout: self
+                .timeout
+                .or(duration("timeout", file.timeout)?)
+                .unwrap_or(defaults.response_timeout),
+            read_timeout: self
+                .read_timeout
+                .or(duration("read-timeout", file.read_timeout)?)
+                .unwrap_or(defaults.read_timeout),
+            rate: self.rate.or(file.rate),
+            max_sessions: self
+                .max_sessions
+                .or(file.max_sessions)
+                .unwrap_or(defaults.max_sessions),
+            max_in_flight: self
+                .max_in_flight
+                .or(file.max_in_flight)
+                .unwrap_or(defaults.max_in_flight)
+                .max(1),
+            subdomains: self.subdomains || file.subdomains.unwrap_or(false),
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or_else(|| "text".to_owned()),
+            config,
+        })
     }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
 }
 
 /// Parses `queue` or `reject`.
@@ -177,5 +382,41 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nmax-body = 1000\nrate = 5\noffline = \"reject\"\ndata-dir = \"data\"\nretention = \"1d\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "hooks-relay",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-body",
+            "2000",
+        ]);
+        let settings = args.settings().unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(settings.config.max_body, 2000);
+        assert_eq!(settings.config.rate, Some(5));
+        assert_eq!(settings.config.offline, Offline::Reject);
+        assert_eq!(settings.config.retention, Duration::from_secs(86_400));
+        assert_eq!(settings.config.data_dir, Some(dir.path().join("data")));
+        assert_eq!(settings.config.max_queued, DEFAULT_MAX_QUEUED);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "max-bodyy = 1\n").unwrap();
+        let args = Args::parse_from(["hooks-relay", "--config", path.to_str().unwrap()]);
+        let err = args.settings().unwrap_err();
+        assert!(format!("{err:#}").contains("max-bodyy"), "{err:#}");
     }
 }

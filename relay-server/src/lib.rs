@@ -9,14 +9,18 @@
 mod accept;
 mod channel;
 pub mod config;
+mod metrics;
 pub mod protocol;
 pub mod queue;
 mod route;
 mod session;
+mod tls;
+mod tokens;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-pub use accept::run;
+pub use accept::{run, run_with_reload};
 pub use config::Config;
 pub use session::ws_config;
 
@@ -27,6 +31,13 @@ pub(crate) struct Relay {
     config: Config,
     /// Base of the public URLs, without a trailing slash: `--public-url` or `http://<listen addr>`.
     base_url: String,
+    /// Host of the public URL, for `<channel>.<host>` URLs with `--subdomains`.
+    subdomain_host: Option<String>,
+    tokens: tokens::Tokens,
+    tls: Option<tls::Tls>,
+    metrics: metrics::Metrics,
+    /// One permit per session the relay may still accept (`--max-sessions`).
+    sessions: Arc<tokio::sync::Semaphore>,
     queue: queue::Queue,
     channels: channel::Channels,
     /// The next request id; starts above every id the queue has ever held.
@@ -36,7 +47,10 @@ pub(crate) struct Relay {
 impl Relay {
     /// The public URL of `channel`.
     fn channel_url(&self, channel: &str) -> String {
-        format!("{}/{channel}", self.base_url)
+        match (&self.subdomain_host, self.base_url.split_once("://")) {
+            (Some(host), Some((scheme, _))) => format!("{scheme}://{channel}.{host}"),
+            _ => format!("{}/{channel}", self.base_url),
+        }
     }
 
     /// A fresh request id, never used before by this relay's queue.

@@ -1,26 +1,39 @@
-//! The `hooks-relay` binary: parse flags, bind, serve until Ctrl-C or SIGTERM.
+//! The `hooks-relay` binary: read flags and config, bind, serve until Ctrl-C or SIGTERM; SIGHUP
+//! reloads the TLS certificate and the tokens file.
 
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Parser;
 use relay_server::config::Args;
+use tokio::sync::Notify;
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_logging(&args.log_format);
-    if let Err(err) = serve(args).await {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("hooks-relay: error: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&settings.log_format);
+    if let Err(err) = serve(settings).await {
         eprintln!("hooks-relay: error: {err:#}");
         std::process::exit(1);
     }
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+async fn serve(settings: relay_server::config::Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("could not listen on {}", args.listen))?;
-    relay_server::run(listener, args.config(), shutdown_signal()).await
+        .with_context(|| format!("could not listen on {}", settings.listen))?;
+    let reload = Arc::new(Notify::new());
+    tokio::spawn(reload_on_sighup(Arc::clone(&reload)));
+    relay_server::run_with_reload(listener, settings.config, shutdown_signal(), reload).await
 }
 
 fn init_logging(format: &str) {
@@ -35,6 +48,22 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+/// Notifies `reload` on every SIGHUP.
+async fn reload_on_sighup(reload: Arc<Notify>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload.notify_one();
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
 }
 
 /// Completes on Ctrl-C or SIGTERM.

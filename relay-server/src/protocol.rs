@@ -29,6 +29,9 @@ pub const CONNECT_PATH: &str = "/_hooks/v1/connect";
 /// Path of the relay's liveness endpoint.
 pub const HEALTH_PATH: &str = "/_hooks/health";
 
+/// Path of the relay's Prometheus metrics.
+pub const METRICS_PATH: &str = "/_hooks/metrics";
+
 /// Paths under this prefix belong to the relay and are never a channel.
 pub const RESERVED_PREFIX: &str = "/_hooks/";
 
@@ -135,6 +138,9 @@ pub enum ClientMessage {
         /// default.
         #[serde(default)]
         offline: Option<Offline>,
+        /// The CLI's token, for relays that require one.
+        #[serde(default)]
+        token: Option<Token>,
     },
     /// The app's response to a request; the frame's payload is the response body.
     Response {
@@ -229,6 +235,17 @@ pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
             value: Bytes::copy_from_slice(value.as_bytes()),
         })
         .collect()
+}
+
+/// A CLI token. Its `Debug` output never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(redacted)")
+    }
 }
 
 /// How the relay answers the sender of a webhook.
@@ -411,6 +428,21 @@ mod tests {
                 ("host".to_owned(), Bytes::from_static(b"example.com")),
             ]
         );
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            channel: None,
+            respond: Respond::App,
+            timeout_ms: None,
+            offline: None,
+            token: Some(Token("s3cret-token".into())),
+        };
+        let debug = format!("{hello:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("redacted"), "{debug}");
     }
 
     #[test]

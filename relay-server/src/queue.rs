@@ -29,6 +29,8 @@ pub struct ChannelRecord {
     pub name: String,
     /// Settings chosen by the CLI, as JSON (see `channel::Settings`).
     pub settings: String,
+    /// The token digest that owns this channel, on relays with tokens.
+    pub owner: Option<String>,
 }
 
 /// What the queue holds at start-up.
@@ -103,6 +105,7 @@ impl Queue {
              CREATE TABLE IF NOT EXISTS channels (
                  name TEXT PRIMARY KEY,
                  settings TEXT NOT NULL,
+                 owner TEXT,
                  updated_at INTEGER NOT NULL
              );
              CREATE TABLE IF NOT EXISTS queue (
@@ -186,11 +189,12 @@ fn now_ms() -> i64 {
 
 fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     let mut channels = Vec::new();
-    let mut stmt = conn.prepare("SELECT name, settings FROM channels")?;
+    let mut stmt = conn.prepare("SELECT name, settings, owner FROM channels")?;
     for row in stmt.query_map([], |r| {
         Ok(ChannelRecord {
             name: r.get(0)?,
             settings: r.get(1)?,
+            owner: r.get(2)?,
         })
     })? {
         channels.push(row?);
@@ -275,9 +279,9 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
             }
             Command::SaveChannel { record, done } => {
                 let result = tx.execute(
-                    "INSERT INTO channels (name, settings, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO UPDATE SET settings = ?2, updated_at = ?3",
-                    params![record.name, record.settings, now_ms()],
+                    "INSERT INTO channels (name, settings, owner, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET settings = ?2, owner = ?3, updated_at = ?4",
+                    params![record.name, record.settings, record.owner, now_ms()],
                 );
                 replies.push((done, result.map(|_| ())));
             }
@@ -367,6 +371,7 @@ mod tests {
                 .save_channel(ChannelRecord {
                     name: "ch".into(),
                     settings: "{}".into(),
+                    owner: Some("digest".into()),
                 })
                 .await
                 .unwrap();
@@ -385,6 +390,7 @@ mod tests {
         }
         let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
         assert_eq!(snapshot.channels.len(), 1);
+        assert_eq!(snapshot.channels[0].owner.as_deref(), Some("digest"));
         assert_eq!(snapshot.pending, vec![("ch".to_owned(), RequestId(1))]);
         assert_eq!(
             snapshot.max_id, 2,

@@ -2,6 +2,7 @@
 //! under `/<channel>/…`, which it hands to the channel's session and answers with the app's reply.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,17 +32,91 @@ pub(crate) async fn handle(
     sessions: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Response<Body>, Infallible> {
+    if let Some(channel) = subdomain_channel(&relay, &req) {
+        let target = match req.uri().query() {
+            Some(query) => format!("{}?{query}", req.uri().path()),
+            None => req.uri().path().to_owned(),
+        };
+        return Ok(measured(&relay, webhook(&relay, req, channel, target)).await);
+    }
     let path = req.uri().path();
     let response = if path == protocol::HEALTH_PATH {
         text(StatusCode::OK, "ok")
     } else if path == protocol::CONNECT_PATH {
         connect(relay, req, sessions, shutdown)
+    } else if path == protocol::METRICS_PATH {
+        metrics(&relay)
     } else if path.starts_with(protocol::RESERVED_PREFIX) || path == "/_hooks" {
         text(StatusCode::NOT_FOUND, "no such relay endpoint")
     } else {
-        webhook(&relay, req).await
+        match split_target(req.uri()) {
+            Some((channel, target)) => {
+                let channel = channel.to_owned();
+                measured(&relay, webhook(&relay, req, channel, target)).await
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no channel in this URL; webhooks go to /<channel>/…",
+            ),
+        }
     };
     Ok(response)
+}
+
+/// Runs a webhook's handling and counts its status, latency and response size.
+async fn measured(
+    relay: &Relay,
+    handling: impl std::future::Future<Output = Response<Body>>,
+) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let response = handling.await;
+    relay
+        .metrics
+        .webhook(response.status().as_u16(), started.elapsed());
+    let size = hyper::body::Body::size_hint(response.body()).lower();
+    relay
+        .metrics
+        .response_bytes
+        .fetch_add(size, Ordering::Relaxed);
+    response
+}
+
+fn metrics(relay: &Relay) -> Response<Body> {
+    let (channels, attached, queued) = relay.channels.stats();
+    let mut response = Response::new(Full::new(Bytes::from(
+        relay.metrics.render(channels, attached, queued),
+    )));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// With `--subdomains`, the channel named by a `Host` of `<channel>.<public host>`.
+fn subdomain_channel(relay: &Relay, req: &Request<Incoming>) -> Option<String> {
+    let public = relay.subdomain_host.as_deref()?;
+    let public = strip_port(public);
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let label = strip_port(host)
+        .to_ascii_lowercase()
+        .strip_suffix(&format!(".{}", public.to_ascii_lowercase()))?
+        .to_owned();
+    (!label.is_empty() && !label.contains('.')).then_some(label)
+}
+
+/// `host:port` → `host`; IPv6 literals keep their brackets.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.starts_with('[') || name.ends_with(']')) =>
+        {
+            name
+        }
+        _ => host,
+    }
 }
 
 /// A plain-text response of one line.
@@ -117,15 +192,13 @@ fn split_target(uri: &http::Uri) -> Option<(&str, String)> {
     Some((channel, target))
 }
 
-/// Queues a webhook for its channel and answers the sender as the channel's settings say.
-async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
-    let Some((name, target)) = split_target(req.uri()) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "no channel in this URL; webhooks go to /<channel>/…",
-        );
-    };
-    let name = name.to_owned();
+/// Queues a webhook for `name` and answers the sender as the channel's settings say.
+async fn webhook(
+    relay: &Relay,
+    req: Request<Incoming>,
+    name: String,
+    target: String,
+) -> Response<Body> {
     let Some(channel) = relay.channels.get(&name) else {
         return text(
             StatusCode::NOT_FOUND,
@@ -142,6 +215,19 @@ async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
             header::RETRY_AFTER,
             HeaderValue::from_static(REJECT_RETRY_AFTER),
         );
+        return response;
+    }
+    if !channel.admit(relay.config.rate) {
+        let mut response = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "channel {name} is over this relay's rate of {} webhooks per second (--rate); retry later",
+                relay.config.rate.unwrap_or_default()
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
     if status.queued >= relay.config.max_queued {
@@ -168,14 +254,28 @@ async fn webhook(relay: &Relay, req: Request<Incoming>) -> Response<Body> {
         return too_large(max_body);
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return too_large(max_body),
-        Err(e) => {
+    let reading = Limited::new(body, max_body).collect();
+    let body = match tokio::time::timeout(relay.config.read_timeout, reading).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(max_body),
+        Ok(Err(e)) => {
             debug!(error = %e, "could not read request body");
             return text(StatusCode::BAD_REQUEST, "could not read the request body");
         }
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} s (--read-timeout)",
+                    relay.config.read_timeout.as_secs()
+                ),
+            )
+        }
     };
+    relay
+        .metrics
+        .request_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
     let id = relay.next_id();
     let request = RelayMessage::Request {
         id,
@@ -285,6 +385,14 @@ mod tests {
     fn split(uri: &str) -> Option<(String, String)> {
         let uri: http::Uri = uri.parse().unwrap();
         split_target(&uri).map(|(c, t)| (c.to_owned(), t))
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("relay.example.com:8443"), "relay.example.com");
+        assert_eq!(strip_port("relay.example.com"), "relay.example.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::channel::{Attached, Channel, Reply, Settings};
-use crate::protocol::{self, ClientMessage, RelayMessage, RequestId, Respond, PROTOCOL_VERSION};
+use crate::protocol::{
+    self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
+};
 use crate::Relay;
 
 /// Frames waiting for the session's writer. Requests beyond this wait for room, so a slow CLI
@@ -63,23 +65,44 @@ pub(crate) async fn run(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) 
 struct Hello {
     channel: Option<String>,
     settings: Settings,
+    token: Option<Token>,
 }
 
 async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
+    let Ok(_slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
+        let message = format!(
+            "this relay is at its limit of {} sessions (--max-sessions); try again later",
+            relay.config.max_sessions
+        );
+        return refuse(&relay, ws, message).await;
+    };
     let hello = match read_hello(&mut ws, relay.channels.defaults()).await {
         Ok(hello) => hello,
-        Err(message) => return refuse(ws, message).await,
+        Err(message) => return refuse(&relay, ws, message).await,
+    };
+    let owner = match relay
+        .tokens
+        .check(hello.token.as_ref().map(|t| t.0.as_str()))
+    {
+        Ok(owner) => owner,
+        Err(message) => return refuse(&relay, ws, message).await,
     };
     let name = hello.channel.unwrap_or_else(random_channel);
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let attached = Arc::new(Attached { outbox });
+    let attached = Arc::new(Attached::new(outbox, relay.config.max_in_flight));
     let channel = match relay
         .channels
-        .attach(&relay.queue, &name, hello.settings, &attached)
+        .attach(
+            &relay.queue,
+            &name,
+            hello.settings,
+            owner.as_ref(),
+            &attached,
+        )
         .await
     {
         Ok(channel) => channel,
-        Err(message) => return refuse(ws, message).await,
+        Err(message) => return refuse(&relay, ws, message).await,
     };
     let reply = RelayMessage::Hello {
         version: PROTOCOL_VERSION,
@@ -114,6 +137,7 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
         respond,
         timeout_ms,
         offline,
+        token,
     } = message
     else {
         return Err("expected a hello message first".into());
@@ -136,11 +160,19 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
         timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
         offline: offline.unwrap_or(defaults.offline),
     };
-    Ok(Hello { channel, settings })
+    Ok(Hello {
+        channel,
+        settings,
+        token,
+    })
 }
 
-async fn refuse(mut ws: Ws, message: String) {
+async fn refuse(relay: &Relay, mut ws: Ws, message: String) {
     warn!(%message, "session refused");
+    relay
+        .metrics
+        .sessions_refused
+        .fetch_add(1, Ordering::Relaxed);
     let error = RelayMessage::Error { message };
     let _ = ws
         .send(Message::Binary(protocol::encode(&error, &[])))
@@ -201,7 +233,7 @@ async fn pump(
             };
             match message {
                 Message::Binary(frame) => {
-                    if let Err(e) = receive(relay, channel, frame).await {
+                    if let Err(e) = receive(relay, channel, attached, frame).await {
                         warn!(error = %e, "bad frame from CLI; ending session");
                         break;
                     }
@@ -228,12 +260,19 @@ async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
             continue;
         };
         cursor = id;
+        // Wait for room in the session's window: a CLI that is behind is not flooded.
+        if !attached.reserve(id).await {
+            return;
+        }
         let frame = match frame {
             Some(frame) => frame,
             None => match relay.queue.load(id).await {
                 Ok(Some(frame)) => frame,
                 // Acknowledged or expired meanwhile.
-                Ok(None) => continue,
+                Ok(None) => {
+                    attached.release(id);
+                    continue;
+                }
                 Err(e) => {
                     warn!(error = %e, %id, "could not read a queued request; ending session");
                     return;
@@ -249,6 +288,7 @@ async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
 async fn receive(
     relay: &Relay,
     channel: &Channel,
+    attached: &Attached,
     frame: Bytes,
 ) -> Result<(), protocol::ProtocolError> {
     let (message, body) = protocol::decode::<ClientMessage>(frame)?;
@@ -268,6 +308,7 @@ async fn receive(
         }
         ClientMessage::Failed { id, reason } => channel.complete(id, Reply::Failed { reason }),
         ClientMessage::Ack { id } => {
+            attached.release(id);
             // Only this channel's own requests: a CLI cannot acknowledge another channel's.
             if channel.forget(id) {
                 relay.queue.ack(id).await;
