@@ -326,6 +326,9 @@ fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
             "the server answered HTTP {} instead of opening a session; is this a hooks relay?",
             response.status()
         ),
+        Error::Tls(tls) => format!(
+            "TLS: {tls} (for a relay with a private CA, pass its certificate with --ca-cert)"
+        ),
         other => other.to_string(),
     }
 }
