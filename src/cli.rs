@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
+use crate::inspect::{ColorChoice, Print};
+
 use crate::target::Target;
 
 /// hooks: receive webhooks on a public URL and forward them to your app on localhost
@@ -87,6 +89,36 @@ pub struct ListenArgs {
     /// forever), for supervisors that restart hooks themselves
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub exit_after: Option<Duration>,
+
+    /// Details to print under each request line: H request headers, B request body,
+    /// h response headers, b response body (e.g. --print HB)
+    #[arg(long, short = 'p', value_name = "HBhb")]
+    pub print: Option<Print>,
+
+    /// Print every detail (same as --print HBhb)
+    #[arg(long, short = 'v', conflicts_with = "print")]
+    pub verbose: bool,
+
+    /// Longest body shown, in lines; longer ones are cut with a note (0 shows all)
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub max_body_lines: usize,
+
+    /// Show Authorization, cookies, signatures and tokens whole instead of shortened
+    ///
+    /// Secrets given with --secret are never shown.
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// When to color the output: auto, always or never
+    ///
+    /// auto colors when stdout is a terminal, NO_COLOR is unset or empty, and TERM is not
+    /// dumb. --json output is never colored.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Output width in columns (default: the terminal's, else 80)
+    #[arg(long, value_name = "COLUMNS")]
+    pub width: Option<usize>,
 
     /// Print one JSON object per line on stdout (NDJSON) instead of human text
     ///

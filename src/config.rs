@@ -92,7 +92,8 @@ mod tests {
             crate::cli::Cli::parse_from(["hooks", "listen", "-f", "3000", "--channel", "flag"]);
         // Refutable once `hooks` has more subcommands than `listen`.
         #[allow(irrefutable_let_patterns)]
-        let crate::cli::Command::Listen(mut args) = cli.command else {
+        let crate::cli::Command::Listen(mut args) = cli.command
+        else {
             panic!("listen expected");
         };
         args.apply(load(Some(&path)).unwrap());

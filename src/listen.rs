@@ -86,7 +86,7 @@ impl Context {
 pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let max_body = protocol::DEFAULT_MAX_BODY;
     let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
-    let (events, printer) = inspect::spawn_printer(OutputOptions { json: args.json });
+    let (events, printer) = inspect::spawn_printer(output_options(&args));
     let context = Arc::new(Context {
         forwarder,
         events,
@@ -109,6 +109,31 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         let _ = task.await;
     }
     result
+}
+
+/// Terminal facts and display choices, decided once.
+fn output_options(args: &ListenArgs) -> OutputOptions {
+    let color = !args.json && args.color.enabled();
+    let print = if args.verbose {
+        inspect::Print::ALL
+    } else {
+        args.print.unwrap_or_default()
+    };
+    let palette = inspect::Palette::new(color);
+    OutputOptions {
+        json: args.json,
+        palette,
+        width: args.width.unwrap_or_else(inspect::palette::terminal_width),
+        print,
+        body: inspect::BodyStyle {
+            max_lines: args.max_body_lines,
+            palette,
+            redactor: inspect::Redactor {
+                show_secrets: args.show_secrets,
+                secrets: Vec::new(),
+            },
+        },
+    }
 }
 
 /// Starts a relay inside this process on a free loopback port and returns its URL.
@@ -408,15 +433,16 @@ async fn read_loop(
             Ok((
                 RelayMessage::Request {
                     id,
+                    received_at_ms,
                     method,
                     target,
                     headers,
-                    ..
                 },
                 body,
             )) => {
                 let job = Job {
                     id,
+                    received_at_ms,
                     method,
                     target,
                     headers,
@@ -452,6 +478,7 @@ async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) {
 /// One request from the relay, ready to forward.
 struct Job {
     id: RequestId,
+    received_at_ms: u64,
     method: String,
     target: String,
     headers: Vec<protocol::Header>,
@@ -463,18 +490,23 @@ async fn handle(job: Job, context: Arc<Context>) {
     let started = Instant::now();
     let result = context
         .forwarder
-        .forward(&job.method, &job.target, &job.headers, job.body)
+        .forward(&job.method, &job.target, &job.headers, job.body.clone())
         .await;
     let duration = started.elapsed();
-    let (status, error, hint) = match result {
+    let (answer, status, error, hint) = match result {
         Ok(response) => {
             let message = ClientMessage::Response {
                 id: job.id,
                 status: response.status,
-                headers: response.headers,
+                headers: response.headers.clone(),
             };
             context.send(&message, &response.body).await;
-            (response.status, None, None)
+            let answer = inspect::Answer {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            };
+            (Some(answer), response.status, None, None)
         }
         Err(e) => {
             let hint = e.hint(context.forwarder.target());
@@ -485,26 +517,37 @@ async fn handle(job: Job, context: Arc<Context>) {
             context
                 .send(&ClientMessage::Failed { id: job.id, reason }, &[])
                 .await;
-            (502, Some(e.to_string()), hint)
+            (None, 502, Some(e.to_string()), hint)
         }
     };
+    // The answer is on its way to the relay; what follows never delays a webhook.
+    let event = inspect::recognize(&job.headers, &job.body);
     context
         .handled
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    // The answer goes to the relay first: the terminal never delays a webhook.
     context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
     let exchange = Exchange {
         id: job.id.0,
+        relay_id: job.id.0,
+        received_at_ms: job.received_at_ms,
         method: job.method,
         path: job.target,
+        request_headers: job.headers,
+        request_body: job.body,
+        answer,
         status,
         error,
         hint,
         duration,
+        event,
+        signature: None,
     };
-    let _ = context.events.send(Event::Request(exchange)).await;
+    let _ = context
+        .events
+        .send(Event::Request(Box::new(exchange)))
+        .await;
 }
 
 /// Most request ids remembered for dropping redeliveries.

@@ -2,13 +2,14 @@
 
 use std::io::{self, Write};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::history::Flags;
 use super::render::display_path;
-use super::Event;
+use super::{Event, Exchange};
 
-/// Writes `event` as one JSON line.
-pub(super) fn write(event: &Event, out: &mut impl Write) -> io::Result<()> {
+/// Writes a session event (ready, disconnected, reconnected) as one JSON line.
+pub(super) fn session(event: &Event, out: &mut impl Write) -> io::Result<()> {
     let value = match event {
         Event::Ready {
             url,
@@ -22,23 +23,52 @@ pub(super) fn write(event: &Event, out: &mut impl Write) -> io::Result<()> {
             "forward_to": forward_to,
             "embedded_relay": embedded,
         }),
-        Event::Request(e) => {
-            let mut value = json!({
-                "type": "request",
-                "id": e.id,
-                "method": e.method,
-                "path": display_path(&e.path),
-                "status": e.status,
-                "duration_ms": (e.duration.as_secs_f64() * 1e6).round() / 1e3,
-            });
-            if let Some(error) = &e.error {
-                value["error"] = json!(error);
-            }
-            value
-        }
         Event::Disconnected { reason } => json!({"type": "disconnected", "reason": reason}),
         Event::Reconnected { url } => json!({"type": "reconnected", "url": url}),
+        Event::Request(_) => return Ok(()),
     };
-    serde_json::to_writer(&mut *out, &value)?;
+    line(&value, out)
+}
+
+/// Writes a request line.
+pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::Result<()> {
+    let mut value = json!({
+        "type": "request",
+        "id": e.id,
+        "relay_id": e.relay_id,
+        "received_at": super::render::rfc3339(e.received_at_ms),
+        "method": e.method,
+        "path": display_path(&e.path),
+        "status": e.status,
+        "duration_ms": (e.duration.as_secs_f64() * 1e6).round() / 1e3,
+        "provider": e.event.as_ref().map(|ev| ev.provider),
+        "event_type": e.event.as_ref().and_then(|ev| ev.event_type.clone()),
+        "event_id": e.event.as_ref().and_then(|ev| ev.event_id.clone()),
+    });
+    if let Some(signature) = &e.signature {
+        value["signature"] = json!({
+            "provider": signature.provider,
+            "assumed": signature.assumed,
+            "verdict": signature.verdict,
+            "reason": signature.reason,
+        });
+    }
+    if let Some(first) = flags.duplicate_of {
+        value["duplicate_of"] = json!(first);
+    }
+    if let Some(later) = flags.out_of_order_after {
+        value["out_of_order_after"] = json!(later);
+    }
+    if let Some(limit) = flags.slower_than {
+        value["slower_than_provider_timeout_s"] = json!(limit.as_secs());
+    }
+    if let Some(error) = &e.error {
+        value["error"] = json!(error);
+    }
+    line(&value, out)
+}
+
+fn line(value: &Value, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
 }

@@ -1,18 +1,31 @@
 //! What `hooks listen` shows: events from the session, rendered for people or as NDJSON, and
 //! written by one printer task so the hot path never waits for the terminal.
 
+mod body;
+pub mod event;
+pub mod history;
 mod json;
+pub mod palette;
+pub mod redact;
 mod render;
 
 use std::io::Write;
 use std::time::Duration;
 
+use bytes::Bytes;
+use relay_server::protocol::Header;
 use tokio::sync::mpsc;
 
-pub use render::sanitize;
+pub use body::BodyStyle;
+pub use event::{recognize, Recognized};
+pub use history::{Flags, History};
+pub use palette::{ColorChoice, Palette};
+pub use redact::Redactor;
+pub use render::{render_exchange, sanitize};
 
 /// Events waiting for the printer. When the terminal is this far behind, forwarding tasks wait
-/// for it only after they have answered the relay, so webhooks are never delayed by it.
+/// for it only after they have answered and acknowledged the relay, so webhooks are never
+/// delayed by it.
 const EVENT_CAPACITY: usize = 1024;
 
 /// Something to show.
@@ -30,7 +43,7 @@ pub enum Event {
         embedded: bool,
     },
     /// One webhook was forwarded (or could not be).
-    Request(Exchange),
+    Request(Box<Exchange>),
     /// The session to the relay was lost; hooks is reconnecting.
     Disconnected {
         /// Why, in a few words.
@@ -43,30 +56,139 @@ pub enum Event {
     },
 }
 
+/// The app's answer, as recorded.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers in order.
+    pub headers: Vec<Header>,
+    /// Response body.
+    pub body: Bytes,
+}
+
+/// A signature verdict, as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The provider whose scheme was checked.
+    pub provider: String,
+    /// Whether the provider was recognised from the headers rather than given.
+    pub assumed: bool,
+    /// `valid`, `invalid`, `expired`, `unsigned`, or `unchecked` (signed, but no secret given).
+    pub verdict: String,
+    /// Why, for anything but `valid`.
+    pub reason: Option<String>,
+}
+
 /// One forwarded webhook and its outcome.
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    /// The relay's request id.
+    /// The number people use for it (`#N`): the capture id when recorded, else the relay's id.
     pub id: u64,
+    /// The relay's request id.
+    pub relay_id: u64,
+    /// When the relay received it, in Unix milliseconds.
+    pub received_at_ms: u64,
     /// HTTP method.
     pub method: String,
     /// Path after the channel, with the query.
     pub path: String,
-    /// The status the sender got.
+    /// Request headers in order.
+    pub request_headers: Vec<Header>,
+    /// Request body.
+    pub request_body: Bytes,
+    /// The app's answer, when it answered.
+    pub answer: Option<Answer>,
+    /// The status the sender got: the app's, or 502 when it could not be reached.
     pub status: u16,
     /// Why the app did not answer, when it did not.
     pub error: Option<String>,
     /// A hint for a known mistake, e.g. "is your app listening on 3000?".
     pub hint: Option<String>,
-    /// Time from receiving the request to having the app's full response.
+    /// Time from forwarding to having the app's full response.
     pub duration: Duration,
+    /// The provider event recognised in it.
+    pub event: Option<Recognized>,
+    /// The signature verdict.
+    pub signature: Option<Signature>,
 }
 
-/// How to print events.
-#[derive(Debug, Clone, Copy)]
+/// Which parts of an exchange to print in full (httpie's `--print` letters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Print {
+    /// `H`: request headers.
+    pub request_headers: bool,
+    /// `B`: request body.
+    pub request_body: bool,
+    /// `h`: response headers.
+    pub response_headers: bool,
+    /// `b`: response body.
+    pub response_body: bool,
+}
+
+impl Print {
+    /// Everything (`-v`).
+    pub const ALL: Print = Print {
+        request_headers: true,
+        request_body: true,
+        response_headers: true,
+        response_body: true,
+    };
+
+    /// Whether anything beyond the summary line is printed.
+    pub fn any(self) -> bool {
+        self != Print::default()
+    }
+}
+
+impl std::str::FromStr for Print {
+    type Err = String;
+
+    fn from_str(letters: &str) -> Result<Self, Self::Err> {
+        let mut print = Print::default();
+        for letter in letters.chars() {
+            match letter {
+                'H' => print.request_headers = true,
+                'B' => print.request_body = true,
+                'h' => print.response_headers = true,
+                'b' => print.response_body = true,
+                other => {
+                    return Err(format!(
+                        "unknown letter {other:?}; use H (request headers), B (request body), h (response headers), b (response body)"
+                    ))
+                }
+            }
+        }
+        Ok(print)
+    }
+}
+
+/// How to print, decided once at start.
+#[derive(Debug, Clone)]
 pub struct OutputOptions {
     /// NDJSON on stdout instead of human lines.
     pub json: bool,
+    /// Colors and styles (empty when colors are off).
+    pub palette: Palette,
+    /// Terminal width in columns.
+    pub width: usize,
+    /// Details to print under each summary line.
+    pub print: Print,
+    /// Body display settings.
+    pub body: BodyStyle,
+}
+
+impl OutputOptions {
+    /// Plain text at width 80, no details: what tests and pipes get.
+    pub fn plain() -> Self {
+        OutputOptions {
+            json: false,
+            palette: Palette::default(),
+            width: 80,
+            print: Print::default(),
+            body: BodyStyle::default(),
+        }
+    }
 }
 
 /// Sends events to the printer task.
@@ -78,8 +200,15 @@ pub fn spawn_printer(options: OutputOptions) -> (Events, tokio::task::JoinHandle
     let handle = tokio::task::spawn_blocking(move || {
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
+        let mut history = History::default();
         while let Some(event) = rx.blocking_recv() {
-            let result = print(&event, options, &mut stdout.lock(), &mut stderr.lock());
+            let result = print(
+                &event,
+                &options,
+                &mut history,
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            );
             if let Err(e) = result {
                 // A closed stdout (hooks listen | head) is not worth a panic or a message.
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -94,15 +223,23 @@ pub fn spawn_printer(options: OutputOptions) -> (Events, tokio::task::JoinHandle
 /// Writes one event: data to `out`, status text to `err`.
 pub fn print(
     event: &Event,
-    options: OutputOptions,
+    options: &OutputOptions,
+    history: &mut History,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> std::io::Result<()> {
-    render::status(event, err)?;
-    if options.json {
-        json::write(event, out)?;
-    } else {
-        render::data(event, out)?;
+    render::status(event, options, err)?;
+    match event {
+        Event::Request(exchange) => {
+            let flags = history.check(exchange.id, exchange.event.as_ref(), exchange.duration);
+            if options.json {
+                json::request(exchange, &flags, out)?;
+            } else {
+                out.write_all(render_exchange(exchange, &flags, options).as_bytes())?;
+            }
+        }
+        other if options.json => json::session(other, out)?,
+        _ => {}
     }
     out.flush()
 }

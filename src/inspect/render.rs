@@ -1,20 +1,22 @@
-//! Human output: one line per webhook on stdout, status messages on stderr.
+//! Human output: a summary line per webhook (and the details `--print` asks for) on stdout,
+//! session messages on stderr.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::{Event, Exchange};
+use relay_server::protocol::Header;
 
-/// Writes the data part of `event` (request lines) for people.
-pub(super) fn data(event: &Event, out: &mut impl Write) -> io::Result<()> {
-    match event {
-        Event::Request(exchange) => writeln!(out, "{}", request_line(exchange)),
-        _ => Ok(()),
-    }
-}
+use super::body;
+use super::history::Flags;
+use super::{Event, Exchange, OutputOptions};
 
-/// Writes the status part of `event` (connected, disconnected, hints) to stderr.
-pub(super) fn status(event: &Event, err: &mut impl Write) -> io::Result<()> {
+/// Writes the session part of `event` (connected, disconnected) to stderr; in `--json` mode also
+/// the errors that human mode shows under the request line.
+pub(super) fn status(
+    event: &Event,
+    options: &OutputOptions,
+    err: &mut impl Write,
+) -> io::Result<()> {
     match event {
         Event::Ready {
             url,
@@ -35,30 +37,200 @@ pub(super) fn status(event: &Event, err: &mut impl Write) -> io::Result<()> {
             writeln!(err, "Disconnected from the relay ({reason}); reconnecting…")
         }
         Event::Reconnected { url } => writeln!(err, "Reconnected: forwarding {url} again"),
-        Event::Request(Exchange {
-            error: Some(error),
-            hint,
-            ..
-        }) => match hint {
-            Some(hint) => writeln!(err, "hooks: error: {error} ({hint})"),
-            None => writeln!(err, "hooks: error: {error}"),
+        Event::Request(exchange) if options.json => match (&exchange.error, &exchange.hint) {
+            (Some(error), Some(hint)) => writeln!(err, "hooks: error: {error} ({hint})"),
+            (Some(error), None) => writeln!(err, "hooks: error: {error}"),
+            _ => Ok(()),
         },
         Event::Request(_) => Ok(()),
     }
 }
 
-fn request_line(e: &Exchange) -> String {
-    let mut line = format!(
-        "{} {} → {} {} ms",
-        sanitize(&e.method),
-        sanitize(&display_path(&e.path)),
-        e.status,
-        format_ms(e.duration),
-    );
-    if let Some(error) = &e.error {
-        let _ = write!(line, " ({})", sanitize(error));
+/// The summary line of an exchange, its flags, and the details `options.print` asks for.
+pub fn render_exchange(e: &Exchange, flags: &Flags, options: &OutputOptions) -> String {
+    let mut out = summary(e, options);
+    out.push('\n');
+    for note in notes(e, flags) {
+        let _ = writeln!(
+            out,
+            "  {}",
+            options.palette.warning.paint(&format!("↳ {note}"))
+        );
     }
+    if options.print.any() {
+        details(&mut out, e, options);
+        out.push('\n');
+    }
+    out
+}
+
+fn summary(e: &Exchange, options: &OutputOptions) -> String {
+    let p = &options.palette;
+    let time = local_time(e.received_at_ms);
+    let method = sanitize(&e.method);
+    let mut event = String::new();
+    if let Some(recognized) = &e.event {
+        event.push_str(recognized.provider);
+        if let Some(kind) = &recognized.event_type {
+            let _ = write!(event, " {}", sanitize(kind));
+        }
+        if let Some(id) = &recognized.event_id {
+            let _ = write!(event, " {}", sanitize(id));
+        }
+    }
+    let signature = e.signature.as_ref().map(|s| match s.verdict.as_str() {
+        "valid" => "✓ signed".to_owned(),
+        "unsigned" => "unsigned".to_owned(),
+        "unchecked" => "signature not checked".to_owned(),
+        other => format!("✗ signature {other}"),
+    });
+    let status = format!("{} {}", e.status, reason_phrase(e.status));
+    let tail = format!(
+        "→ {} {}  #{}",
+        status.trim_end(),
+        format_duration(e.duration),
+        e.id
+    );
+    // Everything but the path is short; the path gets what is left of the width.
+    let fixed = time.len()
+        + method.len()
+        + event.chars().count()
+        + tail.chars().count()
+        + signature.as_ref().map_or(0, |s| s.chars().count() + 2)
+        + 6;
+    // A path is worth more than a tidy width: it keeps at least 24 characters.
+    let budget = options.width.saturating_sub(fixed).max(24);
+    let path = truncate(&sanitize(&display_path(&e.path)), budget);
+    let mut line = format!(
+        "{} {} {}",
+        p.dim.paint(&time),
+        p.method.paint(&method),
+        p.path.paint(&path)
+    );
+    if !event.is_empty() {
+        let _ = write!(line, "  {}", p.event.paint(&event));
+    }
+    if let Some(signature) = signature {
+        let style = if signature.starts_with('✓') {
+            p.ok
+        } else if signature.starts_with('✗') {
+            p.server_error
+        } else {
+            p.dim
+        };
+        let _ = write!(line, "  {}", style.paint(&signature));
+    }
+    let tail = format!(
+        "→ {} {}  {}",
+        p.status(e.status).paint(status.trim_end()),
+        format_duration(e.duration),
+        p.dim.paint(&format!("#{}", e.id))
+    );
+    let _ = write!(line, "  {tail}");
     line
+}
+
+/// The lines under the summary that need a person's attention.
+fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(error) = &e.error {
+        notes.push(match &e.hint {
+            Some(hint) => format!("{} ({hint})", sanitize(error)),
+            None => sanitize(error),
+        });
+    }
+    if let Some(signature) = &e.signature {
+        if let Some(reason) = &signature.reason {
+            let assumed = if signature.assumed {
+                " (assumed from headers)"
+            } else {
+                ""
+            };
+            notes.push(format!(
+                "{}{assumed}: {}",
+                signature.provider,
+                sanitize(reason)
+            ));
+        }
+    }
+    if let Some(first) = flags.duplicate_of {
+        notes.push(format!(
+            "duplicate of #{first}: the same event was delivered before; your handler must be idempotent"
+        ));
+    }
+    if let Some(later) = flags.out_of_order_after {
+        notes.push(format!(
+            "out of order: #{later} carried a newer event for the same object; don't let this one overwrite it"
+        ));
+    }
+    if let (Some(limit), Some(event)) = (flags.slower_than, &e.event) {
+        notes.push(format!(
+            "slow: your app took {}; {} gives up after {} s and retries",
+            format_duration(e.duration),
+            event.provider,
+            limit.as_secs()
+        ));
+    }
+    notes
+}
+
+fn details(out: &mut String, e: &Exchange, options: &OutputOptions) {
+    let print = options.print;
+    let style = &options.body;
+    if print.request_headers {
+        let _ = writeln!(
+            out,
+            "  > {} {} HTTP/1.1",
+            sanitize(&e.method),
+            sanitize(&display_path(&e.path))
+        );
+        headers(out, "  > ", &e.request_headers, options);
+    }
+    if print.request_body {
+        for line in body::lines(&e.request_body, content_type(&e.request_headers), style) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let Some(answer) = &e.answer else {
+        return;
+    };
+    if print.response_headers {
+        let status = format!("{} {}", answer.status, reason_phrase(answer.status));
+        let _ = writeln!(
+            out,
+            "  < {}",
+            options
+                .palette
+                .status(answer.status)
+                .paint(status.trim_end())
+        );
+        headers(out, "  < ", &answer.headers, options);
+    }
+    if print.response_body {
+        for line in body::lines(&answer.body, content_type(&answer.headers), style) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+}
+
+fn headers(out: &mut String, prefix: &str, list: &[Header], options: &OutputOptions) {
+    for h in list {
+        let value = String::from_utf8_lossy(&h.value);
+        let value = options.body.redactor.header(&h.name, &value);
+        let _ = writeln!(
+            out,
+            "{prefix}{}: {}",
+            options.palette.header_name.paint(&sanitize(&h.name)),
+            sanitize(&value)
+        );
+    }
+}
+
+fn content_type(headers: &[Header]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|h| h.name == "content-type")
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
 }
 
 /// The path as a person reads it: `/` for the channel's root.
@@ -70,12 +242,49 @@ pub(super) fn display_path(path: &str) -> String {
     }
 }
 
-fn format_ms(d: std::time::Duration) -> String {
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn format_duration(d: std::time::Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
-        format!("{ms:.1}")
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
     } else {
-        format!("{ms:.0}")
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
+}
+
+/// `HH:MM:SS` in the local time zone.
+fn local_time(unix_ms: u64) -> String {
+    let Ok(at) = jiff::Timestamp::from_millisecond(i64::try_from(unix_ms).unwrap_or(i64::MAX))
+    else {
+        return "--:--:--".to_owned();
+    };
+    at.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S")
+        .to_string()
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T18:47:42.123Z`.
+pub(super) fn rfc3339(unix_ms: u64) -> String {
+    match jiff::Timestamp::from_millisecond(i64::try_from(unix_ms).unwrap_or(i64::MAX)) {
+        Ok(at) => at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => String::new(),
     }
 }
 
@@ -96,7 +305,6 @@ pub fn sanitize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn control_characters_are_escaped() {
@@ -104,16 +312,25 @@ mod tests {
     }
 
     #[test]
-    fn request_line_names_method_path_status_and_time() {
-        let line = request_line(&Exchange {
-            id: 1,
-            method: "POST".into(),
-            path: "?x=1".into(),
-            status: 418,
-            error: None,
-            hint: None,
-            duration: Duration::from_micros(2500),
-        });
-        assert_eq!(line, "POST /?x=1 → 418 2.5 ms");
+    fn long_paths_are_truncated() {
+        assert_eq!(truncate("/abcdef", 4), "/ab…");
+        assert_eq!(truncate("/ab", 4), "/ab");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(
+            format_duration(std::time::Duration::from_micros(2500)),
+            "2.5 ms"
+        );
+        assert_eq!(
+            format_duration(std::time::Duration::from_millis(250)),
+            "250 ms"
+        );
+        assert_eq!(
+            format_duration(std::time::Duration::from_millis(12_300)),
+            "12.3 s"
+        );
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -1,0 +1,121 @@
+//! Terminal facts decided once (color, width) and the styles render code uses. With colors off
+//! every style is empty, so rendering has no `if color` branches.
+
+use std::io::IsTerminal;
+
+/// `--color`: when to use colors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// Colors when stdout is a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`.
+    #[default]
+    Auto,
+    /// Always color, even into a pipe.
+    Always,
+    /// Never color.
+    Never,
+}
+
+impl std::str::FromStr for ColorChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(ColorChoice::Auto),
+            "always" => Ok(ColorChoice::Always),
+            "never" => Ok(ColorChoice::Never),
+            _ => Err("expected auto, always or never".into()),
+        }
+    }
+}
+
+impl ColorChoice {
+    /// Whether to color stdout, by the rules of `--color auto` when `Auto`.
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+                std::io::stdout().is_terminal() && !no_color && !dumb
+            }
+        }
+    }
+}
+
+/// The terminal's width in columns, else 80.
+pub fn terminal_width() -> usize {
+    match crossterm::terminal::size() {
+        Ok((columns, _)) if columns >= 20 => usize::from(columns),
+        _ => 80,
+    }
+}
+
+/// One ANSI style: what to write before and after the styled text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style(&'static str);
+
+impl Style {
+    /// `text` wrapped in this style.
+    pub fn paint(self, text: &str) -> String {
+        if self.0.is_empty() || text.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{}{text}\x1b[0m", self.0)
+        }
+    }
+}
+
+/// Every style the renderers use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Palette {
+    pub dim: Style,
+    pub method: Style,
+    pub path: Style,
+    pub event: Style,
+    pub ok: Style,
+    pub redirect: Style,
+    pub client_error: Style,
+    pub server_error: Style,
+    pub warning: Style,
+    pub header_name: Style,
+    pub json_key: Style,
+    pub json_string: Style,
+    pub json_number: Style,
+    pub json_literal: Style,
+}
+
+impl Palette {
+    /// Colors on, or every style empty.
+    pub fn new(color: bool) -> Self {
+        if !color {
+            return Palette::default();
+        }
+        Palette {
+            dim: Style("\x1b[2m"),
+            method: Style("\x1b[1m"),
+            path: Style("\x1b[36m"),
+            event: Style("\x1b[35m"),
+            ok: Style("\x1b[32m"),
+            redirect: Style("\x1b[36m"),
+            client_error: Style("\x1b[33m"),
+            server_error: Style("\x1b[31m"),
+            warning: Style("\x1b[33m"),
+            header_name: Style("\x1b[34m"),
+            json_key: Style("\x1b[34m"),
+            json_string: Style("\x1b[32m"),
+            json_number: Style("\x1b[36m"),
+            json_literal: Style("\x1b[35m"),
+        }
+    }
+
+    /// The style of a status code, by class.
+    pub fn status(&self, status: u16) -> Style {
+        match status {
+            200..=299 => self.ok,
+            300..=399 => self.redirect,
+            400..=499 => self.client_error,
+            _ => self.server_error,
+        }
+    }
+}
