@@ -34,13 +34,24 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-                std::io::stdout().is_terminal() && !no_color && !dumb
-            }
+            ColorChoice::Auto => auto_color(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::env::var_os("TERM").as_deref(),
+            ),
         }
     }
+}
+
+/// The `--color auto` rule: a terminal, `NO_COLOR` unset or empty, and `TERM` not `dumb`.
+pub fn auto_color(
+    is_terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    let no_color = no_color.is_some_and(|v| !v.is_empty());
+    let dumb = term.is_some_and(|t| t == "dumb");
+    is_terminal && !no_color && !dumb
 }
 
 /// The terminal's width in columns, else 80.
@@ -117,5 +128,29 @@ impl Palette {
             400..=499 => self.client_error,
             _ => self.server_error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn auto_color_follows_tty_no_color_and_term() {
+        assert!(auto_color(true, None, Some(OsStr::new("xterm"))));
+        assert!(auto_color(true, Some(OsStr::new("")), None));
+        assert!(!auto_color(true, Some(OsStr::new("1")), None));
+        assert!(!auto_color(true, None, Some(OsStr::new("dumb"))));
+        assert!(!auto_color(false, None, None));
+    }
+
+    #[test]
+    fn styles_are_empty_without_color() {
+        assert_eq!(Palette::new(false).status(500).paint("500"), "500");
+        assert_eq!(
+            Palette::new(true).status(500).paint("500"),
+            "\x1b[31m500\x1b[0m"
+        );
     }
 }

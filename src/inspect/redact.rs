@@ -54,10 +54,12 @@ pub struct Redactor {
 impl Redactor {
     /// A header value as it may be shown.
     pub fn header(&self, name: &str, value: &str) -> String {
-        let value = self.mask(value);
-        if self.show_secrets || !is_sensitive(name) {
-            return value;
+        let masked = self.mask(value);
+        // A masked value hides the secret already; cutting it would only garble it.
+        if self.show_secrets || !is_sensitive(name) || masked != value {
+            return masked;
         }
+        let value = masked;
         let total = value.chars().count();
         if total <= SHOWN {
             return "…(redacted)".to_owned();

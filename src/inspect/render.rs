@@ -94,13 +94,14 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
     // Everything but the path is short; the path gets what is left of the width.
     let fixed = time.len()
         + method.len()
-        + event.chars().count()
         + tail.chars().count()
         + signature.as_ref().map_or(0, |s| s.chars().count() + 2)
-        + 6;
-    // A path is worth more than a tidy width: it keeps at least 24 characters.
-    let budget = options.width.saturating_sub(fixed).max(24);
-    let path = truncate(&sanitize(&display_path(&e.path)), budget);
+        + 4;
+    let room = options.width.saturating_sub(fixed);
+    let path = sanitize(&display_path(&e.path));
+    let (path_room, event_room) = share(room, path.chars().count(), event.chars().count());
+    let path = truncate(&path, path_room);
+    let event = truncate(&event, event_room);
     let mut line = format!(
         "{} {} {}",
         p.dim.paint(&time),
@@ -242,7 +243,22 @@ pub(super) fn display_path(path: &str) -> String {
     }
 }
 
+/// Splits `room` columns between the path and the event: the path keeps at least 24 (it is
+/// worth more than a tidy width), the event takes what is left, and is dropped below 8.
+fn share(room: usize, path: usize, event: usize) -> (usize, usize) {
+    let separator = if event > 0 { 2 } else { 0 };
+    if path + separator + event <= room {
+        return (path, event);
+    }
+    let path_room = path.min(room.saturating_sub(event + separator).max(24));
+    let event_room = room.saturating_sub(path_room + separator);
+    (path_room, if event_room >= 8 { event_room } else { 0 })
+}
+
 fn truncate(text: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -309,6 +325,14 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(sanitize("a\x1b[2Jb\x07\u{9b}"), "a\\u{1b}[2Jb\\u{7}\\u{9b}");
+    }
+
+    #[test]
+    fn the_path_keeps_its_room_and_the_event_gives_way() {
+        assert_eq!(share(60, 10, 20), (10, 20));
+        assert_eq!(share(40, 10, 40), (10, 28));
+        assert_eq!(share(30, 40, 20), (24, 0));
+        assert_eq!(share(40, 40, 20), (24, 14));
     }
 
     #[test]
