@@ -72,11 +72,12 @@ pub struct ListenArgs {
     pub respond: Respond,
 
     /// How long the sender waits for your app in --respond app mode, e.g. 30, 90s, 10m
+    /// [default: the relay's, 30s unless it was started otherwise]
     ///
     /// Past it the sender gets 504; hooks still forwards the request and shows what your app
     /// eventually answered. A large value lets you sit on a breakpoint.
-    #[arg(long, value_name = "SECS", default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 
     /// What the relay does with webhooks for this channel while hooks is not connected
     ///

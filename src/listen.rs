@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use relay_server::protocol::{self, ClientMessage, RelayMessage, RequestId, PROTOCOL_VERSION};
+use relay_server::protocol::{
+    self, ClientMessage, RelayMessage, RequestId, Respond, PROTOCOL_VERSION,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,6 +37,14 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// What the relay's hello said.
+struct Attachment {
+    channel: String,
+    url: String,
+    /// How long senders wait for the app; `None` when the relay answers them at once.
+    timeout: Option<Duration>,
+}
+
 /// Why a connection attempt failed.
 enum ConnectError {
     /// The relay answered and refused the session; its sentence says why.
@@ -59,6 +69,9 @@ struct Context {
     /// outlives its session is answered and acknowledged on the next one.
     outbox: std::sync::Mutex<Option<mpsc::Sender<Message>>>,
     handled: std::sync::Mutex<Handled>,
+    /// How long the relay lets senders wait for the app (`None` when it answers at once), as
+    /// its hello said.
+    sender_timeout: std::sync::Mutex<Option<Duration>>,
 }
 
 impl Context {
@@ -92,6 +105,7 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         events,
         outbox: std::sync::Mutex::new(None),
         handled: std::sync::Mutex::new(Handled::default()),
+        sender_timeout: std::sync::Mutex::new(None),
     });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
@@ -166,7 +180,9 @@ async fn attach_loop(
         version: PROTOCOL_VERSION,
         channel: args.channel.clone(),
         respond: args.respond,
-        timeout_ms: Some(u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX)),
+        timeout_ms: args
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         offline: args.offline,
         token: args.token.clone(),
     };
@@ -180,8 +196,19 @@ async fn attach_loop(
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
-            Ok((ws, name, url)) => {
+            Ok((
+                ws,
+                Attachment {
+                    channel: name,
+                    url,
+                    timeout,
+                },
+            )) => {
                 failures = 0;
+                *context
+                    .sender_timeout
+                    .lock()
+                    .expect("timeout lock is never poisoned") = timeout;
                 let event = if attached_once {
                     Event::Reconnected { url }
                 } else {
@@ -285,7 +312,7 @@ async fn connect(
     ws_url: &str,
     hello: &ClientMessage,
     tls: &Connector,
-) -> Result<(Ws, String, String), ConnectError> {
+) -> Result<(Ws, Attachment), ConnectError> {
     let config = relay_server::ws_config(protocol::DEFAULT_MAX_BODY);
     let opened = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -324,7 +351,26 @@ async fn connect(
         Ok((RelayMessage::Hello { version, .. }, _)) if version != PROTOCOL_VERSION => Err(
             ConnectError::Refused(protocol::version_mismatch(version, PROTOCOL_VERSION)),
         ),
-        Ok((RelayMessage::Hello { channel, url, .. }, _)) => Ok((ws, channel, url)),
+        Ok((
+            RelayMessage::Hello {
+                channel,
+                url,
+                respond,
+                timeout_ms,
+                ..
+            },
+            _,
+        )) => {
+            let timeout = (respond == Respond::App).then(|| Duration::from_millis(timeout_ms));
+            Ok((
+                ws,
+                Attachment {
+                    channel,
+                    url,
+                    timeout,
+                },
+            ))
+        }
         Ok((RelayMessage::Error { message }, _)) => Err(ConnectError::Refused(format!(
             "the relay refused the session: {message}"
         ))),
@@ -543,6 +589,11 @@ async fn handle(job: Job, context: Arc<Context>) {
         duration,
         event,
         signature: None,
+        sender_timed_out: context
+            .sender_timeout
+            .lock()
+            .expect("timeout lock is never poisoned")
+            .filter(|limit| duration > *limit),
     };
     let _ = context
         .events

@@ -49,6 +49,7 @@ fn exchange(id: u64, path: &str, request: Vec<Header>, body: impl Into<Bytes>) -
         hint: None,
         duration: Duration::from_micros(12_400),
         signature: None,
+        sender_timed_out: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! The queue (SQLite) is the truth; a channel keeps the ids of its unacknowledged requests in
 //! order, and keeps recent frames in memory so live delivery does not read them back from disk.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,9 @@ struct State {
     refilled: Instant,
     /// Unacknowledged requests, oldest first; each is in the queue.
     pending: BTreeSet<RequestId>,
+    /// Pending requests not yet sent to the attached session, in delivery order. Filled with
+    /// every pending request (oldest first) when a session attaches, then as requests are queued.
+    ready: VecDeque<RequestId>,
     /// Frames of pending requests not yet sent to the attached session.
     hot: HashMap<RequestId, Bytes>,
     hot_bytes: usize,
@@ -133,6 +136,7 @@ impl Channel {
                 allowance: f64::MAX,
                 refilled: Instant::now(),
                 pending: BTreeSet::new(),
+                ready: VecDeque::new(),
                 hot: HashMap::new(),
                 hot_bytes: 0,
                 session: None,
@@ -191,29 +195,34 @@ impl Channel {
     pub fn enqueued(&self, id: RequestId, frame: Bytes) {
         let mut state = self.lock();
         state.pending.insert(id);
-        if state.session.is_some() && state.hot_bytes + frame.len() <= HOT_BYTES {
-            state.hot_bytes += frame.len();
-            state.hot.insert(id, frame);
+        if state.session.is_some() {
+            state.ready.push_back(id);
+            if state.hot_bytes + frame.len() <= HOT_BYTES {
+                state.hot_bytes += frame.len();
+                state.hot.insert(id, frame);
+            }
         }
         drop(state);
         self.wake.notify_one();
     }
 
-    /// The next pending request after `cursor`, with its frame when it is still in memory.
-    pub fn next_after(&self, cursor: RequestId) -> Option<(RequestId, Option<Bytes>)> {
+    /// The next request for the attached session, in the order requests were queued (ids are
+    /// given before the queue commits, so concurrent requests commit out of id order), with its
+    /// frame when it is still in memory.
+    pub fn next_ready(&self) -> Option<(RequestId, Option<Bytes>)> {
         let mut state = self.lock();
-        let id = *state
-            .pending
-            .range((
-                std::ops::Bound::Excluded(cursor),
-                std::ops::Bound::Unbounded,
-            ))
-            .next()?;
-        let frame = state.hot.remove(&id);
-        if let Some(frame) = &frame {
-            state.hot_bytes -= frame.len();
+        while let Some(id) = state.ready.pop_front() {
+            // Acknowledged or expired since it was queued for delivery.
+            if !state.pending.contains(&id) {
+                continue;
+            }
+            let frame = state.hot.remove(&id);
+            if let Some(frame) = &frame {
+                state.hot_bytes -= frame.len();
+            }
+            return Some((id, frame));
         }
-        Some((id, frame))
+        None
     }
 
     /// Hands a reply to the sender waiting for it, if any is still waiting.
@@ -250,6 +259,7 @@ impl Channel {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             state.session = None;
+            state.ready.clear();
             state.hot.clear();
             state.hot_bytes = 0;
         }
@@ -343,6 +353,7 @@ impl Channels {
             }
             state.session = Some(Arc::clone(session));
             state.settings = settings;
+            state.ready = state.pending.iter().copied().collect();
             if let Some(owner) = owner {
                 state.owner.get_or_insert_with(|| owner.0.clone());
             }

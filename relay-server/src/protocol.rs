@@ -177,6 +177,12 @@ pub enum RelayMessage {
         channel: String,
         /// The public URL that webhooks for this channel are sent to.
         url: String,
+        /// How the relay answers senders on this channel.
+        #[serde(default)]
+        respond: Respond,
+        /// How long senders wait for the app in [`Respond::App`] mode, in milliseconds.
+        #[serde(default)]
+        timeout_ms: u64,
     },
     /// A webhook for the CLI to forward; the frame's payload is the request body.
     Request {

@@ -19,9 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::channel::{Attached, Channel, Reply, Settings};
-use crate::protocol::{
-    self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
-};
+use crate::protocol::{self, ClientMessage, RelayMessage, Respond, Token, PROTOCOL_VERSION};
 use crate::Relay;
 
 /// Frames waiting for the session's writer. Requests beyond this wait for room, so a slow CLI
@@ -108,6 +106,8 @@ async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
         version: PROTOCOL_VERSION,
         channel: name.clone(),
         url: relay.channel_url(&name),
+        respond: hello.settings.respond,
+        timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
     };
     if ws
         .send(Message::Binary(protocol::encode(&reply, &[])))
@@ -253,13 +253,11 @@ async fn pump(
 /// Sends the channel's pending requests to the session, oldest first: first what waited while
 /// no session was attached, then each new one as it is queued.
 async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
-    let mut cursor = RequestId(0);
     loop {
-        let Some((id, frame)) = channel.next_after(cursor) else {
+        let Some((id, frame)) = channel.next_ready() else {
             channel.wake.notified().await;
             continue;
         };
-        cursor = id;
         // Wait for room in the session's window: a CLI that is behind is not flooded.
         if !attached.reserve(id).await {
             return;

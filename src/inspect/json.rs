@@ -65,6 +65,9 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
     if let Some(error) = &e.error {
         value["error"] = json!(error);
     }
+    if e.sender_timed_out.is_some() {
+        value["sender_status"] = json!(504);
+    }
     line(&value, out)
 }
 

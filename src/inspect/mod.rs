@@ -99,7 +99,8 @@ pub struct Exchange {
     pub request_body: Bytes,
     /// The app's answer, when it answered.
     pub answer: Option<Answer>,
-    /// The status the sender got: the app's, or 502 when it could not be reached.
+    /// The app's status, or 502 when it could not be reached (what the sender got, unless
+    /// `sender_timed_out`).
     pub status: u16,
     /// Why the app did not answer, when it did not.
     pub error: Option<String>,
@@ -111,6 +112,8 @@ pub struct Exchange {
     pub event: Option<Recognized>,
     /// The signature verdict.
     pub signature: Option<Signature>,
+    /// The relay's wait limit, when the app took longer: the sender got `504` instead.
+    pub sender_timed_out: Option<Duration>,
 }
 
 /// Which parts of an exchange to print in full (httpie's `--print` letters).

@@ -140,6 +140,12 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
             None => sanitize(error),
         });
     }
+    if let Some(limit) = e.sender_timed_out {
+        notes.push(format!(
+            "the sender got 504 after {} s (--timeout); your app answered later",
+            limit.as_secs_f64()
+        ));
+    }
     if let Some(signature) = &e.signature {
         if let Some(reason) = &signature.reason {
             let assumed = if signature.assumed {
