@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Get a webhook URL and forward every request sent to it to your app
     Listen(ListenArgs),
+    /// Run a relay (the same as the hooks-relay program; see `hooks relay --help`)
+    Relay(relay_server::config::Args),
 }
 
 /// Flags of `hooks listen`.

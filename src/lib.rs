@@ -23,5 +23,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             args.apply(config::load(config::path().as_deref())?);
             listen::listen(args, shutdown).await
         }
+        // `main` runs this itself, to give bad settings exit code 2 and the relay its own logs.
+        Command::Relay(args) => relay_server::cli::serve(args.settings()?).await,
     }
 }

@@ -5,11 +5,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hooks::cli::Cli;
+use hooks::cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Relay(args) = cli.command {
+        return relay(args);
+    }
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -28,6 +31,32 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hooks: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hooks relay`: the relay program under the hooks binary.
+fn relay(args: relay_server::config::Args) -> ExitCode {
+    let settings = match relay_server::cli::settings(args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("hooks: error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    relay_server::cli::init_logging(&settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hooks: error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(relay_server::cli::serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hooks: error: {err:#}");
             ExitCode::FAILURE

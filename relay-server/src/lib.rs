@@ -8,6 +8,7 @@
 
 mod accept;
 mod channel;
+pub mod cli;
 pub mod config;
 mod metrics;
 pub mod protocol;

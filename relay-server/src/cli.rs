@@ -1,0 +1,88 @@
+//! The relay as a command (`hooks-relay`, and `hooks relay`): settings from flags and the config
+//! file, logging, signals, and a first stdout line saying where it listens.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use crate::config::{Args, Settings};
+
+/// Runs the relay command until Ctrl-C or SIGTERM; SIGHUP reloads the TLS certificate and the
+/// tokens file. `Err` only for failures after the settings were accepted.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", settings.listen))?;
+    let scheme = if settings.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // The one stdout line: where the relay listens (port 0 picks a free one).
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on {scheme}://{}", listener.local_addr()?);
+    let _ = stdout.flush();
+    let reload = Arc::new(Notify::new());
+    tokio::spawn(reload_on_sighup(Arc::clone(&reload)));
+    crate::run_with_reload(listener, settings.config, shutdown_signal(), reload).await
+}
+
+/// Merges flags and the config file; errors are usage errors (exit 2).
+pub fn settings(args: Args) -> anyhow::Result<Settings> {
+    args.settings()
+}
+
+/// Logs on stderr in `text` or `json`, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Notifies `reload` on every SIGHUP.
+async fn reload_on_sighup(reload: Arc<Notify>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload.notify_one();
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
