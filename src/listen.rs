@@ -388,6 +388,16 @@ async fn connect(
 fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
     use tokio_tungstenite::tungstenite::Error;
     match e {
+        // tokio-tungstenite reports TLS handshake failures as I/O errors wrapping rustls's.
+        Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            format!(
+                "TLS: {io} (for a relay with a private CA, pass its certificate with --ca-cert)"
+            )
+        }
         Error::Io(io) => {
             let text = io.to_string();
             let text = text.split(" (os error").next().unwrap_or(&text);

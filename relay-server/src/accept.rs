@@ -203,6 +203,9 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout)
         .max_buf_size(max_buf)
+        // max_buf_size alone is checked only while a head is incomplete; this checks the
+        // parsed head's exact size.
+        .max_header_size(max_buf)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);

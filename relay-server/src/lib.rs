@@ -47,9 +47,13 @@ pub(crate) struct Relay {
 
 impl Relay {
     /// The public URL of `channel`.
+    /// With `--subdomains`, `<channel>.<host>` when the name can be a DNS label (lowercase,
+    /// since hosts are case-insensitive); the path form otherwise, which always works.
     fn channel_url(&self, channel: &str) -> String {
         match (&self.subdomain_host, self.base_url.split_once("://")) {
-            (Some(host), Some((scheme, _))) => format!("{scheme}://{channel}.{host}"),
+            (Some(host), Some((scheme, _))) if is_dns_label(channel) => {
+                format!("{scheme}://{channel}.{host}")
+            }
             _ => format!("{}/{channel}", self.base_url),
         }
     }
@@ -58,4 +62,15 @@ impl Relay {
     fn next_id(&self) -> RequestId {
         RequestId(self.next_request.fetch_add(1, Ordering::Relaxed))
     }
+}
+
+/// Whether `name` is a lowercase DNS label: letters, digits and inner hyphens.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

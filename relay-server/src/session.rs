@@ -30,16 +30,39 @@ const OUTBOX_CAPACITY: usize = 64;
 /// [`protocol::SILENCE_LIMIT`] is dead.
 const PING_INTERVAL: Duration = protocol::PING_INTERVAL;
 
-/// A fresh unguessable channel name: 128 random bits as 22 characters of `[A-Za-z0-9_-]`.
-pub(crate) fn random_channel() -> String {
+/// A fresh unguessable channel name of 128 random bits: 22 characters of `[A-Za-z0-9_-]`, or,
+/// for subdomain URLs (DNS is case-insensitive), 26 lowercase letters and digits.
+pub(crate) fn random_channel(dns_safe: bool) -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    if dns_safe {
+        return base32_lower(&bytes);
+    }
     let name = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     // Names starting with '_' are the relay's own; swap the first character rather than retry.
     match name.strip_prefix('_') {
         Some(rest) => format!("h{rest}"),
         None => name,
     }
+}
+
+/// RFC 4648 base32 in lowercase, without padding.
+fn base32_lower(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
 }
 
 /// WebSocket settings for a session that may carry bodies up to `max_body`.
@@ -85,7 +108,9 @@ async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
         Ok(owner) => owner,
         Err(message) => return refuse(&relay, ws, message).await,
     };
-    let name = hello.channel.unwrap_or_else(random_channel);
+    let name = hello
+        .channel
+        .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let attached = Arc::new(Attached::new(outbox, relay.config.max_in_flight));
     let channel = match relay
@@ -323,10 +348,18 @@ mod tests {
 
     #[test]
     fn random_channels_are_long_unguessable_and_url_safe() {
-        let a = random_channel();
-        let b = random_channel();
+        let a = random_channel(false);
+        let b = random_channel(false);
         assert_ne!(a, b);
         assert!(a.len() >= 16, "{a}");
         assert!(protocol::validate_channel(&a).is_ok(), "{a}");
+        let dns = random_channel(true);
+        assert_eq!(dns.len(), 26, "{dns}");
+        assert!(
+            dns.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{dns}"
+        );
+        assert!(protocol::validate_channel(&dns).is_ok(), "{dns}");
     }
 }

@@ -173,6 +173,9 @@ pub struct Answer {
     pub body: Bytes,
     /// How long to wait before answering (to make concurrent requests finish out of order).
     pub delay: Duration,
+    /// When set, the answer waits (after `delay`) until the test opens the latch, so a test can
+    /// observe what happens while the app is still busy.
+    pub hold: Option<Hold>,
 }
 
 impl Answer {
@@ -183,7 +186,36 @@ impl Answer {
             headers: Vec::new(),
             body: body.into(),
             delay: Duration::ZERO,
+            hold: None,
         }
+    }
+}
+
+/// The app's side of a latch: answers holding one wait until the test calls [`Latch::open`].
+#[derive(Debug, Clone)]
+pub struct Hold(watch::Receiver<bool>);
+
+/// The test's side of a latch.
+#[derive(Debug)]
+pub struct Latch(watch::Sender<bool>);
+
+/// A closed latch and the [`Hold`] that waits on it.
+pub fn latch() -> (Latch, Hold) {
+    let (tx, rx) = watch::channel(false);
+    (Latch(tx), Hold(rx))
+}
+
+impl Latch {
+    /// Lets every held answer go, now and later.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Hold {
+    async fn wait(mut self) {
+        // An error means the latch was dropped: nothing can open it any more, so let go.
+        let _ = self.0.wait_for(|&open| open).await;
     }
 }
 
@@ -286,6 +318,29 @@ impl App {
         .await;
         self.requests()
     }
+
+    /// Waits up to `limit` until `done(every request so far)` holds. `Ok` with the requests when
+    /// it does, `Err` with them when the time is up, so the caller can say what is missing.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[Recorded]) -> bool,
+    ) -> Result<Vec<Recorded>, Vec<Recorded>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut count = self.count.clone();
+        loop {
+            // Mark the count seen before reading, so a request recorded meanwhile wakes us.
+            count.borrow_and_update();
+            let all = self.requests();
+            if done(&all) {
+                return Ok(all);
+            }
+            match tokio::time::timeout_at(deadline, count.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(self.requests()),
+            }
+        }
+    }
 }
 
 async fn answer(
@@ -321,6 +376,9 @@ async fn answer(
     }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if let Some(hold) = reply.hold {
+        hold.wait().await;
     }
     let mut response = Response::new(Full::new(reply.body));
     *response.status_mut() = hyper::StatusCode::from_u16(reply.status).expect("valid test status");
@@ -406,14 +464,20 @@ pub struct Listener {
     _data_dir: tempfile::TempDir,
 }
 
-/// Starts `hooks listen --json <args>` and waits for its `{"type":"ready",…}` line.
-pub async fn spawn_listen(args: &[&str]) -> Listener {
-    let data_dir = tempfile::tempdir().expect("temp data dir");
-    let mut full = vec!["listen", "--json"];
-    full.extend_from_slice(args);
-    let mut child = hooks_command(&full, data_dir.path())
+/// A child process whose stdout arrives line by line and whose stderr is collected.
+struct Piped {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Finishes once stderr is closed, i.e. everything the process wrote there is collected.
+    stderr_done: tokio::task::JoinHandle<()>,
+}
+
+/// Spawns `command` and drains both of its pipes continuously, so it never blocks on a full one.
+fn spawn_piped(mut command: Command, what: &str) -> Piped {
+    let mut child = command
         .spawn()
-        .expect("spawn hooks listen");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr_pipe = child.stderr.take().expect("piped stderr");
     let (tx, lines) = mpsc::unbounded_channel();
@@ -425,10 +489,9 @@ pub async fn spawn_listen(args: &[&str]) -> Listener {
             }
         }
     });
-    // Drain stderr continuously so the child never blocks on a full pipe.
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&stderr);
-    tokio::spawn(async move {
+    let stderr_done = tokio::spawn(async move {
         let mut buf = [0u8; 4096];
         while let Ok(n) = stderr_pipe.read(&mut buf).await {
             if n == 0 {
@@ -439,32 +502,82 @@ pub async fn spawn_listen(args: &[&str]) -> Listener {
                 .extend_from_slice(&buf[..n]);
         }
     });
-    let mut listener = Listener {
-        url: String::new(),
-        channel: String::new(),
-        ready: Value::Null,
+    Piped {
+        child,
         lines,
         stderr,
-        child,
-        _data_dir: data_dir,
+        stderr_done,
+    }
+}
+
+/// Starts `hooks listen --json <args>` and waits for its `{"type":"ready",…}` line.
+pub async fn spawn_listen(args: &[&str]) -> Listener {
+    match try_spawn_listen(args).await {
+        Ok(listener) => listener,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// [`spawn_listen`], but a `hooks listen` that does not become ready is an `Err` carrying why,
+/// its exit status and its stderr, for tests where a refusal can be expected (a channel the
+/// relay has not released yet).
+pub async fn try_spawn_listen(args: &[&str]) -> Result<Listener, String> {
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let mut full = vec!["listen", "--json"];
+    full.extend_from_slice(args);
+    let Piped {
+        mut child,
+        mut lines,
+        stderr,
+        stderr_done,
+    } = spawn_piped(hooks_command(&full, data_dir.path()), "hooks listen");
+    let problem = match tokio::time::timeout(STEP_TIMEOUT, lines.recv()).await {
+        Ok(Some(line)) => match parse_ready(&line) {
+            Ok((ready, url, channel)) => {
+                return Ok(Listener {
+                    url,
+                    channel,
+                    ready,
+                    lines,
+                    stderr,
+                    child,
+                    _data_dir: data_dir,
+                })
+            }
+            Err(problem) => problem,
+        },
+        Ok(None) => "hooks listen closed stdout".to_owned(),
+        Err(_) => format!("no stdout line from hooks listen within {STEP_TIMEOUT:?}"),
     };
-    let ready = listener.next_json().await;
+    // Stdout is closed or useless: let the process finish saying why, within reason.
+    let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(Ok(status)) => format!("exited with {status}"),
+        Ok(Err(e)) => format!("status unknown: {e}"),
+        Err(_) => "still running".to_owned(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr_done).await;
+    let stderr = String::from_utf8_lossy(&stderr.lock().expect("stderr lock")).into_owned();
+    Err(format!(
+        "{problem}\n--- hooks listen ({status}) stderr ---\n{stderr}"
+    ))
+}
+
+/// The ready line, its `url` and its `channel`; `Err` says what is wrong with the line.
+fn parse_ready(line: &str) -> Result<(Value, String, String), String> {
+    let ready = match serde_json::from_str::<Value>(line) {
+        Ok(value) if value.is_object() => value,
+        _ => return Err(format!("stdout line is not a JSON object: {line:?}")),
+    };
     if ready["type"] != "ready" {
-        listener.fail(&format!("first stdout line is not a ready line: {ready}"));
+        return Err(format!("first stdout line is not a ready line: {ready}"));
     }
     let field = |name: &str| match ready[name].as_str() {
         Some(value) => Ok(value.to_owned()),
         None => Err(format!("ready line has no string {name:?}: {ready}")),
     };
-    match (field("url"), field("channel")) {
-        (Ok(url), Ok(channel)) => {
-            listener.url = url;
-            listener.channel = channel;
-        }
-        (Err(e), _) | (_, Err(e)) => listener.fail(&e),
-    }
-    listener.ready = ready;
-    listener
+    let url = field("url")?;
+    let channel = field("channel")?;
+    Ok((ready, url, channel))
 }
 
 impl Listener {
@@ -544,6 +657,146 @@ impl Listener {
             Err(_) => self.fail("hooks listen did not exit"),
         }
     }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and waits until it is
+    /// gone (so its sockets are closed).
+    pub async fn kill(&mut self) {
+        if let Err(e) = self.child.start_kill() {
+            self.fail(&format!("could not send SIGKILL to hooks listen: {e}"));
+        }
+        self.wait_exit().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay as a separate process
+// ---------------------------------------------------------------------------------------------
+
+/// `hooks relay` running as its own process, so a test can kill it with SIGKILL and start it
+/// again on the same port and data directory. Killed when dropped.
+pub struct RelayProcess {
+    /// Base URL, `http://127.0.0.1:PORT`, from the relay's first stdout line.
+    pub url: String,
+    /// Address the relay listens on; restarts reuse it.
+    pub addr: SocketAddr,
+    data_dir: std::path::PathBuf,
+    extra: Vec<String>,
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Kept open so the relay can write to stdout as long as it likes.
+    _lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl RelayProcess {
+    /// Starts `hooks relay --listen 127.0.0.1:0 --data-dir <data_dir> <extra>` and waits for its
+    /// `listening on …` line.
+    pub async fn start(data_dir: &std::path::Path, extra: &[&str]) -> RelayProcess {
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        Self::spawn("127.0.0.1:0", data_dir.to_owned(), extra).await
+    }
+
+    async fn spawn(listen: &str, data_dir: std::path::PathBuf, extra: Vec<String>) -> RelayProcess {
+        let data = data_dir.to_string_lossy().into_owned();
+        let mut args = vec!["relay", "--listen", listen, "--data-dir", &data];
+        args.extend(extra.iter().map(String::as_str));
+        let Piped {
+            mut child,
+            mut lines,
+            stderr,
+            stderr_done,
+        } = spawn_piped(hooks_command(&args, &data_dir), "hooks relay");
+        let first = tokio::time::timeout(STEP_TIMEOUT, lines.recv()).await;
+        let addr = match &first {
+            Ok(Some(line)) => line
+                .strip_prefix("listening on http://")
+                .and_then(|addr| addr.parse::<SocketAddr>().ok()),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stderr_done).await;
+            panic!(
+                "hooks relay {args:?} did not print `listening on http://ADDR` first (got {first:?})\n\
+                 --- stderr ---\n{}",
+                String::from_utf8_lossy(&stderr.lock().expect("stderr lock"))
+            );
+        };
+        RelayProcess {
+            url: format!("http://{addr}"),
+            addr,
+            data_dir,
+            extra,
+            child,
+            stderr,
+            _lines: lines,
+        }
+    }
+
+    /// What this run of the relay wrote on stderr (its log) so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
+    }
+
+    /// Kills the relay with SIGKILL (`kill -9`: no shutdown, no flush) and waits until it is
+    /// gone, so its port and sockets are closed.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        match tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("could not wait for the killed relay: {e}"),
+            Err(_) => panic!("the relay did not die within {STEP_TIMEOUT:?} of SIGKILL"),
+        }
+    }
+
+    /// Starts the relay again on the same address and data directory, with the same flags.
+    /// The previous run must be dead ([`RelayProcess::kill`]).
+    pub async fn restart(&mut self) {
+        let listen = self.addr.to_string();
+        let next = Self::spawn(&listen, self.data_dir.clone(), self.extra.clone()).await;
+        assert_eq!(
+            next.addr, self.addr,
+            "the relay came back on its old address"
+        );
+        *self = next;
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The relay's `hooks_sessions` gauge (CLI sessions attached now), or `None` when the relay does
+/// not answer.
+pub async fn attached_sessions(sender: &Sender, relay_url: &str) -> Option<u64> {
+    let url = format!("{relay_url}/_hooks/metrics");
+    let reply = sender
+        .try_send("GET", &url, &[], full(Bytes::new()), Duration::from_secs(2))
+        .await
+        .ok()?;
+    reply
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix("hooks_sessions "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits until the relay reports `n` attached sessions, e.g. until it noticed a CLI is gone.
+/// The relay offers no event for this, so the gauge is polled (every 50 ms, up to
+/// [`STEP_TIMEOUT`]).
+pub async fn wait_for_sessions(relay_url: &str, n: u64) {
+    let sender = Sender::default();
+    let polling = async {
+        while attached_sessions(&sender, relay_url).await != Some(n) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    within(
+        &format!("{relay_url} to have {n} session(s) attached"),
+        polling,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,6 +898,56 @@ impl Sender {
         }
     }
 
+    /// Like [`Sender::send`], but a failure (connection refused or reset, no answer within
+    /// `limit`) is an `Err` describing it instead of a panic: for tests where the relay may be
+    /// down.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[HeaderPair],
+        body: ClientBody,
+        limit: Duration,
+    ) -> Result<Reply, String> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(body)
+            .map_err(|e| format!("invalid request {method} {url}: {e}"))?;
+        for (name, value) in headers {
+            request.headers_mut().append(
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("valid header name"),
+                hyper::header::HeaderValue::from_bytes(value).expect("valid header value"),
+            );
+        }
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("{method} {url} failed: {e:?}"))?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| format!("reading the body of {method} {url} failed: {e}"))?
+                .to_bytes();
+            Ok(Reply {
+                status: parts.status.as_u16(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                    .collect(),
+                body,
+            })
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer to {method} {url} within {limit:?}")),
+        }
+    }
+
     /// `POST url` with `body` and no extra headers.
     pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Reply {
         self.send("POST", url, &[], full(body)).await
@@ -653,5 +956,354 @@ impl Sender {
     /// `GET url`.
     pub async fn get(&self, url: &str) -> Reply {
         self.send("GET", url, &[], full(Bytes::new())).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relay operations: stoppable relays, the relay binary, a private CA, HTTPS and raw sockets
+// ---------------------------------------------------------------------------------------------
+
+/// A relay started by [`start_relay_on`]: [`RunningRelay::stop`] waits until it has shut down,
+/// so a test can start another one on the same data directory.
+pub struct RunningRelay {
+    /// The relay's address and base URL (`https://` when it serves TLS).
+    pub handle: RelayHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningRelay {
+    /// Base URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.handle.url
+    }
+
+    /// Cancels the relay and waits for `relay_server::run` to return.
+    pub async fn stop(self) {
+        let RunningRelay { handle, task } = self;
+        drop(handle);
+        within("the relay to shut down", task)
+            .await
+            .expect("the relay task ends without panicking");
+    }
+}
+
+/// Starts `relay_server::run` on `listener`, which the caller bound (so it can put the port in
+/// `config`, e.g. a `public_url`). The URL scheme follows `config.tls`.
+pub async fn start_relay_on(listener: TcpListener, config: relay_server::Config) -> RunningRelay {
+    let addr = listener.local_addr().expect("relay address");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let token = CancellationToken::new();
+    let shutdown = token.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        if let Err(e) = relay_server::run(listener, config, shutdown).await {
+            panic!("relay failed: {e:#}");
+        }
+    });
+    RunningRelay {
+        handle: RelayHandle {
+            url: format!("{scheme}://{addr}"),
+            addr,
+            token,
+        },
+        task,
+    }
+}
+
+/// A fresh `127.0.0.1:0` listener for [`start_relay_on`].
+pub async fn bind_loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port")
+}
+
+/// [`run_hooks`] with extra environment variables (set after the clean-up, so `HOOKS_*` work).
+pub async fn run_hooks_env(args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let mut command = hooks_command(args, dir.path());
+    command.envs(env.iter().copied());
+    let child = command.spawn().expect("spawn hooks");
+    let output = within(&format!("hooks {args:?} to exit"), child.wait_with_output())
+        .await
+        .expect("wait for hooks");
+    Finished {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// [`spawn_listen`] with extra environment variables, e.g. `HOOKS_TOKEN`.
+pub async fn spawn_listen_env(args: &[&str], env: &[(&str, &str)]) -> Listener {
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let mut full = vec!["listen", "--json"];
+    full.extend_from_slice(args);
+    let mut command = hooks_command(&full, data_dir.path());
+    command.envs(env.iter().copied());
+    let Piped {
+        child,
+        mut lines,
+        stderr,
+        stderr_done: _,
+    } = spawn_piped(command, "hooks listen");
+    let first = tokio::time::timeout(STEP_TIMEOUT, lines.recv()).await;
+    let mut listener = Listener {
+        url: String::new(),
+        channel: String::new(),
+        ready: Value::Null,
+        lines,
+        stderr,
+        child,
+        _data_dir: data_dir,
+    };
+    let line = match first {
+        Ok(Some(line)) => line,
+        Ok(None) => listener.fail("hooks listen closed stdout"),
+        Err(_) => listener.fail(&format!("no ready line within {STEP_TIMEOUT:?}")),
+    };
+    match parse_ready(&line) {
+        Ok((ready, url, channel)) => {
+            listener.ready = ready;
+            listener.url = url;
+            listener.channel = channel;
+            listener
+        }
+        Err(problem) => listener.fail(&problem),
+    }
+}
+
+/// The real relay program started with only the flags given (`hooks relay --config FILE`), as
+/// opposed to [`RelayProcess`], which sets `--listen` and `--data-dir` itself. Killed when
+/// dropped.
+pub struct RelayChild {
+    /// Base URL from the relay's first stdout line (`listening on URL`).
+    pub url: String,
+    /// That first stdout line, whole.
+    pub first_line: String,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    _lines: mpsc::UnboundedReceiver<String>,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RelayChild {
+    /// What the relay logged on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
+    }
+}
+
+/// Starts `hooks relay <args>` and waits for its first stdout line.
+pub async fn spawn_relay_command(args: &[&str]) -> RelayChild {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut full = vec!["relay"];
+    full.extend_from_slice(args);
+    let Piped {
+        mut child,
+        mut lines,
+        stderr,
+        stderr_done,
+    } = spawn_piped(hooks_command(&full, dir.path()), "hooks relay");
+    let first = tokio::time::timeout(STEP_TIMEOUT, lines.recv()).await;
+    let first_line = match first {
+        Ok(Some(line)) if line.starts_with("listening on ") => line,
+        other => {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stderr_done).await;
+            panic!(
+                "hooks relay {args:?} did not print `listening on URL` first (got {other:?})\n\
+                 --- stderr ---\n{}",
+                String::from_utf8_lossy(&stderr.lock().expect("stderr lock"))
+            );
+        }
+    };
+    let url = first_line["listening on ".len()..].to_owned();
+    RelayChild {
+        url,
+        first_line,
+        stderr,
+        _lines: lines,
+        _child: child,
+        _dir: dir,
+    }
+}
+
+/// A private CA and a leaf certificate for `localhost` and `127.0.0.1` signed by it, as PEM files
+/// in a temporary directory: `ca.pem`, `cert.pem` (the leaf) and `key.pem` (the leaf's key).
+pub struct TestCa {
+    /// The CA certificate, for `hooks listen --ca-cert`.
+    pub ca_pem: std::path::PathBuf,
+    /// The leaf certificate the relay serves.
+    pub cert_pem: std::path::PathBuf,
+    /// The leaf's private key.
+    pub key_pem: std::path::PathBuf,
+    ca_der: rustls_pki_types::CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Generates the CA and the leaf and writes the PEM files.
+    pub fn new() -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hooks test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign the CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("leaf params");
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf_params.use_authority_key_identifier_extension = true;
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("sign the leaf");
+
+        let dir = tempfile::tempdir().expect("temp dir for PEM files");
+        let ca_pem = dir.path().join("ca.pem");
+        let cert_pem = dir.path().join("cert.pem");
+        let key_pem = dir.path().join("key.pem");
+        std::fs::write(&ca_pem, ca_cert.pem()).expect("write ca.pem");
+        std::fs::write(&cert_pem, leaf.pem()).expect("write cert.pem");
+        std::fs::write(&key_pem, leaf_key.serialize_pem()).expect("write key.pem");
+        TestCa {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            ca_der: ca_cert.der().clone(),
+            _dir: dir,
+        }
+    }
+
+    /// The relay's `tls` setting: the leaf and its key.
+    pub fn tls_files(&self) -> relay_server::config::TlsFiles {
+        relay_server::config::TlsFiles {
+            cert: self.cert_pem.clone(),
+            key: self.key_pem.clone(),
+        }
+    }
+
+    /// A rustls client configuration trusting this CA only.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).expect("add the test CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
+/// An HTTPS/1.1 client playing the webhook provider, trusting a [`TestCa`].
+#[derive(Clone)]
+pub struct TlsSender {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, ClientBody>,
+}
+
+impl TlsSender {
+    /// A client that trusts `ca` (and nothing else).
+    pub fn new(ca: &TestCa) -> TlsSender {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(ca.client_config())
+            .https_only()
+            .enable_http1()
+            .build();
+        TlsSender {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// Sends `method url` with `body`.
+    pub async fn send(&self, method: &str, url: &str, body: ClientBody) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(body)
+            .expect("valid test request");
+        let what = format!("the answer to {method} {url}");
+        let response = within(&what, self.client.request(request))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e:?}"));
+        let (parts, body) = response.into_parts();
+        let body = within(&what, body.collect())
+            .await
+            .unwrap_or_else(|e| panic!("reading the body of {method} {url} failed: {e}"))
+            .to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+            body,
+        }
+    }
+
+    /// `POST url` with `body`.
+    pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Reply {
+        self.send("POST", url, full(body)).await
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Reply {
+        self.send("GET", url, full(Bytes::new())).await
+    }
+}
+
+/// Writes `bytes` on a fresh connection to `addr` (ignoring write errors: the peer may close
+/// early), then reads until the peer closes or resets it, for at most `limit`. Returns what was
+/// read and whether the connection ended (`false`: still open at the deadline).
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], limit: Duration) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the relay");
+    let _ = stream.write_all(bytes).await;
+    read_until_closed(&mut stream, limit).await
+}
+
+/// Reads from `stream` until EOF or a reset (`true`), or until `limit` passes (`false`).
+pub async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    let mut read = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (read, true),
+            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
+            Err(_) => return (read, false),
+        }
     }
 }
