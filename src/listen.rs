@@ -240,15 +240,20 @@ async fn attach_loop(
             Err(ConnectError::Refused(message)) => debug!(%message, "reconnect refused; retrying"),
             Err(ConnectError::Unreachable(e)) => debug!(error = %e, "reconnect failed; retrying"),
         }
-        let pause = backoff(failures);
+        let mut pause = backoff(failures);
         failures = failures.saturating_add(1);
         if let (Some(limit), Some(since)) = (args.exit_after, disconnected_since) {
-            if since.elapsed() + pause > limit {
+            // Give up only after an attempt at or past the limit has failed; the last pause is
+            // shortened so that attempt happens right at the limit.
+            let left = limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
                 return Err(anyhow!(
-                    "disconnected from the relay at {relay_url} for {} s (--exit-after)",
-                    since.elapsed().as_secs()
+                    "disconnected from the relay at {relay_url} for {:.1} s (--exit-after {} s)",
+                    since.elapsed().as_secs_f64(),
+                    limit.as_secs_f64()
                 ));
             }
+            pause = pause.min(left);
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}

@@ -658,6 +658,20 @@ impl Listener {
         }
     }
 
+    /// Everything the process wrote on stderr, once stderr is closed (after it exited). Right
+    /// after an exit, [`Listener::stderr`] may still miss the last lines in the pipe.
+    pub async fn final_stderr(&self) -> String {
+        // The task draining stderr holds the only other reference to the buffer and drops it at
+        // end of file; there is no event to await, so look every few milliseconds.
+        within("hooks listen to close its stderr", async {
+            while Arc::strong_count(&self.stderr) > 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        self.stderr()
+    }
+
     /// Kills the process with SIGKILL, as a crash or the OOM killer would, and waits until it is
     /// gone (so its sockets are closed).
     pub async fn kill(&mut self) {
