@@ -254,26 +254,32 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
                 frame,
                 done,
             } => {
-                let result = tx.execute(
-                    "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)",
-                    params![id.0 as i64, channel, now_ms(), frame.as_ref()],
-                );
+                let result = tx
+                    .prepare_cached(
+                        "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut insert| {
+                        insert.execute(params![id.0 as i64, channel, now_ms(), frame.as_ref()])
+                    });
                 max_id = max_id.max(Some(id.0));
                 replies.push((done, result.map(|_| ())));
             }
             Command::Load { id, done } => {
                 let result = tx
-                    .query_row(
-                        "SELECT frame FROM queue WHERE id = ?1",
-                        [id.0 as i64],
-                        |r| r.get::<_, Vec<u8>>(0),
-                    )
-                    .optional()
+                    .prepare_cached("SELECT frame FROM queue WHERE id = ?1")
+                    .and_then(|mut select| {
+                        select
+                            .query_row([id.0 as i64], |r| r.get::<_, Vec<u8>>(0))
+                            .optional()
+                    })
                     .map(|frame| frame.map(Bytes::from));
                 let _ = done.send(result.map_err(QueueError::from));
             }
             Command::Ack { id } => {
-                if let Err(e) = tx.execute("DELETE FROM queue WHERE id = ?1", [id.0 as i64]) {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM queue WHERE id = ?1")
+                    .and_then(|mut delete| delete.execute([id.0 as i64]));
+                if let Err(e) = deleted {
                     warn!(error = %e, %id, "could not delete an acknowledged request");
                 }
             }
@@ -293,11 +299,12 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
         }
     }
     if let Some(max_id) = max_id {
-        let result = tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
-            [max_id as i64],
-        );
+        let result = tx
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
+            )
+            .and_then(|mut upsert| upsert.execute([max_id as i64]));
         if let Err(e) = result {
             warn!(error = %e, "could not record the largest request id");
         }
