@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::channel::{Attached, Channel, Reply, Settings};
-use crate::protocol::{self, ClientMessage, RelayMessage, Respond, Token, PROTOCOL_VERSION};
+use crate::protocol::{
+    self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
+};
 use crate::Relay;
 
 /// Frames waiting for the session's writer. Requests beyond this wait for room, so a slow CLI
@@ -283,29 +285,36 @@ async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
             channel.wake.notified().await;
             continue;
         };
-        // Wait for room in the session's window: a CLI that is behind is not flooded.
-        if !attached.reserve(id).await {
-            return;
-        }
-        let frame = match frame {
-            Some(frame) => frame,
-            None => match relay.queue.load(id).await {
-                Ok(Some(frame)) => frame,
-                // Acknowledged or expired meanwhile.
-                Ok(None) => {
-                    attached.release(id);
-                    continue;
-                }
-                Err(e) => {
-                    warn!(error = %e, %id, "could not read a queued request; ending session");
-                    return;
-                }
-            },
-        };
-        if attached.outbox.send(Message::Binary(frame)).await.is_err() {
+        let sent = send_one(relay, attached, id, frame).await;
+        channel.delivered();
+        if !sent {
             return;
         }
     }
+}
+
+/// Sends one request to the session once its window has room; `false` ends the session.
+async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Option<Bytes>) -> bool {
+    // Wait for room in the session's window: a CLI that is behind is not flooded.
+    if !attached.reserve(id).await {
+        return false;
+    }
+    let frame = match frame {
+        Some(frame) => frame,
+        None => match relay.queue.load(id).await {
+            Ok(Some(frame)) => frame,
+            // Acknowledged or expired meanwhile.
+            Ok(None) => {
+                attached.release(id);
+                return true;
+            }
+            Err(e) => {
+                warn!(error = %e, %id, "could not read a queued request; ending session");
+                return false;
+            }
+        },
+    };
+    attached.outbox.send(Message::Binary(frame)).await.is_ok()
 }
 
 async fn receive(
