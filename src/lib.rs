@@ -9,15 +9,29 @@ pub mod cli;
 pub mod forward;
 pub mod inspect;
 pub mod listen;
+pub mod raw_request;
 pub mod target;
+pub mod verify;
+
+use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
 
-/// Runs one command until it finishes or `shutdown` is cancelled (Ctrl-C, SIGTERM).
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs one command until it finishes or `shutdown` is cancelled (Ctrl-C, SIGTERM), and says
+/// how the process should exit.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Listen(args) => listen::listen(args, shutdown).await,
+        Command::Listen(args) => listen::listen(args, shutdown)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::command::run(&args),
     }
 }
+
+/// An error in how hooks was invoked rather than in what it found (an unreadable input file, a
+/// secret that cannot be a key): `main` exits with status 2 for it, as clap does for bad flags.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
