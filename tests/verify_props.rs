@@ -93,7 +93,7 @@ proptest! {
         let request = fx.signed(&body_for(provider, &bytes), at(1_735_689_600));
         let tampered = fx.tamper_signature(&request, index, mask);
         prop_assert_ne!(&tampered, &request);
-        let report = tampered.check(Some(provider), &[fx.keys.verify.clone()], None, at(1_735_689_600));
+        let report = tampered.check(Some(provider), std::slice::from_ref(&fx.keys.verify), None, at(1_735_689_600));
         // A flipped byte may make the signature unparseable or mismatched: never valid.
         prop_assert!(report.is_ok_and(|r| r.verdict() == Verdict::Invalid));
     }
