@@ -10,6 +10,7 @@ use relay_server::protocol::{Offline, Respond, Token};
 use crate::inspect::{ColorChoice, Print};
 
 use crate::target::Target;
+use crate::verify::{Provider, Secret};
 
 /// hooks: receive webhooks on a public URL and forward them to your app on localhost
 ///
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Get a webhook URL and forward every request sent to it to your app
     Listen(ListenArgs),
+    /// Check a saved request's webhook signature: exit 0 if valid, 1 if not
+    Verify(VerifyArgs),
     /// Run a relay (the same as the hooks-relay program; see `hooks relay --help`)
     Relay(relay_server::config::Args),
 }
@@ -129,6 +132,60 @@ pub struct ListenArgs {
     /// status messages still go to stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `hooks verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Signing secret (or token, or public key); repeat it to accept any of several
+    ///
+    /// Paste it exactly as the provider shows it: Stripe's whsec_… is used as is, Standard
+    /// Webhooks' whsec_… is base64-decoded, Discord takes the application's hex public key,
+    /// SendGrid its base64 verification key. With several, the request is valid if any matches
+    /// (key rotation).
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true,
+        required = true
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Provider whose scheme to check (default: recognised from the headers)
+    ///
+    /// One of: stripe, github, standard-webhooks (or svix, clerk, resend), slack, shopify,
+    /// twilio, discord, paddle, linear, zoom, square, mailgun, intercom, gitlab, sendgrid, twitch,
+    /// typeform, calendly, hubspot.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<Provider>,
+
+    /// Hold the signed timestamp against this Unix time (seconds) instead of now
+    #[arg(long, value_name = "UNIX_SECS")]
+    pub at: Option<u64>,
+
+    /// The full public URL the provider called (Twilio, Square and HubSpot sign it)
+    ///
+    /// Default: https:// + the request's Host header + its request target.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Replay window replacing the provider's default, e.g. 300, 10m; 0 turns the check off
+    ///
+    /// Defaults follow each provider's official SDK: 300 s for Stripe (old timestamps only),
+    /// Standard Webhooks and Slack (either way), 5 s for Paddle, 60 s for Linear, 10 min for
+    /// Twitch, 180 s for Calendly, under 300 s for HubSpot v3; none for the others. For providers
+    /// without a default, a window given here applies either way.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub tolerance: Option<Duration>,
+
+    /// Print one JSON object (provider, verdict, reason, …) instead of a line of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// The request, raw HTTP/1.1: request line, headers, blank line, body; - reads stdin
+    #[arg(value_name = "REQUEST_FILE")]
+    pub request: String,
 }
 
 fn parse_respond(text: &str) -> Result<Respond, String> {

@@ -29,11 +29,15 @@ fn main() -> ExitCode {
     // Don't wait for tasks still blocked on a stdin or stdout that nobody reads.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hooks: error: {err:#}");
-            ExitCode::FAILURE
+            if err.downcast_ref::<hooks::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,0 +1,30 @@
+//! Intercom: `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body keyed with the app's client
+//! secret. GitHub's legacy format; no timestamp.
+
+use super::github::verify_hub_signature;
+use super::mac::{self, Alg};
+use super::provider::Provider;
+use super::secret::Secret;
+use super::{header, NoMatch, Signed, Stamp, VerifyInput};
+
+const HEADER: &str = "X-Hub-Signature";
+
+pub(super) fn verify(input: &VerifyInput<'_>, secrets: &[Secret]) -> Result<Stamp, NoMatch> {
+    let value = input.signature(HEADER)?;
+    verify_hub_signature(
+        Provider::Intercom,
+        Alg::Sha1,
+        "sha1=",
+        value,
+        input,
+        secrets,
+    )
+}
+
+pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
+    let tag = mac::hmac(Alg::Sha1, secret.expose().as_bytes(), &[input.body]);
+    Signed {
+        headers: vec![header(HEADER, format!("sha1={}", mac::to_hex(&tag)))],
+        body: None,
+    }
+}
