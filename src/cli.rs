@@ -62,6 +62,27 @@ pub struct ListenArgs {
     #[arg(long, value_name = "PEM", env = "HOOKS_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
 
+    /// Signing secret to check each webhook's signature with; repeat it for several (key
+    /// rotation: valid if any matches)
+    ///
+    /// Paste it exactly as the provider shows it (see hooks verify --help). It is never printed.
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Provider whose signature scheme to check (default: recognised from each webhook's
+    /// headers)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<Provider>,
+
+    /// Replay window replacing the provider's default, e.g. 300, 10m (0 turns the check off)
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub tolerance: Option<Duration>,
+
     /// Channel name to claim on the relay (letters, digits, '_' and '-'; at most 64)
     ///
     /// Without one, the relay gives this session a random unguessable channel.

@@ -21,6 +21,7 @@ use tracing::debug;
 use crate::cli::ListenArgs;
 use crate::forward::Forwarder;
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
+use crate::verify;
 
 /// How long to wait for a TCP + WebSocket connection to the relay.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +39,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What the relay's hello said.
+#[derive(Clone)]
 struct Attachment {
     channel: String,
     url: String,
@@ -69,12 +71,28 @@ struct Context {
     /// outlives its session is answered and acknowledged on the next one.
     outbox: std::sync::Mutex<Option<mpsc::Sender<Message>>>,
     handled: std::sync::Mutex<Handled>,
-    /// How long the relay lets senders wait for the app (`None` when it answers at once), as
-    /// its hello said.
-    sender_timeout: std::sync::Mutex<Option<Duration>>,
+    /// What the relay's hello said about the current session.
+    session: std::sync::Mutex<Option<Attachment>>,
+    /// How to check signatures.
+    signatures: Signatures,
+}
+
+/// `--secret`, `--provider`, `--tolerance`.
+struct Signatures {
+    secrets: Vec<verify::Secret>,
+    provider: Option<verify::Provider>,
+    tolerance: Option<Duration>,
 }
 
 impl Context {
+    /// The public URL a webhook was sent to, and how long its sender waits for the app.
+    fn public_url(&self, target: &str) -> (String, Option<Duration>) {
+        match &*self.session.lock().expect("session lock is never poisoned") {
+            Some(session) => (format!("{}{target}", session.url), session.timeout),
+            None => (target.to_owned(), None),
+        }
+    }
+
     fn outbox(&self) -> Option<mpsc::Sender<Message>> {
         self.outbox
             .lock()
@@ -105,7 +123,12 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         events,
         outbox: std::sync::Mutex::new(None),
         handled: std::sync::Mutex::new(Handled::default()),
-        sender_timeout: std::sync::Mutex::new(None),
+        session: std::sync::Mutex::new(None),
+        signatures: Signatures {
+            secrets: args.secrets.clone(),
+            provider: args.provider,
+            tolerance: args.tolerance,
+        },
     });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
@@ -144,7 +167,7 @@ fn output_options(args: &ListenArgs) -> OutputOptions {
             palette,
             redactor: inspect::Redactor {
                 show_secrets: args.show_secrets,
-                secrets: Vec::new(),
+                secrets: args.secrets.iter().map(|s| s.expose().to_owned()).collect(),
             },
         },
     }
@@ -196,19 +219,15 @@ async fn attach_loop(
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
-            Ok((
-                ws,
-                Attachment {
-                    channel: name,
-                    url,
-                    timeout,
-                },
-            )) => {
+            Ok((ws, attachment)) => {
                 failures = 0;
+                let Attachment {
+                    channel: name, url, ..
+                } = attachment.clone();
                 *context
-                    .sender_timeout
+                    .session
                     .lock()
-                    .expect("timeout lock is never poisoned") = timeout;
+                    .expect("session lock is never poisoned") = Some(attachment);
                 let event = if attached_once {
                     Event::Reconnected { url }
                 } else {
@@ -583,6 +602,8 @@ async fn handle(job: Job, context: Arc<Context>) {
     };
     // The answer is on its way to the relay; what follows never delays a webhook.
     let event = inspect::recognize(&job.headers, &job.body);
+    let (public_url, sender_timeout) = context.public_url(&job.target);
+    let signature = check_signature(&context.signatures, &job, &public_url);
     context
         .handled
         .lock()
@@ -603,17 +624,65 @@ async fn handle(job: Job, context: Arc<Context>) {
         hint,
         duration,
         event,
-        signature: None,
-        sender_timed_out: context
-            .sender_timeout
-            .lock()
-            .expect("timeout lock is never poisoned")
-            .filter(|limit| duration > *limit),
+        signature,
+        sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
     };
     let _ = context
         .events
         .send(Event::Request(Box::new(exchange)))
         .await;
+}
+
+/// The signature verdict for one webhook, as shown.
+fn check_signature(signatures: &Signatures, job: &Job, url: &str) -> Option<inspect::Signature> {
+    let headers: Vec<(&str, &[u8])> = job
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), &h.value[..]))
+        .collect();
+    let input = verify::VerifyInput {
+        method: &job.method,
+        url,
+        headers: &headers,
+        body: &job.body,
+    };
+    let checked = verify::check(
+        &input,
+        &signatures.secrets,
+        signatures.provider,
+        signatures.tolerance,
+        std::time::SystemTime::now(),
+    );
+    let unchecked = |provider: verify::Provider, reason: String| inspect::Signature {
+        provider: Some(provider.name().to_owned()),
+        assumed: signatures.provider.is_none(),
+        verdict: "unchecked".to_owned(),
+        reason: Some(reason),
+    };
+    match checked {
+        Ok(report) => {
+            let expected = !signatures.secrets.is_empty() || signatures.provider.is_some();
+            let verdict = report.verdict().as_str().to_owned();
+            let reason = match report.provider {
+                // An unsigned webhook is news only when a signature was expected.
+                None if !expected => None,
+                _ => report.reason.or(report.note.map(str::to_owned)),
+            };
+            Some(inspect::Signature {
+                provider: report.provider.map(|p| p.name().to_owned()),
+                assumed: report.assumed,
+                verdict,
+                reason,
+            })
+        }
+        Err(verify::VerifyError::NoSecret { provider }) => Some(unchecked(
+            provider,
+            "signed, not checked: pass --secret (or set HOOKS_SECRET) to check it".to_owned(),
+        )),
+        Err(e @ verify::VerifyError::UnusableSecret { provider, .. }) => {
+            Some(unchecked(provider, e.to_string()))
+        }
+    }
 }
 
 /// Most request ids remembered for dropping redeliveries.

@@ -70,14 +70,22 @@ pub struct Answer {
 /// A signature verdict, as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    /// The provider whose scheme was checked.
-    pub provider: String,
+    /// The provider whose scheme was checked; `None` when none was named or recognised.
+    pub provider: Option<String>,
     /// Whether the provider was recognised from the headers rather than given.
     pub assumed: bool,
     /// `valid`, `invalid`, `expired`, `unsigned`, or `unchecked` (signed, but no secret given).
     pub verdict: String,
-    /// Why, for anything but `valid`.
+    /// Why, for anything but `valid`; `None` for an unsigned webhook nobody expected signed.
     pub reason: Option<String>,
+}
+
+impl Signature {
+    /// Whether it is worth a person's attention: anything but an unsigned webhook when no
+    /// secret or provider said one was expected.
+    pub fn noteworthy(&self) -> bool {
+        self.verdict != "unsigned" || self.reason.is_some()
+    }
 }
 
 /// One forwarded webhook and its outcome.

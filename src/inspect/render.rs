@@ -78,12 +78,16 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
             let _ = write!(event, " {}", sanitize(id));
         }
     }
-    let signature = e.signature.as_ref().map(|s| match s.verdict.as_str() {
-        "valid" => "✓ signed".to_owned(),
-        "unsigned" => "unsigned".to_owned(),
-        "unchecked" => "signature not checked".to_owned(),
-        other => format!("✗ signature {other}"),
-    });
+    let signature =
+        e.signature
+            .as_ref()
+            .filter(|s| s.noteworthy())
+            .map(|s| match s.verdict.as_str() {
+                "valid" => "✓ signed".to_owned(),
+                "unsigned" => "unsigned".to_owned(),
+                "unchecked" => "signature not checked".to_owned(),
+                other => format!("✗ signature {other}"),
+            });
     let status = format!("{} {}", e.status, reason_phrase(e.status));
     let tail = format!(
         "→ {} {}  #{}",
@@ -153,11 +157,8 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
             } else {
                 ""
             };
-            notes.push(format!(
-                "{}{assumed}: {}",
-                signature.provider,
-                sanitize(reason)
-            ));
+            let provider = signature.provider.as_deref().unwrap_or("signature");
+            notes.push(format!("{provider}{assumed}: {}", sanitize(reason)));
         }
     }
     if let Some(first) = flags.duplicate_of {
