@@ -4,9 +4,12 @@
 //!
 //! SQLite (WAL, `synchronous=NORMAL`: a committed row survives the process being killed; only a
 //! power loss can take the last few) on one dedicated thread fed by a channel. The thread commits
-//! everything waiting in one transaction, so many concurrent webhooks share one commit.
+//! everything waiting in one transaction, so many concurrent webhooks share one commit. A relay
+//! without a data directory keeps its queue in a map instead.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -79,25 +82,39 @@ enum Command {
     },
 }
 
-/// Handle on the store thread; cheap to clone.
+/// Handle on the queue; cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    commands: mpsc::Sender<Command>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// SQLite on the store thread.
+    Sqlite(mpsc::Sender<Command>),
+    /// A map, for a relay without a data directory (the one `hooks listen` embeds, which lives
+    /// and dies with its CLI): nothing to survive, so no thread hop and no SQL per webhook.
+    Memory(Arc<Mutex<HashMap<RequestId, Stored>>>),
+}
+
+/// A request held by the in-memory queue.
+struct Stored {
+    channel: String,
+    received_at: i64,
+    frame: Bytes,
 }
 
 impl Queue {
     /// Opens (or creates) the queue in `dir`, or in memory when `dir` is `None`, and returns it
     /// with what it already holds.
     pub fn open(dir: Option<&Path>) -> Result<(Queue, Snapshot), QueueError> {
-        let conn = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())
-                })?;
-                Connection::open(dir.join("relay.db"))?
-            }
-            None => Connection::open_in_memory()?,
+        let Some(dir) = dir else {
+            let backend = Backend::Memory(Arc::default());
+            return Ok((Queue { backend }, Snapshot::default()));
         };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()))?;
+        let conn = Connection::open(dir.join("relay.db"))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -123,19 +140,26 @@ impl Queue {
             .name("relay-queue".into())
             .spawn(move || store_thread(conn, rx))
             .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
-        Ok((Queue { commands }, snapshot))
+        let backend = Backend::Sqlite(commands);
+        Ok((Queue { backend }, snapshot))
     }
 
     async fn call<T>(
-        &self,
+        commands: &mpsc::Sender<Command>,
         make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command,
     ) -> Result<T, QueueError> {
         let (done, rx) = oneshot::channel();
-        self.commands
+        commands
             .send(make(done))
             .await
             .map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    fn memory(
+        map: &Mutex<HashMap<RequestId, Stored>>,
+    ) -> MutexGuard<'_, HashMap<RequestId, Stored>> {
+        map.lock().expect("memory queue lock is never poisoned")
     }
 
     /// Writes one request frame durably; returns once it is committed.
@@ -146,29 +170,59 @@ impl Queue {
         frame: Bytes,
     ) -> Result<(), QueueError> {
         let channel = channel.to_owned();
-        self.call(|done| Command::Insert {
-            id,
-            channel,
-            frame,
-            done,
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                let insert = |done| Command::Insert {
+                    id,
+                    channel,
+                    frame,
+                    done,
+                };
+                Self::call(commands, insert).await
+            }
+            Backend::Memory(map) => {
+                let stored = Stored {
+                    channel,
+                    received_at: now_ms(),
+                    frame,
+                };
+                Self::memory(map).insert(id, stored);
+                Ok(())
+            }
+        }
     }
 
     /// Reads a queued frame back, `None` if it was acknowledged or expired meanwhile.
     pub async fn load(&self, id: RequestId) -> Result<Option<Bytes>, QueueError> {
-        self.call(|done| Command::Load { id, done }).await
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                Self::call(commands, |done| Command::Load { id, done }).await
+            }
+            Backend::Memory(map) => Ok(Self::memory(map).get(&id).map(|s| s.frame.clone())),
+        }
     }
 
     /// Deletes an acknowledged request (in the background; a lost ack means one redelivery).
     pub async fn ack(&self, id: RequestId) {
-        let _ = self.commands.send(Command::Ack { id }).await;
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                let _ = commands.send(Command::Ack { id }).await;
+            }
+            Backend::Memory(map) => {
+                Self::memory(map).remove(&id);
+            }
+        }
     }
 
     /// Remembers a channel and its settings.
     pub async fn save_channel(&self, record: ChannelRecord) -> Result<(), QueueError> {
-        self.call(|done| Command::SaveChannel { record, done })
-            .await
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                Self::call(commands, |done| Command::SaveChannel { record, done }).await
+            }
+            // The channel map itself is all an in-memory relay remembers.
+            Backend::Memory(_) => Ok(()),
+        }
     }
 
     /// Deletes requests received `older_than` ago or earlier; returns what it deleted.
@@ -176,7 +230,24 @@ impl Queue {
         &self,
         older_than: Duration,
     ) -> Result<Vec<(String, RequestId)>, QueueError> {
-        self.call(|done| Command::Expire { older_than, done }).await
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                Self::call(commands, |done| Command::Expire { older_than, done }).await
+            }
+            Backend::Memory(map) => {
+                let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+                let mut map = Self::memory(map);
+                let gone: Vec<(String, RequestId)> = map
+                    .iter()
+                    .filter(|(_, s)| s.received_at <= cutoff)
+                    .map(|(id, s)| (s.channel.clone(), *id))
+                    .collect();
+                for (_, id) in &gone {
+                    map.remove(id);
+                }
+                Ok(gone)
+            }
+        }
     }
 }
 
@@ -408,7 +479,14 @@ mod tests {
 
     #[tokio::test]
     async fn expire_deletes_old_rows_only() {
-        let (queue, _) = Queue::open(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for place in [None, Some(dir.path())] {
+            expire_in(place).await;
+        }
+    }
+
+    async fn expire_in(place: Option<&Path>) {
+        let (queue, _) = Queue::open(place).unwrap();
         queue
             .insert(RequestId(5), "ch", Bytes::from_static(b"x"))
             .await
