@@ -476,7 +476,10 @@ async fn write_loop(
             },
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
-        if sink.send(message).await.is_err() {
+        if protocol::write_batch(&mut sink, message, &mut outbox)
+            .await
+            .is_err()
+        {
             return;
         }
     }

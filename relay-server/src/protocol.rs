@@ -319,6 +319,33 @@ pub fn decode<M: for<'de> Deserialize<'de>>(frame: Bytes) -> Result<(M, Bytes), 
     Ok((message, frame.slice(4 + meta_len..)))
 }
 
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Writes `first` and whatever else is already waiting in `outbox` (up to a batch), then flushes
+/// once: under load many frames share one system call, and an idle session still writes at once.
+pub async fn write_batch<S>(
+    sink: &mut S,
+    first: tokio_tungstenite::tungstenite::Message,
+    outbox: &mut tokio::sync::mpsc::Receiver<tokio_tungstenite::tungstenite::Message>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: futures_util::Sink<
+            tokio_tungstenite::tungstenite::Message,
+            Error = tokio_tungstenite::tungstenite::Error,
+        > + Unpin,
+{
+    use futures_util::SinkExt as _;
+    sink.feed(first).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_recv() {
+            Ok(message) => sink.feed(message).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
 /// Checks the header count of a decoded message against [`MAX_HEADERS`].
 pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
     if headers.len() > MAX_HEADERS {

@@ -235,7 +235,7 @@ async fn pump(
                     break;
                 }
             };
-            if let Err(e) = sink.send(message).await {
+            if let Err(e) = protocol::write_batch(&mut sink, message, &mut outbox).await {
                 debug!(error = %e, "session write failed");
                 break;
             }
