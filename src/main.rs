@@ -14,7 +14,12 @@ fn main() -> ExitCode {
         return relay(args);
     }
     init_logging();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: the CLI waits on the network, and on a laptop's few cores every hop between
+    // worker threads is a wakeup a webhook waits for. Printing and SQLite have their own threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hooks: error: could not start the async runtime: {e}");

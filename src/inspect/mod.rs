@@ -202,6 +202,18 @@ impl OutputOptions {
     }
 }
 
+/// Most bytes of output gathered before they are written.
+const PRINT_BATCH_BYTES: usize = 256 * 1024;
+
+/// Reports an output error once; a closed stdout (`hooks listen | head`) is not worth one.
+fn report(result: std::io::Result<()>, stderr: &std::io::Stderr) {
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(stderr.lock(), "hooks: error: could not write output: {e}");
+        }
+    }
+}
+
 /// Sends events to the printer task.
 pub type Events = mpsc::Sender<Event>;
 
@@ -212,20 +224,27 @@ pub fn spawn_printer(options: OutputOptions) -> (Events, tokio::task::JoinHandle
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
         let mut history = History::default();
-        while let Some(event) = rx.blocking_recv() {
-            let result = print(
-                &event,
-                &options,
-                &mut history,
-                &mut stdout.lock(),
-                &mut stderr.lock(),
-            );
-            if let Err(e) = result {
-                // A closed stdout (hooks listen | head) is not worth a panic or a message.
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    let _ = writeln!(stderr.lock(), "hooks: error: could not write output: {e}");
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        while let Some(first) = rx.blocking_recv() {
+            // Everything already waiting goes out in one write: under load that is one system
+            // call for many lines instead of one per line.
+            let mut next = Some(first);
+            while let Some(event) = next.take() {
+                let result = print(
+                    &event,
+                    &options,
+                    &mut history,
+                    &mut buffer,
+                    &mut stderr.lock(),
+                );
+                report(result, &stderr);
+                if buffer.len() < PRINT_BATCH_BYTES {
+                    next = rx.try_recv().ok();
                 }
             }
+            let mut out = stdout.lock();
+            report(out.write_all(&buffer).and_then(|()| out.flush()), &stderr);
+            buffer.clear();
         }
     });
     (tx, handle)
