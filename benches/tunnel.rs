@@ -1,18 +1,35 @@
-//! `cargo bench --bench tunnel`: latency and throughput of a 1 KiB JSON POST sent through the
-//! real `hooks listen` binary and an in-process relay, next to the same POST sent straight to the
-//! app, measured side by side in alternating rounds. It prints a markdown table and asserts
-//! nothing about timings.
+//! `cargo bench --bench tunnel`: latency and throughput of POSTs sent through the real
+//! `hooks listen` binary and a relay, next to the same POSTs sent straight to the app, measured
+//! side by side in alternating rounds; and the memory (RSS) of the CLI and the relay. It prints a
+//! markdown table and asserts nothing about timings.
+//!
+//! Scenarios: a 1 KiB JSON POST at c=1 on a keep-alive connection and on a new connection per
+//! request, the same at c=32 for throughput, and 1 MiB and 10 MiB binary POSTs at c=1. Every
+//! request carries its length and checksum in `x-bench-check`; the app recomputes both from the
+//! body it received and answers `400` on a mismatch, so a mangled body counts as a failure.
+//!
+//! Relay: `HOOKS_BENCH_RELAY=inproc` (the default) runs `relay_server::run` inside this process
+//! with `Config::default()` (in-memory queue), as `hooks listen` embeds it when no relay is
+//! configured; `HOOKS_BENCH_DURABLE=1` gives that in-process relay a data directory.
+//! `HOOKS_BENCH_RELAY=process` starts `hooks relay --listen 127.0.0.1:0 --data-dir <tmp>` as its
+//! own process, with its durable SQLite queue, as deployed; only in that mode can the relay's
+//! RSS be read. The in-process relay stays the default because `hooks relay` always has a
+//! durable queue, which costs more per request than the in-memory one, so the process mode's
+//! figures are not comparable with earlier runs of this benchmark; `benches/run.sh` runs both.
 //!
 //! Sizes: `HOOKS_BENCH_ROUNDS` (default 5), `HOOKS_BENCH_REQUESTS` (sequential requests per path
-//! per round for each c=1 scenario, default 2000) and `HOOKS_BENCH_SECONDS` (length of each c=32
-//! run per path per round, default 3). `HOOKS_BENCH_DURABLE=1` gives the relay a data directory,
-//! so its queue is on disk as with a deployed `hooks-relay`; by default it is in memory, as in the
-//! relay `hooks listen` embeds.
+//! per round for each 1 KiB c=1 scenario, default 2000), `HOOKS_BENCH_SECONDS` (length of each
+//! c=32 run per path per round, default 3), `HOOKS_BENCH_MIB_REQUESTS` (1 MiB requests per path
+//! per round, default 40) and `HOOKS_BENCH_10MIB_REQUESTS` (10 MiB requests per path per round,
+//! default 8).
+//!
+//! With `HOOKS_BENCH_SUMMARY=<file>`, the headline figures are also appended to that file as
+//! rows of the summary table `benches/run.sh` prints.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::error::Error;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -31,16 +48,20 @@ use tokio::sync::{oneshot, Barrier};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Size of every request body, in bytes.
+/// Size of every request body of the 1 KiB scenarios, in bytes.
 const BODY_LEN: usize = 1024;
+
+/// Sizes of the large request bodies, in bytes.
+const LARGE_LENS: [usize; 2] = [1024 * 1024, 10 * 1024 * 1024];
 
 /// Concurrent keep-alive clients in the throughput scenario.
 const CLIENTS: usize = 32;
 
-/// How long to wait for `hooks listen` to print its ready line.
+/// How long to wait for `hooks listen` or `hooks relay` to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long to wait, after the last round, for the CLI to print every request it forwarded.
+/// How long to wait, after the last round, for the CLI to print every request it forwarded and
+/// for the relay's queue to empty.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a c=1 client waits for one answer before counting it as a failure.
@@ -49,8 +70,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long c=32 clients wait, after their run ends, for answers still outstanding.
 const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
 
-/// How much of the CLI's stderr to keep for error messages.
+/// How long a freshly started process is left alone before its idle RSS is read.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// How much of a child's stderr to keep for error messages.
 const STDERR_KEEP: usize = 8 * 1024;
+
+/// The header carrying a request body's length and checksum, which the app checks.
+const CHECK: HeaderName = HeaderName::from_static("x-bench-check");
 
 /// What a request, connection or task can fail with.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -73,6 +100,26 @@ impl Path {
     }
 }
 
+/// A request body with its content type and its `x-bench-check` value.
+#[derive(Clone)]
+struct Payload {
+    body: Bytes,
+    content_type: HeaderValue,
+    check: HeaderValue,
+}
+
+impl Payload {
+    fn new(body: Bytes, content_type: &'static str) -> Self {
+        let check = HeaderValue::from_str(&check_value(&body))
+            .expect("a length and a hex checksum are a valid header value");
+        Payload {
+            body,
+            content_type: HeaderValue::from_static(content_type),
+            check,
+        }
+    }
+}
+
 /// Where a client sends its requests: a socket address, the `Host` header and the path.
 #[derive(Clone)]
 struct Endpoint {
@@ -82,19 +129,21 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// One POST of `body`; with `close`, it asks the server to close the connection afterwards.
-    fn request(&self, body: &Bytes, close: bool) -> Request<Full<Bytes>> {
+    /// One POST of `payload`; with `close`, it asks the server to close the connection
+    /// afterwards.
+    fn request(&self, payload: &Payload, close: bool) -> Request<Full<Bytes>> {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.path.as_str())
             .header(HOST, self.host.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, "hooks-bench/1");
+            .header(CONTENT_TYPE, payload.content_type.clone())
+            .header(USER_AGENT, "hooks-bench/1")
+            .header(CHECK, payload.check.clone());
         if close {
             builder = builder.header(CONNECTION, "close");
         }
         builder
-            .body(Full::new(body.clone()))
+            .body(Full::new(payload.body.clone()))
             .expect("the benchmark's request parts are valid")
     }
 }
@@ -152,6 +201,17 @@ struct Round {
     keep_alive: [Option<Percentiles>; 2],
     new_conn: [Option<Percentiles>; 2],
     throughput: [f64; 2],
+    /// One entry per [`LARGE_LENS`] size.
+    large: [[Option<Percentiles>; 2]; 2],
+}
+
+/// Where the relay runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RelayMode {
+    /// `relay_server::run` inside the benchmark process.
+    InProcess,
+    /// `hooks relay` as its own process, with a durable queue.
+    Process,
 }
 
 /// Benchmark sizes, from the environment.
@@ -159,17 +219,41 @@ struct Sizes {
     rounds: usize,
     requests: usize,
     seconds: f64,
-    /// The relay keeps its queue on disk (as `hooks-relay` does by default) instead of in memory.
+    /// Requests per path per round for each of [`LARGE_LENS`].
+    large_requests: [usize; 2],
+    relay: RelayMode,
+    /// The in-process relay keeps its queue on disk (as `hooks relay` does by default) instead
+    /// of in memory. Always true for [`RelayMode::Process`].
     durable: bool,
 }
 
 impl Sizes {
     fn from_env() -> Self {
+        let relay = match std::env::var("HOOKS_BENCH_RELAY").as_deref() {
+            Err(_) | Ok("inproc") => RelayMode::InProcess,
+            Ok("process") => RelayMode::Process,
+            Ok(other) => panic!("HOOKS_BENCH_RELAY must be process or inproc, not {other:?}"),
+        };
         Sizes {
             rounds: env_number("HOOKS_BENCH_ROUNDS", 5),
             requests: env_number("HOOKS_BENCH_REQUESTS", 2000),
             seconds: env_number("HOOKS_BENCH_SECONDS", 3.0),
-            durable: std::env::var_os("HOOKS_BENCH_DURABLE").is_some_and(|v| v == "1"),
+            large_requests: [
+                env_number("HOOKS_BENCH_MIB_REQUESTS", 40),
+                env_number("HOOKS_BENCH_10MIB_REQUESTS", 8),
+            ],
+            relay,
+            durable: relay == RelayMode::Process
+                || std::env::var_os("HOOKS_BENCH_DURABLE").is_some_and(|v| v == "1"),
+        }
+    }
+
+    /// How this run's relay is set up, for the report.
+    fn setup(&self) -> &'static str {
+        match (self.relay, self.durable) {
+            (RelayMode::Process, _) => "relay process, durable queue",
+            (RelayMode::InProcess, false) => "in-process relay, in-memory queue",
+            (RelayMode::InProcess, true) => "in-process relay, durable queue",
         }
     }
 }
@@ -192,16 +276,41 @@ fn main() {
     runtime.block_on(bench(Sizes::from_env()));
 }
 
+/// Resident memory of the relay and the CLI at the points the report shows.
+#[derive(Default)]
+struct MemoryReport {
+    relay_idle: Option<Memory>,
+    relay_loaded: Option<Memory>,
+    cli_idle: Option<Memory>,
+    cli_loaded: Option<Memory>,
+}
+
+/// What the benchmark checks about lost requests once the rounds are over.
+struct Delivery {
+    /// Request lines the CLI printed, and disconnects it reported.
+    printed: u64,
+    disconnects: u64,
+    /// `hooks_queue_depth` on the relay's metrics page once the run is over.
+    queue_depth: Option<u64>,
+}
+
 async fn bench(sizes: Sizes) {
     let began = Instant::now();
-    let body = payload();
+    let small = Payload::new(json_payload(), "application/json");
+    let large = LARGE_LENS.map(|len| Payload::new(noise(len), "application/octet-stream"));
 
     let app_addr = start_app().await;
-    let relay_stop = CancellationToken::new();
     let data_dir = tempfile::tempdir().expect("the bench needs a scratch data directory");
     let relay_dir = sizes.durable.then(|| data_dir.path().join("relay"));
-    let (relay_addr, relay_task) = start_relay(relay_stop.clone(), relay_dir).await;
-    let cli = CliProcess::start(relay_addr, app_addr, &data_dir.path().join("cli")).await;
+    let relay = Relay::start(sizes.relay, relay_dir).await;
+    let mut memory = MemoryReport::default();
+    if let Some(pid) = relay.pid() {
+        tokio::time::sleep(SETTLE).await;
+        memory.relay_idle = Memory::of(pid);
+    }
+    let cli = CliProcess::start(relay.addr, app_addr, &data_dir.path().join("cli")).await;
+    tokio::time::sleep(SETTLE).await;
+    memory.cli_idle = Memory::of(cli.child.id());
     let tunnel_path = cli
         .url
         .parse::<http::Uri>()
@@ -217,8 +326,8 @@ async fn bench(sizes: Sizes) {
             path: "/webhook".to_owned(),
         },
         Endpoint {
-            addr: relay_addr,
-            host: host_value(relay_addr),
+            addr: relay.addr,
+            host: host_value(relay.addr),
             path: format!("{tunnel_path}/webhook"),
         },
     ];
@@ -226,20 +335,28 @@ async fn bench(sizes: Sizes) {
     let duration = Duration::from_secs_f64(sizes.seconds);
 
     eprintln!(
-        "tunnel bench: {} rounds, {} requests per c=1 run, {:.1} s per c=32 run",
-        sizes.rounds, sizes.requests, sizes.seconds
+        "tunnel bench ({}): {} rounds, {} requests per 1 KiB c=1 run, {:.1} s per c=32 run, {} × 1 MiB and {} × 10 MiB per large run",
+        sizes.setup(),
+        sizes.rounds,
+        sizes.requests,
+        sizes.seconds,
+        sizes.large_requests[0],
+        sizes.large_requests[1],
     );
     eprintln!("warming up…");
     for path in Path::ALL {
         let ep = &endpoints[path.index()];
         let tally = &mut tallies[path.index()];
-        tally.add(keep_alive(ep, &body, sizes.requests.min(500)).await.1);
-        tally.add(new_connections(ep, &body, sizes.requests.min(100)).await.1);
+        tally.add(keep_alive(ep, &small, sizes.requests.min(500)).await.1);
+        tally.add(new_connections(ep, &small, sizes.requests.min(100)).await.1);
         tally.add(
-            throughput(ep, &body, duration.min(Duration::from_millis(500)))
+            throughput(ep, &small, duration.min(Duration::from_millis(500)))
                 .await
                 .1,
         );
+        for payload in &large {
+            tally.add(keep_alive(ep, payload, 2).await.1);
+        }
     }
 
     let mut rounds = Vec::with_capacity(sizes.rounds);
@@ -253,23 +370,35 @@ async fn bench(sizes: Sizes) {
         let mut round = Round::default();
         for path in order {
             let (samples, tally) =
-                keep_alive(&endpoints[path.index()], &body, sizes.requests).await;
+                keep_alive(&endpoints[path.index()], &small, sizes.requests).await;
             round.keep_alive[path.index()] = Percentiles::of(samples);
             tallies[path.index()].add(tally);
         }
         for path in order {
             let (samples, tally) =
-                new_connections(&endpoints[path.index()], &body, sizes.requests).await;
+                new_connections(&endpoints[path.index()], &small, sizes.requests).await;
             round.new_conn[path.index()] = Percentiles::of(samples);
             tallies[path.index()].add(tally);
         }
         for path in order {
-            let (rate, tally) = throughput(&endpoints[path.index()], &body, duration).await;
+            let (rate, tally) = throughput(&endpoints[path.index()], &small, duration).await;
             round.throughput[path.index()] = rate;
             tallies[path.index()].add(tally);
         }
+        for (size, payload) in large.iter().enumerate() {
+            for path in order {
+                let (samples, tally) = keep_alive(
+                    &endpoints[path.index()],
+                    payload,
+                    sizes.large_requests[size],
+                )
+                .await;
+                round.large[size][path.index()] = Percentiles::of(samples);
+                tallies[path.index()].add(tally);
+            }
+        }
         eprintln!(
-            "round {}/{}: keep-alive p50 {} / {}, new-conn p50 {} / {}, c=32 {:.0} / {:.0} req/s (direct / hooks)",
+            "round {}/{}: keep-alive p50 {} / {}, new-conn p50 {} / {}, c=32 {:.0} / {:.0} req/s, 1 MiB {} / {}, 10 MiB {} / {} (direct / hooks)",
             r + 1,
             sizes.rounds,
             show_p(round.keep_alive[0], |p| p.p50),
@@ -278,26 +407,31 @@ async fn bench(sizes: Sizes) {
             show_p(round.new_conn[1], |p| p.p50),
             round.throughput[0],
             round.throughput[1],
+            show_p(round.large[0][0], |p| p.p50),
+            show_p(round.large[0][1], |p| p.p50),
+            show_p(round.large[1][0], |p| p.p50),
+            show_p(round.large[1][1], |p| p.p50),
         );
         rounds.push(round);
     }
 
-    let printed = cli.wait_for_requests(tallies[Path::Tunnel.index()].ok);
+    let (printed, disconnects) = cli.wait_for_requests(tallies[Path::Tunnel.index()].ok);
+    let delivery = Delivery {
+        printed,
+        disconnects,
+        queue_depth: queue_depth_after_drain(relay.addr).await,
+    };
+    memory.cli_loaded = Memory::of(cli.child.id());
+    memory.relay_loaded = relay.pid().and_then(Memory::of);
     let elapsed = began.elapsed();
-    print_report(&sizes, &rounds, &tallies, printed, elapsed);
+    print_report(&sizes, &rounds, &tallies, &delivery, &memory, elapsed);
 
     drop(cli);
-    relay_stop.cancel();
-    if tokio::time::timeout(Duration::from_secs(10), relay_task)
-        .await
-        .is_err()
-    {
-        eprintln!("tunnel bench: the relay did not stop within 10 s");
-    }
+    relay.stop().await;
 }
 
 /// A 1 KiB JSON document shaped like a payment provider's event.
-fn payload() -> Bytes {
+fn json_payload() -> Bytes {
     let head = r#"{"id":"evt_1PbenchAAAAAAAAAAAAAAAAA","object":"event","type":"invoice.paid","livemode":false,"data":{"object":{"id":"in_1PbenchBBBBBBBBBBBBBBBBB","amount_paid":4200,"currency":"usd","customer":"cus_bench","description":""#;
     let tail = r#""}}}"#;
     let pad = BODY_LEN - head.len() - tail.len();
@@ -306,8 +440,70 @@ fn payload() -> Bytes {
     Bytes::from(text)
 }
 
+/// `len` pseudo-random bytes (xorshift64*), so every byte value occurs and a shifted, dropped or
+/// zeroed chunk changes the checksum.
+fn noise(len: usize) -> Bytes {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ len as u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// `<length>-<checksum>` of a body: a 64-bit multiply-xor hash over 4 interleaved lanes of
+/// little-endian words. Not cryptographic; it catches truncation, reordering and corruption,
+/// and it is fast (about 1 ms per 10 MiB), so checking bodies costs both paths almost nothing.
+fn check_value(body: &[u8]) -> String {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut lanes = [K, K ^ 1, K ^ 2, K ^ 3];
+    let mut chunks = body.chunks_exact(32);
+    for chunk in &mut chunks {
+        for (lane, word) in lanes.iter_mut().zip(chunk.chunks_exact(8)) {
+            let word = u64::from_le_bytes(word.try_into().expect("chunks of 8 bytes"));
+            *lane = (*lane ^ word).wrapping_mul(K).rotate_left(29);
+        }
+    }
+    let mut sum = body.len() as u64;
+    for lane in lanes {
+        sum = (sum ^ lane).wrapping_mul(K).rotate_left(29);
+    }
+    for &byte in chunks.remainder() {
+        sum = (sum ^ u64::from(byte)).wrapping_mul(K).rotate_left(29);
+    }
+    format!("{}-{sum:016x}", body.len())
+}
+
 fn host_value(addr: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid Host")
+}
+
+/// Resident set size now and at its peak, from `/proc/<pid>/status` (Linux only).
+#[derive(Clone, Copy, Debug)]
+struct Memory {
+    rss_kib: u64,
+    peak_kib: u64,
+}
+
+impl Memory {
+    /// `None` where `/proc` is missing (not Linux) or the process is gone.
+    fn of(pid: u32) -> Option<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Some(Memory {
+            rss_kib: field("VmRSS:")?,
+            peak_kib: field("VmHWM:")?,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,7 +511,8 @@ fn host_value(addr: SocketAddr) -> HeaderValue {
 // ---------------------------------------------------------------------------------------------
 
 /// Starts the target app: reads each request's whole body and answers `200` with a small JSON
-/// body (`400` if the body is not the benchmark's size, so a mangled request counts as a failure).
+/// body, or `400` if the body's length and checksum do not match its `x-bench-check` header,
+/// so a mangled request counts as a failure.
 async fn start_app() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -340,8 +537,12 @@ async fn start_app() -> SocketAddr {
 }
 
 async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let status = match req.into_body().collect().await.map(|body| body.to_bytes()) {
-        Ok(body) if body.len() == BODY_LEN => StatusCode::OK,
+    let (parts, body) = req.into_parts();
+    let expected = parts.headers.get(&CHECK).cloned();
+    let status = match body.collect().await.map(|body| body.to_bytes()) {
+        Ok(body) if expected.is_some_and(|e| e.as_bytes() == check_value(&body).as_bytes()) => {
+            StatusCode::OK
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     let mut response = Response::new(Full::new(Bytes::from_static(br#"{"received":true}"#)));
@@ -350,6 +551,76 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+/// The relay the tunnel path goes through.
+struct Relay {
+    addr: SocketAddr,
+    running: RunningRelay,
+}
+
+enum RunningRelay {
+    InProcess {
+        stop: CancellationToken,
+        task: JoinHandle<()>,
+    },
+    Process(RelayProcess),
+}
+
+impl Relay {
+    /// Starts the relay; `data_dir` makes an in-process relay's queue durable (a relay process
+    /// always gets one).
+    async fn start(mode: RelayMode, data_dir: Option<std::path::PathBuf>) -> Self {
+        match mode {
+            RelayMode::InProcess => {
+                let stop = CancellationToken::new();
+                let (addr, task) = start_relay(stop.clone(), data_dir).await;
+                Relay {
+                    addr,
+                    running: RunningRelay::InProcess { stop, task },
+                }
+            }
+            RelayMode::Process => {
+                let dir = data_dir.expect("a relay process always gets a data directory");
+                let process = RelayProcess::start(&dir).await;
+                Relay {
+                    addr: process.addr,
+                    running: RunningRelay::Process(process),
+                }
+            }
+        }
+    }
+
+    /// The relay's own process id; `None` when it runs inside this process.
+    fn pid(&self) -> Option<u32> {
+        match &self.running {
+            RunningRelay::InProcess { .. } => None,
+            RunningRelay::Process(p) => Some(p.child.id()),
+        }
+    }
+
+    async fn stop(self) {
+        match self.running {
+            RunningRelay::InProcess { stop, task } => {
+                stop.cancel();
+                if tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .is_err()
+                {
+                    eprintln!("tunnel bench: the relay did not stop within 10 s");
+                }
+            }
+            RunningRelay::Process(mut process) => {
+                if let Ok(Some(status)) = process.child.try_wait() {
+                    let tail = process.stderr_tail.lock().map(|t| t.clone());
+                    eprintln!(
+                        "tunnel bench: the relay process exited early ({status}); its stderr:\n{}",
+                        String::from_utf8_lossy(&tail.unwrap_or_default())
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Starts the relay in this process with its default settings; with `data_dir` its queue is
@@ -374,6 +645,110 @@ async fn start_relay(
         }
     });
     (addr, task)
+}
+
+/// A running `hooks relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
+struct RelayProcess {
+    child: Child,
+    addr: SocketAddr,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RelayProcess {
+    /// Starts the relay and reads the address from its first stdout line,
+    /// `listening on http://ADDR`.
+    async fn start(data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hooks"))
+            .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("HOOKS_RELAY_CONFIG")
+            .env_remove("HOOKS_RELAY_LISTEN")
+            .env_remove("HOOKS_RELAY_PUBLIC_URL")
+            .env_remove("HOOKS_RELAY_DATA_DIR")
+            .env_remove("HOOKS_RELAY_TOKENS_FILE")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("could not start `hooks relay`");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr_tail = drain_stderr(child.stderr.take().expect("stderr is piped"));
+        let (first_tx, first_rx) = oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = first_tx.send(line);
+            }
+            lines.for_each(drop);
+        });
+        let addr = match tokio::time::timeout(READY_TIMEOUT, first_rx).await {
+            Ok(Ok(line)) => line
+                .strip_prefix("listening on http://")
+                .and_then(|addr| addr.trim().parse().ok()),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let tail = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
+            panic!(
+                "hooks relay did not print `listening on http://ADDR`; its stderr:\n{}",
+                String::from_utf8_lossy(&tail)
+            );
+        };
+        RelayProcess {
+            child,
+            addr,
+            stderr_tail,
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the relay's metrics until `hooks_queue_depth` is 0 (every request acknowledged) or
+/// [`DRAIN_TIMEOUT`] passes, and returns the last depth read.
+async fn queue_depth_after_drain(relay: SocketAddr) -> Option<u64> {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let depth = metrics(relay)
+            .await
+            .ok()
+            .and_then(|text| metric(&text, "hooks_queue_depth"));
+        if depth == Some(0) || Instant::now() >= deadline {
+            return depth;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The relay's metrics page.
+async fn metrics(relay: SocketAddr) -> Result<String, BoxError> {
+    let (mut sender, _task) = open(relay).await?;
+    let req = Request::builder()
+        .uri(relay_server::protocol::METRICS_PATH)
+        .header(HOST, host_value(relay))
+        .body(Full::new(Bytes::new()))?;
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let response = sender.send_request(req).await?;
+        Ok::<_, BoxError>(response.into_body().collect().await?.to_bytes())
+    })
+    .await
+    .map_err(|_| "no metrics in time")??;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// The value of an unlabelled metric on a Prometheus text page.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,7 +926,7 @@ async fn exchange(
 }
 
 /// `n` sequential requests on one keep-alive connection (reopened after an error).
-async fn keep_alive(ep: &Endpoint, body: &Bytes, n: usize) -> (Vec<Duration>, Tally) {
+async fn keep_alive(ep: &Endpoint, payload: &Payload, n: usize) -> (Vec<Duration>, Tally) {
     let mut samples = Vec::with_capacity(n);
     let mut tally = Tally::default();
     let mut sender = None;
@@ -566,7 +941,7 @@ async fn keep_alive(ep: &Endpoint, body: &Bytes, n: usize) -> (Vec<Duration>, Ta
                 }
             },
         };
-        let req = ep.request(body, false);
+        let req = ep.request(payload, false);
         let started = Instant::now();
         let outcome = exchange(s, req, started + REQUEST_TIMEOUT).await;
         let elapsed = started.elapsed();
@@ -587,11 +962,11 @@ async fn keep_alive(ep: &Endpoint, body: &Bytes, n: usize) -> (Vec<Duration>, Ta
 
 /// `n` sequential requests, each on a new connection that the server closes after answering.
 /// A sample runs from `connect` to the last byte of the response.
-async fn new_connections(ep: &Endpoint, body: &Bytes, n: usize) -> (Vec<Duration>, Tally) {
+async fn new_connections(ep: &Endpoint, payload: &Payload, n: usize) -> (Vec<Duration>, Tally) {
     let mut samples = Vec::with_capacity(n);
     let mut tally = Tally::default();
     for _ in 0..n {
-        let req = ep.request(body, true);
+        let req = ep.request(payload, true);
         let started = Instant::now();
         let outcome = async {
             let (mut sender, task) = open(ep.addr).await?;
@@ -622,12 +997,12 @@ async fn new_connections(ep: &Endpoint, body: &Bytes, n: usize) -> (Vec<Duration
 /// [`CLIENTS`] keep-alive clients sending back to back for `duration`; returns the requests/s
 /// answered with a 2xx within `duration`. Answers still outstanding when it ends get
 /// [`STRAGGLER_GRACE`] more; after that they count as failures.
-async fn throughput(ep: &Endpoint, body: &Bytes, duration: Duration) -> (f64, Tally) {
+async fn throughput(ep: &Endpoint, payload: &Payload, duration: Duration) -> (f64, Tally) {
     let start_line = Arc::new(Barrier::new(CLIENTS + 1));
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
         let ep = ep.clone();
-        let body = body.clone();
+        let payload = payload.clone();
         let start_line = Arc::clone(&start_line);
         clients.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -652,7 +1027,7 @@ async fn throughput(ep: &Endpoint, body: &Bytes, duration: Duration) -> (f64, Ta
                         }
                     },
                 };
-                match exchange(s, ep.request(&body, false), deadline + STRAGGLER_GRACE).await {
+                match exchange(s, ep.request(&payload, false), deadline + STRAGGLER_GRACE).await {
                     Ok(Ok(())) => {
                         tally.ok += 1;
                         in_time += u64::from(Instant::now() <= deadline);
@@ -681,7 +1056,6 @@ async fn throughput(ep: &Endpoint, body: &Bytes, duration: Duration) -> (f64, Ta
     }
     (in_time as f64 / duration.as_secs_f64(), tally)
 }
-
 // ---------------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------------
@@ -706,8 +1080,10 @@ fn micros(d: Duration) -> f64 {
 
 fn show_micros(us: Option<f64>) -> String {
     match us {
-        Some(us) if us < 100.0 => format!("{us:.1} µs"),
-        Some(us) => format!("{us:.0} µs"),
+        Some(us) if us.abs() < 100.0 => format!("{us:.1} µs"),
+        Some(us) if us.abs() < 1000.0 => format!("{us:.0} µs"),
+        Some(us) if us.abs() < 100_000.0 => format!("{:.2} ms", us / 1000.0),
+        Some(us) => format!("{:.1} ms", us / 1000.0),
         None => "n/a".to_owned(),
     }
 }
@@ -723,133 +1099,391 @@ fn show_ratio(r: Option<f64>) -> String {
     }
 }
 
-/// One latency row: medians across rounds of each path, of the per-round added latency and of
-/// the per-round ratio.
-fn latency_row(
-    label: &str,
-    metric: &str,
-    rounds: &[Round],
-    scenario: fn(&Round) -> &[Option<Percentiles>; 2],
-    pick: fn(Percentiles) -> Duration,
-) -> String {
-    let value = |r: &Round, path: Path| scenario(r)[path.index()].map(|p| micros(pick(p)));
-    let direct = median(
-        rounds
+fn show_mib(kib: Option<u64>) -> String {
+    match kib {
+        Some(kib) => format!("{:.1} MiB", kib as f64 / 1024.0),
+        None => "n/a".to_owned(),
+    }
+}
+
+/// A goal from issue 8 that a figure is held against.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn show(self, unit: &str) -> String {
+        match self {
+            Target::AtMost(v) => format!("≤ {v}{unit}"),
+            Target::AtLeast(v) => format!("≥ {v}{unit}"),
+        }
+    }
+
+    fn met(self, value: Option<f64>) -> &'static str {
+        match (self, value) {
+            (_, None) => "n/a",
+            (Target::AtMost(t), Some(v)) if v <= t => "yes",
+            (Target::AtLeast(t), Some(v)) if v >= t => "yes",
+            _ => "**no**",
+        }
+    }
+}
+
+/// One figure of both paths: medians across rounds of each path, and medians of the per-round
+/// difference and ratio.
+struct Compared {
+    direct: Option<f64>,
+    tunnel: Option<f64>,
+    added: Option<f64>,
+    ratio: Option<f64>,
+}
+
+impl Compared {
+    fn of(rounds: &[Round], value: impl Fn(&Round, Path) -> Option<f64>) -> Self {
+        let of_path = |path| median(rounds.iter().filter_map(|r| value(r, path)).collect());
+        let paired: Vec<(f64, f64)> = rounds
             .iter()
-            .filter_map(|r| value(r, Path::Direct))
-            .collect(),
-    );
-    let tunnel = median(
-        rounds
-            .iter()
-            .filter_map(|r| value(r, Path::Tunnel))
-            .collect(),
-    );
-    let paired: Vec<(f64, f64)> = rounds
-        .iter()
-        .filter_map(|r| Some((value(r, Path::Direct)?, value(r, Path::Tunnel)?)))
-        .collect();
-    let added = median(paired.iter().map(|(d, t)| t - d).collect());
-    let ratio = median(paired.iter().map(|(d, t)| t / d).collect());
-    let added = match added {
-        Some(us) if us < 0.0 => format!("−{}", show_micros(Some(-us))),
-        us => format!("+{}", show_micros(us)),
-    };
-    format!(
-        "| {label} | {metric} | {} | {} | {added} | {} |",
-        show_micros(direct),
-        show_micros(tunnel),
-        show_ratio(ratio)
-    )
+            .filter_map(|r| Some((value(r, Path::Direct)?, value(r, Path::Tunnel)?)))
+            .filter(|&(d, _)| d > 0.0)
+            .collect();
+        Compared {
+            direct: of_path(Path::Direct),
+            tunnel: of_path(Path::Tunnel),
+            added: median(paired.iter().map(|(d, t)| t - d).collect()),
+            ratio: median(paired.iter().map(|(d, t)| t / d).collect()),
+        }
+    }
+
+    fn latency(
+        rounds: &[Round],
+        scenario: impl Fn(&Round) -> [Option<Percentiles>; 2],
+        pick: fn(Percentiles) -> Duration,
+    ) -> Self {
+        Compared::of(rounds, |r, path| {
+            scenario(r)[path.index()].map(|p| micros(pick(p)))
+        })
+    }
+
+    fn show_added(&self) -> String {
+        match self.added {
+            Some(us) if us < 0.0 => format!("−{}", show_micros(Some(-us))),
+            us => format!("+{}", show_micros(us)),
+        }
+    }
+}
+
+/// The markdown the run prints, and the summary rows it hands to `benches/run.sh`.
+#[derive(Default)]
+struct Report {
+    out: String,
+    summary: String,
+}
+
+impl Report {
+    fn line(&mut self, text: impl AsRef<str>) {
+        self.out.push_str(text.as_ref());
+        self.out.push('\n');
+    }
+
+    /// A row of the summary table: setup, measure, direct, through hooks, ratio, target, met.
+    fn summary(&mut self, cells: [&str; 7]) {
+        self.summary
+            .push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+
+    /// A latency row of the main table, and its summary row.
+    fn latency(
+        &mut self,
+        setup: &str,
+        scenario: &str,
+        metric: &str,
+        c: &Compared,
+        target: Option<Target>,
+    ) {
+        let shown_target = target.map_or(String::new(), |t| t.show("×"));
+        self.line(format!(
+            "| {scenario} | {metric} | {} | {} | {} | {} | {shown_target} |",
+            show_micros(c.direct),
+            show_micros(c.tunnel),
+            c.show_added(),
+            show_ratio(c.ratio),
+        ));
+        let met = target.map_or("", |t| t.met(c.ratio));
+        let measure = format!(
+            "{} {metric}",
+            scenario.split(',').next().unwrap_or(scenario)
+        );
+        self.summary([
+            setup,
+            &measure,
+            &show_micros(c.direct),
+            &show_micros(c.tunnel),
+            &show_ratio(c.ratio),
+            &shown_target,
+            met,
+        ]);
+    }
 }
 
 fn print_report(
     sizes: &Sizes,
     rounds: &[Round],
     tallies: &[Tally; 2],
-    (printed, disconnects): (u64, u64),
+    delivery: &Delivery,
+    memory: &MemoryReport,
     elapsed: Duration,
 ) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let n = sizes.requests;
-    let mut out = String::new();
-    let mut line = |s: String| {
-        out.push_str(&s);
-        out.push('\n');
-    };
-    line("## hooks tunnel benchmark".into());
-    line(String::new());
-    line(format!(
+    let setup = sizes.setup();
+    let mut report = Report::default();
+    report.line(format!("## hooks tunnel benchmark: {setup}"));
+    report.line("");
+    report.line(format!(
         "- machine: {cores} cores ({} {}); everything on 127.0.0.1",
         std::env::consts::OS,
         std::env::consts::ARCH
     ));
-    line(format!(
-        "- request: POST of a {BODY_LEN}-byte JSON body; app answers 200 with a 17-byte JSON body"
+    report.line(format!(
+        "- requests: POST of a {BODY_LEN}-byte JSON body, or of 1 MiB / 10 MiB of random bytes; the app checks each body's length and checksum and answers 200 with a 17-byte JSON body (400 on a mismatch)"
     ));
-    line(format!(
-        "- direct: client → app; hooks: client → relay (in-process `relay_server::run`, {} queue) → WebSocket → `hooks listen --json` (release binary) → app",
-        if sizes.durable { "on-disk" } else { "in-memory" }
+    let relay = match sizes.relay {
+        RelayMode::Process => {
+            "`hooks relay --data-dir <tmp>` (own process, durable SQLite queue, as deployed)"
+        }
+        RelayMode::InProcess if sizes.durable => {
+            "in-process `relay_server::run` with a data directory (durable SQLite queue)"
+        }
+        RelayMode::InProcess => {
+            "in-process `relay_server::run`, `Config::default()` (in-memory queue, like the relay `hooks listen` embeds)"
+        }
+    };
+    report.line(format!(
+        "- direct: client → app; hooks: client → relay: {relay} → WebSocket → `hooks listen --json` (release binary) → app"
     ));
-    line(format!(
+    report.line(format!(
         "- rounds: {}; in each, both paths run back to back (order flips every round); figures are medians over rounds, ratio and added latency are medians of per-round pairs",
         sizes.rounds
     ));
-    line(String::new());
-    line("| scenario | metric | direct | through hooks | added | ratio (hooks/direct) |".into());
-    line("|---|---|---:|---:|---:|---:|".into());
-    let ka: fn(&Round) -> &[Option<Percentiles>; 2] = |r| &r.keep_alive;
-    let nc: fn(&Round) -> &[Option<Percentiles>; 2] = |r| &r.new_conn;
-    line(latency_row(
-        &format!("c=1 keep-alive, {n} req/round"),
-        "p50",
-        rounds,
-        ka,
-        |p| p.p50,
-    ));
-    line(latency_row("", "p99", rounds, ka, |p| p.p99));
-    line(latency_row(
-        &format!("c=1 new connection per request, {n} req/round"),
-        "p50",
-        rounds,
-        nc,
-        |p| p.p50,
-    ));
-    line(latency_row("", "p99", rounds, nc, |p| p.p99));
-    let rate = |path: Path| median(rounds.iter().map(|r| r.throughput[path.index()]).collect());
-    let rate_ratio = median(
-        rounds
-            .iter()
-            .filter(|r| r.throughput[0] > 0.0)
-            .map(|r| r.throughput[1] / r.throughput[0])
-            .collect(),
+    report.line("");
+    report.line(
+        "| scenario | metric | direct | through hooks | added | ratio (hooks/direct) | target |",
     );
-    let show_rate = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.0}"));
-    line(format!(
-        "| c={CLIENTS} keep-alive, {:.1} s/round | requests/s | {} | {} | | {} |",
+    report.line("|---|---|---:|---:|---:|---:|---|");
+    let ka = |r: &Round| r.keep_alive;
+    let nc = |r: &Round| r.new_conn;
+    let p50: fn(Percentiles) -> Duration = |p| p.p50;
+    let p99: fn(Percentiles) -> Duration = |p| p.p99;
+    let label = format!("c=1 keep-alive, {n} req/round");
+    report.latency(
+        setup,
+        &label,
+        "p50",
+        &Compared::latency(rounds, ka, p50),
+        Some(Target::AtMost(2.5)),
+    );
+    report.latency(
+        setup,
+        &label,
+        "p99",
+        &Compared::latency(rounds, ka, p99),
+        None,
+    );
+    let label = format!("c=1 new connection per request, {n} req/round");
+    report.latency(
+        setup,
+        &label,
+        "p50",
+        &Compared::latency(rounds, nc, p50),
+        Some(Target::AtMost(3.0)),
+    );
+    report.latency(
+        setup,
+        &label,
+        "p99",
+        &Compared::latency(rounds, nc, p99),
+        None,
+    );
+
+    let rate = Compared::of(rounds, |r, path| {
+        Some(r.throughput[path.index()]).filter(|&v| v > 0.0)
+    });
+    let show_rate = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.0} req/s"));
+    let rate_target = Target::AtLeast(0.45);
+    report.line(format!(
+        "| c={CLIENTS} keep-alive, {:.1} s/round | requests/s | {} | {} | | {} | {} |",
         sizes.seconds,
-        show_rate(rate(Path::Direct)),
-        show_rate(rate(Path::Tunnel)),
-        show_ratio(rate_ratio)
+        show_rate(rate.direct),
+        show_rate(rate.tunnel),
+        show_ratio(rate.ratio),
+        rate_target.show("×"),
     ));
+    report.summary([
+        setup,
+        &format!("c={CLIENTS} keep-alive throughput"),
+        &show_rate(rate.direct),
+        &show_rate(rate.tunnel),
+        &show_ratio(rate.ratio),
+        &rate_target.show("×"),
+        rate_target.met(rate.ratio),
+    ]);
+
+    for (size, len) in LARGE_LENS.iter().enumerate() {
+        let mib = len / (1024 * 1024);
+        let target = (mib == 10).then_some(Target::AtMost(1.8));
+        report.latency(
+            setup,
+            &format!(
+                "POST {mib} MiB, c=1 keep-alive, {} req/round",
+                sizes.large_requests[size]
+            ),
+            "p50 time/request",
+            &Compared::latency(rounds, |r| r.large[size], p50),
+            target,
+        );
+    }
+
     let [direct, tunnel] = tallies;
-    line(format!(
-        "| all scenarios incl. warm-up | errors + non-2xx | {} of {} | {} of {} | | |",
+    let lost = tunnel.ok.saturating_sub(delivery.printed);
+    let clean = direct.failed() == 0
+        && tunnel.failed() == 0
+        && lost == 0
+        && delivery.queue_depth == Some(0);
+    report.line(format!(
+        "| all scenarios incl. warm-up | errors + non-2xx | {} of {} | {} of {} | | | 0 |",
         direct.failed(),
         direct.ok + direct.failed(),
         tunnel.failed(),
         tunnel.ok + tunnel.failed()
     ));
-    line(String::new());
-    line(format!(
-        "CLI: printed {printed} request lines for {} successful tunnel requests; {disconnects} disconnects.",
-        tunnel.ok
+    report.summary([
+        setup,
+        "failed / unprinted / still queued requests",
+        &format!(
+            "{} failed of {}",
+            direct.failed(),
+            direct.ok + direct.failed()
+        ),
+        &format!(
+            "{} / {lost} / {} of {}",
+            tunnel.failed(),
+            delivery
+                .queue_depth
+                .map_or("n/a".to_owned(), |d| d.to_string()),
+            tunnel.ok + tunnel.failed()
+        ),
+        "",
+        "0",
+        if clean { "yes" } else { "**no**" },
+    ]);
+
+    report.line("");
+    report.line("| process | RSS idle | RSS after load | peak RSS (VmHWM) | target (idle) |");
+    report.line("|---|---:|---:|---:|---|");
+    let relay_target = Target::AtMost(8.0);
+    let cli_target = Target::AtMost(10.0);
+    let mib = |m: Option<Memory>| m.map(|m| m.rss_kib as f64 / 1024.0);
+    if sizes.relay == RelayMode::Process {
+        report.line(format!(
+            "| relay (`hooks relay`, idle = after start, no session) | {} | {} | {} | {} |",
+            show_mib(memory.relay_idle.map(|m| m.rss_kib)),
+            show_mib(memory.relay_loaded.map(|m| m.rss_kib)),
+            show_mib(memory.relay_loaded.map(|m| m.peak_kib)),
+            relay_target.show(" MiB"),
+        ));
+        report.summary([
+            setup,
+            "relay RSS idle (no session)",
+            "",
+            &show_mib(memory.relay_idle.map(|m| m.rss_kib)),
+            "",
+            &relay_target.show(" MiB"),
+            relay_target.met(mib(memory.relay_idle)),
+        ]);
+        report.summary([
+            setup,
+            "relay RSS after load (peak)",
+            "",
+            &format!(
+                "{} ({})",
+                show_mib(memory.relay_loaded.map(|m| m.rss_kib)),
+                show_mib(memory.relay_loaded.map(|m| m.peak_kib))
+            ),
+            "",
+            "",
+            "",
+        ]);
+    } else {
+        report.line(
+            "| relay | n/a: it runs inside the benchmark process (`HOOKS_BENCH_RELAY=process` measures it) | | | |",
+        );
+    }
+    report.line(format!(
+        "| CLI (`hooks listen --json`, idle = attached, before load) | {} | {} | {} | {} |",
+        show_mib(memory.cli_idle.map(|m| m.rss_kib)),
+        show_mib(memory.cli_loaded.map(|m| m.rss_kib)),
+        show_mib(memory.cli_loaded.map(|m| m.peak_kib)),
+        cli_target.show(" MiB"),
+    ));
+    report.summary([
+        setup,
+        "CLI RSS idle (attached)",
+        "",
+        &show_mib(memory.cli_idle.map(|m| m.rss_kib)),
+        "",
+        &cli_target.show(" MiB"),
+        cli_target.met(mib(memory.cli_idle)),
+    ]);
+    report.summary([
+        setup,
+        "CLI RSS after load (peak)",
+        "",
+        &format!(
+            "{} ({})",
+            show_mib(memory.cli_loaded.map(|m| m.rss_kib)),
+            show_mib(memory.cli_loaded.map(|m| m.peak_kib))
+        ),
+        "",
+        "",
+        "",
+    ]);
+
+    report.line("");
+    report.line(format!(
+        "CLI: printed {} request lines for {} successful tunnel requests; {} disconnects. Relay queue depth after the run: {}.",
+        delivery.printed,
+        tunnel.ok,
+        delivery.disconnects,
+        delivery
+            .queue_depth
+            .map_or("unknown (metrics unreadable)".to_owned(), |d| d.to_string()),
     ));
     for (path, tally) in Path::ALL.iter().zip(tallies) {
         for (why, n) in &tally.failures {
-            line(format!("{path:?} failures: {n} × {why}"));
+            report.line(format!("{path:?} failures: {n} × {why}"));
         }
     }
-    line(format!("Total time: {:.1} s.", elapsed.as_secs_f64()));
-    print!("{out}");
+    report.line(format!("Total time: {:.1} s.", elapsed.as_secs_f64()));
+    print!("{}", report.out);
+    append_summary(&report.summary);
+}
+
+/// Appends summary rows to the file named by `HOOKS_BENCH_SUMMARY`, if set.
+fn append_summary(rows: &str) {
+    let Some(path) = std::env::var_os("HOOKS_BENCH_SUMMARY") else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(rows.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "tunnel bench: could not append to {}: {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
 }

@@ -1,0 +1,64 @@
+#!/bin/sh
+# benches/run.sh: build the release binaries and run every end-to-end benchmark of hooks, then
+# print a summary table of medians, ratios and targets (issue 8). See BENCHMARKS.md.
+#
+#   1. benches/tunnel.rs with the relay inside the bench process (in-memory queue, as the relay
+#      `hooks listen` embeds): latency, throughput, 1 MiB and 10 MiB bodies, CLI memory;
+#   2. benches/tunnel.rs with `hooks relay` as its own process (durable SQLite queue, as
+#      deployed): the same figures, plus the relay's memory;
+#   3. benches/sessions.rs: relay memory with HOOKS_BENCH_SESSIONS (default 10000) idle sessions.
+#
+# Sizes come from the HOOKS_BENCH_* variables documented at the top of each bench file.
+# Takes about 3 minutes on 2 cores once built. Linux only for the memory figures (/proc).
+set -eu
+
+cd "$(dirname "$0")/.."
+began=$(date +%s)
+
+# Each idle session is an open file in the sessions bench and one in the relay.
+sessions=${HOOKS_BENCH_SESSIONS:-10000}
+want=$((sessions + 1024))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+    echo "run.sh: the hard open-file limit is $hard, below the $want that $sessions sessions need; the sessions bench will say so" >&2
+    want=$hard
+fi
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ]; then
+    ulimit -n "$want" || echo "run.sh: could not raise the open-file limit to $want" >&2
+fi
+
+# `cargo bench` builds target/release/hooks with the bench profile, which is the release
+# profile; the benches run that binary (CARGO_BIN_EXE_hooks).
+echo "run.sh: building release binaries and benches…" >&2
+cargo bench --bench tunnel --bench sessions --no-run
+built=$(date +%s)
+
+summary=$(mktemp "${TMPDIR:-/tmp}/hooks-bench-summary.XXXXXX")
+trap 'rm -f "$summary"' EXIT
+HOOKS_BENCH_SUMMARY=$summary
+export HOOKS_BENCH_SUMMARY
+
+failed=0
+HOOKS_BENCH_RELAY=inproc cargo bench --bench tunnel || failed=1
+echo
+HOOKS_BENCH_RELAY=process cargo bench --bench tunnel || failed=1
+echo
+cargo bench --bench sessions || failed=1
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+echo
+echo "## Summary"
+echo
+echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr); everything on 127.0.0.1"
+echo "- latency and time per request: medians over rounds; hooks/direct: median of per-round ratios"
+echo "- RSS: VmRSS from /proc/<pid>/status; targets from issue 8"
+echo
+echo "| setup | measure | direct | through hooks | hooks/direct | target | met |"
+echo "|---|---|---:|---:|---:|---|---|"
+cat "$summary"
+echo
+echo "Run time: $((built - began)) s building, $(($(date +%s) - built)) s benchmarking."
+if [ "$failed" -ne 0 ]; then
+    echo "run.sh: a benchmark failed; see its output above" >&2
+    exit 1
+fi
