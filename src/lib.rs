@@ -10,6 +10,7 @@ pub mod config;
 pub mod forward;
 pub mod inspect;
 pub mod listen;
+pub mod store;
 pub mod target;
 
 use tokio_util::sync::CancellationToken;
@@ -27,3 +28,4 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Relay(args) => relay_server::cli::serve(args.settings()?).await,
     }
 }
+
