@@ -129,6 +129,19 @@ pub struct ListenArgs {
     /// status messages still go to stderr.
     #[arg(long)]
     pub json: bool,
+
+    /// Keep at most N captures for list, show, replay and export; the oldest are deleted
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
+
+    /// Also delete captures older than DAYS days
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
+
+    /// Record nothing in the capture store (list, show, replay and export won't see these
+    /// requests, and a redelivery after a restart is not recognised)
+    #[arg(long, conflicts_with_all = ["keep", "keep_days"])]
+    pub no_capture: bool,
 }
 
 fn parse_respond(text: &str) -> Result<Respond, String> {

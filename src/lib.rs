@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod forward;
@@ -28,4 +29,3 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Relay(args) => relay_server::cli::serve(args.settings()?).await,
     }
 }
-

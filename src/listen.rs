@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::capture::{self, Recorder};
 use crate::cli::ListenArgs;
 use crate::forward::Forwarder;
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
@@ -30,6 +31,10 @@ const OUTBOX_CAPACITY: usize = 256;
 
 /// How long Ctrl-C waits for requests already at the app to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest the acknowledgement of a request waits for its capture to be committed: a stalled disk
+/// must not hold the relay's window of unacknowledged requests.
+const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// First and largest pause between reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -72,6 +77,8 @@ struct Context {
     /// How long the relay lets senders wait for the app (`None` when it answers at once), as
     /// its hello said.
     sender_timeout: std::sync::Mutex<Option<Duration>>,
+    /// The capture store, unless `--no-capture`.
+    recorder: Option<Recorder>,
 }
 
 impl Context {
@@ -99,6 +106,7 @@ impl Context {
 pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let max_body = protocol::DEFAULT_MAX_BODY;
     let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
+    let recorder = capture::open(&args).await?;
     let (events, printer) = inspect::spawn_printer(output_options(&args));
     let context = Arc::new(Context {
         forwarder,
@@ -106,6 +114,7 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         outbox: std::sync::Mutex::new(None),
         handled: std::sync::Mutex::new(Handled::default()),
         sender_timeout: std::sync::Mutex::new(None),
+        recorder,
     });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
@@ -205,6 +214,9 @@ async fn attach_loop(
                 },
             )) => {
                 failures = 0;
+                if let Some(recorder) = &context.recorder {
+                    recorder.attached(&name, &url);
+                }
                 *context
                     .sender_timeout
                     .lock()
@@ -546,15 +558,23 @@ struct Job {
     body: Bytes,
 }
 
-/// Forwards one request, answers and acknowledges it to the relay, then tells the printer.
+/// Forwards one request, answers the relay, records the capture, acknowledges the request, then
+/// tells the printer.
 async fn handle(job: Job, context: Arc<Context>) {
+    if let Some(recorder) = &context.recorder {
+        if recorder.seen_before(job.id).await {
+            // Captured (so forwarded) by an earlier run that died before acknowledging it.
+            finish_unforwarded(&job, &context).await;
+            return;
+        }
+    }
     let started = Instant::now();
     let result = context
         .forwarder
         .forward(&job.method, &job.target, &job.headers, job.body.clone())
         .await;
     let duration = started.elapsed();
-    let (answer, status, error, hint) = match result {
+    let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {
                 id: job.id,
@@ -564,8 +584,8 @@ async fn handle(job: Job, context: Arc<Context>) {
             context.send(&message, &response.body).await;
             let answer = inspect::Answer {
                 status: response.status,
-                headers: response.headers,
-                body: response.body,
+                headers: response.headers.clone(),
+                body: response.body.clone(),
             };
             (Some(answer), response.status, None, None)
         }
@@ -588,9 +608,10 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+    let pending = record(&context, &job, &result, duration);
+    let capture = ack_recorded(&context, job.id, pending).await;
     let exchange = Exchange {
-        id: job.id.0,
+        id: capture.map_or(job.id.0, |id| id.unsigned_abs()),
         relay_id: job.id.0,
         received_at_ms: job.received_at_ms,
         method: job.method,
@@ -614,6 +635,55 @@ async fn handle(job: Job, context: Arc<Context>) {
         .events
         .send(Event::Request(Box::new(exchange)))
         .await;
+}
+
+/// Queues the capture of one exchange, unless `--no-capture`.
+fn record(
+    context: &Context,
+    job: &Job,
+    result: &Result<crate::forward::AppResponse, crate::forward::ForwardError>,
+    duration: Duration,
+) -> Option<crate::store::Pending> {
+    context.recorder.as_ref()?.record(capture::Forwarded {
+        relay_id: job.id,
+        received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
+        method: &job.method,
+        path: &job.target,
+        headers: &job.headers,
+        body: &job.body,
+        result,
+        duration,
+    })
+}
+
+/// Acknowledges a redelivery without forwarding it again.
+async fn finish_unforwarded(job: &Job, context: &Context) {
+    context
+        .handled
+        .lock()
+        .expect("handled lock is never poisoned")
+        .finish(job.id);
+    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+}
+
+/// Acknowledges `id` once its capture is committed, or after [`ACK_WAIT`] at the latest, and
+/// returns the capture's id for the printed line.
+async fn ack_recorded(
+    context: &Context,
+    id: RequestId,
+    pending: Option<crate::store::Pending>,
+) -> Option<i64> {
+    let (Some(recorder), Some(mut pending)) = (&context.recorder, pending) else {
+        context.send(&ClientMessage::Ack { id }, &[]).await;
+        return None;
+    };
+    let early = tokio::time::timeout(ACK_WAIT, &mut pending).await;
+    context.send(&ClientMessage::Ack { id }, &[]).await;
+    let committed = match early {
+        Ok(committed) => committed,
+        Err(_) => pending.await,
+    };
+    recorder.committed(committed)
 }
 
 /// Most request ids remembered for dropping redeliveries.
