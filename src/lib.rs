@@ -8,9 +8,13 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod forward;
 pub mod inspect;
+pub mod list;
 pub mod listen;
+pub mod replay;
+pub mod show;
 pub mod store;
 pub mod target;
 
@@ -27,5 +31,18 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
         // `main` runs this itself, to give bad settings exit code 2 and the relay its own logs.
         Command::Relay(args) => relay_server::cli::serve(args.settings()?).await,
+        Command::List(args) => blocking(move || list::list(&args)).await,
+        Command::Show(args) => blocking(move || show::show(&args)).await,
+        Command::Replay(args) => replay::replay(args, shutdown).await,
+        Command::Export(args) => blocking(move || export::export(&args)).await,
     }
+}
+
+/// Runs a command that reads the capture store on a blocking thread (SQLite blocks).
+async fn blocking(
+    command: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(command)
+        .await
+        .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?
 }
