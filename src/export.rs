@@ -115,10 +115,10 @@ pub fn curl(request: &Request, target: &Target) -> String {
     for h in &headers {
         lines.push(format!("-H {}", header_arg(h)));
     }
-    // Headers curl would add on its own; an empty value tells it not to.
+    // Headers curl would add on its own (Expect for bodies over 1 MiB); `Name:` tells it not to.
     let mut defaults = vec!["User-Agent", "Accept"];
     if !request.body.is_empty() {
-        defaults.push("Content-Type");
+        defaults.extend(["Content-Type", "Expect"]);
     }
     for name in defaults {
         if !headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {

@@ -75,6 +75,7 @@ fn curl_quotes_for_sh_and_escapes_every_odd_byte() {
          -H 'user-agent: Stripe/1.0' \\\n  \
          -H 'Accept:' \\\n  \
          -H 'Content-Type:' \\\n  \
+         -H 'Expect:' \\\n  \
          --data-binary @-\n"
     );
 }
