@@ -177,8 +177,11 @@ async fn no_capture_records_nothing() {
         201
     );
     let line = listen.next_request().await;
-    assert!(line.get("id").is_none(), "{line}");
     assert!(line["relay_id"].is_u64(), "{line}");
+    assert_eq!(
+        line["id"], line["relay_id"],
+        "without a capture, #N is the relay's id"
+    );
     let list = run(&["list"], data.path()).await;
     assert_eq!(list.code, Some(1));
     assert_eq!(

@@ -111,6 +111,21 @@ async fn replay_sends_the_same_bytes_to_the_original_and_to_another_target() {
         .map(|r| (r["id"].as_i64().unwrap_or(0), r["replay_of"].clone()))
         .collect();
     assert_eq!(replays, [(3, json!(1)), (2, json!(1)), (1, Value::Null)]);
+
+    // Listen's request lines carry the capture id, which no longer equals the relay's id.
+    let mut listen = listen;
+    assert_eq!(
+        send("POST", &format!("{}/later", listen.url), &[], b"x").await,
+        201
+    );
+    let line = listen.next_request().await;
+    assert_eq!(
+        (line["id"].as_i64(), line["relay_id"].as_i64()),
+        (Some(4), Some(2))
+    );
+    let shown = run(&["show", "4", "--json"], data.path()).await.success();
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["request"]["path"], "/later");
     listen.kill().await;
 }
 
