@@ -81,7 +81,10 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
     let captured = std::fs::metadata(data.path().join("on").join("captures.db"))
         .map(|m| m.len())
         .unwrap_or(0);
-    println!("\ncapture store after the run: {} KiB (WAL not counted)", captured / 1024);
+    println!(
+        "\ncapture store after the run: {} KiB (WAL not counted)",
+        captured / 1024
+    );
     Ok(())
 }
 
@@ -278,7 +281,9 @@ impl Cli {
         });
         let line = ready_rx.recv_timeout(READY_TIMEOUT)?;
         let ready: serde_json::Value = serde_json::from_str(&line)?;
-        let channel = ready["channel"].as_str().ok_or("no channel in the ready line")?;
+        let channel = ready["channel"]
+            .as_str()
+            .ok_or("no channel in the ready line")?;
         Ok(Cli {
             child,
             path: format!("/{channel}"),
