@@ -200,36 +200,24 @@ pub struct ShowArgs {
     pub id: CaptureRef,
 
     /// Print the whole exchange as one JSON object, bodies in base64
-    #[arg(long, conflicts_with = "print")]
+    #[arg(long, conflicts_with_all = ["print", "color", "show_secrets"])]
     pub json: bool,
 
-    /// What to print, as letters: H request line and headers, B request body, h response
-    /// status and headers, b response body [default: HBhb]
-    #[arg(long, short = 'p', value_name = "HBhb", value_parser = parse_print)]
-    pub print: Option<Parts>,
-}
+    /// What to print under the summary line: H request headers, B request body, h response
+    /// headers, b response body [default: HBhb]
+    #[arg(long, short = 'p', value_name = "HBhb")]
+    pub print: Option<Print>,
 
-/// Which parts of an exchange `hooks show` prints (`--print`, as in httpie).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parts {
-    /// `H`: the summary, request line and request headers.
-    pub request_headers: bool,
-    /// `B`: the request body.
-    pub request_body: bool,
-    /// `h`: the response status line and headers.
-    pub response_headers: bool,
-    /// `b`: the response body.
-    pub response_body: bool,
-}
+    /// Show Authorization, cookies, signatures and tokens whole instead of shortened
+    #[arg(long)]
+    pub show_secrets: bool,
 
-impl Parts {
-    /// Every part.
-    pub const ALL: Parts = Parts {
-        request_headers: true,
-        request_body: true,
-        response_headers: true,
-        response_body: true,
-    };
+    /// When to color the output: auto, always or never
+    ///
+    /// auto colors when stdout is a terminal, NO_COLOR is unset or empty, and TERM is not
+    /// dumb.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
 }
 
 /// Flags of `hooks replay`.
@@ -285,28 +273,6 @@ pub enum ExportFormat {
     Raw,
     /// HAR 1.2 (JSON) with the request and the response.
     Har,
-}
-
-fn parse_print(text: &str) -> Result<Parts, String> {
-    if text.is_empty() {
-        return Err("expected some of the letters H, B, h, b".into());
-    }
-    let mut parts = Parts {
-        request_headers: false,
-        request_body: false,
-        response_headers: false,
-        response_body: false,
-    };
-    for c in text.chars() {
-        match c {
-            'H' => parts.request_headers = true,
-            'B' => parts.request_body = true,
-            'h' => parts.response_headers = true,
-            'b' => parts.response_body = true,
-            other => return Err(format!("unknown part {other:?}; use H, B, h and b")),
-        }
-    }
-    Ok(parts)
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::list::millis;
-use crate::show::{header_text, is_binary};
 use crate::store::{self, Capture, Outcome, Request, Store};
 use crate::target::Target;
 
@@ -310,6 +309,19 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first value of header `name` (lowercase), as text.
+fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    headers
+        .iter()
+        .find(|h| h.name == name)
+        .map(|h| String::from_utf8_lossy(&h.value))
+}
+
+/// Whether `body` is better described than printed: not UTF-8, or holding NUL bytes.
+fn is_binary(body: &[u8]) -> bool {
+    body.contains(&0) || std::str::from_utf8(body).is_err()
 }
 
 #[cfg(test)]

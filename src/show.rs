@@ -1,5 +1,5 @@
-//! `hooks show`: one capture whole, rendered for people (`--print` picks the parts) or as one
-//! JSON object with the bodies in base64.
+//! `hooks show`: one capture whole, rendered for people as `hooks listen --verbose` renders an
+//! exchange (`--print` picks the parts), or as one JSON object with the bodies in base64.
 
 use std::io::{self, Write};
 
@@ -8,8 +8,10 @@ use base64::Engine as _;
 use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
-use crate::cli::{Parts, ShowArgs};
-use crate::inspect::sanitize;
+use crate::cli::ShowArgs;
+use crate::inspect::{
+    self, Answer, BodyStyle, Exchange, Flags, OutputOptions, Palette, Print, Redactor,
+};
 use crate::list::{display_path, millis};
 use crate::store::{self, Capture, Outcome, Store};
 
@@ -23,10 +25,29 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
         serde_json::to_writer(&mut out, &capture_json(&capture))?;
         out.write_all(b"\n")?;
     } else {
-        render(&capture, args.print.unwrap_or(Parts::ALL), &mut out)?;
+        out.write_all(render(&capture, &output_options(args)).as_bytes())?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// Terminal facts and display choices, decided once: every part unless `--print`, bodies whole.
+fn output_options(args: &ShowArgs) -> OutputOptions {
+    let palette = Palette::new(args.color.enabled());
+    OutputOptions {
+        json: false,
+        palette,
+        width: inspect::palette::terminal_width(),
+        print: args.print.unwrap_or(Print::ALL),
+        body: BodyStyle {
+            max_lines: 0,
+            palette,
+            redactor: Redactor {
+                show_secrets: args.show_secrets,
+                secrets: Vec::new(),
+            },
+        },
+    }
 }
 
 /// The whole capture as JSON (`hooks show --json`, `hooks replay --json`).
@@ -84,129 +105,62 @@ fn headers_json(headers: &[Header]) -> Value {
         .collect()
 }
 
-/// Writes the parts of `capture` that `parts` selects, separated by blank lines.
-pub fn render(capture: &Capture, parts: Parts, out: &mut impl Write) -> io::Result<()> {
+/// The capture for people: when, where to and what it replays, then the inspector's summary
+/// line and the parts `options.print` selects.
+pub fn render(capture: &Capture, options: &OutputOptions) -> String {
     let record = &capture.record;
-    let request = &record.request;
-    let mut blocks: Vec<String> = Vec::new();
-    if parts.request_headers {
-        let mut block = summary_line(capture);
-        block.push_str(&format!(
-            "\n{} {} HTTP/1.1",
-            sanitize(&request.method),
-            sanitize(&display_path(&request.path))
-        ));
-        push_headers(&mut block, &request.headers);
-        blocks.push(block);
-    }
-    if parts.request_body && !request.body.is_empty() {
-        blocks.push(body_text(&request.body, &request.headers));
-    }
-    let duration = format!("{:.1} ms", record.duration.as_secs_f64() * 1000.0);
-    match &record.outcome {
-        Outcome::Answered(response) => {
-            if parts.response_headers {
-                let reason = http::StatusCode::from_u16(response.status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
-                let mut block = format!("HTTP/1.1 {} {reason}  ({duration})", response.status);
-                push_headers(&mut block, &response.headers);
-                blocks.push(block);
-            }
-            if parts.response_body && !response.body.is_empty() {
-                blocks.push(body_text(&response.body, &response.headers));
-            }
-        }
-        Outcome::Failed(error) if parts.response_headers || parts.response_body => {
-            blocks.push(format!("no response: {}  ({duration})", sanitize(error)));
-        }
-        Outcome::Failed(_) => {}
-    }
-    for (i, block) in blocks.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{block}")?;
-    }
-    Ok(())
-}
-
-/// `#12  2026-11-26T18:47:34.123Z  → http://localhost:3000` and what else is known.
-fn summary_line(capture: &Capture) -> String {
-    let record = &capture.record;
-    let mut line = format!(
+    let mut meta = format!(
         "#{}  {}  → {}",
         capture.id,
         store::rfc3339(record.received_at_ms),
-        sanitize(&record.target)
+        inspect::sanitize(&record.target)
     );
     if let Some(of) = record.replay_of {
-        line.push_str(&format!("  (replay of #{of})"));
+        meta.push_str(&format!("  (replay of #{of})"));
     }
-    if let Some(event) = &record.event_type {
-        line.push_str(&format!("  event {}", sanitize(event)));
-        if let Some(id) = &record.event_id {
-            line.push_str(&format!(" {}", sanitize(id)));
-        }
-    }
-    if let Some(verdict) = store::verdict(record.signature.as_deref()) {
-        line.push_str(&format!("  signature {}", sanitize(&verdict)));
-    }
-    line
+    let mut out = options.palette.dim.paint(&meta);
+    out.push('\n');
+    out.push_str(&inspect::render_exchange(
+        &exchange(capture),
+        &Flags::default(),
+        options,
+    ));
+    out
 }
 
-fn push_headers(block: &mut String, headers: &[Header]) {
-    for h in headers {
-        block.push('\n');
-        block.push_str(&sanitize(&h.name));
-        block.push_str(": ");
-        block.push_str(&sanitize(&String::from_utf8_lossy(&h.value)));
-    }
-}
-
-/// The first value of header `name` (lowercase), as text.
-pub fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    headers
-        .iter()
-        .find(|h| h.name == name)
-        .map(|h| String::from_utf8_lossy(&h.value))
-}
-
-/// Whether `body` is better described than printed: not UTF-8, or holding NUL bytes.
-pub fn is_binary(body: &[u8]) -> bool {
-    body.contains(&0) || std::str::from_utf8(body).is_err()
-}
-
-/// A body for people: a one-line note when binary, pretty-printed when JSON, else the text;
-/// control characters escaped, line breaks and tabs kept.
-fn body_text(body: &[u8], headers: &[Header]) -> String {
-    let content_type = header_text(headers, "content-type");
-    let text = match std::str::from_utf8(body) {
-        Ok(text) if !text.contains('\0') => text,
-        _ => {
-            let kind = content_type.as_deref().unwrap_or("no content-type");
-            return format!("binary body, {} bytes, {}", body.len(), sanitize(kind));
-        }
+/// The capture as the inspector's [`Exchange`].
+pub fn exchange(capture: &Capture) -> Exchange {
+    let record = &capture.record;
+    let request = &record.request;
+    let (answer, status, error) = match &record.outcome {
+        Outcome::Answered(response) => (
+            Some(Answer {
+                status: response.status,
+                headers: response.headers.clone(),
+                body: response.body.clone(),
+            }),
+            response.status,
+            None,
+        ),
+        Outcome::Failed(error) => (None, 502, Some(error.clone())),
     };
-    let looks_json = content_type.as_deref().is_some_and(|t| t.contains("json"))
-        || text.trim_start().starts_with(['{', '[']);
-    let pretty = looks_json
-        .then(|| serde_json::from_str::<Value>(text).ok())
-        .flatten()
-        .and_then(|value| serde_json::to_string_pretty(&value).ok());
-    let text = pretty.as_deref().unwrap_or(text);
-    text.trim_end_matches(['\r', '\n'])
-        .split('\n')
-        .map(|line| {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            line.split('\t')
-                .map(sanitize)
-                .collect::<Vec<_>>()
-                .join("\t")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    Exchange {
+        id: capture.id.unsigned_abs(),
+        relay_id: record.relay_id.unwrap_or(0),
+        received_at_ms: record.received_at_ms.max(0).unsigned_abs(),
+        method: request.method.clone(),
+        path: request.path.clone(),
+        request_headers: request.headers.clone(),
+        request_body: request.body.clone(),
+        answer,
+        status,
+        error,
+        hint: None,
+        duration: record.duration,
+        event: inspect::recognize(&request.headers, &request.body),
+        signature: None,
+        sender_timed_out: None,
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +200,7 @@ mod tests {
                 signature: None,
                 event_type: None,
                 event_id: None,
-                replay_of: None,
+                replay_of: Some(2),
             },
         }
     }
@@ -259,47 +213,49 @@ mod tests {
         })
     }
 
-    fn rendered(capture: &Capture, parts: Parts) -> String {
-        let mut out = Vec::new();
-        render(capture, parts, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+    fn rendered(capture: &Capture, print: Print) -> String {
+        let options = OutputOptions {
+            print,
+            body: BodyStyle::default(),
+            ..OutputOptions::plain()
+        };
+        render(capture, &options)
     }
 
     #[test]
     fn renders_the_whole_exchange_for_people() {
         let c = capture(br#"{"type":"a.b","n":[1]}"#, answered(b"\x00\x01binary"));
+        let text = rendered(&c, Print::ALL);
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
-            rendered(&c, Parts::ALL),
-            "#7  1970-01-01T00:00:00.000Z  → http://localhost:3000\n\
-             POST /hook?x=1 HTTP/1.1\n\
-             content-type: application/json\n\
-             x-bin: \u{fffd}\\u{1b}\n\
-             \n\
-             {\n  \"type\": \"a.b\",\n  \"n\": [\n    1\n  ]\n}\n\
-             \n\
-             HTTP/1.1 200 OK  (3.1 ms)\n\
-             content-type: application/octet-stream\n\
-             \n\
-             binary body, 8 bytes, application/octet-stream\n"
+            lines[0],
+            "#7  1970-01-01T00:00:00.000Z  → http://localhost:3000  (replay of #2)"
+        );
+        assert!(
+            lines[1].contains("POST /hook?x=1") && lines[1].ends_with("#7"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "  > POST /hook?x=1 HTTP/1.1");
+        assert!(text.contains("\n  > x-bin: \u{fffd}\\u{1b}\n"), "{text}");
+        assert!(text.contains("\"type\": \"a.b\""), "{text}");
+        assert!(text.contains("\n  < 200 OK\n"), "{text}");
+        assert!(
+            text.contains("binary body, 8 bytes, application/octet-stream"),
+            "{text}"
         );
     }
 
     #[test]
     fn print_selects_parts_and_failures_say_why() {
-        let c = capture(
-            b"not json {\x07",
-            Outcome::Failed("connection refused".into()),
-        );
-        let parts = Parts {
-            request_headers: false,
+        let c = capture(b"plain text", Outcome::Failed("connection refused".into()));
+        let print = Print {
             request_body: true,
-            response_headers: true,
-            response_body: false,
+            ..Print::default()
         };
-        assert_eq!(
-            rendered(&c, parts),
-            "not json {\\u{7}\n\nno response: connection refused  (3.1 ms)\n"
-        );
+        let text = rendered(&c, print);
+        assert!(text.contains("\n  plain text\n"), "{text}");
+        assert!(!text.contains("  > "), "no request headers: {text}");
+        assert!(text.contains("↳ connection refused"), "{text}");
     }
 
     #[test]
@@ -320,6 +276,6 @@ mod tests {
         assert_eq!(value["response"]["body_base64"], "b2s=");
         assert_eq!(value["response"]["duration_ms"], 3.1);
         assert_eq!(value["error"], Value::Null);
-        assert_eq!(value["replay_of"], Value::Null);
+        assert_eq!(value["replay_of"], 2);
     }
 }

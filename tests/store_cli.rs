@@ -122,22 +122,45 @@ async fn list_and_show_read_captures_while_listen_runs() {
     );
 
     let human = run(&["show", "last"], data.path()).await.success().text();
-    assert!(human.starts_with("#2  "), "{human}");
-    assert!(human.contains("\nPUT /bin HTTP/1.1\n"), "{human}");
+    let lines: Vec<&str> = human.lines().collect();
     assert!(
-        human.contains("\nbinary body, 512 bytes, application/octet-stream\n"),
+        lines[0].starts_with("#2  ") && lines[0].ends_with(&format!("→ http://{}", app.target()))
+    );
+    assert!(
+        lines[1].contains(" PUT /bin ") && lines[1].ends_with(" #2"),
         "{human}"
     );
-    assert!(human.contains("\nHTTP/1.1 201 Created  ("), "{human}");
-    assert!(human.ends_with("{\n  \"received\": true\n}\n"), "{human}");
+    assert_eq!(lines[2], "  > PUT /bin HTTP/1.1", "{human}");
+    assert!(
+        human.contains("\n  (binary body, 512 bytes, application/octet-stream)\n"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\n  < 201 Created\n  < content-type: application/json\n"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\n  {\n    \"received\": true\n  }\n"),
+        "{human}"
+    );
+    assert!(!human.contains('\u{1b}'), "no colors into a pipe: {human}");
 
     let body_only = run(&["show", "#1", "--print", "B"], data.path())
         .await
         .success();
-    assert_eq!(
-        body_only.text(),
-        "{\n  \"type\": \"invoice.paid\",\n  \"n\": 1\n}\n"
+    let text = body_only.text();
+    assert!(
+        text.contains("\n  {\n    \"type\": \"invoice.paid\",\n    \"n\": 1\n  }\n"),
+        "{text}"
     );
+    assert!(
+        !text.contains("  > ") && !text.contains("  < "),
+        "only the request body: {text}"
+    );
+    let colored = run(&["show", "1", "--color", "always"], data.path())
+        .await
+        .success();
+    assert!(colored.text().contains('\u{1b}'), "{}", colored.text());
 
     let unknown = run(&["show", "42"], data.path()).await;
     assert_eq!(unknown.code, Some(1));
