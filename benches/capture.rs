@@ -2,7 +2,8 @@
 //! processes attach to one in-process relay and forward to one in-process app, one recording
 //! every exchange in its capture store and one with `--no-capture`; 32 keep-alive clients send
 //! 1 KiB JSON POSTs through each in turn, in alternating rounds, and the table compares
-//! requests per second. It asserts nothing about timings.
+//! requests per second, and (on Linux) the CPU time each `hooks listen` spent per request, which
+//! is steadier than throughput on a busy machine. It asserts nothing about timings.
 //!
 //! Sizes: `HOOKS_BENCH_ROUNDS` (default 5) rounds of `HOOKS_BENCH_SECONDS` (default 3) per mode.
 
@@ -55,6 +56,10 @@ struct Mode {
     cli: Cli,
     rates: Vec<f64>,
     errors: u64,
+    /// Requests answered in the measured rounds.
+    requests: u64,
+    /// CPU time the CLI process spent in the measured rounds, when the OS tells.
+    cpu: Option<Duration>,
 }
 
 async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
@@ -72,9 +77,15 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
     }
     for _ in 0..rounds {
         for mode in &mut modes {
+            let before = mode.cli.cpu();
             let (done, errors) = run_load(relay, &mode.cli.path, &body, length).await?;
+            mode.cpu = match (before, mode.cli.cpu(), mode.cpu) {
+                (Some(before), Some(after), Some(sum)) => Some(sum + after.saturating_sub(before)),
+                _ => None,
+            };
             mode.rates.push(done as f64 / length.as_secs_f64());
             mode.errors += errors;
+            mode.requests += done;
         }
     }
     print_table(&modes, rounds, length);
@@ -101,6 +112,8 @@ impl Mode {
             cli: Cli::start(relay, app, data, no_capture)?,
             rates: Vec::new(),
             errors: 0,
+            requests: 0,
+            cpu: Some(Duration::ZERO),
         })
     }
 }
@@ -110,14 +123,18 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
         "capture cost: {BODY_LEN} B JSON POST, {CLIENTS} keep-alive clients, {rounds} rounds × {} s per mode, alternating\n",
         length.as_secs()
     );
-    println!("| mode | requests/s (median) | mean | min | max | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| mode | requests/s (median) | mean | min | max | errors | CLI CPU per request |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for mode in modes {
         let mut sorted = mode.rates.clone();
         sorted.sort_by(f64::total_cmp);
         let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
+        let cpu = match (mode.cpu, mode.requests) {
+            (Some(cpu), n) if n > 0 => format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / n as f64),
+            _ => "n/a".to_owned(),
+        };
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {cpu} |",
             mode.name,
             median(&sorted),
             mean,
@@ -247,6 +264,22 @@ impl Drop for Cli {
 }
 
 impl Cli {
+    /// CPU time used so far by every thread of the process (Linux: `/proc/<pid>/task/*/schedstat`,
+    /// whose first field is nanoseconds on a CPU); `None` elsewhere.
+    fn cpu(&self) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let mut total = 0u64;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Some(Duration::from_nanos(total))
+    }
+
     fn start(
         relay: SocketAddr,
         app: SocketAddr,
