@@ -7,6 +7,7 @@
 //!
 //! Sizes: `HOOKS_BENCH_ROUNDS` (default 5) rounds of `HOOKS_BENCH_SECONDS` (default 3) per mode.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::error::Error;
 use std::io::{BufRead as _, BufReader, Read as _};
@@ -58,8 +59,9 @@ struct Mode {
     errors: u64,
     /// Requests answered in the measured rounds.
     requests: u64,
-    /// CPU time the CLI process spent in the measured rounds, when the OS tells.
-    cpu: Option<Duration>,
+    /// CPU time the CLI process spent in the measured rounds, by thread name, when the OS
+    /// tells.
+    cpu: Option<BTreeMap<String, Duration>>,
 }
 
 async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
@@ -79,8 +81,14 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
         for mode in &mut modes {
             let before = mode.cli.cpu();
             let (done, errors) = run_load(relay, &mode.cli.path, &body, length).await?;
-            mode.cpu = match (before, mode.cli.cpu(), mode.cpu) {
-                (Some(before), Some(after), Some(sum)) => Some(sum + after.saturating_sub(before)),
+            mode.cpu = match (before, mode.cli.cpu(), mode.cpu.take()) {
+                (Some(before), Some(after), Some(mut sum)) => {
+                    for (name, used) in after {
+                        let earlier = before.get(&name).copied().unwrap_or_default();
+                        *sum.entry(name).or_default() += used.saturating_sub(earlier);
+                    }
+                    Some(sum)
+                }
                 _ => None,
             };
             mode.rates.push(done as f64 / length.as_secs_f64());
@@ -113,7 +121,7 @@ impl Mode {
             rates: Vec::new(),
             errors: 0,
             requests: 0,
-            cpu: Some(Duration::ZERO),
+            cpu: Some(BTreeMap::new()),
         })
     }
 }
@@ -129,8 +137,16 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
         let mut sorted = mode.rates.clone();
         sorted.sort_by(f64::total_cmp);
         let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
-        let cpu = match (mode.cpu, mode.requests) {
-            (Some(cpu), n) if n > 0 => format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / n as f64),
+        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / mode.requests.max(1) as f64;
+        let cpu = match &mode.cpu {
+            Some(threads) if mode.requests > 0 => {
+                let total: Duration = threads.values().sum();
+                let parts: Vec<String> = threads
+                    .iter()
+                    .map(|(name, used)| format!("{name} {:.1}", per_request(*used)))
+                    .collect();
+                format!("{:.1} µs ({})", per_request(total), parts.join(", "))
+            }
             _ => "n/a".to_owned(),
         };
         println!(
@@ -264,20 +280,23 @@ impl Drop for Cli {
 }
 
 impl Cli {
-    /// CPU time used so far by every thread of the process (Linux: `/proc/<pid>/task/*/schedstat`,
-    /// whose first field is nanoseconds on a CPU); `None` elsewhere.
-    fn cpu(&self) -> Option<Duration> {
+    /// CPU time used so far by the process's threads, summed by thread name (Linux:
+    /// `/proc/<pid>/task/*/schedstat`, whose first field is nanoseconds on a CPU); `None`
+    /// elsewhere.
+    fn cpu(&self) -> Option<BTreeMap<String, Duration>> {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
-        let mut total = 0u64;
+        let mut by_name = BTreeMap::new();
         for task in tasks.flatten() {
             let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            total += stat
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let ns = stat
                 .split_whitespace()
                 .next()
                 .and_then(|ns| ns.parse::<u64>().ok())
                 .unwrap_or(0);
+            *by_name.entry(name.trim().to_owned()).or_default() += Duration::from_nanos(ns);
         }
-        Some(Duration::from_nanos(total))
+        Some(by_name)
     }
 
     fn start(

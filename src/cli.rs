@@ -138,7 +138,9 @@ pub struct ListenArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Keep at most N captures for list, show, replay and export; the oldest are deleted
+    /// Keep N captures for list, show, replay and export; the oldest are deleted
+    ///
+    /// Past 64 captures they are deleted in chunks, so up to N/64 more are kept for a moment.
     #[arg(
         long,
         value_name = "N",

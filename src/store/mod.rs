@@ -53,7 +53,6 @@ const SCHEMA: &str = "
         replay_of INTEGER
     );
     CREATE UNIQUE INDEX IF NOT EXISTS captures_relay_id ON captures (channel_url, relay_id);
-    CREATE INDEX IF NOT EXISTS captures_received_at ON captures (received_at);
 ";
 
 /// Why the store could not do something.
@@ -339,10 +338,15 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
     let fail = |e| StoreError::sqlite(path, e);
     let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    // WAL: readers never block the writer, nor it them. NORMAL: a commit survives the process
-    // being killed; only a power cut can take the last few, which is fine for a debugging log.
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-        .map_err(fail)?;
+    // 16 KiB pages (only a new file takes them): a capture is a kilobyte or more, and a commit
+    // writes each page it touched, one system call each, to the WAL and later to the file;
+    // bigger pages mean fewer calls for the same rows. WAL: readers never block the writer, nor
+    // it them. NORMAL: a commit survives the process being killed; only a power cut can take
+    // the last few, which is fine for a debugging log.
+    conn.execute_batch(
+        "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+    )
+    .map_err(fail)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(fail)?;

@@ -104,6 +104,28 @@ async fn keep_prunes_the_oldest_and_ids_are_never_reused() {
 }
 
 #[tokio::test]
+async fn large_limits_prune_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    // 64 / 64: one capture of slack.
+    let writer = writer_at(
+        &path,
+        Retention {
+            keep: Some(64),
+            max_age: None,
+        },
+    );
+    let store = Store::open(&path).unwrap();
+    for i in 0..65 {
+        save(&writer, record(Some(i), "/", Some(200))).await;
+    }
+    assert_eq!(store.ids(&Filter::default()).unwrap().len(), 65);
+    save(&writer, record(Some(65), "/", Some(200))).await;
+    let ids = store.ids(&Filter::default()).unwrap();
+    assert_eq!((ids.len(), ids[0]), (64, 3));
+}
+
+#[tokio::test]
 async fn keep_days_prunes_old_captures_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
