@@ -39,6 +39,31 @@ pub struct Forwarded<'a> {
     pub duration: Duration,
 }
 
+/// A queued capture: its commit, and its turn to be printed.
+pub struct Queued {
+    /// The capture's id, once committed.
+    pub pending: Pending,
+    /// Its place among the request lines.
+    pub turn: Turn,
+}
+
+/// A place in line: request lines are printed in the order their captures were queued, which is
+/// the order of their ids, although one commit wakes all the handlers of its batch at once.
+pub struct Turn {
+    before: Option<oneshot::Receiver<()>>,
+    /// Dropped with the turn, once this exchange is printed, which lets the next one go.
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Waits until the exchange queued before this one is printed (or its handler is gone).
+    pub async fn wait(&mut self) {
+        if let Some(before) = self.before.take() {
+            let _ = before.await;
+        }
+    }
+}
+
 /// Records `listen`'s exchanges; absent with `--no-capture`.
 pub struct Recorder {
     writer: store::Writer,
@@ -48,6 +73,8 @@ pub struct Recorder {
     channel: Mutex<Option<(String, String)>>,
     /// Whether the last write failed, so a failing disk is reported once, not per request.
     failing: AtomicBool,
+    /// The turn of the capture queued last.
+    last_turn: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 /// Opens the capture store for `listen` (in a blocking task: SQLite blocks), unless
@@ -83,6 +110,7 @@ pub async fn open(args: &ListenArgs) -> anyhow::Result<Option<Recorder>> {
         target: args.forward_to.to_string(),
         channel: Mutex::new(None),
         failing: AtomicBool::new(false),
+        last_turn: Mutex::new(None),
     }))
 }
 
@@ -113,7 +141,7 @@ impl Recorder {
     }
 
     /// Queues the capture of `forwarded`; `None` if it was dropped (reported on stderr).
-    pub fn record(&self, forwarded: Forwarded<'_>) -> Option<Pending> {
+    pub fn record(&self, forwarded: Forwarded<'_>) -> Option<Queued> {
         let (channel, channel_url) = self.channel();
         let outcome = match forwarded.result {
             Ok(response) => Outcome::Answered(Response {
@@ -142,9 +170,22 @@ impl Recorder {
             event_id: None,
             replay_of: None,
         };
+        // Queueing and taking a turn under one lock keeps turns in the order of the ids.
+        let mut last = self.last_turn.lock().expect("turn lock is never poisoned");
         match self.writer.record(record) {
-            Ok(pending) => Some(pending),
+            Ok(pending) => {
+                let (done, next) = oneshot::channel();
+                let before = last.replace(next);
+                Some(Queued {
+                    pending,
+                    turn: Turn {
+                        before,
+                        _done: done,
+                    },
+                })
+            }
             Err(e) => {
+                drop(last);
                 self.failed(&e);
                 None
             }

@@ -608,8 +608,8 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    let pending = record(&context, &job, &result, duration);
-    let capture = ack_recorded(&context, job.id, pending).await;
+    let queued = record(&context, &job, &result, duration);
+    let (capture, mut turn) = ack_recorded(&context, job.id, queued).await;
     let exchange = Exchange {
         id: capture.map_or(job.id.0, |id| id.unsigned_abs()),
         relay_id: job.id.0,
@@ -631,10 +631,15 @@ async fn handle(job: Job, context: Arc<Context>) {
             .expect("timeout lock is never poisoned")
             .filter(|limit| duration > *limit),
     };
+    if let Some(turn) = &mut turn {
+        turn.wait().await;
+    }
     let _ = context
         .events
         .send(Event::Request(Box::new(exchange)))
         .await;
+    // Dropping the turn lets the next capture's line be printed.
+    drop(turn);
 }
 
 /// Queues the capture of one exchange, unless `--no-capture`.
@@ -643,7 +648,7 @@ fn record(
     job: &Job,
     result: &Result<crate::forward::AppResponse, crate::forward::ForwardError>,
     duration: Duration,
-) -> Option<crate::store::Pending> {
+) -> Option<capture::Queued> {
     context.recorder.as_ref()?.record(capture::Forwarded {
         relay_id: job.id,
         received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
@@ -667,23 +672,24 @@ async fn finish_unforwarded(job: &Job, context: &Context) {
 }
 
 /// Acknowledges `id` once its capture is committed, or after [`ACK_WAIT`] at the latest, and
-/// returns the capture's id for the printed line.
+/// returns the capture's id and turn for the printed line.
 async fn ack_recorded(
     context: &Context,
     id: RequestId,
-    pending: Option<crate::store::Pending>,
-) -> Option<i64> {
-    let (Some(recorder), Some(mut pending)) = (&context.recorder, pending) else {
+    queued: Option<capture::Queued>,
+) -> (Option<i64>, Option<capture::Turn>) {
+    let (Some(recorder), Some(queued)) = (&context.recorder, queued) else {
         context.send(&ClientMessage::Ack { id }, &[]).await;
-        return None;
+        return (None, None);
     };
+    let mut pending = queued.pending;
     let early = tokio::time::timeout(ACK_WAIT, &mut pending).await;
     context.send(&ClientMessage::Ack { id }, &[]).await;
     let committed = match early {
         Ok(committed) => committed,
         Err(_) => pending.await,
     };
-    recorder.committed(committed)
+    (recorder.committed(committed), Some(queued.turn))
 }
 
 /// Most request ids remembered for dropping redeliveries.

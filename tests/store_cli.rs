@@ -365,3 +365,20 @@ async fn a_delivery_an_earlier_run_captured_is_acknowledged_not_forwarded() {
     assert_eq!(seen[0].target, "/second");
     listen.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_lines_come_in_capture_order() {
+    // Captures committed together wake their handlers at once; the lines still come in order.
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    const N: usize = 20;
+    for i in 0..N {
+        assert_eq!(send("POST", &format!("{}/o/{i}", listen.url), &[], b"x").await, 201);
+    }
+    for i in 0..N {
+        let line = listen.next_request().await;
+        assert_eq!(line["path"], format!("/o/{i}"), "{line}");
+        assert_eq!(line["id"].as_u64(), Some(i as u64 + 1), "{line}");
+    }
+    listen.kill().await;
+}
