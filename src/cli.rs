@@ -8,7 +8,7 @@ use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
-
+use crate::store::{CaptureRef, StatusFilter};
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
 
@@ -33,6 +33,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run a relay (the same as the hooks-relay program; see `hooks relay --help`)
     Relay(relay_server::config::Args),
+    /// List captured requests, newest first
+    List(ListArgs),
+    /// Show one captured request and your app's answer
+    Show(ShowArgs),
+    /// Send captured requests again, to your app or another target
+    Replay(ReplayArgs),
+    /// Print a captured request as a curl command, raw HTTP or HAR
+    Export(ExportArgs),
 }
 
 /// Flags of `hooks listen`.
@@ -153,6 +161,156 @@ pub struct ListenArgs {
     /// status messages still go to stderr.
     #[arg(long)]
     pub json: bool,
+
+    /// Keep N captures for list, show, replay and export; the oldest are deleted
+    ///
+    /// Past 64 captures they are deleted in chunks, so up to N/64 more are kept for a moment.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub keep: u64,
+
+    /// Also delete captures older than DAYS days
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
+
+    /// Record nothing in the capture store (list, show, replay and export won't see these
+    /// requests, and a redelivery after a restart is not recognised)
+    #[arg(long, conflicts_with_all = ["keep", "keep_days"])]
+    pub no_capture: bool,
+}
+
+/// Filters shared by `hooks list` and `hooks replay`; every one given must match.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// Only this status or class: 404, 2xx, 4xx, 5xx, … or error (your app did not answer)
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<StatusFilter>,
+
+    /// Only this event type, e.g. invoice.paid
+    #[arg(long, value_name = "TYPE")]
+    pub event: Option<String>,
+
+    /// Only paths starting with PREFIX, e.g. /webhooks/stripe
+    #[arg(long, value_name = "PREFIX")]
+    pub path: Option<String>,
+
+    /// Only requests received within DURATION: 90s, 30m, 12h, 7d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+}
+
+/// Flags of `hooks list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show at most N captures
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+
+    /// Print one JSON object per line (NDJSON) instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+/// Flags of `hooks show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Which capture: its id (12 or #12), or last
+    #[arg(value_name = "ID|last")]
+    pub id: CaptureRef,
+
+    /// Print the whole exchange as one JSON object, bodies in base64
+    #[arg(long, conflicts_with_all = ["print", "color", "show_secrets"])]
+    pub json: bool,
+
+    /// What to print under the summary line: H request headers, B request body, h response
+    /// headers, b response body [default: HBhb]
+    #[arg(long, short = 'p', value_name = "HBhb")]
+    pub print: Option<Print>,
+
+    /// Show Authorization, cookies, signatures and tokens whole instead of shortened
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// When to color the output: auto, always or never
+    ///
+    /// auto colors when stdout is a terminal, NO_COLOR is unset or empty, and TERM is not
+    /// dumb.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// Flags of `hooks replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Which capture: its id (12 or #12), or last; or use the filters to replay several
+    #[arg(
+        value_name = "ID|last",
+        required_unless_present_any = ["status", "event", "path", "since"],
+        conflicts_with_all = ["status", "event", "path", "since"]
+    )]
+    pub id: Option<CaptureRef>,
+
+    /// Send to TARGET instead of where the capture was forwarded: 3000, localhost:3000/base, …
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<Target>,
+
+    /// Add a header, or replace every header of that name: 'X-Name: value' (repeatable)
+    #[arg(long, short = 'H', value_name = "'NAME: VALUE'", value_parser = parse_header)]
+    pub header: Vec<(String, String)>,
+
+    /// Print each new capture as one JSON object per line, as hooks show --json does
+    #[arg(long)]
+    pub json: bool,
+
+    /// Replay every capture matching these, oldest first (replays themselves are left out)
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+/// Flags of `hooks export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Which capture: its id (12 or #12), or last
+    #[arg(value_name = "ID|last")]
+    pub id: CaptureRef,
+
+    /// curl: a shell command; raw: the HTTP/1.1 request bytes; har: HAR 1.2 JSON
+    #[arg(long, value_name = "FORMAT")]
+    pub format: ExportFormat,
+
+    /// Address the request to TARGET instead of where the capture was forwarded
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<Target>,
+}
+
+/// Formats of `hooks export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A POSIX shell command running curl that sends the same bytes.
+    Curl,
+    /// The HTTP/1.1 request exactly: request line, headers, blank line, body.
+    Raw,
+    /// HAR 1.2 (JSON) with the request and the response.
+    Har,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not a header: use 'Name: value'"))?;
+    let name = name.trim();
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    let value = value.trim_start_matches([' ', '\t']);
+    http::HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name:?}"))?;
+    Ok((name.to_ascii_lowercase(), value.to_owned()))
 }
 
 /// Flags of `hooks verify`.

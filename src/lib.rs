@@ -5,12 +5,18 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod forward;
 pub mod inspect;
+pub mod list;
 pub mod listen;
 pub mod raw_request;
+pub mod replay;
+pub mod show;
+pub mod store;
 pub mod target;
 pub mod verify;
 
@@ -35,7 +41,25 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             relay_server::cli::serve(args.settings()?).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::List(args) => success(blocking(move || list::list(&args)).await),
+        Command::Show(args) => success(blocking(move || show::show(&args)).await),
+        Command::Replay(args) => success(replay::replay(args, shutdown).await),
+        Command::Export(args) => success(blocking(move || export::export(&args)).await),
     }
+}
+
+/// Exit status 0 for a command that finished.
+fn success(result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Runs a command that reads the capture store on a blocking thread (SQLite blocks).
+async fn blocking(
+    command: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(command)
+        .await
+        .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?
 }
 
 /// An error in how hooks was invoked rather than in what it found (an unreadable input file, a

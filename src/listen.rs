@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::capture::{self, Recorder};
 use crate::cli::ListenArgs;
 use crate::forward::Forwarder;
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
@@ -31,6 +32,10 @@ const OUTBOX_CAPACITY: usize = 256;
 
 /// How long Ctrl-C waits for requests already at the app to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest the acknowledgement of a request waits for its capture to be committed: a stalled disk
+/// must not hold the relay's window of unacknowledged requests.
+const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// First and largest pause between reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -75,6 +80,8 @@ struct Context {
     session: std::sync::Mutex<Option<Attachment>>,
     /// How to check signatures.
     signatures: Signatures,
+    /// The capture store, unless `--no-capture`.
+    recorder: Option<Recorder>,
 }
 
 /// `--secret`, `--provider`, `--tolerance`.
@@ -117,6 +124,7 @@ impl Context {
 pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let max_body = protocol::DEFAULT_MAX_BODY;
     let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
+    let recorder = capture::open(&args).await?;
     let (events, printer) = inspect::spawn_printer(output_options(&args));
     let context = Arc::new(Context {
         forwarder,
@@ -129,6 +137,7 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
             provider: args.provider,
             tolerance: args.tolerance,
         },
+        recorder,
     });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
@@ -224,6 +233,9 @@ async fn attach_loop(
                 let Attachment {
                     channel: name, url, ..
                 } = attachment.clone();
+                if let Some(recorder) = &context.recorder {
+                    recorder.attached(&name, &url);
+                }
                 *context
                     .session
                     .lock()
@@ -568,15 +580,23 @@ struct Job {
     body: Bytes,
 }
 
-/// Forwards one request, answers and acknowledges it to the relay, then tells the printer.
+/// Forwards one request, answers the relay, records the capture, acknowledges the request, then
+/// tells the printer.
 async fn handle(job: Job, context: Arc<Context>) {
+    if let Some(recorder) = &context.recorder {
+        if recorder.seen_before(job.id).await {
+            // Captured (so forwarded) by an earlier run that died before acknowledging it.
+            finish_unforwarded(&job, &context).await;
+            return;
+        }
+    }
     let started = Instant::now();
     let result = context
         .forwarder
         .forward(&job.method, &job.target, &job.headers, job.body.clone())
         .await;
     let duration = started.elapsed();
-    let (answer, status, error, hint) = match result {
+    let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {
                 id: job.id,
@@ -586,8 +606,8 @@ async fn handle(job: Job, context: Arc<Context>) {
             context.send(&message, &response.body).await;
             let answer = inspect::Answer {
                 status: response.status,
-                headers: response.headers,
-                body: response.body,
+                headers: response.headers.clone(),
+                body: response.body.clone(),
             };
             (Some(answer), response.status, None, None)
         }
@@ -612,9 +632,10 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+    let queued = record(&context, &job, &result, duration);
+    let (capture, mut turn) = ack_recorded(&context, job.id, queued).await;
     let exchange = Exchange {
-        id: job.id.0,
+        id: capture.map_or(job.id.0, |id| id.unsigned_abs()),
         relay_id: job.id.0,
         received_at_ms: job.received_at_ms,
         method: job.method,
@@ -630,10 +651,65 @@ async fn handle(job: Job, context: Arc<Context>) {
         signature,
         sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
     };
+    if let Some(turn) = &mut turn {
+        turn.wait().await;
+    }
     let _ = context
         .events
         .send(Event::Request(Box::new(exchange)))
         .await;
+    // Dropping the turn lets the next capture's line be printed.
+    drop(turn);
+}
+
+/// Queues the capture of one exchange, unless `--no-capture`.
+fn record(
+    context: &Context,
+    job: &Job,
+    result: &Result<crate::forward::AppResponse, crate::forward::ForwardError>,
+    duration: Duration,
+) -> Option<capture::Queued> {
+    context.recorder.as_ref()?.record(capture::Forwarded {
+        relay_id: job.id,
+        received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
+        method: &job.method,
+        path: &job.target,
+        headers: &job.headers,
+        body: &job.body,
+        result,
+        duration,
+    })
+}
+
+/// Acknowledges a redelivery without forwarding it again.
+async fn finish_unforwarded(job: &Job, context: &Context) {
+    context
+        .handled
+        .lock()
+        .expect("handled lock is never poisoned")
+        .finish(job.id);
+    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+}
+
+/// Acknowledges `id` once its capture is committed, or after [`ACK_WAIT`] at the latest, and
+/// returns the capture's id and turn for the printed line.
+async fn ack_recorded(
+    context: &Context,
+    id: RequestId,
+    queued: Option<capture::Queued>,
+) -> (Option<i64>, Option<capture::Turn>) {
+    let (Some(recorder), Some(queued)) = (&context.recorder, queued) else {
+        context.send(&ClientMessage::Ack { id }, &[]).await;
+        return (None, None);
+    };
+    let mut pending = queued.pending;
+    let early = tokio::time::timeout(ACK_WAIT, &mut pending).await;
+    context.send(&ClientMessage::Ack { id }, &[]).await;
+    let committed = match early {
+        Ok(committed) => committed,
+        Err(_) => pending.await,
+    };
+    (recorder.committed(committed), Some(queued.turn))
 }
 
 /// The signature verdict for one webhook, as shown.

@@ -1,0 +1,344 @@
+//! `cargo bench --bench capture`: what the capture store costs. Two real `hooks listen`
+//! processes attach to one in-process relay and forward to one in-process app, one recording
+//! every exchange in its capture store and one with `--no-capture`; 32 keep-alive clients send
+//! 1 KiB JSON POSTs through each in turn, in alternating rounds, and the table compares
+//! requests per second, and (on Linux) the CPU time each `hooks listen` spent per request, which
+//! is steadier than throughput on a busy machine. It asserts nothing about timings.
+//!
+//! Sizes: `HOOKS_BENCH_ROUNDS` (default 5) rounds of `HOOKS_BENCH_SECONDS` (default 3) per mode.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::error::Error;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Concurrent keep-alive clients.
+const CLIENTS: usize = 32;
+
+/// Size of every request body.
+const BODY_LEN: usize = 1024;
+
+/// Longest wait for `hooks listen` to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> Result<(), BoxError> {
+    let rounds = env_number("HOOKS_BENCH_ROUNDS", 5);
+    let seconds = env_number("HOOKS_BENCH_SECONDS", 3);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(rounds, Duration::from_secs(seconds as u64)))
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// One way through the tunnel: a `hooks listen` process and its channel.
+struct Mode {
+    name: &'static str,
+    cli: Cli,
+    rates: Vec<f64>,
+    errors: u64,
+    /// Requests answered in the measured rounds.
+    requests: u64,
+    /// CPU time the CLI process spent in the measured rounds, by thread name, when the OS
+    /// tells.
+    cpu: Option<BTreeMap<String, Duration>>,
+}
+
+async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
+    let app = start_app().await?;
+    let relay = start_relay().await?;
+    let data = tempfile::tempdir()?;
+    let mut modes = [
+        Mode::start("--no-capture", relay, app, &data.path().join("off"), true)?,
+        Mode::start("capture store", relay, app, &data.path().join("on"), false)?,
+    ];
+    let body = Bytes::from(json_body());
+    // A short warm-up per mode: connections, the relay's queue, SQLite's first pages.
+    for mode in &mut modes {
+        run_load(relay, &mode.cli.path, &body, Duration::from_millis(500)).await?;
+    }
+    for _ in 0..rounds {
+        for mode in &mut modes {
+            let before = mode.cli.cpu();
+            let (done, errors) = run_load(relay, &mode.cli.path, &body, length).await?;
+            mode.cpu = match (before, mode.cli.cpu(), mode.cpu.take()) {
+                (Some(before), Some(after), Some(mut sum)) => {
+                    for (name, used) in after {
+                        let earlier = before.get(&name).copied().unwrap_or_default();
+                        *sum.entry(name).or_default() += used.saturating_sub(earlier);
+                    }
+                    Some(sum)
+                }
+                _ => None,
+            };
+            mode.rates.push(done as f64 / length.as_secs_f64());
+            mode.errors += errors;
+            mode.requests += done;
+        }
+    }
+    print_table(&modes, rounds, length);
+    let captured = std::fs::metadata(data.path().join("on").join("captures.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "\ncapture store after the run: {} KiB (WAL not counted)",
+        captured / 1024
+    );
+    Ok(())
+}
+
+impl Mode {
+    fn start(
+        name: &'static str,
+        relay: SocketAddr,
+        app: SocketAddr,
+        data: &std::path::Path,
+        no_capture: bool,
+    ) -> Result<Mode, BoxError> {
+        Ok(Mode {
+            name,
+            cli: Cli::start(relay, app, data, no_capture)?,
+            rates: Vec::new(),
+            errors: 0,
+            requests: 0,
+            cpu: Some(BTreeMap::new()),
+        })
+    }
+}
+
+fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
+    println!(
+        "capture cost: {BODY_LEN} B JSON POST, {CLIENTS} keep-alive clients, {rounds} rounds × {} s per mode, alternating\n",
+        length.as_secs()
+    );
+    println!("| mode | requests/s (median) | mean | min | max | errors | CLI CPU per request |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for mode in modes {
+        let mut sorted = mode.rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
+        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / mode.requests.max(1) as f64;
+        let cpu = match &mode.cpu {
+            Some(threads) if mode.requests > 0 => {
+                let total: Duration = threads.values().sum();
+                let parts: Vec<String> = threads
+                    .iter()
+                    .map(|(name, used)| format!("{name} {:.1}", per_request(*used)))
+                    .collect();
+                format!("{:.1} µs ({})", per_request(total), parts.join(", "))
+            }
+            _ => "n/a".to_owned(),
+        };
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {cpu} |",
+            mode.name,
+            median(&sorted),
+            mean,
+            sorted.first().copied().unwrap_or(0.0),
+            sorted.last().copied().unwrap_or(0.0),
+            mode.errors
+        );
+    }
+    let (off, on) = (median_of(&modes[0]), median_of(&modes[1]));
+    if off > 0.0 {
+        println!(
+            "\nthe capture store costs {:.1} % of throughput (median against median)",
+            (off - on) / off * 100.0
+        );
+    }
+}
+
+fn median_of(mode: &Mode) -> f64 {
+    let mut sorted = mode.rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    median(&sorted)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn json_body() -> Vec<u8> {
+    let mut body = br#"{"type":"invoice.paid","data":{"object":{"note":""#.to_vec();
+    let tail = br#""}}}"#;
+    body.resize(BODY_LEN - tail.len(), b'x');
+    body.extend_from_slice(tail);
+    body
+}
+
+/// Runs [`CLIENTS`] clients against `path` on the relay for `length`; returns answers with
+/// status 200, and everything else.
+async fn run_load(
+    relay: SocketAddr,
+    path: &str,
+    body: &Bytes,
+    length: Duration,
+) -> Result<(u64, u64), BoxError> {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + length;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (path, body) = (path.to_owned(), body.clone());
+        let (done, errors) = (Arc::clone(&done), Arc::clone(&errors));
+        tasks.spawn(async move {
+            let stream = TcpStream::connect(relay).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            while Instant::now() < deadline {
+                let request = hyper::Request::post(path.as_str())
+                    .header("host", relay.to_string())
+                    .header("content-type", "application/json")
+                    .body(Full::new(body.clone()))?;
+                let response = sender.send_request(request).await?;
+                let ok = response.status() == 200;
+                response.into_body().collect().await?;
+                let counter = if ok { &done } else { &errors };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), BoxError>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok((done.load(Ordering::Relaxed), errors.load(Ordering::Relaxed)))
+}
+
+/// An app on `127.0.0.1:0` that answers `200 ok` at once.
+async fn start_app() -> Result<SocketAddr, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    Ok(addr)
+}
+
+/// The relay in this process, on `127.0.0.1:0`, queue in memory.
+async fn start_relay() -> Result<SocketAddr, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let shutdown = std::future::pending::<()>();
+        if let Err(e) = relay_server::run(listener, relay_server::Config::default(), shutdown).await
+        {
+            eprintln!("relay failed: {e:#}");
+        }
+    });
+    Ok(addr)
+}
+
+/// A `hooks listen` child process, killed when dropped.
+struct Cli {
+    child: Child,
+    /// The channel's path on the relay, `/<channel>`.
+    path: String,
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cli {
+    /// CPU time used so far by the process's threads, summed by thread name (Linux:
+    /// `/proc/<pid>/task/*/schedstat`, whose first field is nanoseconds on a CPU); `None`
+    /// elsewhere.
+    fn cpu(&self) -> Option<BTreeMap<String, Duration>> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let mut by_name = BTreeMap::new();
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let ns = stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+            *by_name.entry(name.trim().to_owned()).or_default() += Duration::from_nanos(ns);
+        }
+        Some(by_name)
+    }
+
+    fn start(
+        relay: SocketAddr,
+        app: SocketAddr,
+        data: &std::path::Path,
+        no_capture: bool,
+    ) -> Result<Cli, BoxError> {
+        let (relay, app) = (format!("http://{relay}"), app.to_string());
+        let mut args = vec!["listen", "--json", "--relay", &relay, "--forward-to", &app];
+        if no_capture {
+            args.push("--no-capture");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hooks"))
+            .args(&args)
+            .env("HOOKS_DATA_DIR", data)
+            .env("HOOKS_CONFIG", data.join("none.toml"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut stderr = child.stderr.take().ok_or("no stderr")?;
+        // Drain stderr, and stdout after the ready line, so the CLI never blocks on a pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = ready_tx.send(line);
+            let _ = reader.read_to_end(&mut Vec::new());
+        });
+        let line = ready_rx.recv_timeout(READY_TIMEOUT)?;
+        let ready: serde_json::Value = serde_json::from_str(&line)?;
+        let channel = ready["channel"]
+            .as_str()
+            .ok_or("no channel in the ready line")?;
+        Ok(Cli {
+            child,
+            path: format!("/{channel}"),
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! `hooks export`: one capture as a curl command, as the raw HTTP/1.1 request, or as HAR 1.2.
+//!
+//! The request is addressed as the app received it: `Host` is the target's authority and the path
+//! sits under the target's base path (`--to` picks another target).
+
+use std::io::{self, Write};
+
+use anyhow::anyhow;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use relay_server::protocol::Header;
+use serde_json::{json, Value};
+
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::list::millis;
+use crate::store::{self, Capture, Outcome, Request, Store};
+use crate::target::Target;
+
+/// Body bytes per `printf` in a curl export, so no argument nears the system's limit (128 KiB on
+/// Linux) even if `printf` is not a shell builtin.
+const PRINTF_CHUNK: usize = 4096;
+
+/// Runs `hooks export`.
+pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let store = Store::open(&store::path()?)?;
+    let capture = store.load(args.id)?;
+    let target = match &args.to {
+        Some(target) => target.clone(),
+        None => original_target(&capture)?,
+    };
+    let output = match args.format {
+        ExportFormat::Curl => curl(&capture.record.request, &target).into_bytes(),
+        ExportFormat::Raw => raw(&capture.record.request, &target),
+        ExportFormat::Har => {
+            let mut text = serde_json::to_vec_pretty(&har(&capture, &target))?;
+            text.push(b'\n');
+            text
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    out.write_all(&output)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Where `capture` was forwarded.
+pub fn original_target(capture: &Capture) -> anyhow::Result<Target> {
+    capture.record.target.parse().map_err(|e| {
+        anyhow!(
+            "capture #{} has an unusable target {:?} ({e}); pass --to",
+            capture.id,
+            capture.record.target
+        )
+    })
+}
+
+/// The request-target (`/base/a?x=1`) for `path` under `target`.
+fn request_target(target: &Target, path: &str) -> String {
+    let uri = target.uri_for(path);
+    let origin = target.scheme.len() + "://".len() + target.authority.len();
+    uri[origin..].to_owned()
+}
+
+/// The request as HTTP/1.1 bytes: request line, `Host`, the other headers in order, blank line,
+/// body. `Content-Length` always matches the body (added when the request was chunked).
+pub fn raw(request: &Request, target: &Target) -> Vec<u8> {
+    let mut out = Vec::with_capacity(request.body.len() + 1024);
+    let line = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        request.method,
+        request_target(target, &request.path),
+        target.authority
+    );
+    out.extend_from_slice(line.as_bytes());
+    let length = request.body.len().to_string();
+    let mut has_length = false;
+    for h in request.headers.iter().filter(|h| h.name != "host") {
+        let value: &[u8] = if h.name == "content-length" {
+            if has_length {
+                continue;
+            }
+            has_length = true;
+            length.as_bytes()
+        } else {
+            &h.value
+        };
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_length && !request.body.is_empty() {
+        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&request.body);
+    out
+}
+
+/// A POSIX `sh` command line that makes curl send this request: same method, path and query,
+/// headers in order, body bytes (through `printf` octal escapes, so any byte survives).
+pub fn curl(request: &Request, target: &Target) -> String {
+    let mut lines = vec![format!(
+        "curl --path-as-is --globoff -X {} {}",
+        quote(&request.method),
+        quote(&target.uri_for(&request.path))
+    )];
+    let headers: Vec<&Header> = request
+        .headers
+        .iter()
+        .filter(|h| h.name != "host")
+        .collect();
+    for h in &headers {
+        lines.push(format!("-H {}", header_arg(h)));
+    }
+    // Headers curl would add on its own (Expect for bodies over 1 MiB); `Name:` tells it not to.
+    let mut defaults = vec!["User-Agent", "Accept"];
+    if !request.body.is_empty() {
+        defaults.extend(["Content-Type", "Expect"]);
+    }
+    for name in defaults {
+        if !headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+            lines.push(format!("-H '{name}:'"));
+        }
+    }
+    if request.body.is_empty() {
+        return format!("{}\n", lines.join(" \\\n  "));
+    }
+    lines.push("--data-binary @-".to_owned());
+    let printfs: Vec<String> = request
+        .body
+        .chunks(PRINTF_CHUNK)
+        .map(|chunk| format!("printf '{}'", printf_escape(chunk)))
+        .collect();
+    let feed = match printfs.as_slice() {
+        [one] => one.clone(),
+        many => format!("{{\n  {}\n}}", many.join("\n  ")),
+    };
+    format!("{feed} | {}\n", lines.join(" \\\n  "))
+}
+
+/// `'text'` for `sh`, with `'` written as `'\''`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// One `-H` argument. curl drops a header given as `Name:` and sends an empty one for `Name;`.
+/// Values that are not printable text go through `printf`, so no control byte reaches the
+/// terminal that shows the command and no byte is lost.
+fn header_arg(h: &Header) -> String {
+    if h.value.is_empty() {
+        return quote(&format!("{};", h.name));
+    }
+    match std::str::from_utf8(&h.value) {
+        Ok(text) if !text.chars().any(char::is_control) => quote(&format!("{}: {text}", h.name)),
+        _ => {
+            let mut line = format!("{}: ", h.name).into_bytes();
+            line.extend_from_slice(&h.value);
+            format!("\"$(printf '{}')\"", printf_escape(&line))
+        }
+    }
+}
+
+/// Bytes as a `printf` format inside single quotes: printable ASCII as is, except `'`, `%` and
+/// `\`; everything else as a three-digit octal escape.
+fn printf_escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && !matches!(b, b'\'' | b'%' | b'\\') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\{b:03o}"));
+        }
+    }
+    out
+}
+
+/// The capture as a HAR 1.2 log with one entry.
+pub fn har(capture: &Capture, target: &Target) -> Value {
+    let record = &capture.record;
+    let request = &record.request;
+    let mut headers = vec![json!({"name": "Host", "value": target.authority})];
+    headers.extend(
+        request
+            .headers
+            .iter()
+            .filter(|h| h.name != "host")
+            .map(har_header),
+    );
+    let mut har_request = json!({
+        "method": request.method,
+        "url": target.uri_for(&request.path),
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": headers,
+        "queryString": query_pairs(&request.path),
+        "headersSize": -1,
+        "bodySize": request.body.len(),
+    });
+    if !request.body.is_empty() {
+        har_request["postData"] = post_data(request);
+    }
+    let wait = millis(record.duration);
+    json!({
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "hooks", "version": env!("CARGO_PKG_VERSION")},
+            "entries": [{
+                "startedDateTime": store::rfc3339(record.received_at_ms),
+                "time": wait,
+                "request": har_request,
+                "response": har_response(&record.outcome),
+                "cache": {},
+                "timings": {"send": 0, "wait": wait, "receive": 0},
+                "comment": format!("hooks capture #{}", capture.id),
+            }],
+        }
+    })
+}
+
+fn har_header(h: &Header) -> Value {
+    json!({"name": h.name, "value": String::from_utf8_lossy(&h.value)})
+}
+
+/// `postData`: the text for text bodies. HAR has no encoding field here, so a binary body is
+/// base64 in `text` with `"_encoding": "base64"` (custom fields start with `_` in HAR).
+fn post_data(request: &Request) -> Value {
+    let mime = header_text(&request.headers, "content-type").unwrap_or_default();
+    match std::str::from_utf8(&request.body) {
+        Ok(text) if !is_binary(&request.body) => json!({"mimeType": mime, "text": text}),
+        _ => json!({
+            "mimeType": mime,
+            "text": BASE64.encode(&request.body),
+            "_encoding": "base64",
+        }),
+    }
+}
+
+fn har_response(outcome: &Outcome) -> Value {
+    let response = match outcome {
+        Outcome::Answered(response) => response,
+        Outcome::Failed(error) => {
+            // What browsers record for a request that got no response.
+            return json!({
+                "status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
+                "content": {"size": 0, "mimeType": "x-unknown"},
+                "redirectURL": "", "headersSize": -1, "bodySize": -1, "_error": error,
+            });
+        }
+    };
+    let mime = header_text(&response.headers, "content-type").unwrap_or_default();
+    let mut content = json!({"size": response.body.len(), "mimeType": mime});
+    match std::str::from_utf8(&response.body) {
+        Ok(text) if !is_binary(&response.body) => content["text"] = json!(text),
+        _ => {
+            content["text"] = json!(BASE64.encode(&response.body));
+            content["encoding"] = json!("base64");
+        }
+    }
+    json!({
+        "status": response.status,
+        "statusText": http::StatusCode::from_u16(response.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or(""),
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": response.headers.iter().map(har_header).collect::<Vec<_>>(),
+        "content": content,
+        "redirectURL": header_text(&response.headers, "location").unwrap_or_default(),
+        "headersSize": -1,
+        "bodySize": response.body.len(),
+    })
+}
+
+/// The query of `path` as HAR name/value pairs, percent-decoded.
+fn query_pairs(path: &str) -> Vec<Value> {
+    let Some((_, query)) = path.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            json!({"name": percent_decode(name), "value": percent_decode(value)})
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first value of header `name` (lowercase), as text.
+fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    headers
+        .iter()
+        .find(|h| h.name == name)
+        .map(|h| String::from_utf8_lossy(&h.value))
+}
+
+/// Whether `body` is better described than printed: not UTF-8, or holding NUL bytes.
+fn is_binary(body: &[u8]) -> bool {
+    body.contains(&0) || std::str::from_utf8(body).is_err()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+//! `hooks list`: the newest captures, as a table for people or as NDJSON.
+
+use std::io::{self, Write};
+
+use serde_json::{json, Value};
+
+use crate::cli::{FilterArgs, ListArgs};
+use crate::inspect::sanitize;
+use crate::store::{self, Filter, Store, Summary};
+
+/// Longest path shown in the table; longer ones end in `…` (`hooks show` has them whole).
+const PATH_WIDTH: usize = 60;
+
+/// Runs `hooks list`.
+pub fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let store = Store::open(&store::path()?)?;
+    let rows = store.list(&filter(&args.filters, false), args.limit)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if args.json {
+        for row in &rows {
+            serde_json::to_writer(&mut out, &summary_json(row))?;
+            out.write_all(b"\n")?;
+        }
+    } else if rows.is_empty() {
+        eprintln!("no captures match");
+    } else {
+        write_table(&rows, store::now_ms(), &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The store filter for `args`; `originals_only` leaves replays out.
+pub fn filter(args: &FilterArgs, originals_only: bool) -> Filter {
+    Filter {
+        status: args.status,
+        event: args.event.clone(),
+        path: args.path.clone(),
+        since: args.since,
+        originals_only,
+    }
+}
+
+/// One NDJSON line of `hooks list --json`.
+pub fn summary_json(row: &Summary) -> Value {
+    let mut value = json!({
+        "id": row.id,
+        "received_at": store::rfc3339(row.received_at_ms),
+        "method": row.method,
+        "path": display_path(&row.path),
+        "status": row.status,
+        "duration_ms": millis(row.duration),
+        "event_type": row.event_type,
+        "event_id": row.event_id,
+        "verdict": row.verdict,
+        "replay_of": row.replay_of,
+    });
+    if let Some(error) = &row.error {
+        value["error"] = json!(error);
+    }
+    value
+}
+
+/// Milliseconds with microsecond precision, as `listen --json` prints them.
+pub fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The path as people read it: `/` for the channel's root.
+pub fn display_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// Writes `rows` as an aligned table with a heading; `now_ms` dates the ages.
+pub fn write_table(rows: &[Summary], now_ms: i64, out: &mut impl Write) -> io::Result<()> {
+    let heading = [
+        "ID", "METHOD", "PATH", "EVENT", "STATUS", "VERDICT", "RECEIVED",
+    ]
+    .map(String::from);
+    let cells: Vec<[String; 7]> = rows.iter().map(|row| cells(row, now_ms)).collect();
+    let mut widths = heading.clone().map(|h| h.chars().count());
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    write_line(&heading, widths, None, out)?;
+    for (line, row) in cells.iter().zip(rows) {
+        write_line(line, widths, row.replay_of, out)?;
+    }
+    Ok(())
+}
+
+fn write_line(
+    cells: &[String; 7],
+    widths: [usize; 7],
+    replay_of: Option<i64>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut text = String::new();
+    for (cell, width) in cells.iter().zip(widths) {
+        text.push_str(cell);
+        text.extend(std::iter::repeat(' ').take(width - cell.chars().count() + 2));
+    }
+    let text = text.trim_end();
+    match replay_of {
+        Some(of) => writeln!(out, "{text}  (replay of #{of})"),
+        None => writeln!(out, "{text}"),
+    }
+}
+
+fn cells(row: &Summary, now_ms: i64) -> [String; 7] {
+    let dash = || "-".to_owned();
+    [
+        format!("#{}", row.id),
+        sanitize(&row.method),
+        truncate(&sanitize(&display_path(&row.path)), PATH_WIDTH),
+        row.event_type.as_deref().map_or_else(dash, sanitize),
+        row.status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string()),
+        row.verdict.as_deref().map_or_else(dash, sanitize),
+        age(now_ms.saturating_sub(row.received_at_ms)),
+    ]
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(width - 1).collect();
+    short.push('…');
+    short
+}
+
+/// How long ago, in the largest whole unit: `5s ago`, `3m ago`, `2h ago`, `4d ago`.
+fn age(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn summary(id: i64, path: &str, status: Option<u16>) -> Summary {
+        Summary {
+            id,
+            received_at_ms: 1_000_000,
+            method: "POST".into(),
+            path: path.into(),
+            status,
+            error: status.is_none().then(|| "connection refused".into()),
+            duration: Duration::from_micros(3104),
+            event_type: Some("invoice.paid".into()),
+            event_id: None,
+            verdict: None,
+            replay_of: None,
+        }
+    }
+
+    #[test]
+    fn table_is_aligned_and_escapes_control_characters() {
+        let mut rows = vec![
+            summary(12, "/webhooks/stripe?live=1", Some(200)),
+            summary(9, "x\x1b[2J", None),
+        ];
+        rows[1].replay_of = Some(3);
+        let mut out = Vec::new();
+        write_table(&rows, 1_000_000 + 125_000, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "ID   METHOD  PATH                     EVENT         STATUS  VERDICT  RECEIVED\n\
+             #12  POST    /webhooks/stripe?live=1  invoice.paid  200     -        2m ago\n\
+             #9   POST    /x\\u{1b}[2J              invoice.paid  error   -        2m ago  (replay of #3)\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_carry_the_documented_fields() {
+        let value = summary_json(&summary(4, "?a=1", None));
+        assert_eq!(value["id"], 4);
+        assert_eq!(value["path"], "/?a=1");
+        assert_eq!(value["status"], Value::Null);
+        assert_eq!(value["received_at"], "1970-01-01T00:16:40.000Z");
+        assert_eq!(value["duration_ms"], 3.104);
+        assert_eq!(value["error"], "connection refused");
+        for field in ["event_type", "event_id", "verdict", "replay_of"] {
+            assert!(value.get(field).is_some(), "{field}");
+        }
+    }
+
+    #[test]
+    fn ages_use_the_largest_unit() {
+        assert_eq!(age(-5), "0s ago");
+        assert_eq!(age(59_999), "59s ago");
+        assert_eq!(age(60_000), "1m ago");
+        assert_eq!(age(7_200_000), "2h ago");
+        assert_eq!(age(86_400_000 * 3), "3d ago");
+    }
+}

@@ -1,0 +1,292 @@
+//! `hooks replay`: loads captures from the store, sends each one again through the forwarder,
+//! and records and prints the new exchange as a capture marked `replay_of`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context as _};
+use bytes::Bytes;
+use relay_server::protocol::{self, Header};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ReplayArgs;
+use crate::forward::{ForwardError, Forwarder};
+use crate::inspect::sanitize;
+use crate::list::display_path;
+use crate::store::{
+    self, Capture, Outcome, Record, Request, Response, Retention, Store, StoreError, Writer,
+};
+use crate::target::Target;
+
+/// Runs `hooks replay`. Fails when a target did not answer (any status is an answer).
+pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let path = store::path()?;
+    let (store, ids) = select(path.clone(), &args).await?;
+    let writer = blocking(move || {
+        let conn = Store::open(&path)?.into_connection();
+        Writer::spawn(conn, path, Retention::default())
+    })
+    .await?;
+    let mut forwarders: HashMap<String, Forwarder> = HashMap::new();
+    let mut store = store;
+    let mut failed: Vec<(i64, String)> = Vec::new();
+    for &id in &ids {
+        if shutdown.is_cancelled() {
+            return Err(anyhow!("interrupted"));
+        }
+        let (back, capture) = with_store(store, move |s| s.get(id)).await?;
+        store = back;
+        let target = match &args.to {
+            Some(target) => target.clone(),
+            None => crate::export::original_target(&capture)?,
+        };
+        let key = target.to_string();
+        if !forwarders.contains_key(&key) {
+            let forwarder = Forwarder::new(target.clone(), protocol::DEFAULT_MAX_BODY)?;
+            forwarders.insert(key.clone(), forwarder);
+        }
+        let forwarder = &forwarders[&key];
+        let headers = prepare(&capture.record.request, &args.header);
+        // `--resign` slots in here: resign(&mut headers, &capture.record.request.body).
+        let (record, error) = send(forwarder, &capture, headers).await;
+        let new = record_replay(&writer, record).await?;
+        print(&new, args.json)?;
+        if let Some(e) = error {
+            failed.push((id, describe(&e, forwarder.target())));
+        }
+    }
+    report(failed, ids.len())
+}
+
+/// The ids to replay, oldest first, and the open store.
+async fn select(path: std::path::PathBuf, args: &ReplayArgs) -> anyhow::Result<(Store, Vec<i64>)> {
+    let reference = args.id;
+    let filter = crate::list::filter(&args.filters, true);
+    let (store, ids) = blocking(move || {
+        let store = Store::open(&path)?;
+        let ids = match reference {
+            Some(reference) => vec![store.resolve(reference)?],
+            None => store.ids(&filter)?,
+        };
+        Ok((store, ids))
+    })
+    .await?;
+    if ids.is_empty() {
+        return Err(anyhow!("no captures match"));
+    }
+    Ok((store, ids))
+}
+
+/// Runs store work on a blocking thread (SQLite blocks).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| anyhow!("the capture store's task failed: {e}"))?;
+    Ok(result?)
+}
+
+/// Runs `work` on `store` on a blocking thread and hands the store back.
+async fn with_store<T: Send + 'static>(
+    store: Store,
+    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> anyhow::Result<(Store, T)> {
+    let (store, result) = tokio::task::spawn_blocking(move || {
+        let result = work(&store);
+        (store, result)
+    })
+    .await
+    .map_err(|e| anyhow!("the capture store's task failed: {e}"))?;
+    Ok((store, result?))
+}
+
+/// The headers to send: the captured ones in order, with each `--header` replacing the first
+/// header of its name (later ones of that name are dropped) or, if there is none, appended.
+/// `Host` is left for the forwarder to set to the target.
+pub fn prepare(request: &Request, overrides: &[(String, String)]) -> Vec<Header> {
+    let mut headers = request.headers.clone();
+    for (name, value) in overrides {
+        let value = Bytes::from(value.clone());
+        match headers.iter().position(|h| &h.name == name) {
+            Some(first) => {
+                headers[first].value = value;
+                let mut index = 0;
+                headers.retain(|h| {
+                    index += 1;
+                    index - 1 == first || &h.name != name
+                });
+            }
+            None => headers.push(Header {
+                name: name.clone(),
+                value,
+            }),
+        }
+    }
+    headers
+}
+
+/// Sends one replay and returns its record (and the failure, when the target did not answer).
+async fn send(
+    forwarder: &Forwarder,
+    capture: &Capture,
+    headers: Vec<Header>,
+) -> (Record, Option<ForwardError>) {
+    let original = &capture.record;
+    let received_at_ms = store::now_ms();
+    let started = Instant::now();
+    let result = forwarder
+        .forward(
+            &original.request.method,
+            &original.request.path,
+            &headers,
+            original.request.body.clone(),
+        )
+        .await;
+    let duration = started.elapsed();
+    let authority = Bytes::from(forwarder.target().authority.clone());
+    let sent_headers = headers
+        .into_iter()
+        .map(|h| match h.name.as_str() {
+            "host" => Header {
+                name: h.name,
+                value: authority.clone(),
+            },
+            _ => h,
+        })
+        .collect();
+    let (outcome, error) = match result {
+        Ok(r) => (
+            Outcome::Answered(Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            None,
+        ),
+        Err(e) => (Outcome::Failed(e.to_string()), Some(e)),
+    };
+    let record = Record {
+        received_at_ms,
+        channel: original.channel.clone(),
+        channel_url: None,
+        relay_id: None,
+        target: forwarder.target().to_string(),
+        request: Request {
+            headers: sent_headers,
+            ..original.request.clone()
+        },
+        outcome,
+        duration,
+        signature: None,
+        event_type: original.event_type.clone(),
+        event_id: original.event_id.clone(),
+        replay_of: Some(capture.id),
+    };
+    (record, error)
+}
+
+async fn record_replay(writer: &Writer, record: Record) -> anyhow::Result<Capture> {
+    let pending = writer.record(record.clone());
+    let id = match pending {
+        Ok(pending) => pending.await.map_err(|_| StoreError::Closed)?,
+        Err(e) => Err(e),
+    }
+    .context("could not record the replay")?;
+    Ok(Capture { id, record })
+}
+
+/// Prints the new capture: one JSON object, or `#13 POST /a → 200 3.1 ms (replay of #5)`.
+fn print(capture: &Capture, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &crate::show::capture_json(capture))?;
+        out.write_all(b"\n")?;
+    } else {
+        let record = &capture.record;
+        let status = match &record.outcome {
+            Outcome::Answered(response) => response.status.to_string(),
+            Outcome::Failed(_) => "no answer".to_owned(),
+        };
+        writeln!(
+            out,
+            "#{} {} {} → {status} {:.1} ms (replay of #{})",
+            capture.id,
+            sanitize(&record.request.method),
+            sanitize(&display_path(&record.request.path)),
+            record.duration.as_secs_f64() * 1000.0,
+            record.replay_of.unwrap_or_default(),
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn describe(e: &ForwardError, target: &Target) -> String {
+    match e.hint(target) {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
+    }
+}
+
+/// `Ok` when every target answered; else one error naming what failed.
+fn report(failed: Vec<(i64, String)>, total: usize) -> anyhow::Result<()> {
+    match failed.as_slice() {
+        [] => Ok(()),
+        [(_, reason)] if total == 1 => Err(anyhow!("{reason}")),
+        _ => {
+            for (id, reason) in &failed {
+                eprintln!("hooks: replay of #{id}: {reason}");
+            }
+            Err(anyhow!("{} of {total} replays got no answer", failed.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_replaced_in_place_or_appended() {
+        let header = |n: &str, v: &str| Header {
+            name: n.into(),
+            value: Bytes::from(v.to_owned()),
+        };
+        let request = Request {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: vec![
+                header("host", "relay"),
+                header("x-dup", "1"),
+                header("a", "a"),
+                header("x-dup", "2"),
+            ],
+            body: Bytes::new(),
+        };
+        let overrides = [
+            ("x-dup".to_owned(), "new".to_owned()),
+            ("x-added".to_owned(), "v".to_owned()),
+        ];
+        assert_eq!(
+            prepare(&request, &overrides),
+            vec![
+                header("host", "relay"),
+                header("x-dup", "new"),
+                header("a", "a"),
+                header("x-added", "v"),
+            ]
+        );
+        assert_eq!(prepare(&request, &[]), request.headers);
+    }
+
+    #[test]
+    fn one_failure_is_the_error_itself() {
+        assert!(report(vec![], 3).is_ok());
+        let one = report(vec![(5, "could not connect".into())], 1).unwrap_err();
+        assert_eq!(one.to_string(), "could not connect");
+        let some = report(vec![(5, "x".into())], 3).unwrap_err();
+        assert_eq!(some.to_string(), "1 of 3 replays got no answer");
+    }
+}

@@ -1,0 +1,536 @@
+//! The capture store: every request `hooks listen` forwards, with the app's answer, kept in SQLite
+//! so that `list`, `show`, `replay` and `export` can read it back.
+//!
+//! One file, [`FILE_NAME`], in [`data_dir`]. WAL mode, so readers in other processes work while
+//! `listen` writes; `listen` writes through one thread ([`Writer`]) that commits everything
+//! waiting in one transaction. Readers ([`Store`]) are plain synchronous connections, used from
+//! `spawn_blocking`.
+
+mod query;
+mod time;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use relay_server::protocol::Header;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+pub use query::{Filter, StatusFilter, Summary};
+pub use time::{now_ms, rfc3339};
+pub use writer::{Pending, Retention, Writer};
+
+/// Name of the database file inside the data directory.
+pub const FILE_NAME: &str = "captures.db";
+
+/// Schema version kept in `PRAGMA user_version`; a store written by a newer hooks is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS captures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at INTEGER NOT NULL,
+        channel TEXT,
+        channel_url TEXT,
+        relay_id INTEGER,
+        target TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        request_headers TEXT NOT NULL,
+        request_body BLOB NOT NULL,
+        status INTEGER,
+        response_headers TEXT,
+        response_body BLOB,
+        error TEXT,
+        duration_us INTEGER NOT NULL,
+        signature TEXT,
+        event_type TEXT,
+        event_id TEXT,
+        replay_of INTEGER
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS captures_relay_id ON captures (channel_url, relay_id);
+";
+
+/// Why the store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// There is no store file yet, or it holds no capture.
+    #[error("no captures yet: run hooks listen first")]
+    NoCaptures,
+    /// No capture has this id (never had, or pruned).
+    #[error("no capture #{0}")]
+    NotFound(i64),
+    /// The file is not a SQLite database, or is damaged.
+    #[error("the capture store {} is damaged ({cause}); the next hooks listen moves it aside and starts a new one", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's description.
+        cause: String,
+    },
+    /// The disk (or the file system's quota) is full.
+    #[error("could not write to the capture store {}: the disk is full", path.display())]
+    Full {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer version of hooks.
+    #[error("the capture store {} has schema version {version}, newer than this hooks understands; upgrade hooks", path.display())]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        version: i64,
+    },
+    /// Neither `HOOKS_DATA_DIR` nor a home directory is set.
+    #[error("no data directory: set HOOKS_DATA_DIR or HOME")]
+    NoDataDir,
+    /// The data directory could not be created.
+    #[error("could not create the data directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Any other SQLite failure.
+    #[error("capture store {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored header list is not valid JSON (written by something other than hooks).
+    #[error("capture #{id} has an unreadable header list: {source}")]
+    BadHeaders {
+        /// The capture.
+        id: i64,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("could not start the capture store's writer thread: {0}")]
+    Thread(std::io::Error),
+    /// The writer thread is gone (hooks is shutting down).
+    #[error("the capture store is closed")]
+    Closed,
+    /// The writer thread is too far behind (stalled disk); this capture was dropped.
+    #[error("the capture store is too slow to keep up; a capture was dropped")]
+    Behind,
+}
+
+impl StoreError {
+    /// Classifies a SQLite error on the database at `path`.
+    fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+        let path = path.to_owned();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt {
+                path,
+                cause: source.to_string(),
+            },
+            Some(ErrorCode::DiskFull) => StoreError::Full { path },
+            _ => StoreError::Sqlite { path, source },
+        }
+    }
+}
+
+/// A captured request, as it reached hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// HTTP method.
+    pub method: String,
+    /// Path after the channel, with the query, exactly as the relay gave it (may lack the `/`).
+    pub path: String,
+    /// Headers in order, repeats included, values as raw bytes.
+    pub headers: Vec<Header>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// The app's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// How a forwarded request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The app answered (any status).
+    Answered(Response),
+    /// No answer; why, in one line.
+    Failed(String),
+}
+
+/// Everything recorded about one exchange; what [`Writer::record`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// When hooks received the request (or sent the replay), in ms since the Unix epoch.
+    pub received_at_ms: i64,
+    /// Channel name, when it came through a relay.
+    pub channel: Option<String>,
+    /// Public URL of the channel; with `relay_id` it identifies a delivery across restarts.
+    pub channel_url: Option<String>,
+    /// The relay's request id.
+    pub relay_id: Option<u64>,
+    /// Where it was forwarded (`Target`'s display form, e.g. `http://localhost:3000/base`).
+    pub target: String,
+    /// The request.
+    pub request: Request,
+    /// The answer, or why there was none.
+    pub outcome: Outcome,
+    /// From forwarding to having the whole answer (or the failure).
+    pub duration: Duration,
+    /// The signature check's result as JSON (filled by the signature module).
+    pub signature: Option<String>,
+    /// Provider event type, e.g. `invoice.paid`.
+    pub event_type: Option<String>,
+    /// Provider event id.
+    pub event_id: Option<String>,
+    /// The capture this one replays.
+    pub replay_of: Option<i64>,
+}
+
+impl Record {
+    /// The status the app answered, `None` when it did not.
+    pub fn status(&self) -> Option<u16> {
+        match &self.outcome {
+            Outcome::Answered(response) => Some(response.status),
+            Outcome::Failed(_) => None,
+        }
+    }
+}
+
+/// A capture read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// Its id, shown as `#N`; never reused, even after pruning.
+    pub id: i64,
+    /// What was recorded.
+    pub record: Record,
+}
+
+/// Which capture a command is about: `last` or an id (`12` or `#12`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureRef {
+    /// The newest capture.
+    Last,
+    /// This id.
+    Id(i64),
+}
+
+impl std::str::FromStr for CaptureRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "last" {
+            return Ok(CaptureRef::Last);
+        }
+        match text.strip_prefix('#').unwrap_or(text).parse::<i64>() {
+            Ok(id) if id > 0 => Ok(CaptureRef::Id(id)),
+            _ => Err(format!(
+                "{text:?} is not a capture id: use a number like 12, or last"
+            )),
+        }
+    }
+}
+
+/// Where captures are kept: `$HOOKS_DATA_DIR`, else the platform's data directory.
+///
+/// Linux and other Unix: `$XDG_DATA_HOME/hooks`, else `~/.local/share/hooks`. macOS:
+/// `~/Library/Application Support/hooks`. Windows: `%APPDATA%\hooks`.
+pub fn data_dir() -> Result<PathBuf, StoreError> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("HOOKS_DATA_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if cfg!(windows) {
+        return var("APPDATA")
+            .map(|dir| Path::new(&dir).join("hooks"))
+            .ok_or(StoreError::NoDataDir);
+    }
+    let home = var("HOME").map(PathBuf::from);
+    if cfg!(target_os = "macos") {
+        return home
+            .map(|home| home.join("Library/Application Support/hooks"))
+            .ok_or(StoreError::NoDataDir);
+    }
+    var("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|home| home.join(".local/share")))
+        .map(|dir| dir.join("hooks"))
+        .ok_or(StoreError::NoDataDir)
+}
+
+/// The database file: [`FILE_NAME`] in [`data_dir`].
+pub fn path() -> Result<PathBuf, StoreError> {
+    Ok(data_dir()?.join(FILE_NAME))
+}
+
+/// Opens (creating it and its directory if needed) the store at `path` for writing. A damaged
+/// file is renamed to `<file>.corrupt-<time>` and a new one started; the new name is returned so
+/// the caller can say so.
+pub fn open_or_replace(path: &Path) -> Result<(Connection, Option<PathBuf>), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    match connect(path, true) {
+        Err(StoreError::Corrupt { .. }) => {
+            let moved = move_aside(path)?;
+            Ok((connect(path, true)?, Some(moved)))
+        }
+        other => other.map(|conn| (conn, None)),
+    }
+}
+
+/// Renames a damaged store (and its WAL and shared-memory files, which must not be applied to
+/// the new one) to `<file>.corrupt-<UTC time>`.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = rfc3339(now_ms()).replace(':', "-");
+    let mut moved = path.as_os_str().to_owned();
+    moved.push(format!(".corrupt-{stamp}"));
+    let moved = PathBuf::from(moved);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = moved.as_os_str().to_owned();
+        to.push(suffix);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(e) => {
+                return Err(StoreError::Sqlite {
+                    path: path.to_owned(),
+                    source: rusqlite::Error::InvalidPath(
+                        format!("could not move the damaged store aside: {e}").into(),
+                    ),
+                })
+            }
+        }
+    }
+    Ok(moved)
+}
+
+/// Opens the database at `path` (`:memory:` for a private one), sets WAL and the busy timeout,
+/// and creates the schema. With `create: false` a missing file is [`StoreError::NoCaptures`].
+fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
+    let in_memory = path == Path::new(":memory:");
+    if !create && !in_memory && !path.exists() {
+        return Err(StoreError::NoCaptures);
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let fail = |e| StoreError::sqlite(path, e);
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    // 16 KiB pages (only a new file takes them): a capture is a kilobyte or more, and a commit
+    // writes each page it touched, one system call each, to the WAL and later to the file;
+    // bigger pages mean fewer calls for the same rows. WAL: readers never block the writer, nor
+    // it them. NORMAL: a commit survives the process being killed; only a power cut can take
+    // the last few, which is fine for a debugging log.
+    conn.execute_batch(
+        "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+    )
+    .map_err(fail)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(fail)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            version,
+        });
+    }
+    conn.execute_batch(SCHEMA).map_err(fail)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(fail)?;
+    Ok(conn)
+}
+
+/// A reading connection, for `list`, `show`, `replay` and `export`.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the existing store at `path`; a missing one is [`StoreError::NoCaptures`].
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: connect(path, false)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A private store in memory, for tests.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::open(Path::new(":memory:"))
+    }
+
+    /// The connection, to hand to a [`Writer`] (tests use this with [`Store::in_memory`]).
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.path, e)
+    }
+
+    /// The id `reference` stands for, checking that it exists.
+    pub fn resolve(&self, reference: CaptureRef) -> Result<i64, StoreError> {
+        let found: Option<i64> = match reference {
+            CaptureRef::Last => self
+                .conn
+                .query_row("SELECT MAX(id) FROM captures", [], |r| r.get(0))
+                .map_err(|e| self.fail(e))?,
+            CaptureRef::Id(id) => self
+                .conn
+                .query_row("SELECT id FROM captures WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.fail(e))?,
+        };
+        match (found, reference) {
+            (Some(id), _) => Ok(id),
+            (None, CaptureRef::Last) => Err(StoreError::NoCaptures),
+            (None, CaptureRef::Id(id)) => Err(StoreError::NotFound(id)),
+        }
+    }
+
+    /// Reads capture `id` whole, bodies included.
+    pub fn get(&self, id: i64) -> Result<Capture, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM captures WHERE id = ?1"),
+                [id],
+                read_row,
+            )
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        row.ok_or(StoreError::NotFound(id))?.decode()
+    }
+
+    /// Reads the capture `reference` stands for.
+    pub fn load(&self, reference: CaptureRef) -> Result<Capture, StoreError> {
+        self.get(self.resolve(reference)?)
+    }
+}
+
+/// The columns [`read_row`] reads, in its order.
+const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
+    request_headers, request_body, status, response_headers, response_body, error, duration_us, \
+    signature, event_type, event_id, replay_of";
+
+/// One row as SQLite returns it, before the header lists are decoded.
+struct Row {
+    id: i64,
+    received_at_ms: i64,
+    channel: Option<String>,
+    channel_url: Option<String>,
+    relay_id: Option<i64>,
+    target: String,
+    method: String,
+    path: String,
+    request_headers: String,
+    request_body: Vec<u8>,
+    status: Option<u16>,
+    response_headers: Option<String>,
+    response_body: Option<Vec<u8>>,
+    error: Option<String>,
+    duration_us: i64,
+    signature: Option<String>,
+    event_type: Option<String>,
+    event_id: Option<String>,
+    replay_of: Option<i64>,
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        received_at_ms: r.get(1)?,
+        channel: r.get(2)?,
+        channel_url: r.get(3)?,
+        relay_id: r.get(4)?,
+        target: r.get(5)?,
+        method: r.get(6)?,
+        path: r.get(7)?,
+        request_headers: r.get(8)?,
+        request_body: r.get(9)?,
+        status: r.get(10)?,
+        response_headers: r.get(11)?,
+        response_body: r.get(12)?,
+        error: r.get(13)?,
+        duration_us: r.get(14)?,
+        signature: r.get(15)?,
+        event_type: r.get(16)?,
+        event_id: r.get(17)?,
+        replay_of: r.get(18)?,
+    })
+}
+
+impl Row {
+    fn decode(self) -> Result<Capture, StoreError> {
+        let id = self.id;
+        let headers = |json: &str| {
+            serde_json::from_str::<Vec<Header>>(json)
+                .map_err(|source| StoreError::BadHeaders { id, source })
+        };
+        let outcome = match self.status {
+            Some(status) => Outcome::Answered(Response {
+                status,
+                headers: headers(self.response_headers.as_deref().unwrap_or("[]"))?,
+                body: Bytes::from(self.response_body.unwrap_or_default()),
+            }),
+            None => Outcome::Failed(self.error.unwrap_or_default()),
+        };
+        let record = Record {
+            received_at_ms: self.received_at_ms,
+            channel: self.channel,
+            channel_url: self.channel_url,
+            relay_id: self.relay_id.map(|id| id as u64),
+            target: self.target,
+            request: Request {
+                method: self.method,
+                path: self.path,
+                headers: headers(&self.request_headers)?,
+                body: Bytes::from(self.request_body),
+            },
+            outcome,
+            duration: Duration::from_micros(self.duration_us.max(0) as u64),
+            signature: self.signature,
+            event_type: self.event_type,
+            event_id: self.event_id,
+            replay_of: self.replay_of,
+        };
+        Ok(Capture { id, record })
+    }
+}
+
+/// The signature verdict in a capture's `signature` JSON: its `"verdict"` field, or the JSON
+/// string itself; `None` when there is none.
+pub fn verdict(signature: Option<&str>) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(signature?).ok()?;
+    match value {
+        serde_json::Value::String(text) => Some(text),
+        serde_json::Value::Object(map) => map.get("verdict")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

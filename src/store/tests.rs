@@ -1,0 +1,297 @@
+//! Store tests: a temp file or `:memory:`, with the real writer thread.
+
+use super::*;
+
+fn header(name: &str, value: &[u8]) -> Header {
+    Header {
+        name: name.into(),
+        value: Bytes::copy_from_slice(value),
+    }
+}
+
+fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Record {
+    Record {
+        received_at_ms: now_ms(),
+        channel: Some("ch".into()),
+        channel_url: relay_id.map(|_| "http://relay/ch".to_owned()),
+        relay_id,
+        target: "http://localhost:3000".into(),
+        request: Request {
+            method: "POST".into(),
+            path: path.into(),
+            headers: vec![
+                header("x-dup", b"1"),
+                header("x-bin", b"\xff\x00\x7f latin"),
+                header("x-dup", b"2"),
+            ],
+            body: Bytes::from_static(b"\x00\x01\xfe\xffbody"),
+        },
+        outcome: match status {
+            Some(status) => Outcome::Answered(Response {
+                status,
+                headers: vec![header("set-cookie", b"a=1"), header("set-cookie", b"b=2")],
+                body: Bytes::from_static(b"\xffanswer"),
+            }),
+            None => Outcome::Failed("connection refused".into()),
+        },
+        duration: Duration::from_micros(1234),
+        signature: None,
+        event_type: None,
+        event_id: None,
+        replay_of: None,
+    }
+}
+
+async fn save(writer: &Writer, record: Record) -> i64 {
+    writer.record(record).unwrap().await.unwrap().unwrap()
+}
+
+fn writer_at(path: &Path, retention: Retention) -> Writer {
+    let (conn, moved) = open_or_replace(path).unwrap();
+    assert!(moved.is_none());
+    Writer::spawn(conn, path.to_owned(), retention).unwrap()
+}
+
+#[tokio::test]
+async fn captures_round_trip_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join(FILE_NAME);
+    let writer = writer_at(&path, Retention::default());
+    let answered = record(Some(1), "/a?b=1", Some(201));
+    let failed = record(Some(2), "?x", None);
+    let first = save(&writer, answered.clone()).await;
+    let second = save(&writer, failed.clone()).await;
+    // A reader in its own connection sees what the writer committed while it is still open.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(first).unwrap().record, answered);
+    assert_eq!(store.get(second).unwrap().record, failed);
+    assert_eq!(store.resolve(CaptureRef::Last).unwrap(), second);
+}
+
+#[test]
+fn a_missing_store_and_unknown_ids_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let err = Store::open(&path).err().unwrap();
+    assert_eq!(err.to_string(), "no captures yet: run hooks listen first");
+    drop(open_or_replace(&path).unwrap());
+    let store = Store::open(&path).unwrap();
+    let err = store.load(CaptureRef::Last).unwrap_err();
+    assert_eq!(err.to_string(), "no captures yet: run hooks listen first");
+    let err = store.load(CaptureRef::Id(42)).unwrap_err();
+    assert_eq!(err.to_string(), "no capture #42");
+}
+
+#[tokio::test]
+async fn keep_prunes_the_oldest_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let keep = Retention {
+        keep: Some(3),
+        max_age: None,
+    };
+    {
+        let writer = writer_at(&path, keep);
+        for i in 0..5 {
+            save(&writer, record(Some(i), "/", Some(200))).await;
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.ids(&Filter::default()).unwrap(), [3, 4, 5]);
+    let writer = writer_at(&path, keep);
+    assert_eq!(save(&writer, record(None, "/", Some(200))).await, 6);
+    assert_eq!(store.ids(&Filter::default()).unwrap(), [4, 5, 6]);
+}
+
+#[tokio::test]
+async fn large_limits_prune_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    // 64 / 64: one capture of slack.
+    let writer = writer_at(
+        &path,
+        Retention {
+            keep: Some(64),
+            max_age: None,
+        },
+    );
+    let store = Store::open(&path).unwrap();
+    for i in 0..65 {
+        save(&writer, record(Some(i), "/", Some(200))).await;
+    }
+    assert_eq!(store.ids(&Filter::default()).unwrap().len(), 65);
+    save(&writer, record(Some(65), "/", Some(200))).await;
+    let ids = store.ids(&Filter::default()).unwrap();
+    assert_eq!((ids.len(), ids[0]), (64, 3));
+}
+
+#[tokio::test]
+async fn keep_days_prunes_old_captures_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let writer = writer_at(&path, Retention::default());
+        let mut old = record(None, "/old", Some(200));
+        old.received_at_ms -= 3 * 86_400_000;
+        save(&writer, old).await;
+        save(&writer, record(None, "/new", Some(200))).await;
+    }
+    let two_days = Retention {
+        keep: None,
+        max_age: Some(Duration::from_secs(2 * 86_400)),
+    };
+    let writer = writer_at(&path, two_days);
+    // The writer prunes before its first batch; a save is a barrier for that.
+    save(&writer, record(None, "/newer", Some(200))).await;
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.ids(&Filter::default()).unwrap(), [2, 3]);
+}
+
+#[tokio::test]
+async fn a_redelivery_is_recognised_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let first = {
+        let writer = writer_at(&path, Retention::default());
+        let id = save(&writer, record(Some(7), "/", Some(200))).await;
+        // The same delivery recorded twice keeps its first capture.
+        assert_eq!(save(&writer, record(Some(7), "/", Some(500))).await, id);
+        id
+    };
+    let writer = writer_at(&path, Retention::default());
+    let url = "http://relay/ch";
+    assert_eq!(writer.captured_before(url, 7).await.unwrap(), Some(first));
+    assert_eq!(writer.captured_before(url, 6).await.unwrap(), None);
+    assert_eq!(writer.captured_before(url, 8).await.unwrap(), None);
+    assert_eq!(
+        writer.captured_before("http://other/ch", 7).await.unwrap(),
+        None
+    );
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(first).unwrap().record.status(), Some(200));
+}
+
+#[tokio::test]
+async fn filters_select_by_status_event_path_and_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let writer = writer_at(&path, Retention::default());
+    let mut paid = record(None, "/stripe/a", Some(200));
+    paid.event_type = Some("invoice.paid".into());
+    let mut old = record(None, "stripe?x=1", Some(503));
+    old.received_at_ms -= 7_200_000;
+    let mut replay = record(None, "/github", Some(404));
+    replay.replay_of = Some(1);
+    for r in [paid, old, replay, record(None, "/github", None)] {
+        save(&writer, r).await;
+    }
+    let store = Store::open(&path).unwrap();
+    let ids = |filter: Filter| store.ids(&filter).unwrap();
+    let status = |s: &str| Filter {
+        status: Some(s.parse().unwrap()),
+        ..Filter::default()
+    };
+    assert_eq!(ids(status("5xx")), [2]);
+    assert_eq!(ids(status("200")), [1]);
+    assert_eq!(ids(status("4xx")), [3]);
+    assert_eq!(ids(status("error")), [4]);
+    let event = Filter {
+        event: Some("invoice.paid".into()),
+        ..Filter::default()
+    };
+    assert_eq!(ids(event), [1]);
+    let path_prefix = |p: &str| Filter {
+        path: Some(p.into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        ids(path_prefix("/stripe")),
+        [1, 2],
+        "a stored path without '/' matches too"
+    );
+    assert_eq!(ids(path_prefix("/git%")), Vec::<i64>::new());
+    let recent = Filter {
+        since: Some(Duration::from_secs(3600)),
+        originals_only: true,
+        ..Filter::default()
+    };
+    assert_eq!(ids(recent), [1, 4]);
+    let newest: Vec<i64> = store
+        .list(&Filter::default(), 2)
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(newest, [4, 3]);
+}
+
+#[test]
+fn a_damaged_store_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(
+        &path,
+        b"this is not a database, just text long enough to be read",
+    )
+    .unwrap();
+    let reader_error = Store::open(&path).err().unwrap();
+    assert!(
+        matches!(reader_error, StoreError::Corrupt { .. }),
+        "{reader_error}"
+    );
+    let (conn, moved) = open_or_replace(&path).unwrap();
+    let moved = moved.expect("the damaged file was moved");
+    assert!(moved
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("captures.db.corrupt-"));
+    assert_eq!(std::fs::read(&moved).unwrap()[..8], *b"this is ");
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn a_full_disk_is_an_error_not_a_panic() {
+    let conn = Store::in_memory().unwrap().into_connection();
+    // SQLite reports a database at its page limit exactly as it reports a full disk.
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "max_page_count", pages + 2)
+        .unwrap();
+    let writer = Writer::spawn(conn, "/data/captures.db".into(), Retention::default()).unwrap();
+    let mut big = record(None, "/", Some(200));
+    big.request.body = Bytes::from(vec![7u8; 1 << 20]);
+    let err = writer.record(big).unwrap().await.unwrap().unwrap_err();
+    assert!(matches!(err, StoreError::Full { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "could not write to the capture store /data/captures.db: the disk is full"
+    );
+    // Small captures still fit after the failed one.
+    let small = record(None, "/", Some(200));
+    assert!(writer.record(small).unwrap().await.unwrap().is_ok());
+}
+
+#[test]
+fn references_parse() {
+    assert_eq!("last".parse(), Ok(CaptureRef::Last));
+    assert_eq!("#12".parse(), Ok(CaptureRef::Id(12)));
+    assert_eq!("12".parse(), Ok(CaptureRef::Id(12)));
+    assert!("0".parse::<CaptureRef>().is_err());
+    assert!("twelve".parse::<CaptureRef>().is_err());
+}
+
+#[test]
+fn verdicts_come_from_the_signature_json() {
+    assert_eq!(verdict(None), None);
+    assert_eq!(verdict(Some(r#""valid""#)), Some("valid".into()));
+    assert_eq!(
+        verdict(Some(r#"{"verdict":"invalid","reason":"x"}"#)),
+        Some("invalid".into())
+    );
+    assert_eq!(verdict(Some("not json")), None);
+}

@@ -1,0 +1,387 @@
+//! The capture store end to end: `hooks listen` records what it forwards, and `list` and `show`
+//! read it, while `listen` runs; retention, a damaged store and the error messages.
+
+mod store_common;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use store_common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_show_read_captures_while_listen_runs() {
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let json_body = br#"{"type":"invoice.paid","n":1}"#;
+    let headers: [(&str, &[u8]); 3] = [
+        ("content-type", b"application/json"),
+        ("x-dup", b"one"),
+        ("x-dup", b"two"),
+    ];
+    let url = format!("{}/hooks/stripe?live=1&x=%20", listen.url);
+    assert_eq!(send("POST", &url, &headers, json_body).await, 201);
+    // A request line is printed once its capture is committed; waiting for it orders the ids.
+    let first = listen.next_request().await;
+    let binary = all_bytes(2);
+    let binary_headers: [(&str, &[u8]); 1] = [("content-type", b"application/octet-stream")];
+    let url = format!("{}/bin", listen.url);
+    assert_eq!(send("PUT", &url, &binary_headers, &binary).await, 201);
+    let second = listen.next_request().await;
+    assert_eq!(
+        (first["id"].as_i64(), second["id"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert!(first["relay_id"].is_u64(), "{first}");
+
+    let list = run(&["list", "--json"], data.path()).await.success();
+    let rows = list.json_lines();
+    assert_eq!(rows.len(), 2, "{}", list.text());
+    assert_eq!(rows[0]["id"], 2, "newest first");
+    assert_eq!(rows[0]["method"], "PUT");
+    assert_eq!(rows[1]["path"], "/hooks/stripe?live=1&x=%20");
+    assert_eq!(rows[1]["status"], 201);
+    let received_at = rows[1]["received_at"].as_str().unwrap_or_default();
+    assert!(
+        received_at.len() == 24 && received_at.ends_with('Z') && received_at.as_bytes()[10] == b'T',
+        "RFC 3339 UTC: {received_at}"
+    );
+    for field in [
+        "event_type",
+        "event_id",
+        "verdict",
+        "duration_ms",
+        "replay_of",
+    ] {
+        assert!(rows[1].get(field).is_some(), "{field} in {}", rows[1]);
+    }
+
+    let table = run(&["list"], data.path()).await.success().text();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID "), "{table}");
+    assert!(
+        lines[1].starts_with("#2 ") && lines[1].contains("PUT"),
+        "{table}"
+    );
+    assert!(lines[2].contains("/hooks/stripe?live=1&x=%20") && lines[2].contains("201"));
+
+    let filtered = run(
+        &["list", "--json", "--path", "/bin", "--status", "2xx"],
+        data.path(),
+    )
+    .await
+    .success();
+    assert_eq!(ids(&filtered.json_lines()), [2]);
+    let none = run(&["list", "--json", "--status", "5xx"], data.path())
+        .await
+        .success();
+    assert_eq!(none.stdout, b"");
+
+    let shown = run(&["show", "1", "--json"], data.path()).await.success();
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("one JSON object");
+    assert_eq!(shown["id"], 1);
+    assert_eq!(shown["request"]["method"], "POST");
+    assert_eq!(shown["request"]["path"], "/hooks/stripe?live=1&x=%20");
+    let sent = shown["request"]["headers"].as_array().expect("header list");
+    let sent: Vec<&Value> = sent.iter().filter(|h| h[0] != "host").collect();
+    assert_eq!(
+        sent,
+        [
+            &json!(["content-type", "application/json"]),
+            &json!(["x-dup", "one"]),
+            &json!(["x-dup", "two"]),
+            &json!(["content-length", "29"]),
+        ]
+    );
+    assert_eq!(shown["request"]["body_base64"], BASE64.encode(json_body));
+    assert_eq!(shown["response"]["status"], 201);
+    let cookies: Vec<&Value> = shown["response"]["headers"]
+        .as_array()
+        .expect("response headers")
+        .iter()
+        .filter(|h| h[0] == "set-cookie")
+        .collect();
+    assert_eq!(
+        cookies,
+        [&json!(["set-cookie", "a=1"]), &json!(["set-cookie", "b=2"])]
+    );
+    assert_eq!(
+        shown["response"]["body_base64"],
+        BASE64.encode(br#"{"received":true}"#)
+    );
+    assert!(shown["response"]["duration_ms"].as_f64().is_some());
+    assert_eq!(shown["error"], Value::Null);
+    assert_eq!(shown["replay_of"], Value::Null);
+
+    let binary_json = run(&["show", "last", "--json"], data.path())
+        .await
+        .success();
+    let binary_json: Value = serde_json::from_slice(&binary_json.stdout).expect("JSON");
+    assert_eq!(
+        binary_json["request"]["body_base64"],
+        BASE64.encode(&binary)
+    );
+
+    let human = run(&["show", "last"], data.path()).await.success().text();
+    let lines: Vec<&str> = human.lines().collect();
+    assert!(
+        lines[0].starts_with("#2  ") && lines[0].ends_with(&format!("→ http://{}", app.target()))
+    );
+    assert!(
+        lines[1].contains(" PUT /bin ") && lines[1].ends_with(" #2"),
+        "{human}"
+    );
+    assert_eq!(lines[2], "  > PUT /bin HTTP/1.1", "{human}");
+    assert!(
+        human.contains("\n  (binary body, 512 bytes, application/octet-stream)\n"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\n  < 201 Created\n  < content-type: application/json\n"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\n  {\n    \"received\": true\n  }\n"),
+        "{human}"
+    );
+    assert!(!human.contains('\u{1b}'), "no colors into a pipe: {human}");
+
+    let body_only = run(&["show", "#1", "--print", "B"], data.path())
+        .await
+        .success();
+    let text = body_only.text();
+    assert!(
+        text.contains("\n  {\n    \"type\": \"invoice.paid\",\n    \"n\": 1\n  }\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("  > ") && !text.contains("  < "),
+        "only the request body: {text}"
+    );
+    let colored = run(&["show", "1", "--color", "always"], data.path())
+        .await
+        .success();
+    assert!(colored.text().contains('\u{1b}'), "{}", colored.text());
+
+    let unknown = run(&["show", "42"], data.path()).await;
+    assert_eq!(unknown.code, Some(1));
+    assert_eq!(unknown.stderr, "hooks: error: no capture #42\n");
+    assert_eq!(unknown.stdout, b"");
+    listen.kill().await;
+}
+
+fn ids(rows: &[Value]) -> Vec<i64> {
+    rows.iter().filter_map(|r| r["id"].as_i64()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_prunes_to_the_newest_captures() {
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let mut listen = listen(&relay, &app.target(), data.path(), &["--keep", "3"]).await;
+    for i in 0..5 {
+        let url = format!("{}/n/{i}", listen.url);
+        assert_eq!(send("POST", &url, &[], b"x").await, 201);
+        listen.next_request().await;
+    }
+    let rows = run(&["list", "--json"], data.path())
+        .await
+        .success()
+        .json_lines();
+    assert_eq!(ids(&rows), [5, 4, 3]);
+    assert_eq!(rows[0]["path"], "/n/4");
+    listen.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_capture_records_nothing() {
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let mut listen = listen(&relay, &app.target(), data.path(), &["--no-capture"]).await;
+    assert_eq!(
+        send("POST", &format!("{}/x", listen.url), &[], b"x").await,
+        201
+    );
+    let line = listen.next_request().await;
+    assert!(line["relay_id"].is_u64(), "{line}");
+    assert_eq!(
+        line["id"], line["relay_id"],
+        "without a capture, #N is the relay's id"
+    );
+    let list = run(&["list"], data.path()).await;
+    assert_eq!(list.code, Some(1));
+    assert_eq!(
+        list.stderr,
+        "hooks: error: no captures yet: run hooks listen first\n"
+    );
+    listen.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reader_fails_clearly_without_a_store() {
+    let data = data_dir();
+    for args in [
+        &["list"][..],
+        &["show", "last"],
+        &["replay", "last"],
+        &["export", "1", "--format", "raw"],
+    ] {
+        let run = run(args, data.path()).await;
+        assert_eq!(run.code, Some(1), "{args:?}");
+        assert_eq!(
+            run.stderr, "hooks: error: no captures yet: run hooks listen first\n",
+            "{args:?}"
+        );
+        assert_eq!(run.stdout, b"", "{args:?}");
+    }
+    assert!(
+        !data.path().join("captures.db").exists(),
+        "readers create nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_is_moved_aside_and_a_new_one_started() {
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let garbage =
+        b"SQLite format 2\0 but not really; these bytes are no database at all".repeat(64);
+    std::fs::write(data.path().join("captures.db"), &garbage).expect("write garbage");
+    let show = run(&["show", "last"], data.path()).await;
+    assert_eq!(show.code, Some(1));
+    assert!(
+        show.stderr.contains("is damaged")
+            && show.stderr.contains("the next hooks listen moves it aside"),
+        "{}",
+        show.stderr
+    );
+
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let moved = files_starting(data.path(), "captures.db.corrupt-");
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(std::fs::read(&moved[0]).expect("moved file"), garbage);
+    let stderr = listen.stderr();
+    assert!(
+        stderr.contains("hooks: warning: the capture store ")
+            && stderr.contains(" was damaged; moved it to ")
+            && stderr.contains("and started a new one"),
+        "{stderr}"
+    );
+    assert_eq!(
+        send("POST", &format!("{}/after", listen.url), &[], b"x").await,
+        201
+    );
+    assert_eq!(listen.next_request().await["id"], 1);
+    let rows = run(&["list", "--json"], data.path())
+        .await
+        .success()
+        .json_lines();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["path"], "/after");
+    listen.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_data_dir_stops_listen_with_exit_1() {
+    let data = data_dir();
+    let file = data.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write file");
+    let relay = start_relay().await;
+    let run = run(
+        &["listen", "--relay", &relay.url, "--forward-to", "3000"],
+        &file,
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.starts_with(
+            "hooks: error: could not open the capture store: could not create the data directory"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A capture of delivery 1 on `channel_url`, as an earlier `hooks listen` that died before
+/// acknowledging it would have left.
+async fn earlier_capture(data: &std::path::Path, channel_url: &str) {
+    use hooks::store::{self, Outcome, Record, Request, Response, Retention, Writer};
+    let path = data.join(store::FILE_NAME);
+    let (conn, _) = store::open_or_replace(&path).expect("open store");
+    let writer = Writer::spawn(conn, path, Retention::default()).expect("writer");
+    let record = Record {
+        received_at_ms: store::now_ms(),
+        channel: Some("dedup".into()),
+        channel_url: Some(channel_url.to_owned()),
+        relay_id: Some(1),
+        target: "http://127.0.0.1:9".into(),
+        request: Request {
+            method: "POST".into(),
+            path: "/first".into(),
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(b"first"),
+        },
+        outcome: Outcome::Answered(Response {
+            status: 200,
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        }),
+        duration: std::time::Duration::from_millis(1),
+        signature: None,
+        event_type: None,
+        event_id: None,
+        replay_of: None,
+    };
+    let pending = writer.record(record).expect("queued");
+    assert_eq!(pending.await.expect("writer alive").expect("committed"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_an_earlier_run_captured_is_acknowledged_not_forwarded() {
+    // One request in flight at a time: the relay sends the second only after the first's ack.
+    let config = relay_server::Config {
+        max_in_flight: 1,
+        ..relay_server::Config::default()
+    };
+    let (relay, app, data) = (
+        start_relay_with(config).await,
+        App::start().await,
+        data_dir(),
+    );
+    earlier_capture(data.path(), &format!("{}/dedup", relay.url)).await;
+    let args = ["--channel", "dedup", "--respond", "202"];
+    let mut listen = listen(&relay, &app.target(), data.path(), &args).await;
+    assert_eq!(
+        send("POST", &format!("{}/first", listen.url), &[], b"first").await,
+        202
+    );
+    assert_eq!(
+        send("POST", &format!("{}/second", listen.url), &[], b"second").await,
+        202
+    );
+    let line = listen.next_request().await;
+    assert_eq!(
+        (line["relay_id"].as_u64(), line["id"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1, "relay id 1 was captured before: {seen:?}");
+    assert_eq!(seen[0].target, "/second");
+    listen.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_lines_come_in_capture_order() {
+    // Captures committed together wake their handlers at once; the lines still come in order.
+    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    const N: usize = 20;
+    for i in 0..N {
+        assert_eq!(
+            send("POST", &format!("{}/o/{i}", listen.url), &[], b"x").await,
+            201
+        );
+    }
+    for i in 0..N {
+        let line = listen.next_request().await;
+        assert_eq!(line["path"], format!("/o/{i}"), "{line}");
+        assert_eq!(line["id"].as_u64(), Some(i as u64 + 1), "{line}");
+    }
+    listen.kill().await;
+}
