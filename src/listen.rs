@@ -27,6 +27,9 @@ use crate::verify;
 /// How long to wait for a TCP + WebSocket connection to the relay.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The session's read buffer: bodies up to 25 MiB arrive here, so bigger reads pay off.
+const CLI_READ_BUFFER: usize = 128 * 1024;
+
 /// Frames waiting to be written to the relay.
 const OUTBOX_CAPACITY: usize = 256;
 
@@ -349,7 +352,7 @@ async fn connect(
     hello: &ClientMessage,
     tls: &Connector,
 ) -> Result<(Ws, Attachment), ConnectError> {
-    let config = relay_server::ws_config(protocol::DEFAULT_MAX_BODY);
+    let config = relay_server::ws_config(protocol::DEFAULT_MAX_BODY, CLI_READ_BUFFER);
     let opened = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio_tungstenite::connect_async_tls_with_config(

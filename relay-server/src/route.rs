@@ -150,7 +150,7 @@ fn connect(
         );
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let config = session::ws_config(relay.config.max_body);
+    let config = session::ws_config(relay.config.max_body, session::RELAY_READ_BUFFER);
     sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
