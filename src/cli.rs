@@ -265,6 +265,24 @@ pub struct ReplayArgs {
     #[arg(long, short = 'H', value_name = "'NAME: VALUE'", value_parser = parse_header)]
     pub header: Vec<(String, String)>,
 
+    /// Recompute the provider's signature over the same body with a fresh timestamp, so your
+    /// app's verification (and its replay window) passes; needs --secret
+    #[arg(long, requires = "secrets")]
+    pub resign: bool,
+
+    /// Signing secret for --resign, the one your app verifies with (also HOOKS_SECRET)
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Provider whose scheme to sign with (default: recognised from the captured headers)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<Provider>,
+
     /// Print each new capture as one JSON object per line, as hooks show --json does
     #[arg(long)]
     pub json: bool,

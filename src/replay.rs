@@ -18,6 +18,7 @@ use crate::store::{
     self, Capture, Outcome, Record, Request, Response, Retention, Store, StoreError, Writer,
 };
 use crate::target::Target;
+use crate::verify;
 
 /// Runs `hooks replay`. Fails when a target did not answer (any status is an answer).
 pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -35,7 +36,7 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
         if shutdown.is_cancelled() {
             return Err(anyhow!("interrupted"));
         }
-        let (back, capture) = with_store(store, move |s| s.get(id)).await?;
+        let (back, mut capture) = with_store(store, move |s| s.get(id)).await?;
         store = back;
         let target = match &args.to {
             Some(target) => target.clone(),
@@ -47,8 +48,12 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
             forwarders.insert(key.clone(), forwarder);
         }
         let forwarder = &forwarders[&key];
+        if args.resign {
+            let url = public_url(&capture, &target);
+            resign(&mut capture.record.request, &url, &args)
+                .with_context(|| format!("could not re-sign capture #{id}"))?;
+        }
         let headers = prepare(&capture.record.request, &args.header);
-        // `--resign` slots in here: resign(&mut headers, &capture.record.request.body).
         let (record, error) = send(forwarder, &capture, headers).await;
         let new = record_replay(&writer, record).await?;
         print(&new, args.json)?;
@@ -100,6 +105,64 @@ async fn with_store<T: Send + 'static>(
     .await
     .map_err(|e| anyhow!("the capture store's task failed: {e}"))?;
     Ok((store, result?))
+}
+
+/// The URL the provider called, which Twilio, Square and HubSpot sign: the channel's public URL
+/// and the path, else the target's.
+fn public_url(capture: &Capture, target: &Target) -> String {
+    let request = &capture.record.request;
+    match &capture.record.channel_url {
+        Some(base) => format!("{base}{}", request.path),
+        None => target.uri_for(&request.path),
+    }
+}
+
+/// Signs `request` afresh as its provider would now: the signature headers are replaced (the
+/// first of each name keeps its place), and for the schemes that sign inside the body (Mailgun,
+/// Linear's timestamp) the body too.
+fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> anyhow::Result<()> {
+    let secret = args
+        .secrets
+        .first()
+        .ok_or_else(|| anyhow!("--resign needs --secret"))?;
+    let signed = {
+        let pairs: Vec<(&str, &[u8])> = request
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), &h.value[..]))
+            .collect();
+        let input = verify::VerifyInput {
+            method: &request.method,
+            url,
+            headers: &pairs,
+            body: &request.body,
+        };
+        let provider = match args.provider {
+            Some(provider) => provider,
+            None => verify::detect(&input).map(|d| d.provider).ok_or_else(|| {
+                anyhow!("no provider's signature in the capture; name it with --provider")
+            })?,
+        };
+        verify::sign(provider, secret, &input, std::time::SystemTime::now())?
+    };
+    let overrides: Vec<(String, String)> = signed
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .collect();
+    request.headers = prepare(request, &overrides);
+    if let Some(body) = signed.body {
+        request.body = Bytes::from(body);
+        let length = Bytes::from(request.body.len().to_string());
+        for header in request
+            .headers
+            .iter_mut()
+            .filter(|h| h.name == "content-length")
+        {
+            header.value = length.clone();
+        }
+    }
+    Ok(())
 }
 
 /// The headers to send: the captured ones in order, with each `--header` replacing the first
