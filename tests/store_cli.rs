@@ -373,7 +373,10 @@ async fn request_lines_come_in_capture_order() {
     let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
     const N: usize = 20;
     for i in 0..N {
-        assert_eq!(send("POST", &format!("{}/o/{i}", listen.url), &[], b"x").await, 201);
+        assert_eq!(
+            send("POST", &format!("{}/o/{i}", listen.url), &[], b"x").await,
+            201
+        );
     }
     for i in 0..N {
         let line = listen.next_request().await;
