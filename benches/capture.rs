@@ -62,6 +62,8 @@ struct Mode {
     /// CPU time the CLI process spent in the measured rounds, by thread name, when the OS
     /// tells.
     cpu: Option<BTreeMap<String, Duration>>,
+    /// CPU time this process (relay, app and clients) spent in the mode's rounds.
+    rest: Option<Duration>,
 }
 
 async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
@@ -80,7 +82,16 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
     for _ in 0..rounds {
         for mode in &mut modes {
             let before = mode.cli.cpu();
+            let rest_before = process_cpu(std::process::id());
             let (done, errors) = run_load(relay, &mode.cli.path, &body, length).await?;
+            let rest_after = process_cpu(std::process::id());
+            mode.rest = match (rest_before, rest_after, mode.rest) {
+                (Some(before), Some(after), Some(sum)) => {
+                    let total = |m: BTreeMap<String, Duration>| m.into_values().sum::<Duration>();
+                    Some(sum + total(after).saturating_sub(total(before)))
+                }
+                _ => None,
+            };
             mode.cpu = match (before, mode.cli.cpu(), mode.cpu.take()) {
                 (Some(before), Some(after), Some(mut sum)) => {
                     for (name, used) in after {
@@ -122,6 +133,7 @@ impl Mode {
             errors: 0,
             requests: 0,
             cpu: Some(BTreeMap::new()),
+            rest: Some(Duration::ZERO),
         })
     }
 }
@@ -131,8 +143,10 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
         "capture cost: {BODY_LEN} B JSON POST, {CLIENTS} keep-alive clients, {rounds} rounds × {} s per mode, alternating\n",
         length.as_secs()
     );
-    println!("| mode | requests/s (median) | mean | min | max | errors | CLI CPU per request |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| mode | requests/s (median) | mean | min | max | errors | CLI CPU per request | relay + app + clients |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for mode in modes {
         let mut sorted = mode.rates.clone();
         sorted.sort_by(f64::total_cmp);
@@ -149,8 +163,12 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
             }
             _ => "n/a".to_owned(),
         };
+        let rest = match mode.rest {
+            Some(rest) if mode.requests > 0 => format!("{:.1} µs", per_request(rest)),
+            _ => "n/a".to_owned(),
+        };
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {cpu} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {cpu} | {rest} |",
             mode.name,
             median(&sorted),
             mean,
@@ -166,6 +184,23 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
             (off - on) / off * 100.0
         );
     }
+    if let (Some(off), Some(on)) = (cpu_per_request(&modes[0]), cpu_per_request(&modes[1])) {
+        // On a machine the tunnel saturates, throughput is inversely proportional to this;
+        // unlike requests per second, it hardly moves with what else the machine is doing.
+        println!(
+            "CPU per request, everything included: {off:.1} µs without the store, {on:.1} µs with it \
+             (+{:.1} µs, {:.1} % fewer requests per CPU-second)",
+            on - off,
+            (1.0 - off / on) * 100.0
+        );
+    }
+}
+
+/// CPU time per request of the CLI and of this process together, in microseconds.
+fn cpu_per_request(mode: &Mode) -> Option<f64> {
+    let cli: Duration = mode.cpu.as_ref()?.values().sum();
+    let total = cli + mode.rest?;
+    (mode.requests > 0).then(|| total.as_secs_f64() * 1e6 / mode.requests as f64)
 }
 
 fn median_of(mode: &Mode) -> f64 {
@@ -280,23 +315,9 @@ impl Drop for Cli {
 }
 
 impl Cli {
-    /// CPU time used so far by the process's threads, summed by thread name (Linux:
-    /// `/proc/<pid>/task/*/schedstat`, whose first field is nanoseconds on a CPU); `None`
-    /// elsewhere.
+    /// CPU time used so far by the process's threads, by thread name.
     fn cpu(&self) -> Option<BTreeMap<String, Duration>> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
-        let mut by_name = BTreeMap::new();
-        for task in tasks.flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            let ns = stat
-                .split_whitespace()
-                .next()
-                .and_then(|ns| ns.parse::<u64>().ok())
-                .unwrap_or(0);
-            *by_name.entry(name.trim().to_owned()).or_default() += Duration::from_nanos(ns);
-        }
-        Some(by_name)
+        process_cpu(self.child.id())
     }
 
     fn start(
@@ -341,4 +362,22 @@ impl Cli {
             path: format!("/{channel}"),
         })
     }
+}
+
+/// CPU time used so far by the threads of process `pid`, summed by thread name (Linux:
+/// `/proc/<pid>/task/*/schedstat`, whose first field is nanoseconds on a CPU); `None` elsewhere.
+fn process_cpu(pid: u32) -> Option<BTreeMap<String, Duration>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut by_name = BTreeMap::new();
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+        *by_name.entry(name.trim().to_owned()).or_default() += Duration::from_nanos(ns);
+    }
+    Some(by_name)
 }
