@@ -94,23 +94,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
+    relay_server::cli::shutdown_signal().await;
     shutdown.cancel();
 }
