@@ -18,11 +18,13 @@ root=${HOOKS_INSTALL_ROOT:-${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT INT TERM
 
-for package in . relay-server; do
-    echo "building $(basename "$(cd "$package" && pwd)") (release)…"
-    if ! cargo install --quiet --locked --force --root "$root" --path "$package" >"$log" 2>&1; then
+for package in hooks:. hooks-relay:relay-server; do
+    name=${package%%:*}
+    path=${package#*:}
+    echo "building $name (release; the first build takes a few minutes)…"
+    if ! cargo install --quiet --locked --force --root "$root" --path "$path" >"$log" 2>&1; then
         cat "$log" >&2
-        echo "install.sh: building $package failed (output above)" >&2
+        echo "install.sh: building $name failed (output above)" >&2
         exit 1
     fi
 done
