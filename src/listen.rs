@@ -586,12 +586,8 @@ struct Job {
 /// Forwards one request, answers the relay, records the capture, acknowledges the request, then
 /// tells the printer.
 async fn handle(job: Job, context: Arc<Context>) {
-    if let Some(recorder) = &context.recorder {
-        if recorder.seen_before(job.id).await {
-            // Captured (so forwarded) by an earlier run that died before acknowledging it.
-            finish_unforwarded(&job, &context).await;
-            return;
-        }
+    if skip_redelivery(&job, &context).await {
+        return;
     }
     let started = Instant::now();
     let result = context
@@ -684,14 +680,22 @@ fn record(
     })
 }
 
-/// Acknowledges a redelivery without forwarding it again.
-async fn finish_unforwarded(job: &Job, context: &Context) {
+/// Acknowledges, without forwarding it again, a request that an earlier run captured (so
+/// forwarded) and died before acknowledging; says whether it did.
+async fn skip_redelivery(job: &Job, context: &Context) -> bool {
+    let Some(recorder) = &context.recorder else {
+        return false;
+    };
+    if !recorder.seen_before(job.id).await {
+        return false;
+    }
     context
         .handled
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
     context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+    true
 }
 
 /// Acknowledges `id` once its capture is committed, or after [`ACK_WAIT`] at the latest, and

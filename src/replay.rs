@@ -208,17 +208,6 @@ async fn send(
         )
         .await;
     let duration = started.elapsed();
-    let authority = Bytes::from(forwarder.target().authority.clone());
-    let sent_headers = headers
-        .into_iter()
-        .map(|h| match h.name.as_str() {
-            "host" => Header {
-                name: h.name,
-                value: authority.clone(),
-            },
-            _ => h,
-        })
-        .collect();
     let (outcome, error) = match result {
         Ok(r) => (
             Outcome::Answered(Response {
@@ -237,7 +226,7 @@ async fn send(
         relay_id: None,
         target: forwarder.target().to_string(),
         request: Request {
-            headers: sent_headers,
+            headers: as_sent(headers, forwarder.target()),
             ..original.request.clone()
         },
         outcome,
@@ -248,6 +237,21 @@ async fn send(
         replay_of: Some(capture.id),
     };
     (record, error)
+}
+
+/// The headers as the target got them: `Host` is the target's authority.
+fn as_sent(headers: Vec<Header>, target: &Target) -> Vec<Header> {
+    let authority = Bytes::from(target.authority.clone());
+    headers
+        .into_iter()
+        .map(|h| match h.name.as_str() {
+            "host" => Header {
+                name: h.name,
+                value: authority.clone(),
+            },
+            _ => h,
+        })
+        .collect()
 }
 
 async fn record_replay(writer: &Writer, record: Record) -> anyhow::Result<Capture> {

@@ -8,31 +8,39 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use store_common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_and_show_read_captures_while_listen_runs() {
-    let (relay, app, data) = (start_relay().await, App::start().await, data_dir());
-    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
-    let json_body = br#"{"type":"invoice.paid","n":1}"#;
+/// The body of the first capture.
+const JSON_BODY: &[u8] = br#"{"type":"invoice.paid","n":1}"#;
+
+/// A running `hooks listen` (data in `data`) that captured two requests: `#1` a JSON POST to
+/// `/hooks/stripe?live=1&x=%20` with repeated headers, `#2` a binary PUT to `/bin`.
+async fn two_captures(data: &std::path::Path) -> (Relay, App, Listen) {
+    let (relay, app) = (start_relay().await, App::start().await);
+    let mut listen = listen(&relay, &app.target(), data, &[]).await;
     let headers: [(&str, &[u8]); 3] = [
         ("content-type", b"application/json"),
         ("x-dup", b"one"),
         ("x-dup", b"two"),
     ];
     let url = format!("{}/hooks/stripe?live=1&x=%20", listen.url);
-    assert_eq!(send("POST", &url, &headers, json_body).await, 201);
+    assert_eq!(send("POST", &url, &headers, JSON_BODY).await, 201);
     // A request line is printed once its capture is committed; waiting for it orders the ids.
     let first = listen.next_request().await;
-    let binary = all_bytes(2);
     let binary_headers: [(&str, &[u8]); 1] = [("content-type", b"application/octet-stream")];
     let url = format!("{}/bin", listen.url);
-    assert_eq!(send("PUT", &url, &binary_headers, &binary).await, 201);
+    assert_eq!(send("PUT", &url, &binary_headers, &all_bytes(2)).await, 201);
     let second = listen.next_request().await;
     assert_eq!(
         (first["id"].as_i64(), second["id"].as_i64()),
         (Some(1), Some(2))
     );
     assert!(first["relay_id"].is_u64(), "{first}");
+    (relay, app, listen)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reads_captures_while_listen_runs() {
+    let data = data_dir();
+    let (_relay, _app, listen) = two_captures(data.path()).await;
     let list = run(&["list", "--json"], data.path()).await.success();
     let rows = list.json_lines();
     assert_eq!(rows.len(), 2, "{}", list.text());
@@ -76,6 +84,13 @@ async fn list_and_show_read_captures_while_listen_runs() {
         .success();
     assert_eq!(none.stdout, b"");
 
+    listen.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_reads_captures_while_listen_runs() {
+    let data = data_dir();
+    let (_relay, app, listen) = two_captures(data.path()).await;
     let shown = run(&["show", "1", "--json"], data.path()).await.success();
     let shown: Value = serde_json::from_slice(&shown.stdout).expect("one JSON object");
     assert_eq!(shown["id"], 1);
@@ -92,7 +107,7 @@ async fn list_and_show_read_captures_while_listen_runs() {
             &json!(["content-length", "29"]),
         ]
     );
-    assert_eq!(shown["request"]["body_base64"], BASE64.encode(json_body));
+    assert_eq!(shown["request"]["body_base64"], BASE64.encode(JSON_BODY));
     assert_eq!(shown["response"]["status"], 201);
     let cookies: Vec<&Value> = shown["response"]["headers"]
         .as_array()
@@ -118,7 +133,7 @@ async fn list_and_show_read_captures_while_listen_runs() {
     let binary_json: Value = serde_json::from_slice(&binary_json.stdout).expect("JSON");
     assert_eq!(
         binary_json["request"]["body_base64"],
-        BASE64.encode(&binary)
+        BASE64.encode(all_bytes(2))
     );
 
     let human = run(&["show", "last"], data.path()).await.success().text();

@@ -7,6 +7,7 @@
 //! `spawn_blocking`.
 
 mod query;
+mod read;
 mod time;
 mod writer;
 
@@ -15,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use relay_server::protocol::Header;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use query::{Filter, StatusFilter, Summary};
+pub use read::Store;
 pub use time::{now_ms, rfc3339};
 pub use writer::{Pending, Retention, Writer};
 
@@ -360,165 +362,6 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(fail)?;
     Ok(conn)
-}
-
-/// A reading connection, for `list`, `show`, `replay` and `export`.
-pub struct Store {
-    conn: Connection,
-    path: PathBuf,
-}
-
-impl Store {
-    /// Opens the existing store at `path`; a missing one is [`StoreError::NoCaptures`].
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store {
-            conn: connect(path, false)?,
-            path: path.to_owned(),
-        })
-    }
-
-    /// A private store in memory, for tests.
-    pub fn in_memory() -> Result<Store, StoreError> {
-        Store::open(Path::new(":memory:"))
-    }
-
-    /// The connection, to hand to a [`Writer`] (tests use this with [`Store::in_memory`]).
-    pub fn into_connection(self) -> Connection {
-        self.conn
-    }
-
-    fn fail(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::sqlite(&self.path, e)
-    }
-
-    /// The id `reference` stands for, checking that it exists.
-    pub fn resolve(&self, reference: CaptureRef) -> Result<i64, StoreError> {
-        let found: Option<i64> = match reference {
-            CaptureRef::Last => self
-                .conn
-                .query_row("SELECT MAX(id) FROM captures", [], |r| r.get(0))
-                .map_err(|e| self.fail(e))?,
-            CaptureRef::Id(id) => self
-                .conn
-                .query_row("SELECT id FROM captures WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.fail(e))?,
-        };
-        match (found, reference) {
-            (Some(id), _) => Ok(id),
-            (None, CaptureRef::Last) => Err(StoreError::NoCaptures),
-            (None, CaptureRef::Id(id)) => Err(StoreError::NotFound(id)),
-        }
-    }
-
-    /// Reads capture `id` whole, bodies included.
-    pub fn get(&self, id: i64) -> Result<Capture, StoreError> {
-        let row = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM captures WHERE id = ?1"),
-                [id],
-                read_row,
-            )
-            .optional()
-            .map_err(|e| self.fail(e))?;
-        row.ok_or(StoreError::NotFound(id))?.decode()
-    }
-
-    /// Reads the capture `reference` stands for.
-    pub fn load(&self, reference: CaptureRef) -> Result<Capture, StoreError> {
-        self.get(self.resolve(reference)?)
-    }
-}
-
-/// The columns [`read_row`] reads, in its order.
-const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
-    request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of";
-
-/// One row as SQLite returns it, before the header lists are decoded.
-struct Row {
-    id: i64,
-    received_at_ms: i64,
-    channel: Option<String>,
-    channel_url: Option<String>,
-    relay_id: Option<i64>,
-    target: String,
-    method: String,
-    path: String,
-    request_headers: String,
-    request_body: Vec<u8>,
-    status: Option<u16>,
-    response_headers: Option<String>,
-    response_body: Option<Vec<u8>>,
-    error: Option<String>,
-    duration_us: i64,
-    signature: Option<String>,
-    event_type: Option<String>,
-    event_id: Option<String>,
-    replay_of: Option<i64>,
-}
-
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok(Row {
-        id: r.get(0)?,
-        received_at_ms: r.get(1)?,
-        channel: r.get(2)?,
-        channel_url: r.get(3)?,
-        relay_id: r.get(4)?,
-        target: r.get(5)?,
-        method: r.get(6)?,
-        path: r.get(7)?,
-        request_headers: r.get(8)?,
-        request_body: r.get(9)?,
-        status: r.get(10)?,
-        response_headers: r.get(11)?,
-        response_body: r.get(12)?,
-        error: r.get(13)?,
-        duration_us: r.get(14)?,
-        signature: r.get(15)?,
-        event_type: r.get(16)?,
-        event_id: r.get(17)?,
-        replay_of: r.get(18)?,
-    })
-}
-
-impl Row {
-    fn decode(self) -> Result<Capture, StoreError> {
-        let id = self.id;
-        let headers = |json: &str| {
-            serde_json::from_str::<Vec<Header>>(json)
-                .map_err(|source| StoreError::BadHeaders { id, source })
-        };
-        let outcome = match self.status {
-            Some(status) => Outcome::Answered(Response {
-                status,
-                headers: headers(self.response_headers.as_deref().unwrap_or("[]"))?,
-                body: Bytes::from(self.response_body.unwrap_or_default()),
-            }),
-            None => Outcome::Failed(self.error.unwrap_or_default()),
-        };
-        let record = Record {
-            received_at_ms: self.received_at_ms,
-            channel: self.channel,
-            channel_url: self.channel_url,
-            relay_id: self.relay_id.map(|id| id as u64),
-            target: self.target,
-            request: Request {
-                method: self.method,
-                path: self.path,
-                headers: headers(&self.request_headers)?,
-                body: Bytes::from(self.request_body),
-            },
-            outcome,
-            duration: Duration::from_micros(self.duration_us.max(0) as u64),
-            signature: self.signature,
-            event_type: self.event_type,
-            event_id: self.event_id,
-            replay_of: self.replay_of,
-        };
-        Ok(Capture { id, record })
-    }
 }
 
 /// The signature verdict in a capture's `signature` JSON: its `"verdict"` field, or the JSON

@@ -2,7 +2,7 @@
 //! transaction, and prunes to the retention limits, so a slow disk delays only this thread.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -213,32 +213,7 @@ impl Thread {
                 return;
             }
         };
-        let mut inserted: Vec<(oneshot::Sender<_>, i64)> = Vec::new();
-        let mut broken: Option<rusqlite::Error> = None;
-        for command in batch.drain(..) {
-            if let Some(e) = &broken {
-                // After a failed write (disk full, corruption) the transaction may be gone.
-                reply_error(command, StoreError::sqlite(&self.path, copy(e)));
-                continue;
-            }
-            match command {
-                Command::Insert { record, done } => match insert(&tx, &record) {
-                    Ok(id) => inserted.push((done, id)),
-                    Err(e) => {
-                        let _ = done.send(Err(StoreError::sqlite(&self.path, copy(&e))));
-                        broken = Some(e);
-                    }
-                },
-                Command::Find {
-                    channel_url,
-                    relay_id,
-                    done,
-                } => {
-                    let found = find(&tx, &channel_url, relay_id);
-                    let _ = done.send(found.map_err(|e| StoreError::sqlite(&self.path, e)));
-                }
-            }
-        }
+        let inserted = apply(&tx, batch, &self.path);
         let rows = self.rows + inserted.len() as u64;
         let pruned = match prune(&tx, self.retention, rows, &mut self.aged_at) {
             Ok(deleted) => deleted,
@@ -261,6 +236,41 @@ impl Thread {
             }
         }
     }
+}
+
+/// Where an insert's id goes once the commit is known to have succeeded.
+type Inserted = (oneshot::Sender<Result<i64, StoreError>>, i64);
+
+/// Runs `batch` in `tx`, answering lookups at once; returns the inserts waiting for the commit.
+/// After a failed write (disk full, corruption) the transaction may be gone, so the rest of the
+/// batch is failed with the same error rather than run outside it.
+fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> Vec<Inserted> {
+    let mut inserted = Vec::with_capacity(batch.len());
+    let mut broken: Option<rusqlite::Error> = None;
+    for command in batch.drain(..) {
+        if let Some(e) = &broken {
+            reply_error(command, StoreError::sqlite(path, copy(e)));
+            continue;
+        }
+        match command {
+            Command::Insert { record, done } => match insert(tx, &record) {
+                Ok(id) => inserted.push((done, id)),
+                Err(e) => {
+                    let _ = done.send(Err(StoreError::sqlite(path, copy(&e))));
+                    broken = Some(e);
+                }
+            },
+            Command::Find {
+                channel_url,
+                relay_id,
+                done,
+            } => {
+                let found = find(tx, &channel_url, relay_id);
+                let _ = done.send(found.map_err(|e| StoreError::sqlite(path, e)));
+            }
+        }
+    }
+    inserted
 }
 
 fn reply_error(command: Command, error: StoreError) {
