@@ -52,7 +52,8 @@ pub async fn run_with_reload(
     let addr = listener.local_addr()?;
     let tls = config.tls.clone().map(Tls::load).transpose()?;
     let tokens = Tokens::load(config.tokens_file.clone())?;
-    if !tokens.required() {
+    // On loopback (the relay hooks listen embeds) nobody else can reach it anyway.
+    if !tokens.required() && !addr.ip().is_loopback() {
         warn!("no --tokens-file: this relay is open, any CLI may attach to any free channel");
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
