@@ -15,6 +15,9 @@ use super::{now_ms, Outcome, Record, StoreError};
 /// the disk is stalled and memory must stay bounded.
 const COMMAND_CAPACITY: usize = 1024;
 
+/// Commits whose outcomes the runtime has not handed out yet; past this the thread waits.
+const REPLY_CAPACITY: usize = 64;
+
 /// Most commands committed in one transaction.
 const BATCH: usize = 512;
 
@@ -70,7 +73,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn` (the database at `path`, for messages).
+    /// Starts the writer thread on `conn` (the database at `path`, for messages), and the task
+    /// on the current Tokio runtime that hands out its commits' outcomes.
     pub fn spawn(
         conn: Connection,
         path: PathBuf,
@@ -92,12 +96,17 @@ impl Writer {
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))
             .map_err(fail)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| StoreError::Thread(std::io::Error::other(e)))?;
+        let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
+        runtime.spawn(hand_out(replies_rx));
         let thread = Thread {
             conn,
             path,
             retention,
             rows: rows.max(0) as u64,
             aged_at: None,
+            replies,
         };
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
@@ -167,6 +176,8 @@ struct Thread {
     rows: u64,
     /// When captures past `max_age` were last deleted.
     aged_at: Option<Instant>,
+    /// Where commits' outcomes go, one message per commit.
+    replies: mpsc::Sender<Outcomes>,
 }
 
 impl Thread {
@@ -222,18 +233,37 @@ impl Thread {
                 0
             }
         };
-        match tx.commit() {
+        let outcomes = match tx.commit() {
             Ok(()) => {
                 self.rows = rows.saturating_sub(pruned);
-                for (done, id) in inserted {
-                    let _ = done.send(Ok(id));
-                }
+                inserted
+                    .into_iter()
+                    .map(|(done, id)| (done, Ok(id)))
+                    .collect()
             }
-            Err(e) => {
-                for (done, _) in inserted {
-                    let _ = done.send(Err(StoreError::sqlite(&self.path, copy(&e))));
-                }
-            }
+            Err(e) => inserted
+                .into_iter()
+                .map(|(done, _)| (done, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                .collect(),
+        };
+        // One message per commit: waking each writer's task from this thread would cost the
+        // runtime a wake-up (an eventfd write) per capture.
+        let _ = self.replies.blocking_send(outcomes);
+    }
+}
+
+/// The outcomes of one commit, for [`hand_out`].
+type Outcomes = Vec<(
+    oneshot::Sender<Result<i64, StoreError>>,
+    Result<i64, StoreError>,
+)>;
+
+/// Tells each writer of a commit how it went, from inside the runtime, where waking a task is
+/// cheap; ends with the writer thread.
+async fn hand_out(mut replies: mpsc::Receiver<Outcomes>) {
+    while let Some(outcomes) = replies.recv().await {
+        for (done, outcome) in outcomes {
+            let _ = done.send(outcome);
         }
     }
 }
