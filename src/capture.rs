@@ -37,6 +37,10 @@ pub struct Forwarded<'a> {
     pub result: &'a Result<AppResponse, ForwardError>,
     /// From forwarding to the whole answer.
     pub duration: Duration,
+    /// The provider event recognised in it.
+    pub event: Option<&'a crate::inspect::Recognized>,
+    /// The signature verdict, as JSON (`{"provider","verdict","reason"}`).
+    pub signature: Option<String>,
 }
 
 /// A queued capture: its commit, and its turn to be printed.
@@ -165,9 +169,9 @@ impl Recorder {
             },
             outcome,
             duration: forwarded.duration,
-            signature: None,
-            event_type: None,
-            event_id: None,
+            signature: forwarded.signature,
+            event_type: forwarded.event.and_then(|e| e.event_type.clone()),
+            event_id: forwarded.event.and_then(|e| e.event_id.clone()),
             replay_of: None,
         };
         // Queueing and taking a turn under one lock keeps turns in the order of the ids.

@@ -631,7 +631,14 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    let queued = record(&context, &job, &result, duration);
+    let queued = record(
+        &context,
+        &job,
+        &result,
+        duration,
+        event.as_ref(),
+        signature.as_ref(),
+    );
     let (capture, mut turn) = ack_recorded(&context, job.id, queued).await;
     let exchange = Exchange {
         id: capture.map_or(job.id.0, |id| id.unsigned_abs()),
@@ -667,7 +674,13 @@ fn record(
     job: &Job,
     result: &Result<crate::forward::AppResponse, crate::forward::ForwardError>,
     duration: Duration,
+    event: Option<&inspect::Recognized>,
+    signature: Option<&inspect::Signature>,
 ) -> Option<capture::Queued> {
+    let signature = signature.map(|s| {
+        serde_json::json!({"provider": s.provider, "verdict": s.verdict, "reason": s.reason})
+            .to_string()
+    });
     context.recorder.as_ref()?.record(capture::Forwarded {
         relay_id: job.id,
         received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
@@ -677,6 +690,8 @@ fn record(
         body: &job.body,
         result,
         duration,
+        event,
+        signature,
     })
 }
 
