@@ -36,7 +36,7 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
         "type": "request",
         "id": e.id,
         "relay_id": e.relay_id,
-        "received_at": super::render::rfc3339(e.received_at_ms),
+        "received_at": crate::store::rfc3339(i64::try_from(e.received_at_ms).unwrap_or(i64::MAX)),
         "method": e.method,
         "path": display_path(&e.path),
         "status": e.status,

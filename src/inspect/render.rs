@@ -303,14 +303,6 @@ fn local_time(unix_ms: u64) -> String {
         .to_string()
 }
 
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T18:47:42.123Z`.
-pub(super) fn rfc3339(unix_ms: u64) -> String {
-    match jiff::Timestamp::from_millisecond(i64::try_from(unix_ms).unwrap_or(i64::MAX)) {
-        Ok(at) => at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        Err(_) => String::new(),
-    }
-}
-
 /// Replaces control characters (C0, DEL, C1) with visible escapes, so an untrusted payload can
 /// never move the cursor, clear the screen or ring the bell.
 pub fn sanitize(text: &str) -> String {
@@ -362,6 +354,5 @@ mod tests {
             format_duration(std::time::Duration::from_millis(12_300)),
             "12.3 s"
         );
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }
