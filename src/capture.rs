@@ -1,6 +1,7 @@
 //! What `hooks listen` records: each forwarded exchange goes to the capture store once the
 //! answer is on its way to the relay, and a delivery already captured by an earlier run (the
 //! relay redelivers what was not acknowledged) is recognised so the app does not get it twice.
+//! Commits are reported in batches, in the order captures were queued (see `listen`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -9,15 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use relay_server::protocol::{Header, RequestId};
-use tokio::sync::oneshot;
 
 use crate::cli::ListenArgs;
 use crate::forward::{AppResponse, ForwardError};
-use crate::store::{self, Outcome, Pending, Record, Request, Response, Retention, StoreError};
-
-/// Longest a forward waits to learn whether the store holds its delivery; past it, the request is
-/// forwarded (at least once beats never).
-const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+use crate::store::{self, Outcome, Record, Request, Response, Retention, StoreError};
 
 /// One forwarded request and its outcome, as `listen` hands it over.
 pub struct Forwarded<'a> {
@@ -43,31 +39,6 @@ pub struct Forwarded<'a> {
     pub signature: Option<String>,
 }
 
-/// A queued capture: its commit, and its turn to be printed.
-pub struct Queued {
-    /// The capture's id, once committed.
-    pub pending: Pending,
-    /// Its place among the request lines.
-    pub turn: Turn,
-}
-
-/// A place in line: request lines are printed in the order their captures were queued, which is
-/// the order of their ids, although one commit wakes all the handlers of its batch at once.
-pub struct Turn {
-    before: Option<oneshot::Receiver<()>>,
-    /// Dropped with the turn, once this exchange is printed, which lets the next one go.
-    _done: oneshot::Sender<()>,
-}
-
-impl Turn {
-    /// Waits until the exchange queued before this one is printed (or its handler is gone).
-    pub async fn wait(&mut self) {
-        if let Some(before) = self.before.take() {
-            let _ = before.await;
-        }
-    }
-}
-
 /// Records `listen`'s exchanges; absent with `--no-capture`.
 pub struct Recorder {
     writer: store::Writer,
@@ -77,8 +48,6 @@ pub struct Recorder {
     channel: Mutex<Option<(String, String)>>,
     /// Whether the last write failed, so a failing disk is reported once, not per request.
     failing: AtomicBool,
-    /// The turn of the capture queued last.
-    last_turn: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 /// Opens the capture store for `listen` (in a blocking task: SQLite blocks), unless
@@ -114,7 +83,6 @@ pub async fn open(args: &ListenArgs) -> anyhow::Result<Option<Recorder>> {
         target: args.forward_to.to_string(),
         channel: Mutex::new(None),
         failing: AtomicBool::new(false),
-        last_turn: Mutex::new(None),
     }))
 }
 
@@ -133,19 +101,21 @@ impl Recorder {
     }
 
     /// Whether delivery `relay_id` was captured by an earlier run of hooks on this channel.
-    pub async fn seen_before(&self, relay_id: RequestId) -> bool {
-        let Some(url) = self.channel().1 else {
-            return false;
-        };
-        let lookup = self.writer.captured_before(&url, relay_id.0);
-        matches!(
-            tokio::time::timeout(LOOKUP_WAIT, lookup).await,
-            Ok(Ok(Some(_)))
-        )
+    pub fn seen_before(&self, relay_id: RequestId) -> bool {
+        let channel = self.channel.lock().expect("channel lock is never poisoned");
+        channel
+            .as_ref()
+            .is_some_and(|(_, url)| self.writer.captured_before(url, relay_id.0).is_some())
     }
 
-    /// Queues the capture of `forwarded`; `None` if it was dropped (reported on stderr).
-    pub fn record(&self, forwarded: Forwarded<'_>) -> Option<Queued> {
+    /// The outcomes of [`Recorder::record`]'s captures, one message per commit, in the order they
+    /// were queued; `None` once taken.
+    pub fn take_commits(&mut self) -> Option<store::Commits> {
+        self.writer.take_commits()
+    }
+
+    /// The capture of `forwarded`, for [`Recorder::record`].
+    pub fn capture(&self, forwarded: Forwarded<'_>) -> Record {
         let (channel, channel_url) = self.channel();
         let outcome = match forwarded.result {
             Ok(response) => Outcome::Answered(Response {
@@ -155,7 +125,7 @@ impl Recorder {
             }),
             Err(e) => Outcome::Failed(e.to_string()),
         };
-        let record = Record {
+        Record {
             received_at_ms: forwarded.received_at_ms,
             channel,
             channel_url,
@@ -173,47 +143,32 @@ impl Recorder {
             event_type: forwarded.event.and_then(|e| e.event_type.clone()),
             event_id: forwarded.event.and_then(|e| e.event_id.clone()),
             replay_of: None,
-        };
-        // Queueing and taking a turn under one lock keeps turns in the order of the ids.
-        let mut last = self.last_turn.lock().expect("turn lock is never poisoned");
-        match self.writer.record(record) {
-            Ok(pending) => {
-                let (done, next) = oneshot::channel();
-                let before = last.replace(next);
-                Some(Queued {
-                    pending,
-                    turn: Turn {
-                        before,
-                        _done: done,
-                    },
-                })
-            }
+        }
+    }
+
+    /// Queues `record`; its outcome comes on the commits stream ([`Recorder::take_commits`]),
+    /// in turn. `false` if it was dropped (reported on stderr).
+    pub fn record(&self, record: Record) -> bool {
+        match self.writer.record_in_turn(record) {
+            Ok(()) => true,
             Err(e) => {
-                drop(last);
                 self.failed(&e);
-                None
+                false
             }
         }
     }
 
     /// The capture id from a commit's outcome; a failure is reported on stderr.
-    pub fn committed(
-        &self,
-        outcome: Result<Result<i64, StoreError>, oneshot::error::RecvError>,
-    ) -> Option<i64> {
+    pub fn committed(&self, outcome: Result<i64, StoreError>) -> Option<i64> {
         match outcome {
-            Ok(Ok(id)) => {
+            Ok(id) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     eprintln!("hooks: captures are being saved again");
                 }
                 Some(id)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.failed(&e);
-                None
-            }
-            Err(_) => {
-                self.failed(&StoreError::Closed);
                 None
             }
         }

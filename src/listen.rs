@@ -1,6 +1,7 @@
 //! `hooks listen`: attach to a relay (or start one in-process), forward every webhook to the app,
 //! send the app's answer back, and reconnect with backoff when the session drops.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use relay_server::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, PROTOCOL_VERSION,
 };
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use crate::capture::{self, Recorder};
 use crate::cli::ListenArgs;
 use crate::forward::Forwarder;
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
+use crate::store;
 use crate::verify;
 
 /// How long to wait for a TCP + WebSocket connection to the relay.
@@ -85,6 +87,22 @@ struct Context {
     signatures: Signatures,
     /// The capture store, unless `--no-capture`.
     recorder: Option<Recorder>,
+    /// Exchanges whose captures are queued and not yet committed, in queueing order: their
+    /// printed line (which shows the capture id) and their acknowledgement wait for the commit.
+    waiting: std::sync::Mutex<VecDeque<Waiting>>,
+    /// Signalled when `waiting` gains an entry after being empty.
+    waiting_added: Notify,
+    /// Signalled when `waiting` has been emptied.
+    settled: Notify,
+}
+
+/// An exchange waiting for its capture's commit.
+struct Waiting {
+    id: RequestId,
+    queued_at: Instant,
+    /// Acknowledged already, because the commit took longer than [`ACK_WAIT`].
+    acked: bool,
+    exchange: Box<Exchange>,
 }
 
 /// `--secret`, `--provider`, `--tolerance`.
@@ -121,13 +139,42 @@ impl Context {
                 .await;
         }
     }
+
+    /// Acknowledges each of `ids` on the current session.
+    async fn ack_all(&self, ids: &[RequestId]) {
+        let Some(outbox) = self.outbox() else {
+            return;
+        };
+        for &id in ids {
+            let frame = protocol::encode(&ClientMessage::Ack { id }, &[]);
+            let _ = outbox.send(Message::Binary(frame)).await;
+        }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
+        self.waiting.lock().expect("waiting lock is never poisoned")
+    }
+
+    /// Waits until every queued capture is committed, printed and acknowledged.
+    async fn wait_settled(&self) {
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.waiting().is_empty() {
+                return;
+            }
+            settled.await;
+        }
+    }
 }
 
 /// Runs `hooks listen` until Ctrl-C/SIGTERM (`Ok`) or a failure that reconnecting cannot fix.
 pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let max_body = protocol::DEFAULT_MAX_BODY;
     let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
-    let recorder = capture::open(&args).await?;
+    let mut recorder = capture::open(&args).await?;
+    let commits = recorder.as_mut().and_then(Recorder::take_commits);
     let (events, printer) = inspect::spawn_printer(output_options(&args));
     let context = Arc::new(Context {
         forwarder,
@@ -141,7 +188,13 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
             tolerance: args.tolerance,
         },
         recorder,
+        waiting: std::sync::Mutex::new(VecDeque::new()),
+        waiting_added: Notify::new(),
+        settled: Notify::new(),
     });
+    let settle_stop = CancellationToken::new();
+    let settler = commits
+        .map(|commits| tokio::spawn(settle(Arc::clone(&context), commits, settle_stop.clone())));
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
         Some(url) => (url.trim_end_matches('/').to_owned(), None),
@@ -151,6 +204,13 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         }
     };
     let result = attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
+    // Print what is still waiting for its commit, then let the printer finish.
+    settle_stop.cancel();
+    if let Some(settler) = settler {
+        if tokio::time::timeout(SHUTDOWN_GRACE, settler).await.is_err() {
+            debug!("captures still uncommitted at exit");
+        }
+    }
     drop(context);
     let _ = printer.await;
     relay_stop.cancel();
@@ -467,7 +527,11 @@ async fn serve(ws: Ws, context: &Arc<Context>, shutdown: &CancellationToken) -> 
     in_flight.close();
     if matches!(end, SessionEnd::Shutdown) {
         // Finish what the app is handling, answer and acknowledge it, then close cleanly.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, in_flight.wait()).await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            in_flight.wait().await;
+            context.wait_settled().await;
+        })
+        .await;
         context.set_outbox(None);
         let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     } else {
@@ -631,17 +695,12 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    let queued = record(
-        &context,
-        &job,
-        &result,
-        duration,
-        event.as_ref(),
-        signature.as_ref(),
-    );
-    let (capture, mut turn) = ack_recorded(&context, job.id, queued).await;
-    let exchange = Exchange {
-        id: capture.map_or(job.id.0, |id| id.unsigned_abs()),
+    let record = context
+        .recorder
+        .as_ref()
+        .map(|recorder| capture_of(recorder, &job, &result, duration, &event, &signature));
+    let exchange = Box::new(Exchange {
+        id: job.id.0,
         relay_id: job.id.0,
         received_at_ms: job.received_at_ms,
         method: job.method,
@@ -656,32 +715,121 @@ async fn handle(job: Job, context: Arc<Context>) {
         event,
         signature,
         sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
+    });
+    let exchange = match (&context.recorder, record) {
+        (Some(recorder), Some(record)) => {
+            // Queued and remembered under one lock, so `waiting` is in queueing order, which is
+            // the order commits are reported in.
+            let mut waiting = context.waiting();
+            if recorder.record(record) {
+                if waiting.is_empty() {
+                    context.waiting_added.notify_one();
+                }
+                waiting.push_back(Waiting {
+                    id: job.id,
+                    queued_at: Instant::now(),
+                    acked: false,
+                    exchange,
+                });
+                // `settle` acknowledges and prints it once committed.
+                return;
+            }
+            exchange
+        }
+        _ => exchange,
     };
-    if let Some(turn) = &mut turn {
-        turn.wait().await;
-    }
-    let _ = context
-        .events
-        .send(Event::Request(Box::new(exchange)))
-        .await;
-    // Dropping the turn lets the next capture's line be printed.
-    drop(turn);
+    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+    let _ = context.events.send(Event::Request(exchange)).await;
 }
 
-/// Queues the capture of one exchange, unless `--no-capture`.
-fn record(
-    context: &Context,
-    job: &Job,
-    result: &Result<crate::forward::AppResponse, crate::forward::ForwardError>,
+/// Acknowledges and prints exchanges as their captures are committed, in the order they were
+/// queued; acknowledges those whose commit takes longer than [`ACK_WAIT`] without waiting for
+/// it (a stalled disk must not hold the relay's window). Ends when `stop` is cancelled and
+/// nothing waits, or when the store closes.
+async fn settle(context: Arc<Context>, mut commits: store::Commits, stop: CancellationToken) {
+    loop {
+        let overdue_at = context
+            .waiting()
+            .iter()
+            .find(|w| !w.acked)
+            .map(|w| w.queued_at + ACK_WAIT);
+        let empty = context.waiting().is_empty();
+        let outcomes = tokio::select! {
+            biased;
+            outcomes = commits.recv() => match outcomes {
+                Some(outcomes) => outcomes,
+                None => break,
+            },
+            _ = tokio::time::sleep_until(overdue_at.unwrap_or_else(Instant::now).into()),
+                if overdue_at.is_some() => {
+                ack_overdue(&context).await;
+                continue;
+            }
+            _ = context.waiting_added.notified(), if empty => continue,
+            _ = stop.cancelled(), if empty => break,
+        };
+        let settled: Vec<Waiting> = {
+            let mut waiting = context.waiting();
+            let n = outcomes.len().min(waiting.len());
+            waiting.drain(..n).collect()
+        };
+        let recorder = context.recorder.as_ref();
+        let mut acks = Vec::with_capacity(settled.len());
+        let mut lines = Vec::with_capacity(settled.len());
+        for (waiting, outcome) in settled.into_iter().zip(outcomes) {
+            let mut exchange = waiting.exchange;
+            if let Some(id) = recorder.and_then(|r| r.committed(outcome)) {
+                exchange.id = id.unsigned_abs();
+            }
+            if !waiting.acked {
+                acks.push(waiting.id);
+            }
+            lines.push(exchange);
+        }
+        context.ack_all(&acks).await;
+        for exchange in lines {
+            let _ = context.events.send(Event::Request(exchange)).await;
+        }
+        if context.waiting().is_empty() {
+            context.settled.notify_waiters();
+        }
+    }
+    context.settled.notify_waiters();
+}
+
+/// Acknowledges the waiting exchanges queued [`ACK_WAIT`] ago or earlier.
+async fn ack_overdue(context: &Context) {
+    let now = Instant::now();
+    let overdue: Vec<RequestId> = context
+        .waiting()
+        .iter_mut()
+        .filter(|w| !w.acked && w.queued_at + ACK_WAIT <= now)
+        .map(|w| {
+            w.acked = true;
+            w.id
+        })
+        .collect();
+    debug!(
+        count = overdue.len(),
+        "acknowledging before the capture is committed"
+    );
+    context.ack_all(&overdue).await;
+}
+
+/// The capture of one exchange.
+fn capture_of<'a>(
+    recorder: &Recorder,
+    job: &'a Job,
+    result: &'a Result<crate::forward::AppResponse, crate::forward::ForwardError>,
     duration: Duration,
-    event: Option<&inspect::Recognized>,
-    signature: Option<&inspect::Signature>,
-) -> Option<capture::Queued> {
-    let signature = signature.map(|s| {
+    event: &Option<inspect::Recognized>,
+    signature: &Option<inspect::Signature>,
+) -> store::Record {
+    let signature = signature.as_ref().map(|s| {
         serde_json::json!({"provider": s.provider, "verdict": s.verdict, "reason": s.reason})
             .to_string()
     });
-    context.recorder.as_ref()?.record(capture::Forwarded {
+    recorder.capture(capture::Forwarded {
         relay_id: job.id,
         received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
         method: &job.method,
@@ -690,7 +838,7 @@ fn record(
         body: &job.body,
         result,
         duration,
-        event,
+        event: event.as_ref(),
         signature,
     })
 }
@@ -701,7 +849,7 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
     let Some(recorder) = &context.recorder else {
         return false;
     };
-    if !recorder.seen_before(job.id).await {
+    if !recorder.seen_before(job.id) {
         return false;
     }
     context
@@ -711,27 +859,6 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
         .finish(job.id);
     context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
     true
-}
-
-/// Acknowledges `id` once its capture is committed, or after [`ACK_WAIT`] at the latest, and
-/// returns the capture's id and turn for the printed line.
-async fn ack_recorded(
-    context: &Context,
-    id: RequestId,
-    queued: Option<capture::Queued>,
-) -> (Option<i64>, Option<capture::Turn>) {
-    let (Some(recorder), Some(queued)) = (&context.recorder, queued) else {
-        context.send(&ClientMessage::Ack { id }, &[]).await;
-        return (None, None);
-    };
-    let mut pending = queued.pending;
-    let early = tokio::time::timeout(ACK_WAIT, &mut pending).await;
-    context.send(&ClientMessage::Ack { id }, &[]).await;
-    let committed = match early {
-        Ok(committed) => committed,
-        Err(_) => pending.await,
-    };
-    (recorder.committed(committed), Some(queued.turn))
 }
 
 /// The signature verdict for one webhook, as shown.

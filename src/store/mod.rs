@@ -21,13 +21,17 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub use query::{Filter, StatusFilter, Summary};
 pub use read::Store;
 pub use time::{now_ms, rfc3339};
-pub use writer::{Pending, Retention, Writer};
+pub use writer::{Commits, Pending, Retention, Writer};
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "captures.db";
 
 /// Schema version kept in `PRAGMA user_version`; a store written by a newer hooks is refused.
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 dropped version 1's unique index on `(channel_url, relay_id)`: it cost every
+/// capture an index entry (written, then deleted when pruned), and the one question it answered,
+/// whether a redelivery was captured by an earlier run, is answered from memory (see
+/// [`Writer::captured_before`]).
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,7 +58,7 @@ const SCHEMA: &str = "
         event_id TEXT,
         replay_of INTEGER
     );
-    CREATE UNIQUE INDEX IF NOT EXISTS captures_relay_id ON captures (channel_url, relay_id);
+    DROP INDEX IF EXISTS captures_relay_id;
 ";
 
 /// Why the store could not do something.
@@ -204,6 +208,19 @@ pub struct Record {
 }
 
 impl Record {
+    /// Roughly how many bytes the capture takes in the database: bodies and headers.
+    pub fn size(&self) -> u64 {
+        let headers = |list: &[Header]| -> usize {
+            list.iter().map(|h| h.name.len() + h.value.len() + 6).sum()
+        };
+        let request = self.request.body.len() + headers(&self.request.headers);
+        let response = match &self.outcome {
+            Outcome::Answered(r) => r.body.len() + headers(&r.headers),
+            Outcome::Failed(error) => error.len(),
+        };
+        (request + response) as u64
+    }
+
     /// The status the app answered, `None` when it did not.
     pub fn status(&self) -> Option<u16> {
         match &self.outcome {
@@ -358,9 +375,12 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
             version,
         });
     }
-    conn.execute_batch(SCHEMA).map_err(fail)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(fail)?;
+    if version < SCHEMA_VERSION {
+        // Creating or upgrading takes the write lock; a store already current needs neither.
+        conn.execute_batch(SCHEMA).map_err(fail)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(fail)?;
+    }
     Ok(conn)
 }
 

@@ -107,7 +107,7 @@ async fn keep_prunes_the_oldest_and_ids_are_never_reused() {
 async fn large_limits_prune_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
-    // 64 / 64: one capture of slack.
+    // 64 / 16: four captures of slack while busy.
     let writer = writer_at(
         &path,
         Retention {
@@ -116,13 +116,52 @@ async fn large_limits_prune_in_chunks() {
         },
     );
     let store = Store::open(&path).unwrap();
-    for i in 0..65 {
-        save(&writer, record(Some(i), "/", Some(200))).await;
+    let mut pending = Vec::new();
+    for i in 0..68 {
+        pending.push(writer.record(record(Some(i), "/", Some(200))).unwrap());
     }
-    assert_eq!(store.ids(&Filter::default()).unwrap().len(), 65);
-    save(&writer, record(Some(65), "/", Some(200))).await;
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
     let ids = store.ids(&Filter::default()).unwrap();
-    assert_eq!((ids.len(), ids[0]), (64, 3));
+    // Up to 68 (nothing pruned) or 64 (pruned while idle), never in between.
+    assert!(matches!(ids.len(), 64 | 68), "{}", ids.len());
+    save(&writer, record(Some(68), "/", Some(200))).await;
+    let ids = store.ids(&Filter::default()).unwrap();
+    assert_eq!((ids.len(), ids[0]), (64, 6));
+}
+
+#[tokio::test]
+async fn an_idle_writer_prunes_to_the_exact_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let writer = writer_at(
+        &path,
+        Retention {
+            keep: Some(64),
+            max_age: None,
+        },
+    );
+    let mut pending = Vec::new();
+    for i in 0..67 {
+        pending.push(writer.record(record(Some(i), "/", Some(200))).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    // Within the slack, so only the idle writer's tidying removes the oldest three.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ids = loop {
+        let ids = store.ids(&Filter::default()).unwrap();
+        if ids.len() == 64 || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::task::yield_now().await;
+        std::thread::yield_now();
+    };
+    assert_eq!((ids.len(), ids[0]), (64, 4));
+    drop(writer);
 }
 
 #[tokio::test]
@@ -151,22 +190,21 @@ async fn keep_days_prunes_old_captures_at_start() {
 async fn a_redelivery_is_recognised_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
+    let url = "http://relay/ch";
     let first = {
         let writer = writer_at(&path, Retention::default());
         let id = save(&writer, record(Some(7), "/", Some(200))).await;
-        // The same delivery recorded twice keeps its first capture.
-        assert_eq!(save(&writer, record(Some(7), "/", Some(500))).await, id);
+        save(&writer, record(Some(9), "/", Some(200))).await;
+        // Only deliveries captured before the writer started count.
+        assert_eq!(writer.captured_before(url, 7), None);
         id
     };
     let writer = writer_at(&path, Retention::default());
-    let url = "http://relay/ch";
-    assert_eq!(writer.captured_before(url, 7).await.unwrap(), Some(first));
-    assert_eq!(writer.captured_before(url, 6).await.unwrap(), None);
-    assert_eq!(writer.captured_before(url, 8).await.unwrap(), None);
-    assert_eq!(
-        writer.captured_before("http://other/ch", 7).await.unwrap(),
-        None
-    );
+    assert_eq!(writer.captured_before(url, 7), Some(first));
+    assert_eq!(writer.captured_before(url, 9), Some(first + 1));
+    assert_eq!(writer.captured_before(url, 8), None);
+    assert_eq!(writer.captured_before(url, 10), None);
+    assert_eq!(writer.captured_before("http://other/ch", 7), None);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.get(first).unwrap().record.status(), Some(200));
 }
@@ -294,4 +332,36 @@ fn verdicts_come_from_the_signature_json() {
         Some("invalid".into())
     );
     assert_eq!(verdict(Some("not json")), None);
+}
+
+#[tokio::test]
+async fn captures_queued_in_turn_are_reported_per_commit_in_queueing_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let mut writer = writer_at(&path, Retention::default());
+    let mut commits = writer.take_commits().unwrap();
+    assert!(writer.take_commits().is_none());
+    for i in 0..40u64 {
+        writer
+            .record_in_turn(record(Some(i), &format!("/{i}"), Some(200)))
+            .unwrap();
+    }
+    // A capture with its own reply, between the others, does not appear on the stream.
+    let alone = writer.record(record(None, "/alone", Some(200))).unwrap();
+    writer
+        .record_in_turn(record(Some(40), "/40", Some(200)))
+        .unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 41 {
+        let batch = commits.recv().await.unwrap();
+        assert!(!batch.is_empty());
+        ids.extend(batch.into_iter().map(Result::unwrap));
+    }
+    let alone = alone.await.unwrap().unwrap();
+    let store = Store::open(&path).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(store.get(*id).unwrap().record.request.path, format!("/{i}"));
+    }
+    assert_eq!(store.get(alone).unwrap().record.request.path, "/alone");
+    assert!(!ids.contains(&alone));
 }

@@ -30,13 +30,23 @@ const LINGER: Duration = Duration::from_millis(4);
 /// webhook is committed at once.
 const BUSY: Duration = Duration::from_millis(20);
 
-/// Past `--keep N`, captures are deleted once N/PRUNE_SLACK more have come (so at most 1.6 %
-/// more are kept for a moment): deleting whole pages at a time costs far less per row than
-/// deleting a few rows per commit. Small limits are exact (`--keep 3` keeps 3).
-const PRUNE_SLACK: u64 = 64;
+/// Past `--keep N`, captures are deleted once the writer is idle ([`IDLE`]), or, under
+/// sustained load, once N/PRUNE_SLACK more have come (so at most 6.25 % more are kept for a
+/// moment): deleting whole pages at a time costs far less per row than deleting a few rows per
+/// commit, and deleting between bursts costs the burst nothing. Small limits are exact
+/// (`--keep 3` keeps 3).
+const PRUNE_SLACK: u64 = 16;
 
-/// WAL size between automatic checkpoints.
-const WAL_BYTES: i64 = 16 << 20;
+/// WAL written since the last checkpoint beyond which the next commit is followed by one, even
+/// under load. Otherwise checkpoints (which copy the WAL into the database file and fsync it)
+/// wait until the writer is idle.
+const WAL_BYTES: u64 = 32 << 20;
+
+/// How long the writer waits without a capture before it checkpoints and prunes.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// Bytes a capture adds to the WAL besides its bodies and headers (columns, page overhead).
+const ROW_OVERHEAD: u64 = 512;
 
 /// How often captures older than `--keep-days` are looked for.
 const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -53,23 +63,36 @@ pub struct Retention {
 /// The outcome of [`Writer::record`]: the new capture's id once committed.
 pub type Pending = oneshot::Receiver<Result<i64, StoreError>>;
 
-enum Command {
-    Insert {
-        record: Box<Record>,
-        done: oneshot::Sender<Result<i64, StoreError>>,
-    },
-    Find {
-        channel_url: String,
-        relay_id: u64,
-        done: oneshot::Sender<Result<Option<i64>, StoreError>>,
-    },
+/// The outcomes of the captures queued with [`Writer::record_in_turn`] that one commit settled,
+/// in the order they were queued.
+pub type Commits = mpsc::Receiver<Vec<Result<i64, StoreError>>>;
+
+/// Most earlier captures whose deliveries [`Writer::captured_before`] recognises: the newest
+/// ones. A redelivery after a restart is one the earlier run forwarded and did not acknowledge,
+/// so at most a relay's window (256 by default) of that run's newest captures.
+const PREVIOUS_LIMIT: i64 = 20_000;
+
+/// Who hears of an insert's outcome.
+enum Reply {
+    /// Its own channel.
+    One(oneshot::Sender<Result<i64, StoreError>>),
+    /// The writer's [`Commits`], with the rest of its commit.
+    InTurn,
+}
+
+struct Command {
+    record: Box<Record>,
+    reply: Reply,
 }
 
 /// Handle on the writer thread; the thread ends when the handle is dropped.
 pub struct Writer {
-    commands: mpsc::Sender<Command>,
-    /// The largest relay id captured per channel URL when this writer started.
-    previous: HashMap<String, u64>,
+    commands: std::sync::mpsc::SyncSender<Command>,
+    /// Earlier captures of relay deliveries (the newest [`PREVIOUS_LIMIT`]) when this writer
+    /// started: capture id by relay id, by channel URL.
+    previous: HashMap<String, HashMap<u64, i64>>,
+    /// Where the outcomes of [`Writer::record_in_turn`] go, until someone takes it.
+    commits: Option<Commits>,
 }
 
 impl Writer {
@@ -81,16 +104,13 @@ impl Writer {
         retention: Retention,
     ) -> Result<Writer, StoreError> {
         let fail = |e| StoreError::sqlite(&path, e);
-        // Checkpoint every 16 MiB of WAL rather than SQLite's 1000 pages: rows are written once
-        // to the WAL and once more by the checkpoint, and a page rewritten by several commits
-        // (the table's last page, the index's) is copied once per checkpoint. The WAL file is
-        // cut back to that size after a checkpoint.
-        let page_size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
+        // The thread checkpoints by itself (see `Thread::maintain`) rather than SQLite every
+        // 1000 pages: rows are written once to the WAL and once more by the checkpoint, and a
+        // page rewritten by several commits (the table's last page) is copied once per
+        // checkpoint. The WAL file is cut back to WAL_BYTES after a checkpoint.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(fail)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_BYTES / page_size.max(512))
-            .map_err(fail)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_BYTES)
+        conn.pragma_update(None, "journal_size_limit", WAL_BYTES as i64)
             .map_err(fail)?;
         let previous = previous_relay_ids(&conn).map_err(fail)?;
         let rows: i64 = conn
@@ -99,71 +119,88 @@ impl Writer {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Thread(std::io::Error::other(e)))?;
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
-        runtime.spawn(hand_out(replies_rx));
+        let (in_turn, commits) = mpsc::channel(REPLY_CAPACITY);
+        runtime.spawn(hand_out(replies_rx, in_turn));
         let thread = Thread {
             conn,
             path,
             retention,
             rows: rows.max(0) as u64,
             aged_at: None,
+            unchecked: 0,
             replies,
         };
-        let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (commands, rx) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
             .name("capture-store".into())
             .spawn(move || thread.run(rx))
             .map_err(StoreError::Thread)?;
-        Ok(Writer { commands, previous })
+        Ok(Writer {
+            commands,
+            previous,
+            commits: Some(commits),
+        })
+    }
+
+    /// The outcomes of the captures queued with [`Writer::record_in_turn`], one message per
+    /// commit; `None` once taken.
+    pub fn take_commits(&mut self) -> Option<Commits> {
+        self.commits.take()
     }
 
     /// Queues `record` for the next commit, without waiting for room: when the thread is
     /// [`COMMAND_CAPACITY`] behind, the capture is dropped ([`StoreError::Behind`]).
     pub fn record(&self, record: Record) -> Result<Pending, StoreError> {
         let (done, pending) = oneshot::channel();
-        let command = Command::Insert {
+        self.queue(record, Reply::One(done))?;
+        Ok(pending)
+    }
+
+    /// Queues `record` like [`Writer::record`], but its outcome comes on the writer's
+    /// [`Commits`] with the rest of its commit, in queueing order: one wake-up per commit rather
+    /// than one per capture.
+    pub fn record_in_turn(&self, record: Record) -> Result<(), StoreError> {
+        self.queue(record, Reply::InTurn)
+    }
+
+    fn queue(&self, record: Record, reply: Reply) -> Result<(), StoreError> {
+        let command = Command {
             record: Box::new(record),
-            done,
+            reply,
         };
         match self.commands.try_send(command) {
-            Ok(()) => Ok(pending),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(StoreError::Behind),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Closed),
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(StoreError::Behind),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
         }
     }
 
     /// The capture of delivery `relay_id` on `channel_url`, if one was made before this writer
-    /// started (a redelivery after a restart). Deliveries newer than every earlier capture are
-    /// answered without touching the disk; repeats within one process are the caller's to spot.
-    pub async fn captured_before(
-        &self,
-        channel_url: &str,
-        relay_id: u64,
-    ) -> Result<Option<i64>, StoreError> {
-        match self.previous.get(channel_url) {
-            Some(&max) if relay_id <= max => {}
-            _ => return Ok(None),
-        }
-        let (done, found) = oneshot::channel();
-        let command = Command::Find {
-            channel_url: channel_url.to_owned(),
-            relay_id,
-            done,
-        };
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        found.await.map_err(|_| StoreError::Closed)?
+    /// started (a redelivery after a restart), among the newest [`PREVIOUS_LIMIT`] captures then.
+    /// Answered from memory; repeats within one process are the caller's to spot.
+    pub fn captured_before(&self, channel_url: &str, relay_id: u64) -> Option<i64> {
+        self.previous.get(channel_url)?.get(&relay_id).copied()
     }
 }
 
-fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
+/// The newest [`PREVIOUS_LIMIT`] captures of relay deliveries: capture id by relay id, by channel
+/// URL.
+fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<HashMap<String, HashMap<u64, i64>>> {
     let mut stmt = conn.prepare(
-        "SELECT channel_url, MAX(relay_id) FROM captures
-         WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL GROUP BY channel_url",
+        "SELECT channel_url, relay_id, id FROM captures
+         WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL ORDER BY id DESC LIMIT ?1",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    rows.collect()
+    let mut previous: HashMap<String, HashMap<u64, i64>> = HashMap::new();
+    let mut rows = stmt.query([PREVIOUS_LIMIT])?;
+    while let Some(row) = rows.next()? {
+        let url: String = row.get(0)?;
+        let relay_id: i64 = row.get(1)?;
+        previous
+            .entry(url)
+            .or_default()
+            .insert(relay_id as u64, row.get(2)?);
+    }
+    Ok(previous)
 }
 
 /// The writer thread's state.
@@ -176,16 +213,34 @@ struct Thread {
     rows: u64,
     /// When captures past `max_age` were last deleted.
     aged_at: Option<Instant>,
+    /// Bytes (roughly) committed to the WAL since the last checkpoint.
+    unchecked: u64,
     /// Where commits' outcomes go, one message per commit.
     replies: mpsc::Sender<Outcomes>,
 }
 
 impl Thread {
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
+        use std::sync::mpsc::RecvTimeoutError;
         let mut batch = Vec::with_capacity(BATCH);
-        self.prune_now();
+        self.prune_now(0);
         let mut committed_at: Option<Instant> = None;
-        while rx.blocking_recv().map(|c| batch.push(c)).is_some() {
+        let mut tidy = true;
+        loop {
+            let first = if tidy {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(IDLE)
+            };
+            match first {
+                Ok(command) => batch.push(command),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.maintain();
+                    tidy = true;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
             if committed_at.is_some_and(|at| at.elapsed() < BUSY) {
                 std::thread::sleep(LINGER);
             }
@@ -197,13 +252,39 @@ impl Thread {
             }
             self.run_batch(&mut batch);
             committed_at = Some(Instant::now());
+            tidy = false;
+            if self.unchecked >= WAL_BYTES {
+                self.checkpoint();
+            }
+        }
+        self.maintain();
+    }
+
+    /// What waits for a quiet moment: pruning to the retention limits exactly, and a
+    /// checkpoint.
+    fn maintain(&mut self) {
+        self.prune_now(0);
+        if self.unchecked > 0 {
+            self.checkpoint();
         }
     }
 
-    /// Applies the retention limits in a transaction of their own.
-    fn prune_now(&mut self) {
+    /// Copies the WAL into the database file, without waiting for readers.
+    fn checkpoint(&mut self) {
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            Ok(()) => self.unchecked = 0,
+            Err(e) => warn!(error = %e, "could not checkpoint the capture store"),
+        }
+    }
+
+    /// Applies the retention limits, with `slack` extra captures allowed past `--keep`, in a
+    /// transaction of their own.
+    fn prune_now(&mut self, slack: u64) {
         let result = self.conn.transaction().and_then(|tx| {
-            let deleted = prune(&tx, self.retention, self.rows, &mut self.aged_at)?;
+            let deleted = prune(&tx, self.retention, self.rows, slack, &mut self.aged_at)?;
             tx.commit()?;
             Ok(deleted)
         });
@@ -218,100 +299,97 @@ impl Thread {
         let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                for command in batch.drain(..) {
-                    reply_error(command, StoreError::sqlite(&self.path, copy(&e)));
-                }
+                let outcomes = batch
+                    .drain(..)
+                    .map(|command| (command.reply, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                    .collect();
+                let _ = self.replies.blocking_send(outcomes);
                 return;
             }
         };
-        let inserted = apply(&tx, batch, &self.path);
+        let written: u64 = batch.iter().map(|c| c.record.size() + ROW_OVERHEAD).sum();
+        let (inserted, failed) = apply(&tx, batch, &self.path);
         let rows = self.rows + inserted.len() as u64;
-        let pruned = match prune(&tx, self.retention, rows, &mut self.aged_at) {
+        let slack = self.retention.keep.map_or(0, |keep| keep / PRUNE_SLACK);
+        let pruned = match prune(&tx, self.retention, rows, slack, &mut self.aged_at) {
             Ok(deleted) => deleted,
             Err(e) => {
                 warn!(error = %e, "could not prune the capture store");
                 0
             }
         };
-        let outcomes = match tx.commit() {
+        let mut outcomes: Outcomes = match tx.commit() {
             Ok(()) => {
                 self.rows = rows.saturating_sub(pruned);
+                self.unchecked += written;
                 inserted
                     .into_iter()
-                    .map(|(done, id)| (done, Ok(id)))
+                    .map(|(reply, id)| (reply, Ok(id)))
                     .collect()
             }
             Err(e) => inserted
                 .into_iter()
-                .map(|(done, _)| (done, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                .map(|(reply, _)| (reply, Err(StoreError::sqlite(&self.path, copy(&e)))))
                 .collect(),
         };
+        // The failed ones came after every inserted one: a failure ends the batch's writes.
+        outcomes.extend(failed);
         // One message per commit: waking each writer's task from this thread would cost the
         // runtime a wake-up (an eventfd write) per capture.
         let _ = self.replies.blocking_send(outcomes);
     }
 }
 
-/// The outcomes of one commit, for [`hand_out`].
-type Outcomes = Vec<(
-    oneshot::Sender<Result<i64, StoreError>>,
-    Result<i64, StoreError>,
-)>;
+/// The outcomes of one commit, in queueing order, for [`hand_out`].
+type Outcomes = Vec<(Reply, Result<i64, StoreError>)>;
 
 /// Tells each writer of a commit how it went, from inside the runtime, where waking a task is
-/// cheap; ends with the writer thread.
-async fn hand_out(mut replies: mpsc::Receiver<Outcomes>) {
+/// cheap: [`Reply::One`]s one by one, [`Reply::InTurn`]s in one message on `in_turn`. Ends with
+/// the writer thread.
+async fn hand_out(
+    mut replies: mpsc::Receiver<Outcomes>,
+    in_turn: mpsc::Sender<Vec<Result<i64, StoreError>>>,
+) {
     while let Some(outcomes) = replies.recv().await {
-        for (done, outcome) in outcomes {
-            let _ = done.send(outcome);
+        let mut turn = Vec::new();
+        for (reply, outcome) in outcomes {
+            match reply {
+                Reply::One(done) => {
+                    let _ = done.send(outcome);
+                }
+                Reply::InTurn => turn.push(outcome),
+            }
+        }
+        if !turn.is_empty() {
+            let _ = in_turn.send(turn).await;
         }
     }
 }
 
 /// Where an insert's id goes once the commit is known to have succeeded.
-type Inserted = (oneshot::Sender<Result<i64, StoreError>>, i64);
+type Inserted = (Reply, i64);
 
-/// Runs `batch` in `tx`, answering lookups at once; returns the inserts waiting for the commit.
+/// Runs `batch` in `tx`; returns the inserts waiting for the commit, then those that failed.
 /// After a failed write (disk full, corruption) the transaction may be gone, so the rest of the
 /// batch is failed with the same error rather than run outside it.
-fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> Vec<Inserted> {
+fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> (Vec<Inserted>, Outcomes) {
     let mut inserted = Vec::with_capacity(batch.len());
+    let mut failed = Vec::new();
     let mut broken: Option<rusqlite::Error> = None;
-    for command in batch.drain(..) {
+    for Command { record, reply } in batch.drain(..) {
         if let Some(e) = &broken {
-            reply_error(command, StoreError::sqlite(path, copy(e)));
+            failed.push((reply, Err(StoreError::sqlite(path, copy(e)))));
             continue;
         }
-        match command {
-            Command::Insert { record, done } => match insert(tx, &record) {
-                Ok(id) => inserted.push((done, id)),
-                Err(e) => {
-                    let _ = done.send(Err(StoreError::sqlite(path, copy(&e))));
-                    broken = Some(e);
-                }
-            },
-            Command::Find {
-                channel_url,
-                relay_id,
-                done,
-            } => {
-                let found = find(tx, &channel_url, relay_id);
-                let _ = done.send(found.map_err(|e| StoreError::sqlite(path, e)));
+        match insert(tx, &record) {
+            Ok(id) => inserted.push((reply, id)),
+            Err(e) => {
+                failed.push((reply, Err(StoreError::sqlite(path, copy(&e)))));
+                broken = Some(e);
             }
         }
     }
-    inserted
-}
-
-fn reply_error(command: Command, error: StoreError) {
-    match command {
-        Command::Insert { done, .. } => {
-            let _ = done.send(Err(error));
-        }
-        Command::Find { done, .. } => {
-            let _ = done.send(Err(error));
-        }
-    }
+    (inserted, failed)
 }
 
 /// A copy of a SQLite error, for telling every writer in a failed batch.
@@ -325,8 +403,7 @@ fn copy(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// Inserts one capture and returns its id. A delivery already captured (same channel URL and
-/// relay id: a redelivery that was forwarded again) keeps its first capture, whose id is returned.
+/// Inserts one capture and returns its id.
 fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
     let header_json =
         |headers| serde_json::to_string(headers).expect("header lists always serialize to JSON");
@@ -343,13 +420,12 @@ fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
         "INSERT INTO captures (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
              duration_us, signature, event_type, event_id, replay_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-         ON CONFLICT (channel_url, relay_id) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let request = &record.request;
     // Not RETURNING: SQLite gathers its rows in a temporary table, which costs more than asking
     // for the rowid.
-    let inserted = stmt.execute(params![
+    stmt.execute(params![
         record.received_at_ms,
         record.channel,
         record.channel_url,
@@ -369,34 +445,20 @@ fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
         record.event_id,
         record.replay_of,
     ])?;
-    match (inserted, &record.channel_url, record.relay_id) {
-        (1, _, _) => Ok(tx.last_insert_rowid()),
-        (_, Some(url), Some(relay_id)) => {
-            find(tx, url, relay_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
-        }
-        (_, _, _) => Err(rusqlite::Error::QueryReturnedNoRows),
-    }
+    Ok(tx.last_insert_rowid())
 }
 
-fn find(tx: &Transaction<'_>, channel_url: &str, relay_id: u64) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT id FROM captures WHERE channel_url = ?1 AND relay_id = ?2")?
-        .query_row(params![channel_url, relay_id as i64], |r| r.get(0))
-        .optional()
-}
-
-/// Deletes what the retention limits no longer allow, given `rows` captures in the table;
-/// returns how many went.
+/// Deletes what the retention limits no longer allow, given `rows` captures in the table, once
+/// they are more than `slack` past `--keep`; returns how many went.
 fn prune(
     tx: &Transaction<'_>,
     retention: Retention,
     rows: u64,
+    slack: u64,
     aged_at: &mut Option<Instant>,
 ) -> rusqlite::Result<u64> {
     let mut deleted = 0;
-    if let Some(keep) = retention
-        .keep
-        .filter(|&keep| rows > keep + keep / PRUNE_SLACK)
-    {
+    if let Some(keep) = retention.keep.filter(|&keep| rows > keep + slack) {
         // Oldest first by id: ids grow with time and are never reused (AUTOINCREMENT). The
         // first id to keep, then one range delete: no temporary table for an IN (SELECT …).
         let first_kept: Option<i64> = tx
