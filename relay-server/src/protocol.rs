@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Serialize};
 
 /// Version of this protocol; both sides send it in their hello and refuse a mismatch.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -99,25 +99,64 @@ impl Serialize for Header {
     }
 }
 
+// Written by hand rather than with `#[serde(untagged)]` for the value: untagged buffers every
+// value before trying each shape, and headers are decoded for every webhook.
 impl<'de> Deserialize<'de> for Header {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Value {
-            Text(String),
-            Raw(Vec<u8>),
+        struct HeaderVisitor;
+        impl<'de> de::Visitor<'de> for HeaderVisitor {
+            type Value = Header;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header: [name, value]")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Header, A::Error> {
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let HeaderValue(value) = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                Ok(Header { name, value })
+            }
         }
-        let (name, value): (String, Value) = Deserialize::deserialize(d)?;
-        let value = match value {
-            Value::Text(text) => Bytes::from(text),
-            Value::Raw(raw) => Bytes::from(raw),
-        };
-        Ok(Header { name, value })
+        d.deserialize_tuple(2, HeaderVisitor)
+    }
+}
+
+/// A header value on the wire: a string, or an array of byte values.
+struct HeaderValue(Bytes);
+
+impl<'de> Deserialize<'de> for HeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> de::Visitor<'de> for ValueVisitor {
+            type Value = HeaderValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header value: a string or an array of bytes")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<HeaderValue, E> {
+                Ok(HeaderValue(Bytes::copy_from_slice(text.as_bytes())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<HeaderValue, E> {
+                Ok(HeaderValue(Bytes::from(text)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<HeaderValue, A::Error> {
+                let mut raw = Vec::new();
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    raw.push(byte);
+                }
+                Ok(HeaderValue(Bytes::from(raw)))
+            }
+        }
+        d.deserialize_any(ValueVisitor)
     }
 }
 
 /// Messages the CLI sends to the relay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On the wire an object whose first field, `"type"`, names the variant (`"hello"`,
+/// `"response"`, …), followed by the variant's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// First message of a session: the protocol version and the channel the CLI wants
@@ -165,8 +204,8 @@ pub enum ClientMessage {
     },
 }
 
-/// Messages the relay sends to the CLI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Messages the relay sends to the CLI; on the wire like [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RelayMessage {
     /// Answer to the CLI's hello: the session is attached to `channel`, reachable at `url`.
@@ -204,6 +243,175 @@ pub enum RelayMessage {
         /// What went wrong and what to do about it.
         message: String,
     },
+}
+
+// Both message types are decoded by hand: serde's derive for internally tagged enums buffers the
+// whole object (headers included) before it looks at the tag. `encode` writes the tag first, so
+// the decoder reads it first and hands the rest of the object to the variant's fields.
+
+/// Reads the `"type"` field, which must come first; returns its value.
+fn message_tag<'de, A: de::MapAccess<'de>>(map: &mut A) -> Result<String, A::Error> {
+    match map.next_key::<String>()? {
+        Some(key) if key == "type" => map.next_value(),
+        Some(_) => Err(de::Error::custom(
+            "a message's \"type\" must be its first field",
+        )),
+        None => Err(de::Error::missing_field("type")),
+    }
+}
+
+/// Deserializes the rest of a message's object as `T`, the fields of its variant.
+fn message_fields<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(map: A) -> Result<T, A::Error> {
+    T::deserialize(de::value::MapAccessDeserializer::new(map))
+}
+
+const CLIENT_VARIANTS: &[&str] = &["hello", "response", "ack", "failed"];
+const RELAY_VARIANTS: &[&str] = &["hello", "request", "error"];
+
+impl<'de> Deserialize<'de> for ClientMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Hello {
+            version: u32,
+            channel: Option<String>,
+            #[serde(default)]
+            respond: Respond,
+            #[serde(default)]
+            timeout_ms: Option<u64>,
+            #[serde(default)]
+            offline: Option<Offline>,
+            #[serde(default)]
+            token: Option<Token>,
+        }
+        #[derive(Deserialize)]
+        struct Response {
+            id: RequestId,
+            status: u16,
+            headers: Vec<Header>,
+        }
+        #[derive(Deserialize)]
+        struct Ack {
+            id: RequestId,
+        }
+        #[derive(Deserialize)]
+        struct Failed {
+            id: RequestId,
+            reason: String,
+        }
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = ClientMessage;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message from the CLI")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ClientMessage, A::Error> {
+                let tag = message_tag(&mut map)?;
+                Ok(match tag.as_str() {
+                    "hello" => {
+                        let h: Hello = message_fields(map)?;
+                        ClientMessage::Hello {
+                            version: h.version,
+                            channel: h.channel,
+                            respond: h.respond,
+                            timeout_ms: h.timeout_ms,
+                            offline: h.offline,
+                            token: h.token,
+                        }
+                    }
+                    "response" => {
+                        let r: Response = message_fields(map)?;
+                        ClientMessage::Response {
+                            id: r.id,
+                            status: r.status,
+                            headers: r.headers,
+                        }
+                    }
+                    "ack" => ClientMessage::Ack {
+                        id: message_fields::<_, Ack>(map)?.id,
+                    },
+                    "failed" => {
+                        let f: Failed = message_fields(map)?;
+                        ClientMessage::Failed {
+                            id: f.id,
+                            reason: f.reason,
+                        }
+                    }
+                    other => return Err(de::Error::unknown_variant(other, CLIENT_VARIANTS)),
+                })
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RelayMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Hello {
+            version: u32,
+            channel: String,
+            url: String,
+            #[serde(default)]
+            respond: Respond,
+            #[serde(default)]
+            timeout_ms: u64,
+        }
+        #[derive(Deserialize)]
+        struct Request {
+            id: RequestId,
+            received_at_ms: u64,
+            method: String,
+            target: String,
+            headers: Vec<Header>,
+        }
+        #[derive(Deserialize)]
+        struct Error {
+            message: String,
+        }
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = RelayMessage;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message from the relay")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RelayMessage, A::Error> {
+                let tag = message_tag(&mut map)?;
+                Ok(match tag.as_str() {
+                    "hello" => {
+                        let h: Hello = message_fields(map)?;
+                        RelayMessage::Hello {
+                            version: h.version,
+                            channel: h.channel,
+                            url: h.url,
+                            respond: h.respond,
+                            timeout_ms: h.timeout_ms,
+                        }
+                    }
+                    "request" => {
+                        let r: Request = message_fields(map)?;
+                        RelayMessage::Request {
+                            id: r.id,
+                            received_at_ms: r.received_at_ms,
+                            method: r.method,
+                            target: r.target,
+                            headers: r.headers,
+                        }
+                    }
+                    "error" => RelayMessage::Error {
+                        message: message_fields::<_, Error>(map)?.message,
+                    },
+                    other => return Err(de::Error::unknown_variant(other, RELAY_VARIANTS)),
+                })
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// Headers that belong to one HTTP hop and are never forwarded (RFC 9110 §7.6.1), besides those
@@ -418,6 +626,107 @@ mod tests {
         let (decoded, payload): (RelayMessage, Bytes) = decode(frame).unwrap();
         assert_eq!(decoded, message);
         assert_eq!(payload.as_ref(), body);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let headers = vec![Header {
+            name: "content-type".into(),
+            value: Bytes::from_static(b"text/plain"),
+        }];
+        let client = [
+            ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: Some("abc".into()),
+                respond: Respond::Status(202),
+                timeout_ms: Some(5),
+                offline: Some(Offline::Reject),
+                token: Some(Token("t".into())),
+            },
+            ClientMessage::Response {
+                id: RequestId(3),
+                status: 418,
+                headers: headers.clone(),
+            },
+            ClientMessage::Ack { id: RequestId(4) },
+            ClientMessage::Failed {
+                id: RequestId(5),
+                reason: "connection refused".into(),
+            },
+        ];
+        for message in client {
+            let (decoded, _) = decode::<ClientMessage>(encode(&message, b"")).unwrap();
+            assert_eq!(decoded, message);
+        }
+        let relay = [
+            RelayMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: "abc".into(),
+                url: "http://relay/abc".into(),
+                respond: Respond::App,
+                timeout_ms: 30_000,
+            },
+            RelayMessage::Error {
+                message: "no".into(),
+            },
+        ];
+        for message in relay {
+            let (decoded, _) = decode::<RelayMessage>(encode(&message, b"")).unwrap();
+            assert_eq!(decoded, message);
+        }
+    }
+
+    /// A frame carrying `meta` as its JSON and no body.
+    fn frame(meta: &str) -> Bytes {
+        let mut frame = BytesMut::new();
+        frame.put_u32(meta.len() as u32);
+        frame.put_slice(meta.as_bytes());
+        frame.freeze()
+    }
+
+    #[test]
+    fn messages_decode_with_defaults_unknown_fields_and_byte_array_values() {
+        let hello = r#"{"type":"hello","version":1,"channel":null,"future":[1,2]}"#;
+        let (message, _) = decode::<ClientMessage>(frame(hello)).unwrap();
+        assert_eq!(
+            message,
+            ClientMessage::Hello {
+                version: 1,
+                channel: None,
+                respond: Respond::App,
+                timeout_ms: None,
+                offline: None,
+                token: None,
+            }
+        );
+        let response = r#"{"type":"response","id":9,"status":200,"headers":[["x-a",[255,0,104]]]}"#;
+        let (message, _) = decode::<ClientMessage>(frame(response)).unwrap();
+        let ClientMessage::Response { headers, .. } = message else {
+            panic!("{message:?}");
+        };
+        assert_eq!(headers[0].value.as_ref(), b"\xff\x00h");
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        for meta in [
+            r#"{"id":9,"type":"ack"}"#,
+            r#"{"type":"nonsense","id":9}"#,
+            r#"{"type":"ack"}"#,
+            r#"{}"#,
+            r#"{"type":"response","id":9,"status":200,"headers":[["x-a"]]}"#,
+            r#"{"type":"response","id":9,"status":200,"headers":[["x-a","b","c"]]}"#,
+            r#"{"type":"response","id":9,"status":200,"headers":[["x-a",[256]]]}"#,
+            r#"{"type":"response","id":9,"status":200,"headers":[["x-a",{}]]}"#,
+            r#"["ack",9]"#,
+        ] {
+            assert!(
+                decode::<ClientMessage>(frame(meta)).is_err(),
+                "{meta} should not decode"
+            );
+        }
+        let error = decode::<ClientMessage>(frame(r#"{"id":9,"type":"ack"}"#)).unwrap_err();
+        assert!(error.to_string().contains("first field"), "{error}");
     }
 
     #[test]
