@@ -31,6 +31,8 @@ fi
 # profile; the benches run that binary (CARGO_BIN_EXE_hooks).
 echo "run.sh: building release binaries and benches…" >&2
 cargo bench --bench tunnel --bench sessions --no-run
+# The relay process the benches start is the deployed binary, hooks-relay, next to hooks.
+cargo build --release -p relay-server --bin hooks-relay
 built=$(date +%s)
 
 summary=$(mktemp "${TMPDIR:-/tmp}/hooks-bench-summary.XXXXXX")

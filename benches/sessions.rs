@@ -1,6 +1,6 @@
 //! `cargo bench --bench sessions`: the memory a relay process needs per idle CLI session.
 //!
-//! It starts `hooks relay --listen 127.0.0.1:0 --data-dir <tmp>` (durable SQLite queue, as
+//! It starts `hooks-relay --listen 127.0.0.1:0 --data-dir <tmp>` (durable SQLite queue, as
 //! deployed), reads its resident memory, then opens `HOOKS_BENCH_SESSIONS` (default 10,000) idle
 //! sessions to it with a bare WebSocket client: each sends the protocol's hello, reads the
 //! relay's hello, and then only reads, which answers the relay's pings. It holds them longer
@@ -342,7 +342,22 @@ impl Memory {
     }
 }
 
-/// A running `hooks relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
+/// The relay as deployed (systemd unit, Dockerfile): the `hooks-relay` binary next to `hooks`
+/// when it has been built (`benches/run.sh` builds it), else `hooks relay`, the same relay in
+/// the bigger CLI binary (more code mapped, so a higher RSS). Returns the command and its name.
+fn relay_command() -> (Command, &'static str) {
+    let hooks = std::path::Path::new(env!("CARGO_BIN_EXE_hooks"));
+    let standalone = hooks.with_file_name("hooks-relay");
+    if standalone.is_file() {
+        (Command::new(standalone), "hooks-relay")
+    } else {
+        let mut command = Command::new(hooks);
+        command.arg("relay");
+        (command, "hooks relay")
+    }
+}
+
+/// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
 struct RelayProcess {
     child: Child,
     addr: SocketAddr,
@@ -352,9 +367,10 @@ impl RelayProcess {
     /// Starts the relay (allowing at least `sessions` sessions) and reads the address from its
     /// first stdout line, `listening on http://ADDR`.
     async fn start(data_dir: &std::path::Path, sessions: u64) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hooks"));
+        let (mut command, name) = relay_command();
+        eprintln!("relay process: {name}");
         command
-            .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir);
         // The relay's default (20,000) is enough unless asked for more.
         let default_max = relay_server::config::DEFAULT_MAX_SESSIONS as u64;
@@ -372,7 +388,7 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("could not start `hooks relay`");
+            .expect("could not start the relay");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr_tail = drain_stderr(child.stderr.take().expect("stderr is piped"));
         let (first_tx, first_rx) = oneshot::channel();
@@ -465,10 +481,10 @@ impl SessionsReport {
             out.push_str(&s);
             out.push('\n');
         };
-        line(format!("## hooks relay with {n} idle sessions"));
+        line(format!("## hooks-relay with {n} idle sessions"));
         line(String::new());
         line(
-            "- relay: `hooks relay --listen 127.0.0.1:0 --data-dir <tmp>` (own process, durable SQLite queue); RSS is VmRSS from /proc/<pid>/status".to_owned(),
+            "- relay: `hooks-relay --listen 127.0.0.1:0 --data-dir <tmp>` (`hooks relay` when hooks-relay is not built; own process, durable SQLite queue); RSS is VmRSS from /proc/<pid>/status".to_owned(),
         );
         line(format!(
             "- sessions: WebSocket to {}, protocol hello (random channel, respond app), relay hello, then only reading (which answers the relay's pings); {OPENING_AT_ONCE} opening at a time",

@@ -11,7 +11,7 @@
 //! Relay: `HOOKS_BENCH_RELAY=inproc` (the default) runs `relay_server::run` inside this process
 //! with `Config::default()` (in-memory queue), as `hooks listen` embeds it when no relay is
 //! configured; `HOOKS_BENCH_DURABLE=1` gives that in-process relay a data directory.
-//! `HOOKS_BENCH_RELAY=process` starts `hooks relay --listen 127.0.0.1:0 --data-dir <tmp>` as its
+//! `HOOKS_BENCH_RELAY=process` starts `hooks-relay --listen 127.0.0.1:0 --data-dir <tmp>` as its
 //! own process, with its durable SQLite queue, as deployed; only in that mode can the relay's
 //! RSS be read. The in-process relay stays the default because `hooks relay` always has a
 //! durable queue, which costs more per request than the in-memory one, so the process mode's
@@ -647,7 +647,22 @@ async fn start_relay(
     (addr, task)
 }
 
-/// A running `hooks relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
+/// The relay as deployed (systemd unit, Dockerfile): the `hooks-relay` binary next to `hooks`
+/// when it has been built (`benches/run.sh` builds it), else `hooks relay`, the same relay in
+/// the bigger CLI binary (more code mapped, so a higher RSS). Returns the command and its name.
+fn relay_command() -> (Command, &'static str) {
+    let hooks = std::path::Path::new(env!("CARGO_BIN_EXE_hooks"));
+    let standalone = hooks.with_file_name("hooks-relay");
+    if standalone.is_file() {
+        (Command::new(standalone), "hooks-relay")
+    } else {
+        let mut command = Command::new(hooks);
+        command.arg("relay");
+        (command, "hooks relay")
+    }
+}
+
+/// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
 struct RelayProcess {
     child: Child,
     addr: SocketAddr,
@@ -658,8 +673,10 @@ impl RelayProcess {
     /// Starts the relay and reads the address from its first stdout line,
     /// `listening on http://ADDR`.
     async fn start(data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooks"))
-            .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
+        let (mut command, name) = relay_command();
+        eprintln!("relay process: {name}");
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("HOOKS_RELAY_CONFIG")
             .env_remove("HOOKS_RELAY_LISTEN")
@@ -671,7 +688,7 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("could not start `hooks relay`");
+            .expect("could not start the relay");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr_tail = drain_stderr(child.stderr.take().expect("stderr is piped"));
         let (first_tx, first_rx) = oneshot::channel();
@@ -1251,7 +1268,7 @@ fn print_report(
     ));
     let relay = match sizes.relay {
         RelayMode::Process => {
-            "`hooks relay --data-dir <tmp>` (own process, durable SQLite queue, as deployed)"
+            "`hooks-relay --data-dir <tmp>` (own process, durable SQLite queue, as deployed; `hooks relay` when hooks-relay is not built)"
         }
         RelayMode::InProcess if sizes.durable => {
             "in-process `relay_server::run` with a data directory (durable SQLite queue)"
@@ -1387,7 +1404,7 @@ fn print_report(
     let mib = |m: Option<Memory>| m.map(|m| m.rss_kib as f64 / 1024.0);
     if sizes.relay == RelayMode::Process {
         report.line(format!(
-            "| relay (`hooks relay`, idle = after start, no session) | {} | {} | {} | {} |",
+            "| relay (`hooks-relay`, idle = after start, no session) | {} | {} | {} | {} |",
             show_mib(memory.relay_idle.map(|m| m.rss_kib)),
             show_mib(memory.relay_loaded.map(|m| m.rss_kib)),
             show_mib(memory.relay_loaded.map(|m| m.peak_kib)),
