@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::{oneshot, Notify, Semaphore};
 use tracing::warn;
 
 use crate::protocol::{Header, Offline, RequestId, Respond};
@@ -44,10 +43,83 @@ pub(crate) struct Settings {
     pub offline: Offline,
 }
 
+/// Request frames waiting for a session's writer, at most a fixed number: requests beyond it
+/// wait for room, so a slow CLI slows its own delivery rather than growing the relay's memory.
+/// A plain queue rather than a Tokio channel, which allocates room for 32 messages with every
+/// session, and most sessions sit idle.
+pub(crate) struct Outbox {
+    frames: Mutex<VecDeque<Bytes>>,
+    room: Semaphore,
+    ready: Notify,
+}
+
+impl Outbox {
+    /// An empty outbox with room for `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            frames: Mutex::new(VecDeque::new()),
+            room: Semaphore::new(capacity),
+            ready: Notify::new(),
+        }
+    }
+
+    fn push(&self, frame: Bytes) {
+        self.frames
+            .lock()
+            .expect("outbox lock is never poisoned")
+            .push_back(frame);
+        self.ready.notify_one();
+    }
+
+    /// Queues `frame` if there is room; `false` if not.
+    pub fn try_send(&self, frame: Bytes) -> bool {
+        match self.room.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                self.push(frame);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Queues `frame`, waiting for room.
+    pub async fn send(&self, frame: Bytes) {
+        if let Ok(permit) = self.room.acquire().await {
+            permit.forget();
+            self.push(frame);
+        }
+    }
+
+    /// The oldest waiting frame, if any.
+    pub fn try_recv(&self) -> Option<Bytes> {
+        let frame = self
+            .frames
+            .lock()
+            .expect("outbox lock is never poisoned")
+            .pop_front()?;
+        self.room.add_permits(1);
+        Some(frame)
+    }
+
+    /// Waits for the oldest frame.
+    pub async fn recv(&self) -> Bytes {
+        loop {
+            // Registered before looking, so a frame pushed in between is not missed.
+            let ready = self.ready.notified();
+            if let Some(frame) = self.try_recv() {
+                return frame;
+            }
+            ready.await;
+        }
+    }
+}
+
 /// The relay's handle on an attached CLI session: where its frames go, and the requests it has
 /// been sent and not yet acknowledged.
 pub(crate) struct Attached {
-    pub outbox: mpsc::Sender<Message>,
+    /// Request frames for the session's writer.
+    pub outbox: Outbox,
     /// One permit per request the session may still be sent (`--max-in-flight`).
     pub window: Semaphore,
     in_flight: Mutex<HashSet<RequestId>>,
@@ -55,9 +127,9 @@ pub(crate) struct Attached {
 
 impl Attached {
     /// A session handle allowing `max_in_flight` unacknowledged requests.
-    pub fn new(outbox: mpsc::Sender<Message>, max_in_flight: usize) -> Self {
+    pub fn new(outbox_capacity: usize, max_in_flight: usize) -> Self {
         Attached {
-            outbox,
+            outbox: Outbox::new(outbox_capacity),
             window: Semaphore::new(max_in_flight),
             in_flight: Mutex::new(HashSet::new()),
         }
@@ -90,7 +162,7 @@ impl Attached {
             .lock()
             .expect("in-flight lock is never poisoned");
         in_flight.insert(id);
-        if self.outbox.try_send(Message::Binary(frame.clone())).is_ok() {
+        if self.outbox.try_send(frame.clone()) {
             permit.forget();
             true
         } else {
@@ -426,5 +498,36 @@ impl Channels {
                 channel.forget(*id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_outbox_keeps_order_bounds_its_size_and_wakes_its_reader() {
+        let outbox = Arc::new(Outbox::new(2));
+        assert!(outbox.try_send(Bytes::from_static(b"1")));
+        assert!(outbox.try_send(Bytes::from_static(b"2")));
+        assert!(!outbox.try_send(Bytes::from_static(b"3")), "full at 2");
+        // A sender waiting for room gets in once a frame is taken.
+        let waiting = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.send(Bytes::from_static(b"3")).await }
+        });
+        assert_eq!(outbox.recv().await, "1");
+        waiting.await.unwrap();
+        assert_eq!(outbox.try_recv().unwrap(), "2");
+        assert_eq!(outbox.recv().await, "3");
+        assert_eq!(outbox.try_recv(), None);
+        // A reader waiting on an empty outbox wakes for the next frame.
+        let reader = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.recv().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(outbox.try_send(Bytes::from_static(b"4")));
+        assert_eq!(reader.await.unwrap(), "4");
     }
 }

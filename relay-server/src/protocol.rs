@@ -528,7 +528,7 @@ pub fn decode<M: for<'de> Deserialize<'de>>(frame: Bytes) -> Result<(M, Bytes), 
 }
 
 /// Most frames written with one flush.
-const WRITE_BATCH: usize = 64;
+pub const WRITE_BATCH: usize = 64;
 
 /// Writes `first` and whatever else is already waiting in `outbox` (up to a batch), then flushes
 /// once: under load many frames share one system call, and an idle session still writes at once.

@@ -203,10 +203,19 @@ impl Queue {
     }
 
     /// Deletes an acknowledged request (in the background; a lost ack means one redelivery).
-    pub async fn ack(&self, id: RequestId) {
+    /// Not async, so a session's reader does not carry a send's state for every ack it reads:
+    /// when the store thread is behind, a task waits for room instead.
+    pub fn ack(&self, id: RequestId) {
         match &self.backend {
             Backend::Sqlite(commands) => {
-                let _ = commands.send(Command::Ack { id }).await;
+                if let Err(mpsc::error::TrySendError::Full(command)) =
+                    commands.try_send(Command::Ack { id })
+                {
+                    let commands = commands.clone();
+                    tokio::spawn(async move {
+                        let _ = commands.send(command).await;
+                    });
+                }
             }
             Backend::Memory(map) => {
                 Self::memory(map).remove(&id);
@@ -461,7 +470,7 @@ mod tests {
                 .insert(RequestId(2), "ch", Bytes::from_static(b"two"))
                 .await
                 .unwrap();
-            queue.ack(RequestId(2)).await;
+            queue.ack(RequestId(2));
             assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
             // A load after the ack is committed shows the ack took effect.
             assert_eq!(queue.load(RequestId(2)).await.unwrap(), None);

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -18,14 +17,15 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::channel::{Attached, Channel, Reply, Settings};
+use crate::channel::{Attached, Channel, Outbox, Reply, Settings};
 use crate::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
 };
 use crate::Relay;
 
-/// Frames waiting for the session's writer. Requests beyond this wait for room, so a slow CLI
-/// slows its own delivery rather than growing the relay's memory.
+/// Request frames waiting for the session's writer. Requests beyond this wait for room, so a
+/// slow CLI slows its own delivery rather than growing the relay's memory. (Frames, not
+/// `Message`s: the channel allocates its first 32 slots with the session.)
 const OUTBOX_CAPACITY: usize = 64;
 
 /// How often the relay pings a session. The CLI pings too; a session silent for
@@ -81,8 +81,10 @@ pub fn ws_config(max_body: usize, read_buffer: usize) -> WebSocketConfig {
 }
 
 /// Read buffer of one relay session. What the relay reads from a CLI is mostly small (answers,
-/// acknowledgements); 128 KiB per idle session would be 1.3 GB at 10,000 sessions.
-pub const RELAY_READ_BUFFER: usize = 4 * 1024;
+/// acknowledgements); 128 KiB per idle session would be 1.3 GB at 10,000 sessions. The price:
+/// tungstenite reads at most this much per system call, so a large response body from the app
+/// takes one read per 2 KiB (about 5,000 for 10 MiB, a few milliseconds).
+pub const RELAY_READ_BUFFER: usize = 2 * 1024;
 
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -100,30 +102,67 @@ struct Hello {
     token: Option<Token>,
 }
 
-async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
-    let Ok(_slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
+/// A session past its hello, attached to its channel.
+struct Opened {
+    ws: Ws,
+    name: String,
+    channel: Arc<Channel>,
+    attached: Arc<Attached>,
+    /// Its place under `--max-sessions`.
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn serve(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) {
+    // Opening is boxed, and over before pumping starts: a session's future keeps the size of
+    // its largest phase for as long as it lives, and only pumping lasts.
+    let Some(opened) = Box::pin(open(&relay, ws)).await else {
+        return;
+    };
+    let Opened {
+        ws,
+        name,
+        channel,
+        attached,
+        _slot,
+    } = opened;
+    info!(channel = %name, queued = channel.status().queued, "session attached");
+    pump(&relay, &channel, &attached, ws, shutdown).await;
+    channel.detach(&attached);
+    info!(channel = %name, "session ended");
+}
+
+/// Takes a session slot, reads the hello, checks the token, attaches the channel and answers
+/// the hello; `None` when the session was refused or lost on the way.
+async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
+    let Ok(slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
         let message = format!(
             "this relay is at its limit of {} sessions (--max-sessions); try again later",
             relay.config.max_sessions
         );
-        return refuse(&relay, ws, message).await;
+        refuse(relay, ws, message).await;
+        return None;
     };
     let hello = match read_hello(&mut ws, relay.channels.defaults()).await {
         Ok(hello) => hello,
-        Err(message) => return refuse(&relay, ws, message).await,
+        Err(message) => {
+            refuse(relay, ws, message).await;
+            return None;
+        }
     };
     let owner = match relay
         .tokens
         .check(hello.token.as_ref().map(|t| t.0.as_str()))
     {
         Ok(owner) => owner,
-        Err(message) => return refuse(&relay, ws, message).await,
+        Err(message) => {
+            refuse(relay, ws, message).await;
+            return None;
+        }
     };
     let name = hello
         .channel
         .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
-    let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let attached = Arc::new(Attached::new(outbox, relay.config.max_in_flight));
+    let attached = Arc::new(Attached::new(OUTBOX_CAPACITY, relay.config.max_in_flight));
     let channel = match relay
         .channels
         .attach(
@@ -136,7 +175,10 @@ async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
         .await
     {
         Ok(channel) => channel,
-        Err(message) => return refuse(&relay, ws, message).await,
+        Err(message) => {
+            refuse(relay, ws, message).await;
+            return None;
+        }
     };
     let reply = RelayMessage::Hello {
         version: PROTOCOL_VERSION,
@@ -145,16 +187,21 @@ async fn serve(relay: Arc<Relay>, mut ws: Ws, shutdown: CancellationToken) {
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
     };
-    if ws
+    let greeted = ws
         .send(Message::Binary(protocol::encode(&reply, &[])))
-        .await
-        .is_ok()
-    {
-        info!(channel = %name, queued = channel.status().queued, "session attached");
-        pump(&relay, &channel, &attached, ws, outbox_rx, shutdown).await;
+        .await;
+    if greeted.is_err() {
+        channel.detach(&attached);
+        info!(channel = %name, "session ended before its hello was answered");
+        return None;
     }
-    channel.detach(&attached);
-    info!(channel = %name, "session ended");
+    Some(Opened {
+        ws,
+        name,
+        channel,
+        attached,
+        _slot: slot,
+    })
 }
 
 /// Reads the CLI's hello; `Err` carries the sentence refusing it.
@@ -222,7 +269,6 @@ async fn pump(
     channel: &Channel,
     attached: &Attached,
     ws: Ws,
-    mut outbox: mpsc::Receiver<Message>,
     shutdown: CancellationToken,
 ) {
     let (mut sink, mut stream) = ws.split();
@@ -230,10 +276,7 @@ async fn pump(
         let mut ping = tokio::time::interval(PING_INTERVAL);
         loop {
             let message = tokio::select! {
-                message = outbox.recv() => match message {
-                    Some(message) => message,
-                    None => break,
-                },
+                frame = attached.outbox.recv() => Message::Binary(frame),
                 _ = ping.tick() => Message::Ping(Bytes::new()),
                 _ = shutdown.cancelled() => {
                     let close = CloseFrame {
@@ -244,7 +287,7 @@ async fn pump(
                     break;
                 }
             };
-            if let Err(e) = protocol::write_batch(&mut sink, message, &mut outbox).await {
+            if let Err(e) = write_batch(&mut sink, message, &attached.outbox).await {
                 debug!(error = %e, "session write failed");
                 break;
             }
@@ -310,7 +353,9 @@ async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Opti
     }
     let frame = match frame {
         Some(frame) => frame,
-        None => match relay.queue.load(id).await {
+        // Boxed: frames come from the queue only for a backlog, and the session's future would
+        // otherwise carry this call's state all its life.
+        None => match Box::pin(relay.queue.load(id)).await {
             Ok(Some(frame)) => frame,
             // Acknowledged or expired meanwhile.
             Ok(None) => {
@@ -323,7 +368,29 @@ async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Opti
             }
         },
     };
-    attached.outbox.send(Message::Binary(frame)).await.is_ok()
+    attached.outbox.send(frame).await;
+    true
+}
+
+/// Writes `first` and whatever else is already waiting in `outbox` (up to
+/// [`protocol::WRITE_BATCH`] frames), then flushes once: under load many frames share one
+/// system call, and an idle session still writes at once.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Message,
+    outbox: &Outbox,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    sink.feed(first).await?;
+    for _ in 1..protocol::WRITE_BATCH {
+        match outbox.try_recv() {
+            Some(frame) => sink.feed(Message::Binary(frame)).await?,
+            None => break,
+        }
+    }
+    sink.flush().await
 }
 
 async fn receive(
@@ -352,7 +419,7 @@ async fn receive(
             attached.release(id);
             // Only this channel's own requests: a CLI cannot acknowledge another channel's.
             if channel.forget(id) {
-                relay.queue.ack(id).await;
+                relay.queue.ack(id);
             }
         }
         ClientMessage::Hello { .. } => debug!("ignoring a second hello"),
