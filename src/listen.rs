@@ -281,7 +281,11 @@ async fn attach_loop(
         offline: args.offline,
         token: args.token.clone(),
     };
-    let tls = tls_connector(args.ca_cert.as_deref())?;
+    // Only a wss:// relay needs TLS: loading the platform's roots costs memory and start-up time.
+    let tls = match (ws_url.starts_with("wss://"), args.ca_cert.as_deref()) {
+        (false, None) => Connector::Plain,
+        (_, ca_cert) => tls_connector(ca_cert)?,
+    };
     let mut attached_once = false;
     let mut failures = 0u32;
     let mut disconnected_since: Option<Instant> = None;
