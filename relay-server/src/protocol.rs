@@ -503,11 +503,22 @@ pub enum ProtocolError {
 
 /// Encodes `message` and its body `payload` into one frame.
 pub fn encode<M: Serialize>(message: &M, payload: &[u8]) -> Bytes {
+    encode_buf(message, payload)
+}
+
+/// [`encode`] with the payload in pieces (e.g. a request body as it arrived), copied once,
+/// straight into the frame.
+pub fn encode_buf<M: Serialize>(message: &M, mut payload: impl bytes::Buf) -> Bytes {
     let meta = serde_json::to_vec(message).expect("protocol messages always serialize to JSON");
-    let mut frame = BytesMut::with_capacity(4 + meta.len() + payload.len());
+    let mut frame = BytesMut::with_capacity(4 + meta.len() + payload.remaining());
     frame.put_u32(u32::try_from(meta.len()).expect("meta is far below 4 GiB"));
     frame.put_slice(&meta);
-    frame.put_slice(payload);
+    while payload.has_remaining() {
+        let chunk = payload.chunk();
+        let len = chunk.len();
+        frame.put_slice(chunk);
+        payload.advance(len);
+    }
     frame.freeze()
 }
 
@@ -674,6 +685,16 @@ mod tests {
             let (decoded, _) = decode::<RelayMessage>(encode(&message, b"")).unwrap();
             assert_eq!(decoded, message);
         }
+    }
+
+    #[test]
+    fn a_payload_in_pieces_encodes_like_a_whole_one() {
+        let message = ClientMessage::Ack { id: RequestId(1) };
+        let pieces = bytes::Buf::chain(&b"\x00\x01first "[..], &b"second\xff"[..]);
+        assert_eq!(
+            encode_buf(&message, pieces),
+            encode(&message, b"\x00\x01first second\xff")
+        );
     }
 
     /// A frame carrying `meta` as its JSON and no body.

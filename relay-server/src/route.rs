@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -256,7 +256,8 @@ async fn webhook(
     let (parts, body) = req.into_parts();
     let reading = Limited::new(body, max_body).collect();
     let body = match tokio::time::timeout(relay.config.read_timeout, reading).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
+        // The pieces as they arrived: `encode_buf` copies them once, into the frame.
+        Ok(Ok(collected)) => collected.aggregate(),
         Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(max_body),
         Ok(Err(e)) => {
             debug!(error = %e, "could not read request body");
@@ -275,7 +276,7 @@ async fn webhook(
     relay
         .metrics
         .request_bytes
-        .fetch_add(body.len() as u64, Ordering::Relaxed);
+        .fetch_add(body.remaining() as u64, Ordering::Relaxed);
     let id = relay.next_id();
     let request = RelayMessage::Request {
         id,
@@ -284,8 +285,7 @@ async fn webhook(
         target,
         headers: protocol::forwardable_headers(&parts.headers),
     };
-    let frame = protocol::encode(&request, &body);
-    drop(body);
+    let frame = protocol::encode_buf(&request, body);
     // Register for the reply before the request can possibly be delivered and answered.
     let waiter =
         (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
