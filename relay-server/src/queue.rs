@@ -88,6 +88,24 @@ pub struct Queue {
     backend: Backend,
 }
 
+/// A request frame on its way to the queue (see [`Queue::submit_insert`]).
+pub enum Committing {
+    /// Already settled (the in-memory queue, or a store that is gone).
+    Done(Result<(), QueueError>),
+    /// Waiting for the store thread's commit.
+    Waiting(oneshot::Receiver<Result<(), QueueError>>),
+}
+
+impl Committing {
+    /// Waits until the frame is committed (or the commit failed).
+    pub async fn committed(self) -> Result<(), QueueError> {
+        match self {
+            Committing::Done(result) => result,
+            Committing::Waiting(committed) => committed.await.map_err(|_| QueueError::Closed)?,
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     /// SQLite on the store thread.
@@ -169,16 +187,30 @@ impl Queue {
         channel: &str,
         frame: Bytes,
     ) -> Result<(), QueueError> {
+        self.submit_insert(id, channel, frame)
+            .await
+            .committed()
+            .await
+    }
+
+    /// Starts writing one request frame: returns once the write is queued, before it is
+    /// committed, so the caller can deliver the request meanwhile. Commands run in the order
+    /// they are queued, so a later acknowledgement of `id` deletes it after it is written.
+    pub async fn submit_insert(&self, id: RequestId, channel: &str, frame: Bytes) -> Committing {
         let channel = channel.to_owned();
         match &self.backend {
             Backend::Sqlite(commands) => {
-                let insert = |done| Command::Insert {
+                let (done, committed) = oneshot::channel();
+                let command = Command::Insert {
                     id,
                     channel,
                     frame,
                     done,
                 };
-                Self::call(commands, insert).await
+                match commands.send(command).await {
+                    Ok(()) => Committing::Waiting(committed),
+                    Err(_) => Committing::Done(Err(QueueError::Closed)),
+                }
             }
             Backend::Memory(map) => {
                 let stored = Stored {
@@ -187,7 +219,7 @@ impl Queue {
                     frame,
                 };
                 Self::memory(map).insert(id, stored);
-                Ok(())
+                Committing::Done(Ok(()))
             }
         }
     }

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::channel::Reply;
 use crate::protocol::{self, Offline, RelayMessage, Respond};
+use crate::queue::{Committing, QueueError};
 use crate::session;
 use crate::Relay;
 
@@ -289,16 +290,22 @@ async fn webhook(
     // Register for the reply before the request can possibly be delivered and answered.
     let waiter =
         (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
-    if let Err(e) = relay.queue.insert(id, &channel.name, frame.clone()).await {
-        warn!(error = %e, "could not queue a request");
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the relay could not store this request; retry later",
-        );
+    // Delivered while the queue commits it: the sender hears back only once both are done, so
+    // a relay killed meanwhile leaves the sender without an answer (it retries), never with a
+    // 2xx for a request that is not stored.
+    let committing = relay
+        .queue
+        .submit_insert(id, &channel.name, frame.clone())
+        .await;
+    if matches!(committing, Committing::Done(Err(_))) {
+        return not_stored(committing.committed().await);
     }
     channel.enqueued(id, frame);
     match (status.settings.respond, waiter) {
         (Respond::Status(code), _) => {
+            if let Err(e) = committing.committed().await {
+                return not_stored(Err(e));
+            }
             let code = StatusCode::from_u16(code).unwrap_or(StatusCode::ACCEPTED);
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = code;
@@ -306,11 +313,22 @@ async fn webhook(
         }
         (Respond::App, Some((reply, _guard))) => {
             let timeout = status.settings.timeout;
-            match tokio::time::timeout(timeout, reply).await {
-                Ok(Ok(reply)) => respond(reply),
+            let (stored, reply) =
+                tokio::join!(committing.committed(), tokio::time::timeout(timeout, reply));
+            match (stored, reply) {
+                // The app has it and answered: its answer goes back, stored or not.
+                (stored, Ok(Ok(reply))) => {
+                    if let Err(e) = stored {
+                        warn!(error = %e, %id, "a delivered request could not be queued");
+                    }
+                    respond(reply)
+                }
+                (Err(e), _) => not_stored(Err(e)),
                 // The waiter was dropped only if the relay is going away.
-                Ok(Err(_)) => text(StatusCode::SERVICE_UNAVAILABLE, "the relay is shutting down"),
-                Err(_) => text(
+                (Ok(()), Ok(Err(_))) => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "the relay is shutting down")
+                }
+                (Ok(()), Err(_)) => text(
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
                         "the app did not answer within {:.0?}; the request stays queued for the hooks CLI",
@@ -319,13 +337,29 @@ async fn webhook(
                 ),
             }
         }
-        (Respond::App, None) => text(
-            StatusCode::ACCEPTED,
-            &format!(
-                "queued: no hooks session is attached to channel {name}; it will be delivered when one attaches"
-            ),
-        ),
+        (Respond::App, None) => {
+            if let Err(e) = committing.committed().await {
+                return not_stored(Err(e));
+            }
+            text(
+                StatusCode::ACCEPTED,
+                &format!(
+                    "queued: no hooks session is attached to channel {name}; it will be delivered when one attaches"
+                ),
+            )
+        }
     }
+}
+
+/// The answer to a sender whose request could not be queued.
+fn not_stored(result: Result<(), QueueError>) -> Response<Body> {
+    if let Err(e) = result {
+        warn!(error = %e, "could not queue a request");
+    }
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the relay could not store this request; retry later",
+    )
 }
 
 /// `Retry-After` seconds suggested when a channel refuses a webhook for now.
