@@ -87,13 +87,26 @@ struct Context {
     signatures: Signatures,
     /// The capture store, unless `--no-capture`.
     recorder: Option<Recorder>,
-    /// Exchanges whose captures are queued and not yet committed, in queueing order: their
-    /// printed line (which shows the capture id) and their acknowledgement wait for the commit.
-    waiting: std::sync::Mutex<VecDeque<Waiting>>,
-    /// Signalled when `waiting` gains an entry after being empty.
+    /// Exchanges whose captures are queued and not yet committed; see [`Waiters`].
+    waiting: std::sync::Mutex<Waiters>,
+    /// Signalled when `waiting` gains an entry that `settle` must time (no other unacknowledged
+    /// entry was waiting).
     waiting_added: Notify,
-    /// Signalled when `waiting` has been emptied.
+    /// Signalled each time `settle` has finished with a commit's exchanges.
     settled: Notify,
+}
+
+/// Exchanges whose captures are queued and not yet committed, in queueing order: their
+/// printed line (which shows the capture id) and their acknowledgement wait for the commit.
+#[derive(Default)]
+struct Waiters {
+    queue: VecDeque<Waiting>,
+    /// Entries of `queue` not acknowledged yet.
+    unacked: usize,
+    /// Taken from `queue` by `settle` and not yet acknowledged.
+    settling: usize,
+    /// `settle` has ended: handlers acknowledge and print their own exchanges.
+    closed: bool,
 }
 
 /// An exchange waiting for its capture's commit.
@@ -151,18 +164,21 @@ impl Context {
         }
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiters> {
         self.waiting.lock().expect("waiting lock is never poisoned")
     }
 
-    /// Waits until every queued capture is committed, printed and acknowledged.
+    /// Waits until every queued capture is committed and acknowledged.
     async fn wait_settled(&self) {
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if self.waiting().is_empty() {
-                return;
+            {
+                let waiting = self.waiting();
+                if waiting.closed || (waiting.queue.is_empty() && waiting.settling == 0) {
+                    return;
+                }
             }
             settled.await;
         }
@@ -188,13 +204,29 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
             tolerance: args.tolerance,
         },
         recorder,
-        waiting: std::sync::Mutex::new(VecDeque::new()),
+        waiting: std::sync::Mutex::new(Waiters::default()),
         waiting_added: Notify::new(),
         settled: Notify::new(),
     });
     let settle_stop = CancellationToken::new();
-    let settler = commits
-        .map(|commits| tokio::spawn(settle(Arc::clone(&context), commits, settle_stop.clone())));
+    let settler = commits.map(|commits| {
+        // Lines go to the printer through a task of their own, so a terminal that does not
+        // read (a paused pipe) never holds up acknowledgements.
+        let (lines, mut lines_rx) = mpsc::unbounded_channel::<Box<Exchange>>();
+        let events = context.events.clone();
+        let printing = tokio::spawn(async move {
+            while let Some(exchange) = lines_rx.recv().await {
+                let _ = events.send(Event::Request(exchange)).await;
+            }
+        });
+        let settling = tokio::spawn(settle(
+            Arc::clone(&context),
+            commits,
+            settle_stop.clone(),
+            lines,
+        ));
+        (settling, printing)
+    });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
         Some(url) => (url.trim_end_matches('/').to_owned(), None),
@@ -206,9 +238,16 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
     let result = attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
     // Print what is still waiting for its commit, then let the printer finish.
     settle_stop.cancel();
-    if let Some(settler) = settler {
-        if tokio::time::timeout(SHUTDOWN_GRACE, settler).await.is_err() {
-            debug!("captures still uncommitted at exit");
+    if let Some((settling, printing)) = settler {
+        for (task, what) in [
+            (settling, "uncommitted captures"),
+            (printing, "unprinted lines"),
+        ] {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                debug!("{what} left at exit");
+                abort.abort();
+            }
         }
     }
     drop(context);
@@ -725,11 +764,13 @@ async fn handle(job: Job, context: Arc<Context>) {
             // Queued and remembered under one lock, so `waiting` is in queueing order, which is
             // the order commits are reported in.
             let mut waiting = context.waiting();
-            if recorder.record(record) {
-                if waiting.is_empty() {
+            if recorder.record(record) && !waiting.closed {
+                if waiting.unacked == 0 {
+                    // The oldest unacknowledged entry now: `settle` times it.
                     context.waiting_added.notify_one();
                 }
-                waiting.push_back(Waiting {
+                waiting.unacked += 1;
+                waiting.queue.push_back(Waiting {
                     id: job.id,
                     queued_at: Instant::now(),
                     acked: false,
@@ -749,15 +790,23 @@ async fn handle(job: Job, context: Arc<Context>) {
 /// Acknowledges and prints exchanges as their captures are committed, in the order they were
 /// queued; acknowledges those whose commit takes longer than [`ACK_WAIT`] without waiting for
 /// it (a stalled disk must not hold the relay's window). Ends when `stop` is cancelled and
-/// nothing waits, or when the store closes.
-async fn settle(context: Arc<Context>, mut commits: store::Commits, stop: CancellationToken) {
+/// nothing waits, or when the store closes; then it acknowledges and prints what is left, and
+/// handlers do their own from then on.
+async fn settle(
+    context: Arc<Context>,
+    mut commits: store::Commits,
+    stop: CancellationToken,
+    lines: mpsc::UnboundedSender<Box<Exchange>>,
+) {
     loop {
-        let overdue_at = context
-            .waiting()
-            .iter()
-            .find(|w| !w.acked)
-            .map(|w| w.queued_at + ACK_WAIT);
-        let empty = context.waiting().is_empty();
+        let (overdue_at, empty) = {
+            let waiting = context.waiting();
+            let oldest = waiting.queue.iter().find(|w| !w.acked);
+            (
+                oldest.map(|w| w.queued_at + ACK_WAIT),
+                waiting.queue.is_empty(),
+            )
+        };
         let outcomes = tokio::select! {
             biased;
             outcomes = commits.recv() => match outcomes {
@@ -769,17 +818,21 @@ async fn settle(context: Arc<Context>, mut commits: store::Commits, stop: Cancel
                 ack_overdue(&context).await;
                 continue;
             }
-            _ = context.waiting_added.notified(), if empty => continue,
+            _ = context.waiting_added.notified(), if overdue_at.is_none() => continue,
             _ = stop.cancelled(), if empty => break,
         };
         let settled: Vec<Waiting> = {
             let mut waiting = context.waiting();
-            let n = outcomes.len().min(waiting.len());
-            waiting.drain(..n).collect()
+            let n = outcomes.len().min(waiting.queue.len());
+            let settled: Vec<Waiting> = waiting.queue.drain(..n).collect();
+            waiting.unacked -= settled.iter().filter(|w| !w.acked).count();
+            waiting.settling += settled.len();
+            settled
         };
+        let count = settled.len();
         let recorder = context.recorder.as_ref();
-        let mut acks = Vec::with_capacity(settled.len());
-        let mut lines = Vec::with_capacity(settled.len());
+        let mut acks = Vec::with_capacity(count);
+        let mut printed = Vec::with_capacity(count);
         for (waiting, outcome) in settled.into_iter().zip(outcomes) {
             let mut exchange = waiting.exchange;
             if let Some(id) = recorder.and_then(|r| r.committed(outcome)) {
@@ -788,15 +841,26 @@ async fn settle(context: Arc<Context>, mut commits: store::Commits, stop: Cancel
             if !waiting.acked {
                 acks.push(waiting.id);
             }
-            lines.push(exchange);
+            printed.push(exchange);
         }
         context.ack_all(&acks).await;
-        for exchange in lines {
-            let _ = context.events.send(Event::Request(exchange)).await;
+        for exchange in printed {
+            let _ = lines.send(exchange);
         }
-        if context.waiting().is_empty() {
-            context.settled.notify_waiters();
-        }
+        context.waiting().settling -= count;
+        context.settled.notify_waiters();
+    }
+    // The store is gone, or hooks is stopping: what is left goes out without a capture id.
+    let left: Vec<Waiting> = {
+        let mut waiting = context.waiting();
+        waiting.closed = true;
+        waiting.unacked = 0;
+        waiting.queue.drain(..).collect()
+    };
+    let acks: Vec<RequestId> = left.iter().filter(|w| !w.acked).map(|w| w.id).collect();
+    context.ack_all(&acks).await;
+    for waiting in left {
+        let _ = lines.send(waiting.exchange);
     }
     context.settled.notify_waiters();
 }
@@ -804,15 +868,20 @@ async fn settle(context: Arc<Context>, mut commits: store::Commits, stop: Cancel
 /// Acknowledges the waiting exchanges queued [`ACK_WAIT`] ago or earlier.
 async fn ack_overdue(context: &Context) {
     let now = Instant::now();
-    let overdue: Vec<RequestId> = context
-        .waiting()
-        .iter_mut()
-        .filter(|w| !w.acked && w.queued_at + ACK_WAIT <= now)
-        .map(|w| {
-            w.acked = true;
-            w.id
-        })
-        .collect();
+    let overdue: Vec<RequestId> = {
+        let mut waiting = context.waiting();
+        let overdue: Vec<RequestId> = waiting
+            .queue
+            .iter_mut()
+            .filter(|w| !w.acked && w.queued_at + ACK_WAIT <= now)
+            .map(|w| {
+                w.acked = true;
+                w.id
+            })
+            .collect();
+        waiting.unacked -= overdue.len();
+        overdue
+    };
     debug!(
         count = overdue.len(),
         "acknowledging before the capture is committed"

@@ -656,3 +656,70 @@ async fn chaos_kills_lose_no_request_that_was_answered_2xx() {
         &errors[..errors.len().min(3)]
     );
 }
+
+/// A terminal that stops reading (a paused pipe, a suspended pager) holds up only the printed
+/// lines: the relay still gets every acknowledgement, so its window never fills and delivery
+/// goes on. With a window of 8 and thousands of lines unread, a stall would show at once.
+#[tokio::test]
+async fn a_stdout_nobody_reads_does_not_stall_delivery() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+    let app = App::ok().await;
+    let relay = start_relay(Config {
+        max_in_flight: 8,
+        ..Config::default()
+    })
+    .await;
+    let data = tempfile::tempdir().expect("temp data dir");
+    let target = format!("127.0.0.1:{}", app.port());
+    let args = [
+        "listen",
+        "--json",
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &target,
+    ];
+    let mut child = hooks_command(&args, data.path())
+        .spawn()
+        .expect("spawn hooks listen");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    tokio::spawn(async move {
+        let mut sink = Vec::new();
+        let _ = stderr.read_to_end(&mut sink).await;
+    });
+    // The ready line, then stdout is never read again.
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut ready = String::new();
+    within("the ready line", stdout.read_line(&mut ready))
+        .await
+        .expect("read the ready line");
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
+    let url = ready["url"]
+        .as_str()
+        .expect("ready line has a url")
+        .to_owned();
+    // Far more request lines than the pipe (64 KiB) and the printer's queue (1,024) hold.
+    const REQUESTS: usize = 3000;
+    const CONCURRENCY: usize = 8;
+    let sender = Sender::default();
+    let sending = async {
+        for round in 0..REQUESTS / CONCURRENCY {
+            let posts = (0..CONCURRENCY).map(|i| {
+                let seq = round * CONCURRENCY + i;
+                let sender = &sender;
+                let url = &url;
+                async move {
+                    sender
+                        .post(&format!("{url}/n/{seq}"), format!("request {seq}"))
+                        .await
+                }
+            });
+            for reply in futures_util::future::join_all(posts).await {
+                assert_eq!(reply.status, 200, "{}", reply.text());
+            }
+        }
+    };
+    within("3,000 requests with stdout unread", sending).await;
+    assert_eq!(app.requests().len(), REQUESTS);
+    drop(stdout);
+}

@@ -105,7 +105,8 @@ impl Outbox {
     /// Waits for the oldest frame.
     pub async fn recv(&self) -> Bytes {
         loop {
-            // Registered before looking, so a frame pushed in between is not missed.
+            // A frame pushed after the look below is not missed: with no task waiting,
+            // `notify_one` stores a permit that this `notified()` then takes.
             let ready = self.ready.notified();
             if let Some(frame) = self.try_recv() {
                 return frame;

@@ -311,11 +311,17 @@ impl Thread {
         let (inserted, failed) = apply(&tx, batch, &self.path);
         let rows = self.rows + inserted.len() as u64;
         let slack = self.retention.keep.map_or(0, |keep| keep / PRUNE_SLACK);
-        let pruned = match prune(&tx, self.retention, rows, slack, &mut self.aged_at) {
-            Ok(deleted) => deleted,
-            Err(e) => {
-                warn!(error = %e, "could not prune the capture store");
-                0
+        // After a failed insert SQLite may have rolled the transaction back; deletes would then
+        // commit on their own while `rows` counted inserts that are gone.
+        let pruned = if !failed.is_empty() {
+            0
+        } else {
+            match prune(&tx, self.retention, rows, slack, &mut self.aged_at) {
+                Ok(deleted) => deleted,
+                Err(e) => {
+                    warn!(error = %e, "could not prune the capture store");
+                    0
+                }
             }
         };
         let mut outcomes: Outcomes = match tx.commit() {
