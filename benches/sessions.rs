@@ -15,10 +15,12 @@
 //! With `HOOKS_BENCH_SUMMARY=<file>`, the headline figures are also appended to that file as
 //! rows of the summary table `benches/run.sh` prints.
 
+mod support;
+
 use std::error::Error;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStderr, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -342,21 +344,6 @@ impl Memory {
     }
 }
 
-/// The relay as deployed (systemd unit, Dockerfile): the `hooks-relay` binary next to `hooks`
-/// when it has been built (`benches/run.sh` builds it), else `hooks relay`, the same relay in
-/// the bigger CLI binary (more code mapped, so a higher RSS). Returns the command and its name.
-fn relay_command() -> (Command, &'static str) {
-    let hooks = std::path::Path::new(env!("CARGO_BIN_EXE_hooks"));
-    let standalone = hooks.with_file_name("hooks-relay");
-    if standalone.is_file() {
-        (Command::new(standalone), "hooks-relay")
-    } else {
-        let mut command = Command::new(hooks);
-        command.arg("relay");
-        (command, "hooks relay")
-    }
-}
-
 /// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
 struct RelayProcess {
     child: Child,
@@ -367,7 +354,7 @@ impl RelayProcess {
     /// Starts the relay (allowing at least `sessions` sessions) and reads the address from its
     /// first stdout line, `listening on http://ADDR`.
     async fn start(data_dir: &std::path::Path, sessions: u64) -> Self {
-        let (mut command, name) = relay_command();
+        let (mut command, name) = support::relay_command();
         eprintln!("relay process: {name}");
         command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])

@@ -26,6 +26,8 @@
 //! With `HOOKS_BENCH_SUMMARY=<file>`, the headline figures are also appended to that file as
 //! rows of the summary table `benches/run.sh` prints.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::error::Error;
@@ -647,21 +649,6 @@ async fn start_relay(
     (addr, task)
 }
 
-/// The relay as deployed (systemd unit, Dockerfile): the `hooks-relay` binary next to `hooks`
-/// when it has been built (`benches/run.sh` builds it), else `hooks relay`, the same relay in
-/// the bigger CLI binary (more code mapped, so a higher RSS). Returns the command and its name.
-fn relay_command() -> (Command, &'static str) {
-    let hooks = std::path::Path::new(env!("CARGO_BIN_EXE_hooks"));
-    let standalone = hooks.with_file_name("hooks-relay");
-    if standalone.is_file() {
-        (Command::new(standalone), "hooks-relay")
-    } else {
-        let mut command = Command::new(hooks);
-        command.arg("relay");
-        (command, "hooks relay")
-    }
-}
-
 /// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
 struct RelayProcess {
     child: Child,
@@ -673,7 +660,7 @@ impl RelayProcess {
     /// Starts the relay and reads the address from its first stdout line,
     /// `listening on http://ADDR`.
     async fn start(data_dir: &std::path::Path) -> Self {
-        let (mut command, name) = relay_command();
+        let (mut command, name) = support::relay_command();
         eprintln!("relay process: {name}");
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
