@@ -365,3 +365,43 @@ async fn captures_queued_in_turn_are_reported_per_commit_in_queueing_order() {
     assert_eq!(store.get(alone).unwrap().record.request.path, "/alone");
     assert!(!ids.contains(&alone));
 }
+
+#[tokio::test]
+async fn a_version_1_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let first = {
+        let writer = writer_at(&path, Retention::default());
+        save(&writer, record(Some(5), "/kept", Some(200))).await
+    };
+    // Make it what hooks wrote before version 2: the unique index, and user_version 1.
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE UNIQUE INDEX captures_relay_id ON captures (channel_url, relay_id);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let writer = writer_at(&path, Retention::default());
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'captures_relay_id'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the unique index is dropped");
+    // The old capture is intact and still recognised as an earlier delivery.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(first).unwrap().record.request.path, "/kept");
+    assert_eq!(writer.captured_before("http://relay/ch", 5), Some(first));
+    // And the same delivery can be recorded again (no unique index left to refuse it).
+    let again = save(&writer, record(Some(5), "/again", Some(200))).await;
+    assert!(again > first);
+}
