@@ -17,12 +17,14 @@
 
 mod support;
 
+use support::{RelayProcess, READY_TIMEOUT};
+
 use std::error::Error;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +35,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use relay_server::protocol::{self, ClientMessage, RelayMessage, Respond, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -55,14 +57,8 @@ const HOLD: Duration =
 /// How long a freshly started relay is left alone before its idle RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// How long to wait for the relay's ready line, and for sessions to detach after closing.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Open files this process and the relay need besides one per session.
 const FD_MARGIN: u64 = 256;
-
-/// How much of the relay's stderr to keep for error messages.
-const STDERR_KEEP: usize = 8 * 1024;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -126,7 +122,14 @@ struct Counts {
 
 async fn bench(sessions: u64) -> ExitCode {
     let data_dir = tempfile::tempdir().expect("the bench needs a scratch data directory");
-    let mut relay = RelayProcess::start(&data_dir.path().join("relay"), sessions).await;
+    // The relay's default --max-sessions (20,000) is enough unless asked for more.
+    let default_max = relay_server::config::DEFAULT_MAX_SESSIONS as u64;
+    let extra = if sessions > default_max {
+        vec!["--max-sessions".to_owned(), sessions.to_string()]
+    } else {
+        Vec::new()
+    };
+    let mut relay = RelayProcess::start(&data_dir.path().join("relay"), &extra).await;
     let pid = relay.child.id();
     tokio::time::sleep(SETTLE).await;
     let idle = Memory::of(pid);
@@ -183,7 +186,7 @@ async fn bench(sessions: u64) -> ExitCode {
         attached_closed = attached(relay.addr).await;
     }
     let closed = Memory::of(pid);
-    if let Ok(Some(status)) = relay.exited() {
+    if let Ok(Some(status)) = relay.child.try_wait() {
         eprintln!("sessions bench: the relay exited early ({status})");
     }
 
@@ -342,95 +345,6 @@ impl Memory {
             peak_kib: field("VmHWM:")?,
         })
     }
-}
-
-/// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
-struct RelayProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl RelayProcess {
-    /// Starts the relay (allowing at least `sessions` sessions) and reads the address from its
-    /// first stdout line, `listening on http://ADDR`.
-    async fn start(data_dir: &std::path::Path, sessions: u64) -> Self {
-        let (mut command, name) = support::relay_command();
-        eprintln!("relay process: {name}");
-        command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir);
-        // The relay's default (20,000) is enough unless asked for more.
-        let default_max = relay_server::config::DEFAULT_MAX_SESSIONS as u64;
-        if sessions > default_max {
-            command.arg("--max-sessions").arg(sessions.to_string());
-        }
-        let mut child = command
-            .env_remove("HOOKS_RELAY_CONFIG")
-            .env_remove("HOOKS_RELAY_LISTEN")
-            .env_remove("HOOKS_RELAY_PUBLIC_URL")
-            .env_remove("HOOKS_RELAY_DATA_DIR")
-            .env_remove("HOOKS_RELAY_TOKENS_FILE")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("could not start the relay");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr_tail = drain_stderr(child.stderr.take().expect("stderr is piped"));
-        let (first_tx, first_rx) = oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = first_tx.send(line);
-            }
-            lines.for_each(drop);
-        });
-        let addr = match tokio::time::timeout(READY_TIMEOUT, first_rx).await {
-            Ok(Ok(line)) => line
-                .strip_prefix("listening on http://")
-                .and_then(|addr| addr.trim().parse().ok()),
-            _ => None,
-        };
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let tail = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
-            panic!(
-                "hooks relay did not print `listening on http://ADDR`; its stderr:\n{}",
-                String::from_utf8_lossy(&tail)
-            );
-        };
-        RelayProcess { child, addr }
-    }
-
-    fn exited(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
-        self.child.try_wait()
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads the relay's stderr (one log line per session) until it ends, keeping the last
-/// [`STDERR_KEEP`] bytes, so the pipe never fills.
-fn drain_stderr(mut stderr: ChildStderr) -> Arc<Mutex<Vec<u8>>> {
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&tail);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n @ 1..) = stderr.read(&mut buf) {
-            let Ok(mut tail) = keep.lock() else { break };
-            tail.extend_from_slice(&buf[..n]);
-            let excess = tail.len().saturating_sub(STDERR_KEEP);
-            tail.drain(..excess);
-        }
-    });
-    tail
 }
 
 fn show_kib(kib: Option<u64>) -> String {

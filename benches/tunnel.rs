@@ -28,12 +28,14 @@
 
 mod support;
 
+use support::{drain_stderr, RelayProcess, READY_TIMEOUT};
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::error::Error;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,9 +61,6 @@ const LARGE_LENS: [usize; 2] = [1024 * 1024, 10 * 1024 * 1024];
 /// Concurrent keep-alive clients in the throughput scenario.
 const CLIENTS: usize = 32;
 
-/// How long to wait for `hooks listen` or `hooks relay` to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long to wait, after the last round, for the CLI to print every request it forwarded and
 /// for the relay's queue to empty.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,9 +73,6 @@ const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a freshly started process is left alone before its idle RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
-
-/// How much of a child's stderr to keep for error messages.
-const STDERR_KEEP: usize = 8 * 1024;
 
 /// The header carrying a request body's length and checksum, which the app checks.
 const CHECK: HeaderName = HeaderName::from_static("x-bench-check");
@@ -584,7 +580,7 @@ impl Relay {
             }
             RelayMode::Process => {
                 let dir = data_dir.expect("a relay process always gets a data directory");
-                let process = RelayProcess::start(&dir).await;
+                let process = RelayProcess::start(&dir, &[]).await;
                 Relay {
                     addr: process.addr,
                     running: RunningRelay::Process(process),
@@ -647,73 +643,6 @@ async fn start_relay(
         }
     });
     (addr, task)
-}
-
-/// A running `hooks-relay --listen 127.0.0.1:0 --data-dir DIR`, killed on drop.
-struct RelayProcess {
-    child: Child,
-    addr: SocketAddr,
-    stderr_tail: Arc<Mutex<Vec<u8>>>,
-}
-
-impl RelayProcess {
-    /// Starts the relay and reads the address from its first stdout line,
-    /// `listening on http://ADDR`.
-    async fn start(data_dir: &std::path::Path) -> Self {
-        let (mut command, name) = support::relay_command();
-        eprintln!("relay process: {name}");
-        let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env_remove("HOOKS_RELAY_CONFIG")
-            .env_remove("HOOKS_RELAY_LISTEN")
-            .env_remove("HOOKS_RELAY_PUBLIC_URL")
-            .env_remove("HOOKS_RELAY_DATA_DIR")
-            .env_remove("HOOKS_RELAY_TOKENS_FILE")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("could not start the relay");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr_tail = drain_stderr(child.stderr.take().expect("stderr is piped"));
-        let (first_tx, first_rx) = oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = first_tx.send(line);
-            }
-            lines.for_each(drop);
-        });
-        let addr = match tokio::time::timeout(READY_TIMEOUT, first_rx).await {
-            Ok(Ok(line)) => line
-                .strip_prefix("listening on http://")
-                .and_then(|addr| addr.trim().parse().ok()),
-            _ => None,
-        };
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let tail = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
-            panic!(
-                "hooks relay did not print `listening on http://ADDR`; its stderr:\n{}",
-                String::from_utf8_lossy(&tail)
-            );
-        };
-        RelayProcess {
-            child,
-            addr,
-            stderr_tail,
-        }
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Polls the relay's metrics until `hooks_queue_depth` is 0 (every request acknowledged) or
@@ -872,22 +801,6 @@ fn drain_stdout(
             changed.notify_all();
         }
     });
-}
-
-/// Reads the CLI's stderr until it ends, keeping the last [`STDERR_KEEP`] bytes.
-fn drain_stderr(mut stderr: ChildStderr) -> Arc<Mutex<Vec<u8>>> {
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&tail);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = stderr.read(&mut buf) {
-            let Ok(mut tail) = keep.lock() else { break };
-            tail.extend_from_slice(&buf[..n]);
-            let excess = tail.len().saturating_sub(STDERR_KEEP);
-            tail.drain(..excess);
-        }
-    });
-    tail
 }
 
 // ---------------------------------------------------------------------------------------------
