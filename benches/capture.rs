@@ -6,6 +6,8 @@
 //! is steadier than throughput on a busy machine. It asserts nothing about timings.
 //!
 //! Sizes: `HOOKS_BENCH_ROUNDS` (default 5) rounds of `HOOKS_BENCH_SECONDS` (default 3) per mode.
+//! `HOOKS_BENCH_VARIANT="NAME=VALUE …"` adds a third, recording `hooks listen` with those
+//! environment variables, to compare a setting with the default in the same run.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -31,6 +33,10 @@ const CLIENTS: usize = 32;
 /// Size of every request body.
 const BODY_LEN: usize = 1024;
 
+/// Pause after each mode's round: longer than the store's idle delay (200 ms) before it prunes
+/// and checkpoints.
+const SETTLE: Duration = Duration::from_millis(500);
+
 /// Longest wait for `hooks listen` to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -41,6 +47,16 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     runtime.block_on(bench(rounds, Duration::from_secs(seconds as u64)))
+}
+
+/// `HOOKS_BENCH_VARIANT`: `NAME=VALUE` pairs separated by spaces.
+fn variant_env() -> Vec<(String, String)> {
+    std::env::var("HOOKS_BENCH_VARIANT")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -70,21 +86,59 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
     let app = start_app().await?;
     let relay = start_relay().await?;
     let data = tempfile::tempdir()?;
-    let mut modes = [
-        Mode::start("--no-capture", relay, app, &data.path().join("off"), true)?,
-        Mode::start("capture store", relay, app, &data.path().join("on"), false)?,
+    let mut modes = vec![
+        Mode::start(
+            "--no-capture",
+            relay,
+            app,
+            &data.path().join("off"),
+            true,
+            &[],
+        )?,
+        Mode::start(
+            "capture store",
+            relay,
+            app,
+            &data.path().join("on"),
+            false,
+            &[],
+        )?,
     ];
+    // A third `hooks listen`, recording too, with extra environment variables: an A/B test of
+    // a setting in the same run (e.g. HOOKS_BENCH_VARIANT="HOOKS_DATA_DIR=/dev/shm/x").
+    let variant = variant_env();
+    if !variant.is_empty() {
+        let dir = data.path().join("variant");
+        modes.push(Mode::start(
+            "capture store, variant",
+            relay,
+            app,
+            &dir,
+            false,
+            &variant,
+        )?);
+    }
     let body = Bytes::from(json_body());
     // A short warm-up per mode: connections, the relay's queue, SQLite's first pages.
     for mode in &mut modes {
         run_load(relay, &mode.cli.path, &body, Duration::from_millis(500)).await?;
     }
-    for _ in 0..rounds {
-        for mode in &mut modes {
+    for round in 0..rounds {
+        // Every other round in reverse order, so no mode always follows the same one.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..modes.len()).collect()
+        } else {
+            (0..modes.len()).rev().collect()
+        };
+        for i in order {
+            let mode = &mut modes[i];
             let before = mode.cli.cpu();
             let rest_before = process_cpu(std::process::id());
             let (done, errors) = run_load(relay, &mode.cli.path, &body, length).await?;
             let rest_after = process_cpu(std::process::id());
+            // What the store leaves for a quiet moment (pruning, a checkpoint) happens now, is
+            // charged to this mode's CPU, and does not slow the next mode's round.
+            tokio::time::sleep(SETTLE).await;
             mode.rest = match (rest_before, rest_after, mode.rest) {
                 (Some(before), Some(after), Some(sum)) => {
                     let total = |m: BTreeMap<String, Duration>| m.into_values().sum::<Duration>();
@@ -103,6 +157,13 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
                 _ => None,
             };
             mode.rates.push(done as f64 / length.as_secs_f64());
+            if std::env::var_os("HOOKS_BENCH_VERBOSE").is_some() {
+                eprintln!(
+                    "round {round}: {} {:.0} req/s",
+                    mode.name,
+                    done as f64 / length.as_secs_f64()
+                );
+            }
             mode.errors += errors;
             mode.requests += done;
         }
@@ -125,10 +186,11 @@ impl Mode {
         app: SocketAddr,
         data: &std::path::Path,
         no_capture: bool,
+        env: &[(String, String)],
     ) -> Result<Mode, BoxError> {
         Ok(Mode {
             name,
-            cli: Cli::start(relay, app, data, no_capture)?,
+            cli: Cli::start(relay, app, data, no_capture, env)?,
             rates: Vec::new(),
             errors: 0,
             requests: 0,
@@ -177,14 +239,42 @@ fn print_table(modes: &[Mode], rounds: usize, length: Duration) {
             mode.errors
         );
     }
-    let (off, on) = (median_of(&modes[0]), median_of(&modes[1]));
+    for mode in &modes[1..] {
+        print_cost(&modes[0], mode);
+    }
+}
+
+/// What recording costs `on` against `off`, the `--no-capture` mode.
+fn print_cost(off_mode: &Mode, on_mode: &Mode) {
+    println!("\n{}:", on_mode.name);
+    let (off, on) = (median_of(off_mode), median_of(on_mode));
     if off > 0.0 {
         println!(
-            "\nthe capture store costs {:.1} % of throughput (median against median)",
+            "the capture store costs {:.1} % of throughput (median against median)",
             (off - on) / off * 100.0
         );
     }
-    if let (Some(off), Some(on)) = (cpu_per_request(&modes[0]), cpu_per_request(&modes[1])) {
+    // Each round's pair ran back to back (ABBA order), so the machine's drift over the run
+    // cancels out of its ratio better than out of the two medians.
+    let mut costs: Vec<f64> = off_mode
+        .rates
+        .iter()
+        .zip(&on_mode.rates)
+        .filter(|(off, _)| **off > 0.0)
+        .map(|(off, on)| (1.0 - on / off) * 100.0)
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    if !costs.is_empty() {
+        let quartile = |q: usize| costs[(costs.len() - 1) * q / 4];
+        println!(
+            "per round, paired: median cost {:.1} % (quartiles {:.1} % to {:.1} %, {} rounds)",
+            median(&costs),
+            quartile(1),
+            quartile(3),
+            costs.len()
+        );
+    }
+    if let (Some(off), Some(on)) = (cpu_per_request(off_mode), cpu_per_request(on_mode)) {
         // On a machine the tunnel saturates, throughput is inversely proportional to this;
         // unlike requests per second, it hardly moves with what else the machine is doing.
         println!(
@@ -325,6 +415,7 @@ impl Cli {
         app: SocketAddr,
         data: &std::path::Path,
         no_capture: bool,
+        env: &[(String, String)],
     ) -> Result<Cli, BoxError> {
         let (relay, app) = (format!("http://{relay}"), app.to_string());
         let mut args = vec!["listen", "--json", "--relay", &relay, "--forward-to", &app];
@@ -336,6 +427,7 @@ impl Cli {
             .env("HOOKS_DATA_DIR", data)
             .env("HOOKS_CONFIG", data.join("none.toml"))
             .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -31,7 +31,13 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
 
 /// Most requests sent to one session and not yet acknowledged; more wait in the queue.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+///
+/// The CLI acknowledges a request once its capture is committed, a few milliseconds after the
+/// app answered (the capture store groups commits), so this caps a session's rate at about
+/// this many per commit delay: 256 held a busy session to about 25,000 webhooks a second and
+/// stalled it whenever a commit was slow. In-flight requests are in the queue either way; the
+/// window only bounds how far a CLI may fall behind.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// Settings of one running relay.
 #[derive(Debug, Clone)]
@@ -188,8 +194,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
 
-    /// Most requests sent to one CLI session and not yet answered; more wait in the queue
-    /// [default: 256]
+    /// Most requests sent to one CLI session and not yet acknowledged; more wait in the queue
+    /// [default: 1024]
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
 

@@ -187,6 +187,30 @@ async fn keep_days_prunes_old_captures_at_start() {
 }
 
 #[tokio::test]
+async fn keep_days_keeps_the_newest_capture_so_ids_never_start_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let writer = writer_at(&path, Retention::default());
+        for _ in 0..3 {
+            let mut old = record(None, "/old", Some(200));
+            old.received_at_ms -= 3 * 86_400_000;
+            save(&writer, old).await;
+        }
+    }
+    let two_days = Retention {
+        keep: None,
+        max_age: Some(Duration::from_secs(2 * 86_400)),
+    };
+    let writer = writer_at(&path, two_days);
+    // Every capture is too old, but the newest stays: without it SQLite would give id 1 again.
+    let next = save(&writer, record(None, "/new", Some(200))).await;
+    assert_eq!(next, 4);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.ids(&Filter::default()).unwrap(), [3, 4]);
+}
+
+#[tokio::test]
 async fn a_redelivery_is_recognised_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
@@ -372,15 +396,22 @@ async fn a_version_1_store_is_upgraded_in_place() {
     let path = dir.path().join(FILE_NAME);
     let first = {
         let writer = writer_at(&path, Retention::default());
-        save(&writer, record(Some(5), "/kept", Some(200))).await
+        save(&writer, record(Some(5), "/kept", Some(200))).await;
+        save(&writer, record(Some(6), "/kept too", Some(200))).await
     };
-    // Make it what hooks wrote before version 2: the unique index, and user_version 1.
+    // Make it what hooks wrote before version 2: the table with AUTOINCREMENT, the unique
+    // index, and user_version 1; the captures as they were.
     {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE UNIQUE INDEX captures_relay_id ON captures (channel_url, relay_id);
+        conn.execute_batch(&format!(
+            "ALTER TABLE captures RENAME TO current;
+             CREATE TABLE captures ({});
+             INSERT INTO captures SELECT * FROM current;
+             DROP TABLE current;
+             CREATE UNIQUE INDEX captures_relay_id ON captures (channel_url, relay_id);
              PRAGMA user_version = 1;",
-        )
+            COLUMNS.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT")
+        ))
         .unwrap();
     }
     let writer = writer_at(&path, Retention::default());
@@ -389,19 +420,60 @@ async fn a_version_1_store_is_upgraded_in_place() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    let indexes: i64 = conn
+    let (indexes, table): (i64, String) = conn
         .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'captures_relay_id'",
+            "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+                     AND name = 'captures_relay_id'),
+                    (SELECT sql FROM sqlite_master WHERE name = 'captures')",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     assert_eq!(indexes, 0, "the unique index is dropped");
-    // The old capture is intact and still recognised as an earlier delivery.
+    assert!(!table.contains("AUTOINCREMENT"), "{table}");
+    // The old captures are intact, under their ids, and still recognised as earlier deliveries.
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.get(first).unwrap().record.request.path, "/kept");
-    assert_eq!(writer.captured_before("http://relay/ch", 5), Some(first));
-    // And the same delivery can be recorded again (no unique index left to refuse it).
-    let again = save(&writer, record(Some(5), "/again", Some(200))).await;
-    assert!(again > first);
+    assert_eq!(store.get(first - 1).unwrap().record.request.path, "/kept");
+    assert_eq!(store.get(first).unwrap().record.request.path, "/kept too");
+    assert_eq!(writer.captured_before("http://relay/ch", 6), Some(first));
+    // The same delivery can be recorded again (no unique index left to refuse it), and ids go
+    // on from the largest.
+    let again = save(&writer, record(Some(6), "/again", Some(200))).await;
+    assert_eq!(again, first + 1);
+}
+
+#[tokio::test]
+async fn the_wal_stays_bounded_while_checkpoints_run_beside_a_sustained_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let wal = dir.path().join(format!("{FILE_NAME}-wal"));
+    let writer = writer_at(&path, Retention::default());
+    let mut big = record(None, "/big", Some(200));
+    big.request.body = Bytes::from(vec![b'x'; 64 * 1024]);
+    let written_limit = 64 * writer::WAL_BYTES;
+    let (mut written, mut largest, mut restarted) = (0u64, 0u64, false);
+    // Back to back, never idle for long: checkpoints run on their own thread while commits go
+    // on, and the writer must still bring the WAL back to its start now and then.
+    while written < written_limit && !(restarted && written > 8 * writer::WAL_BYTES) {
+        let mut last = None;
+        for _ in 0..8 {
+            last = Some(writer.record(big.clone()).unwrap());
+            written += big.size();
+        }
+        last.unwrap().await.unwrap().unwrap();
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        restarted |= size < largest;
+        largest = largest.max(size);
+    }
+    assert!(
+        restarted,
+        "the WAL never restarted in {written} bytes of captures"
+    );
+    assert!(
+        largest <= 8 * writer::WAL_BYTES,
+        "the WAL grew to {largest} bytes"
+    );
+    let store = Store::open(&path).unwrap();
+    let count = store.ids(&Filter::default()).unwrap().len() as u64;
+    assert_eq!(count, written / big.size(), "every capture was kept");
 }

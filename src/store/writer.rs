@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+use super::checkpoint::{self, Checkpointer};
 use super::{now_ms, Outcome, Record, StoreError};
 
 /// Commands waiting for the writer thread. Past this, captures are dropped rather than held:
@@ -37,10 +38,11 @@ const BUSY: Duration = Duration::from_millis(20);
 /// (`--keep 3` keeps 3).
 const PRUNE_SLACK: u64 = 16;
 
-/// WAL written since the last checkpoint beyond which the next commit is followed by one, even
-/// under load. Otherwise checkpoints (which copy the WAL into the database file and fsync it)
-/// wait until the writer is idle.
-const WAL_BYTES: u64 = 32 << 20;
+/// WAL written since the last checkpoint beyond which one starts, even under load, on the
+/// checkpoint thread ([`Checkpointer`]). Otherwise checkpoints (which copy the WAL into the
+/// database file and fsync it) wait until the writer is idle.
+/// (1 MiB in unit tests, which check that the WAL stays bounded under sustained load.)
+pub(super) const WAL_BYTES: u64 = if cfg!(test) { 1 << 20 } else { 32 << 20 };
 
 /// How long the writer waits without a capture before it checkpoints and prunes.
 const IDLE: Duration = Duration::from_millis(200);
@@ -54,7 +56,7 @@ const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How many captures to keep, and for how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep this many; the oldest go first, in chunks of `keep / 64` (see [`PRUNE_SLACK`]).
+    /// Keep this many; the oldest go first, in chunks of `keep / 16` (see [`PRUNE_SLACK`]).
     pub keep: Option<u64>,
     /// Delete captures received longer ago than this.
     pub max_age: Option<Duration>,
@@ -69,7 +71,7 @@ pub type Commits = mpsc::Receiver<Vec<Result<i64, StoreError>>>;
 
 /// Most earlier captures whose deliveries [`Writer::captured_before`] recognises: the newest
 /// ones. A redelivery after a restart is one the earlier run forwarded and did not acknowledge,
-/// so at most a relay's window (256 by default) of that run's newest captures.
+/// so at most a relay's window (1,024 by default) of that run's newest captures.
 const PREVIOUS_LIMIT: i64 = 20_000;
 
 /// Who hears of an insert's outcome.
@@ -121,8 +123,11 @@ impl Writer {
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
         let (in_turn, commits) = mpsc::channel(REPLY_CAPACITY);
         runtime.spawn(hand_out(replies_rx, in_turn));
+        let checkpointer = Checkpointer::spawn(&conn);
         let thread = Thread {
             conn,
+            checkpointer,
+            checkpointing: false,
             path,
             retention,
             rows: rows.max(0) as u64,
@@ -213,8 +218,13 @@ struct Thread {
     rows: u64,
     /// When captures past `max_age` were last deleted.
     aged_at: Option<Instant>,
-    /// Bytes (roughly) committed to the WAL since the last checkpoint.
+    /// Bytes (roughly) committed to the WAL since the last checkpoint began.
     unchecked: u64,
+    /// Runs the long checkpoints under load, beside this thread; `None` for a database in
+    /// memory (or if it could not start: then this thread checkpoints).
+    checkpointer: Option<Checkpointer>,
+    /// A cycle of the checkpointer's is running.
+    checkpointing: bool,
     /// Where commits' outcomes go, one message per commit.
     replies: mpsc::Sender<Outcomes>,
 }
@@ -236,7 +246,8 @@ impl Thread {
                 Ok(command) => batch.push(command),
                 Err(RecvTimeoutError::Timeout) => {
                     self.maintain();
-                    tidy = true;
+                    // Come back to finish a checkpoint cycle still running.
+                    tidy = !self.checkpointing;
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -253,17 +264,43 @@ impl Thread {
             self.run_batch(&mut batch);
             committed_at = Some(Instant::now());
             tidy = false;
-            if self.unchecked >= WAL_BYTES {
-                self.checkpoint();
-            }
+            self.checkpoint_under_load();
         }
         self.maintain();
     }
 
+    /// Under load: starts a checkpoint on the checkpoint thread once [`WAL_BYTES`] have been
+    /// written, and finishes the cycle when it is over (see the `checkpoint` module).
+    fn checkpoint_under_load(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            if self.unchecked >= WAL_BYTES {
+                self.checkpoint();
+            }
+            return;
+        };
+        if self.checkpointing {
+            if checkpointer.finished() {
+                self.checkpointing = false;
+                // What was committed while it ran: short, and then the next write can restart
+                // the WAL from its beginning.
+                self.checkpoint();
+            }
+        } else if self.unchecked >= WAL_BYTES && checkpointer.start() {
+            self.checkpointing = true;
+            self.unchecked = 0;
+        }
+    }
+
     /// What waits for a quiet moment: pruning to the retention limits exactly, and a
-    /// checkpoint.
+    /// checkpoint (once the checkpoint thread's cycle, if one runs, is over).
     fn maintain(&mut self) {
         self.prune_now(0);
+        if self.checkpointing {
+            match &self.checkpointer {
+                Some(checkpointer) if !checkpointer.finished() => return,
+                _ => self.checkpointing = false,
+            }
+        }
         if self.unchecked > 0 {
             self.checkpoint();
         }
@@ -271,10 +308,7 @@ impl Thread {
 
     /// Copies the WAL into the database file, without waiting for readers.
     fn checkpoint(&mut self) {
-        match self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        {
+        match checkpoint::passive(&self.conn) {
             Ok(()) => self.unchecked = 0,
             Err(e) => warn!(error = %e, "could not checkpoint the capture store"),
         }
@@ -465,8 +499,9 @@ fn prune(
 ) -> rusqlite::Result<u64> {
     let mut deleted = 0;
     if let Some(keep) = retention.keep.filter(|&keep| rows > keep + slack) {
-        // Oldest first by id: ids grow with time and are never reused (AUTOINCREMENT). The
-        // first id to keep, then one range delete: no temporary table for an IN (SELECT …).
+        // Oldest first by id: ids grow with time. The first id to keep, then one range
+        // delete: no temporary table for an IN (SELECT …). `keep` is at least 1, so the newest
+        // capture stays, and with it the largest id, which SQLite adds one to for the next.
         let first_kept: Option<i64> = tx
             .prepare_cached("SELECT id FROM captures ORDER BY id LIMIT 1 OFFSET ?1")?
             .query_row([i64::try_from(rows - keep).unwrap_or(i64::MAX)], |r| {
@@ -483,7 +518,11 @@ fn prune(
         if aged_at.map_or(true, |at| at.elapsed() >= AGE_PRUNE_EVERY) {
             let span = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
             deleted += tx
-                .prepare_cached("DELETE FROM captures WHERE received_at < ?1")?
+                // Never the newest, even when it is old: ids would start again from 1.
+                .prepare_cached(
+                    "DELETE FROM captures
+                     WHERE received_at < ?1 AND id < (SELECT MAX(id) FROM captures)",
+                )?
                 .execute([now_ms().saturating_sub(span)])? as u64;
             *aged_at = Some(Instant::now());
         }
