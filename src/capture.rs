@@ -8,36 +8,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use relay_server::protocol::{Header, RequestId};
+use relay_server::protocol::RequestId;
 
 use crate::cli::ListenArgs;
-use crate::forward::{AppResponse, ForwardError};
+use crate::inspect::{Answer, Exchange};
 use crate::store::{self, Outcome, Record, Request, Response, Retention, StoreError};
-
-/// One forwarded request and its outcome, as `listen` hands it over.
-pub struct Forwarded<'a> {
-    /// The relay's request id.
-    pub relay_id: RequestId,
-    /// When hooks received it, in ms since the Unix epoch.
-    pub received_at_ms: i64,
-    /// HTTP method.
-    pub method: &'a str,
-    /// Path after the channel, with the query.
-    pub path: &'a str,
-    /// Request headers in order.
-    pub headers: &'a [Header],
-    /// Request body.
-    pub body: &'a Bytes,
-    /// The app's answer, or why there was none.
-    pub result: &'a Result<AppResponse, ForwardError>,
-    /// From forwarding to the whole answer.
-    pub duration: Duration,
-    /// The provider event recognised in it.
-    pub event: Option<&'a crate::inspect::Recognized>,
-    /// The signature verdict, as JSON (`{"provider","verdict","reason"}`).
-    pub signature: Option<String>,
-}
 
 /// Records `listen`'s exchanges; absent with `--no-capture`.
 pub struct Recorder {
@@ -114,48 +89,49 @@ impl Recorder {
         self.writer.take_commits()
     }
 
-    /// The capture of `forwarded`, for [`Recorder::record`].
-    pub fn capture(&self, forwarded: Forwarded<'_>) -> Record {
+    /// The capture of `exchange`, for [`Recorder::record`]. Its headers and bodies move into
+    /// the record rather than being copied (a dozen allocations and frees per webhook);
+    /// [`restore`] puts them back once the record returns from its commit.
+    pub fn capture(&self, exchange: &mut Exchange) -> Box<Record> {
         let (channel, channel_url) = self.channel();
-        let outcome = match forwarded.result {
-            Ok(response) => Outcome::Answered(Response {
-                status: response.status,
-                headers: response.headers.clone(),
-                body: response.body.clone(),
+        let outcome = match (&mut exchange.answer, &exchange.error) {
+            (Some(answer), _) => Outcome::Answered(Response {
+                status: answer.status,
+                headers: std::mem::take(&mut answer.headers),
+                body: std::mem::take(&mut answer.body),
             }),
-            Err(e) => Outcome::Failed(e.to_string()),
+            (None, error) => Outcome::Failed(error.clone().unwrap_or_default()),
         };
-        Record {
-            received_at_ms: forwarded.received_at_ms,
+        let event = exchange.event.as_ref();
+        Box::new(Record {
+            received_at_ms: i64::try_from(exchange.received_at_ms).unwrap_or(i64::MAX),
             channel,
             channel_url,
-            relay_id: Some(forwarded.relay_id.0),
+            relay_id: Some(exchange.relay_id),
             target: self.target.clone(),
             request: Request {
-                method: forwarded.method.to_owned(),
-                path: forwarded.path.to_owned(),
-                headers: forwarded.headers.to_vec(),
-                body: forwarded.body.clone(),
+                method: exchange.method.clone(),
+                path: exchange.path.clone(),
+                headers: std::mem::take(&mut exchange.request_headers),
+                body: std::mem::take(&mut exchange.request_body),
             },
             outcome,
-            duration: forwarded.duration,
-            signature: forwarded.signature,
-            event_type: forwarded.event.and_then(|e| e.event_type.clone()),
-            event_id: forwarded.event.and_then(|e| e.event_id.clone()),
+            duration: exchange.duration,
+            signature: exchange.signature.as_ref().map(signature_json),
+            event_type: event.and_then(|e| e.event_type.clone()),
+            event_id: event.and_then(|e| e.event_id.clone()),
             replay_of: None,
-        }
+        })
     }
 
     /// Queues `record`; its outcome comes on the commits stream ([`Recorder::take_commits`]),
-    /// in turn. `false` if it was dropped (reported on stderr).
-    pub fn record(&self, record: Record) -> bool {
-        match self.writer.record_in_turn(record) {
-            Ok(()) => true,
-            Err(e) => {
-                self.failed(&e);
-                false
-            }
-        }
+    /// in turn, with the record. When it cannot be queued (reported on stderr), the record
+    /// comes back at once.
+    pub fn record(&self, record: Box<Record>) -> Result<(), Box<Record>> {
+        self.writer.record_in_turn(record).map_err(|(e, record)| {
+            self.failed(&e);
+            record
+        })
     }
 
     /// The capture id from a commit's outcome; a failure is reported on stderr.
@@ -180,4 +156,34 @@ impl Recorder {
             eprintln!("hooks: error: could not save a capture: {e}; forwarding continues");
         }
     }
+}
+
+/// Moves the headers and bodies that [`Recorder::capture`] took from `exchange` back.
+pub fn restore(exchange: &mut Exchange, record: Box<Record>) {
+    let Record {
+        request, outcome, ..
+    } = *record;
+    exchange.request_headers = request.headers;
+    exchange.request_body = request.body;
+    if let (Some(answer), Outcome::Answered(response)) = (&mut exchange.answer, outcome) {
+        let Answer { headers, body, .. } = answer;
+        *headers = response.headers;
+        *body = response.body;
+    }
+}
+
+/// A signature verdict as the store keeps it: `{"provider","verdict","reason"}`.
+fn signature_json(signature: &crate::inspect::Signature) -> String {
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        provider: &'a Option<String>,
+        verdict: &'a str,
+        reason: &'a Option<String>,
+    }
+    serde_json::to_string(&Stored {
+        provider: &signature.provider,
+        verdict: &signature.verdict,
+        reason: &signature.reason,
+    })
+    .expect("a verdict always serializes to JSON")
 }

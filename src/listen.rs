@@ -738,11 +738,7 @@ async fn handle(job: Job, context: Arc<Context>) {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.id);
-    let record = context
-        .recorder
-        .as_ref()
-        .map(|recorder| capture_of(recorder, &job, &result, duration, &event, &signature));
-    let exchange = Box::new(Exchange {
+    let mut exchange = Box::new(Exchange {
         id: job.id.0,
         relay_id: job.id.0,
         received_at_ms: job.received_at_ms,
@@ -759,30 +755,37 @@ async fn handle(job: Job, context: Arc<Context>) {
         signature,
         sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
     });
-    let exchange = match (&context.recorder, record) {
-        (Some(recorder), Some(record)) => {
-            // Queued and remembered under one lock, so `waiting` is in queueing order, which is
-            // the order commits are reported in.
-            let mut waiting = context.waiting();
-            if recorder.record(record) && !waiting.closed {
-                if waiting.unacked == 0 {
-                    // The oldest unacknowledged entry now: `settle` times it.
-                    context.waiting_added.notify_one();
+    if let Some(recorder) = &context.recorder {
+        let record = recorder.capture(&mut exchange);
+        // Queued and remembered under one lock, so `waiting` is in queueing order, which is
+        // the order commits are reported in.
+        let mut waiting = context.waiting();
+        if waiting.closed {
+            // `settle` is gone (hooks is stopping): recorded, but acknowledged and printed here.
+            let copy = record.clone();
+            let _ = recorder.record(record);
+            capture::restore(&mut exchange, copy);
+        } else {
+            match recorder.record(record) {
+                Ok(()) => {
+                    if waiting.unacked == 0 {
+                        // The oldest unacknowledged entry now: `settle` times it.
+                        context.waiting_added.notify_one();
+                    }
+                    waiting.unacked += 1;
+                    waiting.queue.push_back(Waiting {
+                        id: job.id,
+                        queued_at: Instant::now(),
+                        acked: false,
+                        exchange,
+                    });
+                    // `settle` acknowledges and prints it once committed.
+                    return;
                 }
-                waiting.unacked += 1;
-                waiting.queue.push_back(Waiting {
-                    id: job.id,
-                    queued_at: Instant::now(),
-                    acked: false,
-                    exchange,
-                });
-                // `settle` acknowledges and prints it once committed.
-                return;
+                Err(record) => capture::restore(&mut exchange, record),
             }
-            exchange
         }
-        _ => exchange,
-    };
+    }
     context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
     let _ = context.events.send(Event::Request(exchange)).await;
 }
@@ -833,8 +836,9 @@ async fn settle(
         let recorder = context.recorder.as_ref();
         let mut acks = Vec::with_capacity(count);
         let mut printed = Vec::with_capacity(count);
-        for (waiting, outcome) in settled.into_iter().zip(outcomes) {
+        for (waiting, (outcome, record)) in settled.into_iter().zip(outcomes) {
             let mut exchange = waiting.exchange;
+            capture::restore(&mut exchange, record);
             if let Some(id) = recorder.and_then(|r| r.committed(outcome)) {
                 exchange.id = id.unsigned_abs();
             }
@@ -887,33 +891,6 @@ async fn ack_overdue(context: &Context) {
         "acknowledging before the capture is committed"
     );
     context.ack_all(&overdue).await;
-}
-
-/// The capture of one exchange.
-fn capture_of<'a>(
-    recorder: &Recorder,
-    job: &'a Job,
-    result: &'a Result<crate::forward::AppResponse, crate::forward::ForwardError>,
-    duration: Duration,
-    event: &Option<inspect::Recognized>,
-    signature: &Option<inspect::Signature>,
-) -> store::Record {
-    let signature = signature.as_ref().map(|s| {
-        serde_json::json!({"provider": s.provider, "verdict": s.verdict, "reason": s.reason})
-            .to_string()
-    });
-    recorder.capture(capture::Forwarded {
-        relay_id: job.id,
-        received_at_ms: i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
-        method: &job.method,
-        path: &job.target,
-        headers: &job.headers,
-        body: &job.body,
-        result,
-        duration,
-        event: event.as_ref(),
-        signature,
-    })
 }
 
 /// Acknowledges, without forwarding it again, a request that an earlier run captured (so

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use store_common::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The body of the first capture.
 const JSON_BODY: &[u8] = br#"{"type":"invoice.paid","n":1}"#;
@@ -399,4 +400,75 @@ async fn request_lines_come_in_capture_order() {
         assert_eq!(line["id"].as_u64(), Some(i as u64 + 1), "{line}");
     }
     listen.kill().await;
+}
+
+/// The request's headers and body, and the app's, are handed to the capture store rather than
+/// copied, and come back for the printer once committed: `--print HBhb` still shows them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_prints_whole_exchanges_while_recording_them() {
+    let data = data_dir();
+    let (relay, app) = (start_relay().await, App::start().await);
+    let target = app.target();
+    let args = [
+        "listen",
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &target,
+        "--channel",
+        "printed",
+        "--print",
+        "HBhb",
+        "--color",
+        "never",
+    ];
+    let mut child = hooks(&args, data.path())
+        .spawn()
+        .expect("spawn hooks listen");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // People's mode: the ready sentence is on stderr.
+    within("the ready line", async {
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            if line.starts_with("Ready:") {
+                return;
+            }
+        }
+        panic!("hooks listen ended before it was ready");
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let url = format!("{}/printed/orders?n=1", relay.url);
+    let headers: [(&str, &[u8]); 1] = [("x-print-check", b"header-value-7")];
+    assert_eq!(send("POST", &url, &headers, b"request-body-7").await, 201);
+    let mut printed = String::new();
+    within("the whole exchange on stdout", async {
+        while let Some(line) = stdout.next_line().await.expect("stdout") {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.contains(r#""received""#) {
+                return;
+            }
+        }
+    })
+    .await;
+    let _ = child.kill().await;
+    for part in [
+        "POST /orders?n=1",
+        "#1",
+        "x-print-check: header-value-7",
+        "request-body-7",
+        "< 201 Created",
+        "< content-type: application/json",
+    ] {
+        assert!(printed.contains(part), "{part:?} missing from:\n{printed}");
+    }
+    // Both of the app's repeated headers (cookies, so shortened on screen).
+    assert_eq!(printed.matches("< set-cookie: ").count(), 2, "{printed}");
+    let shown = run(&["show", "1", "--json"], data.path()).await.success();
+    let shown: Value = serde_json::from_str(&shown.text()).expect("show --json");
+    assert_eq!(
+        BASE64.decode(shown["request"]["body_base64"].as_str().unwrap_or_default()),
+        Ok(b"request-body-7".to_vec())
+    );
 }

@@ -22,7 +22,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 pub use query::{Filter, StatusFilter, Summary};
 pub use read::Store;
 pub use time::{now_ms, rfc3339};
-pub use writer::{Commits, Pending, Retention, Writer};
+pub use writer::{Commits, Committed, Pending, Retention, Writer};
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "captures.db";

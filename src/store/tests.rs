@@ -367,19 +367,26 @@ async fn captures_queued_in_turn_are_reported_per_commit_in_queueing_order() {
     assert!(writer.take_commits().is_none());
     for i in 0..40u64 {
         writer
-            .record_in_turn(record(Some(i), &format!("/{i}"), Some(200)))
+            .record_in_turn(Box::new(record(Some(i), &format!("/{i}"), Some(200))))
             .unwrap();
     }
     // A capture with its own reply, between the others, does not appear on the stream.
     let alone = writer.record(record(None, "/alone", Some(200))).unwrap();
     writer
-        .record_in_turn(record(Some(40), "/40", Some(200)))
+        .record_in_turn(Box::new(record(Some(40), "/40", Some(200))))
         .unwrap();
     let mut ids = Vec::new();
     while ids.len() < 41 {
         let batch = commits.recv().await.unwrap();
         assert!(!batch.is_empty());
-        ids.extend(batch.into_iter().map(Result::unwrap));
+        for (outcome, returned) in batch {
+            // Each record comes back with its own outcome, whole.
+            let i = ids.len();
+            let mut expected = record(Some(i as u64), &format!("/{i}"), Some(200));
+            expected.received_at_ms = returned.received_at_ms;
+            assert_eq!(*returned, expected);
+            ids.push(outcome.unwrap());
+        }
     }
     let alone = alone.await.unwrap().unwrap();
     let store = Store::open(&path).unwrap();

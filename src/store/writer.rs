@@ -65,9 +65,13 @@ pub struct Retention {
 /// The outcome of [`Writer::record`]: the new capture's id once committed.
 pub type Pending = oneshot::Receiver<Result<i64, StoreError>>;
 
-/// The outcomes of the captures queued with [`Writer::record_in_turn`] that one commit settled,
-/// in the order they were queued.
-pub type Commits = mpsc::Receiver<Vec<Result<i64, StoreError>>>;
+/// The outcome of one capture queued with [`Writer::record_in_turn`], with its record, handed
+/// back so that its caller need not keep a copy.
+pub type Committed = (Result<i64, StoreError>, Box<Record>);
+
+/// The captures queued with [`Writer::record_in_turn`] that one commit settled, in the order
+/// they were queued.
+pub type Commits = mpsc::Receiver<Vec<Committed>>;
 
 /// Most earlier captures whose deliveries [`Writer::captured_before`] recognises: the newest
 /// ones. A redelivery after a restart is one the earlier run forwarded and did not acknowledge,
@@ -78,7 +82,7 @@ const PREVIOUS_LIMIT: i64 = 20_000;
 enum Reply {
     /// Its own channel.
     One(oneshot::Sender<Result<i64, StoreError>>),
-    /// The writer's [`Commits`], with the rest of its commit.
+    /// The writer's [`Commits`], with the rest of its commit, and the record with it.
     InTurn,
 }
 
@@ -157,26 +161,26 @@ impl Writer {
     /// [`COMMAND_CAPACITY`] behind, the capture is dropped ([`StoreError::Behind`]).
     pub fn record(&self, record: Record) -> Result<Pending, StoreError> {
         let (done, pending) = oneshot::channel();
-        self.queue(record, Reply::One(done))?;
+        self.queue(Box::new(record), Reply::One(done))
+            .map_err(|(e, _)| e)?;
         Ok(pending)
     }
 
     /// Queues `record` like [`Writer::record`], but its outcome comes on the writer's
-    /// [`Commits`] with the rest of its commit, in queueing order: one wake-up per commit rather
-    /// than one per capture.
-    pub fn record_in_turn(&self, record: Record) -> Result<(), StoreError> {
+    /// [`Commits`] with the rest of its commit, in queueing order (one wake-up per commit rather
+    /// than one per capture), and the record comes back with it, as it does with the error when
+    /// it cannot be queued.
+    pub fn record_in_turn(&self, record: Box<Record>) -> Result<(), (StoreError, Box<Record>)> {
         self.queue(record, Reply::InTurn)
+            .map_err(|(e, command)| (e, command.record))
     }
 
-    fn queue(&self, record: Record, reply: Reply) -> Result<(), StoreError> {
-        let command = Command {
-            record: Box::new(record),
-            reply,
-        };
-        match self.commands.try_send(command) {
+    fn queue(&self, record: Box<Record>, reply: Reply) -> Result<(), (StoreError, Command)> {
+        use std::sync::mpsc::TrySendError;
+        match self.commands.try_send(Command { record, reply }) {
             Ok(()) => Ok(()),
-            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(StoreError::Behind),
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+            Err(TrySendError::Full(command)) => Err((StoreError::Behind, command)),
+            Err(TrySendError::Disconnected(command)) => Err((StoreError::Closed, command)),
         }
     }
 
@@ -335,7 +339,7 @@ impl Thread {
             Err(e) => {
                 let outcomes = batch
                     .drain(..)
-                    .map(|command| (command.reply, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                    .map(|command| (command, Err(StoreError::sqlite(&self.path, copy(&e)))))
                     .collect();
                 let _ = self.replies.blocking_send(outcomes);
                 return;
@@ -364,12 +368,12 @@ impl Thread {
                 self.unchecked += written;
                 inserted
                     .into_iter()
-                    .map(|(reply, id)| (reply, Ok(id)))
+                    .map(|(command, id)| (command, Ok(id)))
                     .collect()
             }
             Err(e) => inserted
                 .into_iter()
-                .map(|(reply, _)| (reply, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                .map(|(command, _)| (command, Err(StoreError::sqlite(&self.path, copy(&e)))))
                 .collect(),
         };
         // The failed ones came after every inserted one: a failure ends the batch's writes.
@@ -381,23 +385,20 @@ impl Thread {
 }
 
 /// The outcomes of one commit, in queueing order, for [`hand_out`].
-type Outcomes = Vec<(Reply, Result<i64, StoreError>)>;
+type Outcomes = Vec<(Command, Result<i64, StoreError>)>;
 
 /// Tells each writer of a commit how it went, from inside the runtime, where waking a task is
 /// cheap: [`Reply::One`]s one by one, [`Reply::InTurn`]s in one message on `in_turn`. Ends with
 /// the writer thread.
-async fn hand_out(
-    mut replies: mpsc::Receiver<Outcomes>,
-    in_turn: mpsc::Sender<Vec<Result<i64, StoreError>>>,
-) {
+async fn hand_out(mut replies: mpsc::Receiver<Outcomes>, in_turn: mpsc::Sender<Vec<Committed>>) {
     while let Some(outcomes) = replies.recv().await {
         let mut turn = Vec::new();
-        for (reply, outcome) in outcomes {
+        for (Command { record, reply }, outcome) in outcomes {
             match reply {
                 Reply::One(done) => {
                     let _ = done.send(outcome);
                 }
-                Reply::InTurn => turn.push(outcome),
+                Reply::InTurn => turn.push((outcome, record)),
             }
         }
         if !turn.is_empty() {
@@ -406,8 +407,8 @@ async fn hand_out(
     }
 }
 
-/// Where an insert's id goes once the commit is known to have succeeded.
-type Inserted = (Reply, i64);
+/// An insert and its id, waiting for the commit.
+type Inserted = (Command, i64);
 
 /// Runs `batch` in `tx`; returns the inserts waiting for the commit, then those that failed.
 /// After a failed write (disk full, corruption) the transaction may be gone, so the rest of the
@@ -416,15 +417,15 @@ fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> (Vec<In
     let mut inserted = Vec::with_capacity(batch.len());
     let mut failed = Vec::new();
     let mut broken: Option<rusqlite::Error> = None;
-    for Command { record, reply } in batch.drain(..) {
+    for command in batch.drain(..) {
         if let Some(e) = &broken {
-            failed.push((reply, Err(StoreError::sqlite(path, copy(e)))));
+            failed.push((command, Err(StoreError::sqlite(path, copy(e)))));
             continue;
         }
-        match insert(tx, &record) {
-            Ok(id) => inserted.push((reply, id)),
+        match insert(tx, &command.record) {
+            Ok(id) => inserted.push((command, id)),
             Err(e) => {
-                failed.push((reply, Err(StoreError::sqlite(path, copy(&e)))));
+                failed.push((command, Err(StoreError::sqlite(path, copy(&e)))));
                 broken = Some(e);
             }
         }
