@@ -164,8 +164,8 @@ pub struct ListenArgs {
 
     /// Keep N captures for list, show, replay and export; the oldest are deleted
     ///
-    /// The oldest are deleted when hooks is idle; under a sustained stream, once N/16 more
-    /// have come, so up to 6 % more are kept for a moment.
+    /// The oldest are deleted when hooks is idle; under a sustained stream, N/8 at a time, so
+    /// up to 12.5 % more are kept for a moment.
     #[arg(
         long,
         value_name = "N",

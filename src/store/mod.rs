@@ -7,6 +7,8 @@
 //! `spawn_blocking`.
 
 mod checkpoint;
+mod generations;
+mod headers;
 mod query;
 mod read;
 mod time;
@@ -33,17 +35,17 @@ pub const FILE_NAME: &str = "captures.db";
 ///   capture an index entry (written, then deleted when pruned), and the one question it
 ///   answered, whether a redelivery was captured by an earlier run, is answered from memory (see
 ///   [`Writer::captured_before`]).
-/// - Version 3 dropped `AUTOINCREMENT` from the id: it made every insert update a row of
-///   `sqlite_sequence` as well, and every commit write that page to the WAL (about 10 % of the
-///   writer's time). Ids still grow and are never reused: SQLite gives the largest id plus one,
-///   and pruning never deletes the newest capture (see `writer::prune`). Upgrading rebuilds the
-///   table once, keeping every capture and its id.
+/// - Version 3 keeps captures in generation tables behind a view named `captures` (see the
+///   `generations` module), so that retention drops old captures a table at a time rather than
+///   a row at a time, and without `AUTOINCREMENT` (it made every insert update a row of
+///   `sqlite_sequence` too, and every commit write that page: about 10 % of the writer's time).
+///   Upgrading moves the captures into generation 1 once, keeping their ids.
 const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The columns of the `captures` table.
+/// The columns of a generation table, and so of the view `captures`.
 const COLUMNS: &str = "
         id INTEGER PRIMARY KEY,
         received_at INTEGER NOT NULL,
@@ -75,25 +77,41 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         if version >= SCHEMA_VERSION {
             return Ok(());
         }
-        let table: Option<String> = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'captures'",
-                [],
-                |r| r.get(0),
+        let table = |name: &str| {
+            conn.query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |_| Ok(()),
             )
-            .optional()?;
-        match table {
-            None => conn.execute_batch(&format!("CREATE TABLE captures ({COLUMNS});"))?,
-            // Versions 1 and 2: the same columns, in the same order, with AUTOINCREMENT.
-            Some(sql) if sql.contains("AUTOINCREMENT") => conn.execute_batch(&format!(
-                "CREATE TABLE captures_v3 ({COLUMNS});
-                 INSERT INTO captures_v3 SELECT * FROM captures;
-                 DROP TABLE captures;
-                 ALTER TABLE captures_v3 RENAME TO captures;"
-            ))?,
-            Some(_) => {}
+            .optional()
+            .map(|found| found.is_some())
+        };
+        if table("captures")? {
+            // Versions 1 and 2: one table, the same columns in the same order, AUTOINCREMENT.
+            // Its sequence may be past its largest id (the newest captures deleted): the next
+            // id stays past both.
+            let largest: i64 =
+                conn.query_row("SELECT COALESCE(MAX(id), 0) FROM captures", [], |r| {
+                    r.get(0)
+                })?;
+            let sequence: i64 = if table("sqlite_sequence")? {
+                conn.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'captures'",
+                    [],
+                    |r| r.get(0),
+                )?
+            } else {
+                0
+            };
+            generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
+            conn.execute_batch(&format!(
+                "INSERT INTO {} SELECT * FROM captures; DROP TABLE captures;",
+                generations::table(1)
+            ))?;
+        } else {
+            generations::create(conn, COLUMNS, 1)?;
         }
-        conn.execute_batch("DROP INDEX IF EXISTS captures_relay_id;")?;
+        generations::rebuild_view(conn)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
     match result {
@@ -155,13 +173,13 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// A stored header list is not valid JSON (written by something other than hooks).
-    #[error("capture #{id} has an unreadable header list: {source}")]
+    /// A stored header list cannot be read (damaged, or written by something other than hooks).
+    #[error("capture #{id} has an unreadable header list: {reason}")]
     BadHeaders {
         /// The capture.
         id: i64,
-        /// The JSON error.
-        source: serde_json::Error,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The writer thread could not be started.
     #[error("could not start the capture store's writer thread: {0}")]

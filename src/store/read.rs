@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use relay_server::protocol::Header;
 use rusqlite::{Connection, OptionalExtension};
 
+use super::headers::{unpack, Stored};
 use super::{connect, Capture, CaptureRef, Outcome, Record, Request, Response, StoreError};
 
 /// A reading connection, for `list`, `show`, `replay` and `export`.
@@ -44,7 +44,13 @@ impl Store {
         let found: Option<i64> = match reference {
             CaptureRef::Last => self
                 .conn
-                .query_row("SELECT MAX(id) FROM captures", [], |r| r.get(0))
+                // Not MAX(id): over the view that reads every generation; this merges them.
+                .query_row(
+                    "SELECT id FROM captures ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
                 .map_err(|e| self.fail(e))?,
             CaptureRef::Id(id) => self
                 .conn
@@ -94,10 +100,10 @@ struct Row {
     target: String,
     method: String,
     path: String,
-    request_headers: String,
+    request_headers: Stored,
     request_body: Vec<u8>,
     status: Option<u16>,
-    response_headers: Option<String>,
+    response_headers: Option<Stored>,
     response_body: Option<Vec<u8>>,
     error: Option<String>,
     duration_us: i64,
@@ -134,14 +140,15 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 impl Row {
     fn decode(self) -> Result<Capture, StoreError> {
         let id = self.id;
-        let headers = |json: &str| {
-            serde_json::from_str::<Vec<Header>>(json)
-                .map_err(|source| StoreError::BadHeaders { id, source })
-        };
+        let headers =
+            |stored: Stored| unpack(stored).map_err(|reason| StoreError::BadHeaders { id, reason });
         let outcome = match self.status {
             Some(status) => Outcome::Answered(Response {
                 status,
-                headers: headers(self.response_headers.as_deref().unwrap_or("[]"))?,
+                headers: match self.response_headers {
+                    Some(stored) => headers(stored)?,
+                    None => Vec::new(),
+                },
                 body: Bytes::from(self.response_body.unwrap_or_default()),
             }),
             None => Outcome::Failed(self.error.unwrap_or_default()),
@@ -155,7 +162,7 @@ impl Row {
             request: Request {
                 method: self.method,
                 path: self.path,
-                headers: headers(&self.request_headers)?,
+                headers: headers(self.request_headers)?,
                 body: Bytes::from(self.request_body),
             },
             outcome,

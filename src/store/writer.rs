@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::checkpoint::{self, Checkpointer};
+use super::generations::{self, Sizes};
 use super::{now_ms, Outcome, Record, StoreError};
 
 /// Commands waiting for the writer thread. Past this, captures are dropped rather than held:
@@ -32,11 +33,13 @@ const LINGER: Duration = Duration::from_millis(4);
 const BUSY: Duration = Duration::from_millis(20);
 
 /// Past `--keep N`, captures are deleted once the writer is idle ([`IDLE`]), or, under
-/// sustained load, once N/PRUNE_SLACK more have come (so at most 6.25 % more are kept for a
-/// moment): deleting whole pages at a time costs far less per row than deleting a few rows per
-/// commit, and deleting between bursts costs the burst nothing. Small limits are exact
-/// (`--keep 3` keeps 3).
-const PRUNE_SLACK: u64 = 16;
+/// sustained load, a generation of N/PRUNE_SLACK at a time (so at most 12.5 % more are kept for
+/// a moment): dropping a table costs far less per row than deleting rows, and deleting between
+/// bursts costs the burst nothing. Each new generation changes the schema, which every
+/// connection then parses again, view and all: eighths rather than sixteenths halve both how
+/// often and how much (see the `generations` module). Small limits are exact (`--keep 3` keeps
+/// 3).
+pub(super) const PRUNE_SLACK: u64 = 8;
 
 /// WAL written since the last checkpoint beyond which one starts, even under load, on the
 /// checkpoint thread ([`Checkpointer`]). Otherwise checkpoints (which copy the WAL into the
@@ -56,7 +59,7 @@ const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How many captures to keep, and for how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep this many; the oldest go first, in chunks of `keep / 16` (see [`PRUNE_SLACK`]).
+    /// Keep this many; the oldest go first, in generations of `keep / 8` (see [`PRUNE_SLACK`]).
     pub keep: Option<u64>,
     /// Delete captures received longer ago than this.
     pub max_age: Option<Duration>,
@@ -119,9 +122,7 @@ impl Writer {
         conn.pragma_update(None, "journal_size_limit", WAL_BYTES as i64)
             .map_err(fail)?;
         let previous = previous_relay_ids(&conn).map_err(fail)?;
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))
-            .map_err(fail)?;
+        let sizes = Sizes::load(&conn).map_err(fail)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Thread(std::io::Error::other(e)))?;
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
@@ -134,7 +135,8 @@ impl Writer {
             checkpointing: false,
             path,
             retention,
-            rows: rows.max(0) as u64,
+            sizes,
+            next: None,
             aged_at: None,
             unchecked: 0,
             replies,
@@ -212,14 +214,44 @@ fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<HashMap<String, Has
     Ok(previous)
 }
 
+/// Where the next capture goes: `known`, what this thread's last commit left, unless another
+/// connection has committed since (a replay, another `hooks listen`).
+fn next_at(tx: &Transaction<'_>, known: Option<Next>) -> rusqlite::Result<Next> {
+    let data_version: i64 = tx
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?;
+    if let Some(next) = known.filter(|next| next.data_version == data_version) {
+        return Ok(next);
+    }
+    let (generation, next_id) = generations::newest(tx)?;
+    Ok(Next {
+        generation,
+        next_id,
+        data_version,
+    })
+}
+
+/// Where the next capture goes.
+#[derive(Debug, Clone, Copy)]
+struct Next {
+    /// The newest generation.
+    generation: i64,
+    /// The id the next capture gets.
+    next_id: i64,
+    /// `PRAGMA data_version` when this was known.
+    data_version: i64,
+}
+
 /// The writer thread's state.
 struct Thread {
     conn: Connection,
     path: PathBuf,
     retention: Retention,
-    /// Captures in the table as far as this thread knows (other processes' replays are not
-    /// counted, so they outlive `--keep` until the next start).
-    rows: u64,
+    /// Captures per generation table as far as this thread knows.
+    sizes: Sizes,
+    /// After a commit of this thread's: the newest generation and the next id, valid while
+    /// `PRAGMA data_version` (which other connections' commits change) stays what it was.
+    next: Option<Next>,
     /// When captures past `max_age` were last deleted.
     aged_at: Option<Instant>,
     /// Bytes (roughly) committed to the WAL since the last checkpoint began.
@@ -237,7 +269,7 @@ impl Thread {
     fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
         use std::sync::mpsc::RecvTimeoutError;
         let mut batch = Vec::with_capacity(BATCH);
-        self.prune_now(0);
+        self.prune_now();
         let mut committed_at: Option<Instant> = None;
         let mut tidy = true;
         loop {
@@ -298,7 +330,7 @@ impl Thread {
     /// What waits for a quiet moment: pruning to the retention limits exactly, and a
     /// checkpoint (once the checkpoint thread's cycle, if one runs, is over).
     fn maintain(&mut self) {
-        self.prune_now(0);
+        self.prune_now();
         if self.checkpointing {
             match &self.checkpointer {
                 Some(checkpointer) if !checkpointer.finished() => return,
@@ -318,17 +350,31 @@ impl Thread {
         }
     }
 
-    /// Applies the retention limits, with `slack` extra captures allowed past `--keep`, in a
-    /// transaction of their own.
-    fn prune_now(&mut self, slack: u64) {
+    /// Applies the retention limits exactly, in a transaction of its own.
+    fn prune_now(&mut self) {
+        // It may start a generation: the next batch looks again.
+        self.next = None;
         let result = self.conn.transaction().and_then(|tx| {
-            let deleted = prune(&tx, self.retention, self.rows, slack, &mut self.aged_at)?;
-            tx.commit()?;
-            Ok(deleted)
+            prune(
+                &tx,
+                &mut self.sizes,
+                self.retention,
+                true,
+                &mut self.aged_at,
+            )?;
+            tx.commit()
         });
-        match result {
-            Ok(deleted) => self.rows = self.rows.saturating_sub(deleted),
-            Err(e) => warn!(error = %e, "could not prune the capture store"),
+        if let Err(e) = result {
+            warn!(error = %e, "could not prune the capture store");
+            // What this thread knew may be what was rolled back.
+            self.resync();
+        }
+    }
+
+    /// Counts the generations' rows again, after a failed transaction.
+    fn resync(&mut self) {
+        if let Ok(sizes) = Sizes::load(&self.conn) {
+            self.sizes = sizes;
         }
     }
 
@@ -346,25 +392,51 @@ impl Thread {
             }
         };
         let written: u64 = batch.iter().map(|c| c.record.size() + ROW_OVERHEAD).sum();
-        let (inserted, failed) = apply(&tx, batch, &self.path);
-        let rows = self.rows + inserted.len() as u64;
-        let slack = self.retention.keep.map_or(0, |keep| keep / PRUNE_SLACK);
-        // After a failed insert SQLite may have rolled the transaction back; deletes would then
-        // commit on their own while `rows` counted inserts that are gone.
-        let pruned = if !failed.is_empty() {
-            0
-        } else {
-            match prune(&tx, self.retention, rows, slack, &mut self.aged_at) {
-                Ok(deleted) => deleted,
-                Err(e) => {
-                    warn!(error = %e, "could not prune the capture store");
-                    0
+        let (inserted, failed) = match next_at(&tx, self.next) {
+            Ok(Next {
+                mut generation,
+                mut next_id,
+                data_version,
+            }) => {
+                let keep = self.retention.keep;
+                let mut place = (&mut self.sizes, &mut generation, &mut next_id);
+                let (inserted, failed) = apply(&tx, batch, keep, &mut place, &self.path);
+                // Under load, a generation at a time; small limits are always exact.
+                let exact = self.retention.keep.is_some_and(|keep| keep < PRUNE_SLACK);
+                // After a failed insert SQLite may have rolled the transaction back; deletes
+                // would then commit on their own.
+                if failed.is_empty() {
+                    if let Err(e) = self.sizes.finish(&tx) {
+                        warn!(error = %e, "could not start a generation of the capture store");
+                    }
+                    let retention = self.retention;
+                    let pruned = prune(&tx, &mut self.sizes, retention, exact, &mut self.aged_at);
+                    if let Err(e) = pruned {
+                        warn!(error = %e, "could not prune the capture store");
+                    }
                 }
+                self.next = self.sizes.newest().map(|generation| Next {
+                    generation,
+                    next_id,
+                    data_version,
+                });
+                (inserted, failed)
+            }
+            Err(e) => {
+                let failed = batch
+                    .drain(..)
+                    .map(|command| (command, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                    .collect();
+                (Vec::new(), failed)
             }
         };
-        let mut outcomes: Outcomes = match tx.commit() {
+        let committed = tx.commit();
+        if committed.is_err() || !failed.is_empty() {
+            self.next = None;
+            self.resync();
+        }
+        let mut outcomes: Outcomes = match committed {
             Ok(()) => {
-                self.rows = rows.saturating_sub(pruned);
                 self.unchecked += written;
                 inserted
                     .into_iter()
@@ -410,10 +482,20 @@ async fn hand_out(mut replies: mpsc::Receiver<Outcomes>, in_turn: mpsc::Sender<V
 /// An insert and its id, waiting for the commit.
 type Inserted = (Command, i64);
 
+/// Where inserts go: the generations, the newest one, and the next id.
+type Place<'a> = (&'a mut Sizes, &'a mut i64, &'a mut i64);
+
 /// Runs `batch` in `tx`; returns the inserts waiting for the commit, then those that failed.
-/// After a failed write (disk full, corruption) the transaction may be gone, so the rest of the
-/// batch is failed with the same error rather than run outside it.
-fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> (Vec<Inserted>, Outcomes) {
+/// With `--keep`, a full generation is followed by a new one, even within a batch, so each
+/// holds at most its share. After a failed write (disk full, corruption) the transaction may be
+/// gone, so the rest of the batch is failed with the same error rather than run outside it.
+fn apply(
+    tx: &Transaction<'_>,
+    batch: &mut Vec<Command>,
+    keep: Option<u64>,
+    (sizes, generation, next_id): &mut Place<'_>,
+    path: &Path,
+) -> (Vec<Inserted>, Outcomes) {
     let mut inserted = Vec::with_capacity(batch.len());
     let mut failed = Vec::new();
     let mut broken: Option<rusqlite::Error> = None;
@@ -422,8 +504,16 @@ fn apply(tx: &Transaction<'_>, batch: &mut Vec<Command>, path: &Path) -> (Vec<In
             failed.push((command, Err(StoreError::sqlite(path, copy(e)))));
             continue;
         }
-        match insert(tx, &command.record) {
-            Ok(id) => inserted.push((command, id)),
+        let rotated = match keep.filter(|&keep| sizes.full(**generation, keep)) {
+            Some(_) => sizes.rotate(tx, **next_id).map(|n| **generation = n),
+            None => Ok(()),
+        };
+        match rotated.and_then(|()| insert(tx, **generation, **next_id, &command.record)) {
+            Ok(()) => {
+                inserted.push((command, **next_id));
+                sizes.inserted(**generation, 1);
+                **next_id += 1;
+            }
             Err(e) => {
                 failed.push((command, Err(StoreError::sqlite(path, copy(&e)))));
                 broken = Some(e);
@@ -444,28 +534,27 @@ fn copy(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// Inserts one capture and returns its id.
-fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
-    let header_json =
-        |headers| serde_json::to_string(headers).expect("header lists always serialize to JSON");
+/// Inserts one capture as `id` into generation `generation`.
+fn insert(tx: &Transaction<'_>, generation: i64, id: i64, record: &Record) -> rusqlite::Result<()> {
+    let pack = super::headers::pack;
     let (status, response_headers, response_body, error) = match &record.outcome {
         Outcome::Answered(r) => (
             Some(r.status),
-            Some(header_json(&r.headers)),
+            Some(pack(&r.headers)),
             Some(r.body.as_ref()),
             None,
         ),
         Outcome::Failed(error) => (None, None, None, Some(error.as_str())),
     };
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO captures (received_at, channel, channel_url, relay_id, target, method, path,
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
-             duration_us, signature, event_type, event_id, replay_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
+             duration_us, signature, event_type, event_id, replay_of, id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19)",
+        generations::table(generation)
+    ))?;
     let request = &record.request;
-    // Not RETURNING: SQLite gathers its rows in a temporary table, which costs more than asking
-    // for the rowid.
     stmt.execute(params![
         record.received_at_ms,
         record.channel,
@@ -474,7 +563,7 @@ fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
         record.target,
         request.method,
         request.path,
-        header_json(&request.headers),
+        pack(&request.headers),
         request.body.as_ref(),
         status,
         response_headers,
@@ -485,48 +574,29 @@ fn insert(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<i64> {
         record.event_type,
         record.event_id,
         record.replay_of,
+        id,
     ])?;
-    Ok(tx.last_insert_rowid())
+    Ok(())
 }
 
-/// Deletes what the retention limits no longer allow, given `rows` captures in the table, once
-/// they are more than `slack` past `--keep`; returns how many went.
+/// Applies the retention limits (see [`Sizes::retain`] for `--keep`, and `exact`); captures
+/// older than `--keep-days` are looked for every [`AGE_PRUNE_EVERY`].
 fn prune(
     tx: &Transaction<'_>,
+    sizes: &mut Sizes,
     retention: Retention,
-    rows: u64,
-    slack: u64,
+    exact: bool,
     aged_at: &mut Option<Instant>,
-) -> rusqlite::Result<u64> {
-    let mut deleted = 0;
-    if let Some(keep) = retention.keep.filter(|&keep| rows > keep + slack) {
-        // Oldest first by id: ids grow with time. The first id to keep, then one range
-        // delete: no temporary table for an IN (SELECT …). `keep` is at least 1, so the newest
-        // capture stays, and with it the largest id, which SQLite adds one to for the next.
-        let first_kept: Option<i64> = tx
-            .prepare_cached("SELECT id FROM captures ORDER BY id LIMIT 1 OFFSET ?1")?
-            .query_row([i64::try_from(rows - keep).unwrap_or(i64::MAX)], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if let Some(first_kept) = first_kept {
-            deleted += tx
-                .prepare_cached("DELETE FROM captures WHERE id < ?1")?
-                .execute([first_kept])? as u64;
-        }
+) -> rusqlite::Result<()> {
+    if let Some(keep) = retention.keep.filter(|&keep| sizes.due(keep, exact)) {
+        sizes.retain(tx, keep, exact)?;
     }
     if let Some(max_age) = retention.max_age {
         if aged_at.map_or(true, |at| at.elapsed() >= AGE_PRUNE_EVERY) {
             let span = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-            deleted += tx
-                // Never the newest, even when it is old: ids would start again from 1.
-                .prepare_cached(
-                    "DELETE FROM captures
-                     WHERE received_at < ?1 AND id < (SELECT MAX(id) FROM captures)",
-                )?
-                .execute([now_ms().saturating_sub(span)])? as u64;
+            sizes.expire(tx, now_ms().saturating_sub(span))?;
             *aged_at = Some(Instant::now());
         }
     }
-    Ok(deleted)
+    Ok(())
 }
