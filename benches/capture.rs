@@ -7,7 +7,9 @@
 //!
 //! Sizes: `HOOKS_BENCH_ROUNDS` (default 5) rounds of `HOOKS_BENCH_SECONDS` (default 3) per mode.
 //! `HOOKS_BENCH_VARIANT="NAME=VALUE …"` adds a third, recording `hooks listen` with those
-//! environment variables, to compare a setting with the default in the same run.
+//! environment variables, to compare a setting with the default in the same run;
+//! `HOOKS_BENCH_VARIANT_BIN=PATH` starts that third one from another build of `hooks` (the
+//! previous version, say).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -94,6 +96,7 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
             &data.path().join("off"),
             true,
             &[],
+            None,
         )?,
         Mode::start(
             "capture store",
@@ -102,12 +105,14 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
             &data.path().join("on"),
             false,
             &[],
+            None,
         )?,
     ];
-    // A third `hooks listen`, recording too, with extra environment variables: an A/B test of
-    // a setting in the same run (e.g. HOOKS_BENCH_VARIANT="HOOKS_DATA_DIR=/dev/shm/x").
+    // A third `hooks listen`, recording too, with extra environment variables or from another
+    // build: an A/B test of a setting, or of the previous version, in the same run.
     let variant = variant_env();
-    if !variant.is_empty() {
+    let variant_bin = std::env::var_os("HOOKS_BENCH_VARIANT_BIN").map(std::path::PathBuf::from);
+    if !variant.is_empty() || variant_bin.is_some() {
         let dir = data.path().join("variant");
         modes.push(Mode::start(
             "capture store, variant",
@@ -116,6 +121,7 @@ async fn bench(rounds: usize, length: Duration) -> Result<(), BoxError> {
             &dir,
             false,
             &variant,
+            variant_bin.as_deref(),
         )?);
     }
     let body = Bytes::from(json_body());
@@ -187,10 +193,12 @@ impl Mode {
         data: &std::path::Path,
         no_capture: bool,
         env: &[(String, String)],
+        program: Option<&std::path::Path>,
     ) -> Result<Mode, BoxError> {
+        let program = program.unwrap_or(std::path::Path::new(env!("CARGO_BIN_EXE_hooks")));
         Ok(Mode {
             name,
-            cli: Cli::start(relay, app, data, no_capture, env)?,
+            cli: Cli::start(program, relay, app, data, no_capture, env)?,
             rates: Vec::new(),
             errors: 0,
             requests: 0,
@@ -411,6 +419,7 @@ impl Cli {
     }
 
     fn start(
+        program: &std::path::Path,
         relay: SocketAddr,
         app: SocketAddr,
         data: &std::path::Path,
@@ -422,7 +431,7 @@ impl Cli {
         if no_capture {
             args.push("--no-capture");
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        let mut child = Command::new(program)
             .args(&args)
             .env("HOOKS_DATA_DIR", data)
             .env("HOOKS_CONFIG", data.join("none.toml"))
