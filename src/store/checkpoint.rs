@@ -28,56 +28,86 @@ const SHORT_PASS: Duration = Duration::from_millis(10);
 /// Most passes per cycle: under a load that outruns the disk, the writer's pass ends it anyway.
 const MAX_PASSES: usize = 4;
 
-/// Handle on the checkpoint thread; the thread ends when the handle is dropped.
+/// Handle on the checkpoint thread, which starts with the first checkpoint (an idle `hooks
+/// listen` needs neither it nor its connection) and ends when the handle is dropped.
 pub(super) struct Checkpointer {
+    file: PathBuf,
+    thread: Option<Thread>,
+    /// The thread or its connection could not be had, or the thread is gone: the writer
+    /// checkpoints itself from then on.
+    broken: bool,
+}
+
+/// The running checkpoint thread.
+struct Thread {
     wake: std::sync::mpsc::SyncSender<()>,
     done: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
-    /// Starts a checkpoint thread for the database file behind `conn`; `None` for a database
-    /// with no WAL (in memory), or when the thread or its connection cannot be had (the writer
-    /// then checkpoints inline, as a fallback).
-    pub(super) fn spawn(conn: &Connection) -> Option<Checkpointer> {
+    /// A checkpointer for the database file behind `conn`; `None` for a database with no WAL
+    /// (in memory).
+    pub(super) fn new(conn: &Connection) -> Option<Checkpointer> {
         let file = PathBuf::from(conn.path().filter(|p| !p.is_empty())?);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .ok()?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return None;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let own = match Connection::open_with_flags(&file, flags) {
-            Ok(own) => own,
-            Err(e) => {
-                warn!(error = %e, "could not open the capture store for checkpoints");
-                return None;
-            }
-        };
-        let (wake, woken) = std::sync::mpsc::sync_channel(1);
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
-        std::thread::Builder::new()
-            .name("capture-ckpt".into())
-            .spawn(move || run(own, woken, flag))
-            .map_err(|e| warn!(error = %e, "could not start the checkpoint thread"))
-            .ok()?;
-        Some(Checkpointer { wake, done })
+        mode.eq_ignore_ascii_case("wal").then_some(Checkpointer {
+            file,
+            thread: None,
+            broken: false,
+        })
     }
 
-    /// Starts a checkpoint cycle; `false` if the thread is gone.
-    pub(super) fn start(&self) -> bool {
-        self.done.store(false, Ordering::Relaxed);
-        !matches!(
-            self.wake.try_send(()),
+    /// Starts a checkpoint cycle (and the thread, the first time); `false` when there is no
+    /// thread to run it, so the writer should checkpoint itself.
+    pub(super) fn start(&mut self) -> bool {
+        if self.broken {
+            return false;
+        }
+        if self.thread.is_none() {
+            self.thread = spawn(&self.file);
+            self.broken = self.thread.is_none();
+        }
+        let Some(thread) = &self.thread else {
+            return false;
+        };
+        thread.done.store(false, Ordering::Relaxed);
+        let gone = matches!(
+            thread.wake.try_send(()),
             Err(std::sync::mpsc::TrySendError::Disconnected(_))
-        )
+        );
+        self.broken = gone;
+        !gone
     }
 
     /// Whether the cycle [`Checkpointer::start`] began is over; reports it once.
     pub(super) fn finished(&self) -> bool {
-        self.done.swap(false, Ordering::Acquire)
+        self.thread
+            .as_ref()
+            .is_some_and(|thread| thread.done.swap(false, Ordering::Acquire))
     }
+}
+
+/// Opens the checkpoint thread's own connection to `file` and starts the thread.
+fn spawn(file: &std::path::Path) -> Option<Thread> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let own = match Connection::open_with_flags(file, flags) {
+        Ok(own) => own,
+        Err(e) => {
+            warn!(error = %e, "could not open the capture store for checkpoints");
+            return None;
+        }
+    };
+    let (wake, woken) = std::sync::mpsc::sync_channel(1);
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    std::thread::Builder::new()
+        .name("capture-ckpt".into())
+        .spawn(move || run(own, woken, flag))
+        .map_err(|e| warn!(error = %e, "could not start the checkpoint thread"))
+        .ok()?;
+    Some(Thread { wake, done })
 }
 
 fn run(conn: Connection, woken: std::sync::mpsc::Receiver<()>, done: Arc<AtomicBool>) {

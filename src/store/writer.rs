@@ -128,7 +128,7 @@ impl Writer {
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
         let (in_turn, commits) = mpsc::channel(REPLY_CAPACITY);
         runtime.spawn(hand_out(replies_rx, in_turn));
-        let checkpointer = Checkpointer::spawn(&conn);
+        let checkpointer = Checkpointer::new(&conn);
         let thread = Thread {
             conn,
             checkpointer,
@@ -257,7 +257,7 @@ struct Thread {
     /// Bytes (roughly) committed to the WAL since the last checkpoint began.
     unchecked: u64,
     /// Runs the long checkpoints under load, beside this thread; `None` for a database in
-    /// memory (or if it could not start: then this thread checkpoints).
+    /// memory (and if its thread cannot start, this thread checkpoints).
     checkpointer: Option<Checkpointer>,
     /// A cycle of the checkpointer's is running.
     checkpointing: bool,
@@ -308,7 +308,7 @@ impl Thread {
     /// Under load: starts a checkpoint on the checkpoint thread once [`WAL_BYTES`] have been
     /// written, and finishes the cycle when it is over (see the `checkpoint` module).
     fn checkpoint_under_load(&mut self) {
-        let Some(checkpointer) = &self.checkpointer else {
+        let Some(checkpointer) = &mut self.checkpointer else {
             if self.unchecked >= WAL_BYTES {
                 self.checkpoint();
             }
@@ -321,9 +321,13 @@ impl Thread {
                 // the WAL from its beginning.
                 self.checkpoint();
             }
-        } else if self.unchecked >= WAL_BYTES && checkpointer.start() {
-            self.checkpointing = true;
-            self.unchecked = 0;
+        } else if self.unchecked >= WAL_BYTES {
+            if checkpointer.start() {
+                self.checkpointing = true;
+                self.unchecked = 0;
+            } else {
+                self.checkpoint();
+            }
         }
     }
 
