@@ -35,11 +35,12 @@ pub const FILE_NAME: &str = "captures.db";
 ///   capture an index entry (written, then deleted when pruned), and the one question it
 ///   answered, whether a redelivery was captured by an earlier run, is answered from memory (see
 ///   [`Writer::captured_before`]).
-/// - Version 3 keeps captures in generation tables behind a view named `captures` (see the
-///   `generations` module), so that retention drops old captures a table at a time rather than
-///   a row at a time, and without `AUTOINCREMENT` (it made every insert update a row of
-///   `sqlite_sequence` too, and every commit write that page: about 10 % of the writer's time).
-///   Upgrading moves the captures into generation 1 once, keeping their ids.
+/// - Version 3 keeps captures in ten tables of generations behind a view named `captures` (see
+///   the `generations` module), so that retention empties old captures a table at a time
+///   rather than deleting them a row at a time, and without `AUTOINCREMENT` (it made every
+///   insert update a row of `sqlite_sequence` too, and every commit write that page: about 10 %
+///   of the writer's time). Upgrading moves the captures into the first generation once,
+///   keeping their ids.
 const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another process's write lock before giving up.
@@ -103,15 +104,16 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
             } else {
                 0
             };
+            // The old table is in the way of the view's name until its rows have moved.
+            conn.execute_batch("ALTER TABLE captures RENAME TO captures_before_v3;")?;
             generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
             conn.execute_batch(&format!(
-                "INSERT INTO {} SELECT * FROM captures; DROP TABLE captures;",
-                generations::table(1)
+                "INSERT INTO {} SELECT * FROM captures_before_v3; DROP TABLE captures_before_v3;",
+                generations::table(0)
             ))?;
         } else {
             generations::create(conn, COLUMNS, 1)?;
         }
-        generations::rebuild_view(conn)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
     match result {

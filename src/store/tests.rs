@@ -104,7 +104,7 @@ async fn keep_prunes_the_oldest_and_ids_are_never_reused() {
 }
 
 #[tokio::test]
-async fn large_limits_prune_a_generation_at_a_time_and_keep_few_tables() {
+async fn large_limits_prune_a_generation_at_a_time_in_few_generations() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     // 64 / 8: generations of eight captures, eight captures of slack while busy.
@@ -117,15 +117,11 @@ async fn large_limits_prune_a_generation_at_a_time_and_keep_few_tables() {
     );
     let store = Store::open(&path).unwrap();
     let conn = Connection::open(&path).unwrap();
-    let tables = || -> i64 {
-        conn.query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name GLOB 'captures_*'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
+    let generations = || -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM generations", [], |r| r.get(0))
+            .unwrap()
     };
-    let mut most_tables = 0;
+    let mut most_generations = 0;
     for round in 0..25u64 {
         let mut pending = Vec::new();
         for i in 0..(round % 7 + 1) * 3 {
@@ -142,11 +138,11 @@ async fn large_limits_prune_a_generation_at_a_time_and_keep_few_tables() {
         // Consecutive ids, oldest first, through the view over every generation.
         let expected: Vec<i64> = (ids[0]..ids[0] + ids.len() as i64).collect();
         assert_eq!(ids, expected);
-        most_tables = most_tables.max(tables());
+        most_generations = most_generations.max(generations());
     }
     assert!(
-        (3..=10).contains(&most_tables),
-        "{most_tables} generation tables"
+        (3..=10).contains(&most_generations),
+        "{most_generations} generations"
     );
     // Idle, it trims to the limit exactly, oldest first.
     let newest = save(&writer, record(None, "/", Some(200))).await;
@@ -447,8 +443,10 @@ async fn a_version_1_store_is_upgraded_in_place() {
             "CREATE TABLE old ({});
              INSERT INTO old SELECT * FROM captures;
              DROP VIEW captures;
-             DROP TABLE captures_1;
-             DROP TABLE generations;
+             DROP TABLE captures_0; DROP TABLE captures_1; DROP TABLE captures_2;
+             DROP TABLE captures_3; DROP TABLE captures_4; DROP TABLE captures_5;
+             DROP TABLE captures_6; DROP TABLE captures_7; DROP TABLE captures_8;
+             DROP TABLE captures_9; DROP TABLE generations;
              ALTER TABLE old RENAME TO captures;
              DELETE FROM captures WHERE path = '/deleted';
              UPDATE captures SET request_headers = '[[\"x-old\",\"json\"],[\"x-bin\",[255,0]]]'
@@ -474,11 +472,9 @@ async fn a_version_1_store_is_upgraded_in_place() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        tables,
-        ["table captures_1", "view captures"],
-        "no unique index left"
-    );
+    let mut expected: Vec<String> = (0..10).map(|n| format!("table captures_{n}")).collect();
+    expected.push("view captures".into());
+    assert_eq!(tables, expected, "no unique index left");
     // The old captures are intact, under their ids, and still recognised as earlier deliveries.
     let store = Store::open(&path).unwrap();
     let kept = store.get(first - 1).unwrap().record.request;
@@ -565,4 +561,54 @@ async fn two_writers_on_one_store_never_share_an_id() {
             format!("/{}", id - 1)
         );
     }
+}
+
+#[tokio::test]
+async fn a_larger_keep_than_last_time_fills_every_slot_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let keep = |n| Retention {
+        keep: Some(n),
+        max_age: None,
+    };
+    {
+        // Generations of 10.
+        let writer = writer_at(&path, keep(80));
+        for i in 0..90u64 {
+            save(&writer, record(Some(i), "/", Some(200))).await;
+        }
+    }
+    // Generations of 125 now: the small ones hold slots until the store is past 1000, so the
+    // slots run out and the newest grows past its share instead.
+    let writer = writer_at(&path, keep(1000));
+    let mut pending = Vec::new();
+    for i in 0..500u64 {
+        pending.push(writer.record(record(Some(i), "/", Some(200))).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let ids = store.ids(&Filter::default()).unwrap();
+    let expected: Vec<i64> = (ids[0]..ids[0] + ids.len() as i64).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(ids.last(), Some(&590));
+    assert!(ids.len() >= 500, "{} kept, under --keep 1000", ids.len());
+    let conn = Connection::open(&path).unwrap();
+    let generations: i64 = conn
+        .query_row("SELECT COUNT(*) FROM generations", [], |r| r.get(0))
+        .unwrap();
+    assert!(generations <= 10, "{generations}");
+    let largest = (0..10)
+        .map(|slot| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM captures_{slot}"), [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        })
+        .max();
+    assert!(
+        largest > Some(125),
+        "no generation grew past its share: {largest:?}"
+    );
 }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::checkpoint::{self, Checkpointer};
-use super::generations::{self, Sizes};
+use super::generations::{self, Place, Sizes};
 use super::{now_ms, Outcome, Record, StoreError};
 
 /// Commands waiting for the writer thread. Past this, captures are dropped rather than held:
@@ -223,21 +223,17 @@ fn next_at(tx: &Transaction<'_>, known: Option<Next>) -> rusqlite::Result<Next> 
     if let Some(next) = known.filter(|next| next.data_version == data_version) {
         return Ok(next);
     }
-    let (generation, next_id) = generations::newest(tx)?;
     Ok(Next {
-        generation,
-        next_id,
+        place: generations::newest(tx)?,
         data_version,
     })
 }
 
-/// Where the next capture goes.
+/// Where the next capture goes, and when that was known.
 #[derive(Debug, Clone, Copy)]
 struct Next {
-    /// The newest generation.
-    generation: i64,
-    /// The id the next capture gets.
-    next_id: i64,
+    /// The newest generation and the next id.
+    place: Place,
     /// `PRAGMA data_version` when this was known.
     data_version: i64,
 }
@@ -398,30 +394,25 @@ impl Thread {
         let written: u64 = batch.iter().map(|c| c.record.size() + ROW_OVERHEAD).sum();
         let (inserted, failed) = match next_at(&tx, self.next) {
             Ok(Next {
-                mut generation,
-                mut next_id,
+                mut place,
                 data_version,
             }) => {
                 let keep = self.retention.keep;
-                let mut place = (&mut self.sizes, &mut generation, &mut next_id);
-                let (inserted, failed) = apply(&tx, batch, keep, &mut place, &self.path);
+                let (inserted, failed) =
+                    apply(&tx, batch, keep, &mut self.sizes, &mut place, &self.path);
                 // Under load, a generation at a time; small limits are always exact.
                 let exact = self.retention.keep.is_some_and(|keep| keep < PRUNE_SLACK);
                 // After a failed insert SQLite may have rolled the transaction back; deletes
                 // would then commit on their own.
                 if failed.is_empty() {
-                    if let Err(e) = self.sizes.finish(&tx) {
-                        warn!(error = %e, "could not start a generation of the capture store");
-                    }
                     let retention = self.retention;
                     let pruned = prune(&tx, &mut self.sizes, retention, exact, &mut self.aged_at);
                     if let Err(e) = pruned {
                         warn!(error = %e, "could not prune the capture store");
                     }
                 }
-                self.next = self.sizes.newest().map(|generation| Next {
-                    generation,
-                    next_id,
+                self.next = Some(Next {
+                    place,
                     data_version,
                 });
                 (inserted, failed)
@@ -486,9 +477,6 @@ async fn hand_out(mut replies: mpsc::Receiver<Outcomes>, in_turn: mpsc::Sender<V
 /// An insert and its id, waiting for the commit.
 type Inserted = (Command, i64);
 
-/// Where inserts go: the generations, the newest one, and the next id.
-type Place<'a> = (&'a mut Sizes, &'a mut i64, &'a mut i64);
-
 /// Runs `batch` in `tx`; returns the inserts waiting for the commit, then those that failed.
 /// With `--keep`, a full generation is followed by a new one, even within a batch, so each
 /// holds at most its share. After a failed write (disk full, corruption) the transaction may be
@@ -497,7 +485,8 @@ fn apply(
     tx: &Transaction<'_>,
     batch: &mut Vec<Command>,
     keep: Option<u64>,
-    (sizes, generation, next_id): &mut Place<'_>,
+    sizes: &mut Sizes,
+    place: &mut Place,
     path: &Path,
 ) -> (Vec<Inserted>, Outcomes) {
     let mut inserted = Vec::with_capacity(batch.len());
@@ -508,15 +497,19 @@ fn apply(
             failed.push((command, Err(StoreError::sqlite(path, copy(e)))));
             continue;
         }
-        let rotated = match keep.filter(|&keep| sizes.full(**generation, keep)) {
-            Some(_) => sizes.rotate(tx, **next_id).map(|n| **generation = n),
+        let rotated = match keep.filter(|&keep| sizes.full(place.n, keep)) {
+            Some(keep) => sizes.rotate(tx, keep, place.next_id).map(|new| {
+                if let Some(new) = new {
+                    *place = new;
+                }
+            }),
             None => Ok(()),
         };
-        match rotated.and_then(|()| insert(tx, **generation, **next_id, &command.record)) {
+        match rotated.and_then(|()| insert(tx, place.slot, place.next_id, &command.record)) {
             Ok(()) => {
-                inserted.push((command, **next_id));
-                sizes.inserted(**generation, 1);
-                **next_id += 1;
+                inserted.push((command, place.next_id));
+                sizes.inserted(place.n, 1);
+                place.next_id += 1;
             }
             Err(e) => {
                 failed.push((command, Err(StoreError::sqlite(path, copy(&e)))));
@@ -538,8 +531,8 @@ fn copy(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// Inserts one capture as `id` into generation `generation`.
-fn insert(tx: &Transaction<'_>, generation: i64, id: i64, record: &Record) -> rusqlite::Result<()> {
+/// Inserts one capture as `id` into the table of slot `slot`.
+fn insert(tx: &Transaction<'_>, slot: i64, id: i64, record: &Record) -> rusqlite::Result<()> {
     let pack = super::headers::pack;
     let (status, response_headers, response_body, error) = match &record.outcome {
         Outcome::Answered(r) => (
@@ -556,7 +549,7 @@ fn insert(tx: &Transaction<'_>, generation: i64, id: i64, record: &Record) -> ru
              duration_us, signature, event_type, event_id, replay_of, id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
              ?19)",
-        generations::table(generation)
+        generations::table(slot)
     ))?;
     let request = &record.request;
     stmt.execute(params![
