@@ -121,31 +121,49 @@ impl Writer {
             .map_err(fail)?;
         conn.pragma_update(None, "journal_size_limit", WAL_BYTES as i64)
             .map_err(fail)?;
-        let previous = previous_relay_ids(&conn).map_err(fail)?;
-        let sizes = Sizes::load(&conn).map_err(fail)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Thread(std::io::Error::other(e)))?;
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
         let (in_turn, commits) = mpsc::channel(REPLY_CAPACITY);
-        runtime.spawn(hand_out(replies_rx, in_turn));
-        let checkpointer = Checkpointer::new(&conn);
-        let thread = Thread {
-            conn,
-            checkpointer,
-            checkpointing: false,
-            path,
-            retention,
-            sizes,
-            next: None,
-            aged_at: None,
-            unchecked: 0,
-            replies,
-        };
         let (commands, rx) = std::sync::mpsc::sync_channel(COMMAND_CAPACITY);
+        let (opened, started) = std::sync::mpsc::sync_channel(1);
+        // What opening reads (the newest captures, every generation's count) is read on the
+        // writer's thread, whose allocator arena keeps the high-water mark of its pages for the
+        // rest of the run anyway, rather than on the caller's, which would keep a second one.
         std::thread::Builder::new()
             .name("capture-store".into())
-            .spawn(move || thread.run(rx))
+            .spawn(move || {
+                let fail = |e| StoreError::sqlite(&path, e);
+                let loaded = previous_relay_ids(&conn)
+                    .and_then(|previous| Ok((previous, Sizes::load(&conn)?)))
+                    .map_err(fail);
+                let sizes = match loaded {
+                    Ok((previous, sizes)) => {
+                        let _ = opened.send(Ok(previous));
+                        sizes
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                        return;
+                    }
+                };
+                let thread = Thread {
+                    checkpointer: Checkpointer::new(&conn),
+                    conn,
+                    checkpointing: false,
+                    path,
+                    retention,
+                    sizes,
+                    next: None,
+                    aged_at: None,
+                    unchecked: 0,
+                    replies,
+                };
+                thread.run(rx)
+            })
             .map_err(StoreError::Thread)?;
+        let previous = started.recv().map_err(|_| StoreError::Closed)??;
+        runtime.spawn(hand_out(replies_rx, in_turn));
         Ok(Writer {
             commands,
             previous,
