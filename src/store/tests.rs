@@ -612,3 +612,20 @@ async fn a_larger_keep_than_last_time_fills_every_slot_and_goes_on() {
         "no generation grew past its share: {largest:?}"
     );
 }
+
+/// The bundled SQLite is built without memory statistics (`.cargo/config.toml`), which cost the
+/// writer a global mutex per allocation.
+#[test]
+fn sqlite_is_built_without_memory_statistics() {
+    let conn = Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, CachedStatement, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -529,6 +529,7 @@ fn apply(
     let mut inserted = Vec::with_capacity(batch.len());
     let mut failed = Vec::new();
     let mut broken: Option<rusqlite::Error> = None;
+    let mut statement: Option<(i64, CachedStatement<'_>)> = None;
     for command in batch.drain(..) {
         if let Some(e) = &broken {
             failed.push((command, Err(StoreError::sqlite(path, copy(e)))));
@@ -542,7 +543,16 @@ fn apply(
             }),
             None => Ok(()),
         };
-        match rotated.and_then(|()| insert(tx, place.slot, place.next_id, &command.record)) {
+        let inserted_one = rotated.and_then(|()| {
+            // One prepared statement for the batch's run of rows in one table: looking it up
+            // in the cache by its text, per row, hashed 400 bytes each time.
+            if !matches!(&statement, Some((slot, _)) if *slot == place.slot) {
+                statement = Some((place.slot, tx.prepare_cached(insert_sql(place.slot))?));
+            }
+            let (_, stmt) = statement.as_mut().expect("prepared just above");
+            insert(stmt, place.next_id, &command.record)
+        });
+        match inserted_one {
             Ok(()) => {
                 inserted.push((command, place.next_id));
                 sizes.inserted(place.n, 1);
@@ -568,8 +578,41 @@ fn copy(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// Inserts one capture as `id` into the table of slot `slot`.
-fn insert(tx: &Transaction<'_>, slot: i64, id: i64, record: &Record) -> rusqlite::Result<()> {
+/// The columns of a capture, in [`insert`]'s order.
+macro_rules! insert_into {
+    ($slot:literal) => {
+        concat!(
+            "INSERT INTO captures_",
+            $slot,
+            " (received_at, channel, channel_url, relay_id, target, method, path,
+             request_headers, request_body, status, response_headers, response_body, error,
+             duration_us, signature, event_type, event_id, replay_of, id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+             ?17, ?18, ?19)"
+        )
+    };
+}
+
+/// The insert into each slot's table ([`generations::table`]).
+const INSERTS: [&str; generations::SLOTS as usize] = [
+    insert_into!(0),
+    insert_into!(1),
+    insert_into!(2),
+    insert_into!(3),
+    insert_into!(4),
+    insert_into!(5),
+    insert_into!(6),
+    insert_into!(7),
+    insert_into!(8),
+    insert_into!(9),
+];
+
+fn insert_sql(slot: i64) -> &'static str {
+    INSERTS[usize::try_from(slot).expect("slots are 0..SLOTS")]
+}
+
+/// Inserts one capture as `id` with `stmt`, an insert of [`insert_sql`].
+fn insert(stmt: &mut CachedStatement<'_>, id: i64, record: &Record) -> rusqlite::Result<()> {
     let pack = super::headers::pack;
     let (status, response_headers, response_body, error) = match &record.outcome {
         Outcome::Answered(r) => (
@@ -580,14 +623,6 @@ fn insert(tx: &Transaction<'_>, slot: i64, id: i64, record: &Record) -> rusqlite
         ),
         Outcome::Failed(error) => (None, None, None, Some(error.as_str())),
     };
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
-             request_headers, request_body, status, response_headers, response_body, error,
-             duration_us, signature, event_type, event_id, replay_of, id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19)",
-        generations::table(slot)
-    ))?;
     let request = &record.request;
     stmt.execute(params![
         record.received_at_ms,
@@ -633,4 +668,19 @@ fn prune(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod inserts {
+    use super::*;
+
+    /// Each slot's insert names that slot's table, and no other.
+    #[test]
+    fn each_insert_names_its_own_table() {
+        for slot in 0..generations::SLOTS {
+            let sql = insert_sql(slot);
+            let into = format!("INSERT INTO {} (", generations::table(slot));
+            assert!(sql.starts_with(&into), "slot {slot}: {sql}");
+        }
+    }
 }
