@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks for the hot pieces that run once per webhook: the relay ⇄ CLI frame
-//! codec, and signature verification for the common schemes (`cargo bench --bench micro`).
+//! codec, signature verification for the common schemes, and event recognition
+//! (`cargo bench --bench micro`).
 
 use std::hint::black_box;
 use std::time::SystemTime;
@@ -102,5 +103,40 @@ fn signatures(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, signatures);
+/// A Stripe event of about 1 KiB, shaped like the real ones (nested objects, arrays, nulls).
+fn stripe_event() -> Vec<u8> {
+    let lines: Vec<String> = (0..4)
+        .map(|n| {
+            format!(
+                r#"{{"id":"il_{n:024}","object":"line_item","amount":{},"currency":"usd","description":"1 × Pro plan (at $20.00 / month)","period":{{"end":1767000000,"start":1764300000}},"proration":false}}"#,
+                2000 + n
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"id":"evt_1QxYzAbCdEfGhIjKlMnOpQr","object":"event","api_version":"2024-06-20","created":1764182862,"data":{{"object":{{"id":"in_1QxYzAbCdEfGhIjK","object":"invoice","amount_due":2000,"amount_paid":2000,"customer":"cus_R2d2C3po","lines":{{"object":"list","data":[{}],"has_more":false}},"metadata":{{}},"status":"paid"}}}},"livemode":false,"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},"type":"invoice.paid"}}"#,
+        lines.join(",")
+    )
+    .into_bytes()
+}
+
+fn recognition(c: &mut Criterion) {
+    let body = stripe_event();
+    let headers = headers();
+    let mut group = c.benchmark_group("recognize");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("stripe event", |b| {
+        b.iter(|| {
+            let event = hooks::inspect::recognize(black_box(&headers), black_box(&body));
+            assert_eq!(event.map(|e| e.provider), Some("stripe"));
+        })
+    });
+    // What recognition did before it parsed only what it reads: the whole body into a tree.
+    group.bench_function("whole parse (before)", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("JSON"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, signatures, recognition);
 criterion_main!(benches);

@@ -99,12 +99,13 @@ const RECOGNIZERS: [Recognizer; 19] = [
     mailgun,
 ];
 
+/// The body as JSON, holding only the values the recognizers read (see `pruned`).
 fn parse_json(body: &[u8]) -> Option<Value> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
     if body.len() > MAX_PARSED_BODY || !matches!(first, b'{' | b'[') {
         return None;
     }
-    serde_json::from_slice(body).ok()
+    super::pruned::parse(body)
 }
 
 fn parse_form(headers: &[Header], body: &[u8]) -> Option<Vec<(String, String)>> {

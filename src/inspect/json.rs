@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::history::Flags;
@@ -30,48 +31,161 @@ pub(super) fn session(event: &Event, out: &mut impl Write) -> io::Result<()> {
     line(&value, out)
 }
 
+/// A request line's fields, in their order. Serialized straight from the exchange: building a
+/// `Value` first allocated a key and a map entry per field, and the printer thread spent most of
+/// its time in `malloc` (`perf`, 32 clients).
+#[derive(Serialize)]
+struct RequestLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u64,
+    relay_id: u64,
+    received_at: String,
+    method: &'a str,
+    path: String,
+    status: u16,
+    duration_ms: f64,
+    provider: Option<&'static str>,
+    event_type: Option<&'a str>,
+    event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<SignatureField<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_of_order_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slower_than_provider_timeout_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender_status: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct SignatureField<'a> {
+    provider: Option<&'a str>,
+    assumed: bool,
+    verdict: &'a str,
+    reason: Option<&'a str>,
+}
+
 /// Writes a request line.
 pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::Result<()> {
-    let mut value = json!({
-        "type": "request",
-        "id": e.id,
-        "relay_id": e.relay_id,
-        "received_at": crate::store::rfc3339(i64::try_from(e.received_at_ms).unwrap_or(i64::MAX)),
-        "method": e.method,
-        "path": display_path(&e.path),
-        "status": e.status,
-        "duration_ms": (e.duration.as_secs_f64() * 1e6).round() / 1e3,
-        "provider": e.event.as_ref().map(|ev| ev.provider),
-        "event_type": e.event.as_ref().and_then(|ev| ev.event_type.clone()),
-        "event_id": e.event.as_ref().and_then(|ev| ev.event_id.clone()),
-    });
-    if let Some(signature) = &e.signature {
-        value["signature"] = json!({
-            "provider": signature.provider,
-            "assumed": signature.assumed,
-            "verdict": signature.verdict,
-            "reason": signature.reason,
-        });
-    }
-    if let Some(first) = flags.duplicate_of {
-        value["duplicate_of"] = json!(first);
-    }
-    if let Some(later) = flags.out_of_order_after {
-        value["out_of_order_after"] = json!(later);
-    }
-    if let Some(limit) = flags.slower_than {
-        value["slower_than_provider_timeout_s"] = json!(limit.as_secs());
-    }
-    if let Some(error) = &e.error {
-        value["error"] = json!(error);
-    }
-    if e.sender_timed_out.is_some() {
-        value["sender_status"] = json!(504);
-    }
-    line(&value, out)
+    let event = e.event.as_ref();
+    let line = RequestLine {
+        kind: "request",
+        id: e.id,
+        relay_id: e.relay_id,
+        received_at: crate::store::rfc3339(i64::try_from(e.received_at_ms).unwrap_or(i64::MAX)),
+        method: &e.method,
+        path: display_path(&e.path),
+        status: e.status,
+        duration_ms: (e.duration.as_secs_f64() * 1e6).round() / 1e3,
+        provider: event.map(|ev| ev.provider),
+        event_type: event.and_then(|ev| ev.event_type.as_deref()),
+        event_id: event.and_then(|ev| ev.event_id.as_deref()),
+        signature: e.signature.as_ref().map(|s| SignatureField {
+            provider: s.provider.as_deref(),
+            assumed: s.assumed,
+            verdict: &s.verdict,
+            reason: s.reason.as_deref(),
+        }),
+        duplicate_of: flags.duplicate_of,
+        out_of_order_after: flags.out_of_order_after,
+        slower_than_provider_timeout_s: flags.slower_than.map(|limit| limit.as_secs()),
+        error: e.error.as_deref(),
+        sender_status: e.sender_timed_out.map(|_| 504),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
 }
 
 fn line(value: &Value, out: &mut impl Write) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::inspect::{Recognized, Signature};
+
+    fn exchange() -> Exchange {
+        Exchange {
+            id: 7,
+            relay_id: 41,
+            received_at_ms: 1_764_182_862_345,
+            method: "POST".into(),
+            path: "/hooks/stripe?live=1".into(),
+            request_headers: Vec::new(),
+            request_body: Bytes::new(),
+            answer: None,
+            status: 200,
+            error: None,
+            hint: None,
+            duration: Duration::from_micros(12_345),
+            event: None,
+            signature: None,
+            sender_timed_out: None,
+        }
+    }
+
+    fn line(e: &Exchange, flags: &Flags) -> String {
+        let mut out = Vec::new();
+        request(e, flags, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The request line's fields and their order are a public interface (DESIGN.md): pinned
+    /// here byte for byte, with every optional field absent, then present.
+    #[test]
+    fn request_lines_keep_their_fields_and_order() {
+        assert_eq!(
+            line(&exchange(), &Flags::default()),
+            concat!(
+                r#"{"type":"request","id":7,"relay_id":41,"received_at":"2025-11-26T18:47:42.345Z","#,
+                r#""method":"POST","path":"/hooks/stripe?live=1","status":200,"duration_ms":12.345,"#,
+                r#""provider":null,"event_type":null,"event_id":null}"#,
+                "\n"
+            )
+        );
+        let mut e = exchange();
+        e.status = 502;
+        e.event = Some(Recognized {
+            provider: "stripe",
+            event_type: Some("invoice.paid".into()),
+            event_id: Some("evt_\"1\"".into()),
+            ..Recognized::default()
+        });
+        e.signature = Some(Signature {
+            provider: Some("stripe".into()),
+            assumed: true,
+            verdict: "invalid".into(),
+            reason: None,
+        });
+        e.error = Some("connection refused".into());
+        e.sender_timed_out = Some(Duration::from_secs(30));
+        let flags = Flags {
+            duplicate_of: Some(3),
+            out_of_order_after: Some(5),
+            slower_than: Some(Duration::from_secs(20)),
+        };
+        assert_eq!(
+            line(&e, &flags),
+            concat!(
+                r#"{"type":"request","id":7,"relay_id":41,"received_at":"2025-11-26T18:47:42.345Z","#,
+                r#""method":"POST","path":"/hooks/stripe?live=1","status":502,"duration_ms":12.345,"#,
+                r#""provider":"stripe","event_type":"invoice.paid","event_id":"evt_\"1\"","#,
+                r#""signature":{"provider":"stripe","assumed":true,"verdict":"invalid","reason":null},"#,
+                r#""duplicate_of":3,"out_of_order_after":5,"slower_than_provider_timeout_s":20,"#,
+                r#""error":"connection refused","sender_status":504}"#,
+                "\n"
+            )
+        );
+    }
 }

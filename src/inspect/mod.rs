@@ -6,6 +6,7 @@ pub mod event;
 pub mod history;
 mod json;
 pub mod palette;
+mod pruned;
 pub mod redact;
 mod render;
 
