@@ -626,6 +626,7 @@ fn sqlite_is_built_without_memory_statistics() {
         .unwrap();
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
-        "{options:?}"
+        "LIBSQLITE3_FLAGS from .cargo/config.toml did not reach the SQLite build (run cargo \
+         from the checkout): {options:?}"
     );
 }
