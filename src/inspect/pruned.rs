@@ -149,14 +149,17 @@ impl<'de> Visitor<'de> for Pruned<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        // The indices wanted here (only `0` today), parsed once rather than per element.
+        let wanted: Vec<(usize, &Trie)> = self
+            .0
+            .children
+            .iter()
+            .filter_map(|(key, child)| Some((key.parse().ok()?, child)))
+            .collect();
         let mut items = Vec::new();
         loop {
             let index = items.len();
-            let kept = self
-                .0
-                .children
-                .iter()
-                .find(|(key, _)| key.parse() == Ok(index));
+            let kept = wanted.iter().find(|(at, _)| *at == index);
             let item = match kept {
                 Some((_, child)) => seq.next_element_seed(Pruned(child))?,
                 None => seq.next_element::<IgnoredAny>()?.map(|_| Value::Null),
