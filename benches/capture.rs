@@ -9,7 +9,10 @@
 //! `HOOKS_BENCH_VARIANT="NAME=VALUE …"` adds a third, recording `hooks listen` with those
 //! environment variables, to compare a setting with the default in the same run;
 //! `HOOKS_BENCH_VARIANT_BIN=PATH` starts that third one from another build of `hooks` (the
-//! previous version, say).
+//! previous version, say). `HOOKS_BENCH_BIN=PATH` replaces the build the other two start
+//! (see `support::hooks_bin`).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -195,7 +198,8 @@ impl Mode {
         env: &[(String, String)],
         program: Option<&std::path::Path>,
     ) -> Result<Mode, BoxError> {
-        let program = program.unwrap_or(std::path::Path::new(env!("CARGO_BIN_EXE_hooks")));
+        let default = support::hooks_bin();
+        let program = program.unwrap_or(&default);
         Ok(Mode {
             name,
             cli: Cli::start(program, relay, app, data, no_capture, env)?,

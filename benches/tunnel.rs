@@ -24,7 +24,8 @@
 //! default 8).
 //!
 //! With `HOOKS_BENCH_SUMMARY=<file>`, the headline figures are also appended to that file as
-//! rows of the summary table `benches/run.sh` prints.
+//! rows of the summary table `benches/run.sh` prints. `HOOKS_BENCH_BIN=PATH` runs another
+//! build of `hooks` (and the `hooks-relay` beside it) than the one `cargo bench` built.
 
 mod support;
 
@@ -705,7 +706,7 @@ struct CliProcess {
 impl CliProcess {
     /// Starts the CLI and waits for its ready line.
     async fn start(relay: SocketAddr, app: SocketAddr, data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        let mut child = Command::new(support::hooks_bin())
             .args(["listen", "--json", "--relay"])
             .arg(format!("http://{relay}"))
             .arg("--forward-to")

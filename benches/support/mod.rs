@@ -16,16 +16,29 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of a child's stderr is kept for error messages.
 pub const STDERR_KEEP: usize = 8 * 1024;
 
+/// The `hooks` binary the benches run: `HOOKS_BENCH_BIN` when set, else the one this bench
+/// was built with (`CARGO_BIN_EXE_hooks`). `cargo bench` builds that one with the
+/// dev-dependencies' features unified in (e.g. regex's Unicode tables), so it is bigger than
+/// what `./install.sh` installs; `benches/run.sh` points `HOOKS_BENCH_BIN` at a plain
+/// `cargo build --release` instead. It also lets one run compare against an older build.
+pub fn hooks_bin() -> std::path::PathBuf {
+    match std::env::var_os("HOOKS_BENCH_BIN") {
+        Some(path) if !path.is_empty() => std::path::PathBuf::from(path),
+        _ => std::path::PathBuf::from(env!("CARGO_BIN_EXE_hooks")),
+    }
+}
+
 /// The relay as deployed (systemd unit, Dockerfile): the `hooks-relay` binary next to `hooks`
-/// when it has been built (`benches/run.sh` builds it), else `hooks relay`, the same relay in
-/// the bigger CLI binary (more code mapped, so a higher RSS). Returns the command and its name.
+/// ([`hooks_bin`]) when it has been built (`benches/run.sh` builds it), else `hooks relay`, the
+/// same relay in the bigger CLI binary (more code mapped, so a higher RSS). Returns the command
+/// and its name.
 pub fn relay_command() -> (Command, &'static str) {
-    let hooks = std::path::Path::new(env!("CARGO_BIN_EXE_hooks"));
+    let hooks = hooks_bin();
     let standalone = hooks.with_file_name("hooks-relay");
     if standalone.is_file() {
         (Command::new(standalone), "hooks-relay")
     } else {
-        let mut command = Command::new(hooks);
+        let mut command = Command::new(&hooks);
         command.arg("relay");
         (command, "hooks relay")
     }

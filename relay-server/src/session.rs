@@ -383,10 +383,10 @@ async fn write_batch<S>(
 where
     S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
-    sink.feed(first).await?;
+    protocol::feed(sink, first).await?;
     for _ in 1..protocol::WRITE_BATCH {
         match outbox.try_recv() {
-            Some(frame) => sink.feed(Message::Binary(frame)).await?,
+            Some(frame) => protocol::feed(sink, Message::Binary(frame)).await?,
             None => break,
         }
     }
