@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+use crate::blob;
 use crate::protocol::RequestId;
 
 /// Commands waiting for the store thread.
@@ -158,6 +159,7 @@ impl Queue {
              CREATE INDEX IF NOT EXISTS queue_received ON queue (received_at);
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
+        blob::keep_transactions_unspilled(&conn)?;
         let snapshot = snapshot(&conn)?;
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
@@ -377,7 +379,11 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
                         "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)",
                     )
                     .and_then(|mut insert| {
-                        insert.execute(params![id.0 as i64, channel, now_ms(), frame.as_ref()])
+                        // A long frame is written into its row after the insert, without
+                        // SQLite's two copies of it (see `blob`).
+                        let row = id.0 as i64;
+                        insert.execute(params![row, channel, now_ms(), blob::param(&frame)])?;
+                        blob::fill(&tx, "queue", "frame", row, &frame)
                     });
                 max_id = max_id.max(Some(id.0));
                 replies.push((done, result.map(|_| ())));
@@ -508,6 +514,8 @@ mod tests {
                 .insert(RequestId(2), "ch", Bytes::from_static(b"two"))
                 .await
                 .unwrap();
+            // Long frames are written into their row after the insert (see `blob`).
+            queue.insert(RequestId(3), "ch", long()).await.unwrap();
             queue.ack(RequestId(2));
             assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
             // A load after the ack is committed shows the ack took effect.
@@ -516,12 +524,27 @@ mod tests {
         let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
         assert_eq!(snapshot.channels.len(), 1);
         assert_eq!(snapshot.channels[0].owner.as_deref(), Some("digest"));
-        assert_eq!(snapshot.pending, vec![("ch".to_owned(), RequestId(1))]);
         assert_eq!(
-            snapshot.max_id, 2,
+            snapshot.pending,
+            vec![
+                ("ch".to_owned(), RequestId(1)),
+                ("ch".to_owned(), RequestId(3))
+            ]
+        );
+        assert_eq!(
+            snapshot.max_id, 3,
             "the acked id 2 must not be handed out again"
         );
         assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
+        assert_eq!(queue.load(RequestId(3)).await.unwrap().unwrap(), long());
+    }
+
+    /// A frame longer than `blob::WRITTEN_AFTER`.
+    fn long() -> Bytes {
+        (0..(1usize << 20) + 3)
+            .map(|i| (i % 241) as u8)
+            .collect::<Vec<u8>>()
+            .into()
     }
 
     #[tokio::test]

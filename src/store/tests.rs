@@ -68,6 +68,42 @@ async fn captures_round_trip_byte_for_byte() {
     assert_eq!(store.resolve(CaptureRef::Last).unwrap(), second);
 }
 
+#[tokio::test]
+async fn long_bodies_round_trip_byte_for_byte() {
+    // Bodies past `blob::WRITTEN_AFTER` are written into their rows after the insert.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let writer = writer_at(&path, Retention::default());
+    let long = |len: usize, seed: usize| -> Bytes {
+        (0..len)
+            .map(|i| ((i * 7 + seed) % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let mut records = Vec::new();
+    for (request_len, response_len) in [(3 << 20, 5), (4, 200 << 10), (64 << 10, 64 << 10)] {
+        let mut r = record(Some(records.len() as u64 + 1), "/big", Some(200));
+        r.request.body = long(request_len, 1);
+        if let Outcome::Answered(response) = &mut r.outcome {
+            response.body = long(response_len, 2);
+        }
+        records.push(r);
+    }
+    let mut failed = record(Some(9), "/big-failed", None);
+    failed.request.body = long(1 << 20, 3);
+    records.push(failed);
+    // Queued together, so that they share a batch (and its prepared insert).
+    let pending: Vec<_> = records
+        .iter()
+        .map(|r| writer.record(r.clone()).unwrap())
+        .collect();
+    let store = Store::open(&path).unwrap();
+    for (pending, expected) in pending.into_iter().zip(&records) {
+        let id = pending.await.unwrap().unwrap();
+        assert_eq!(&store.get(id).unwrap().record, expected, "capture #{id}");
+    }
+}
+
 #[test]
 fn a_missing_store_and_unknown_ids_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,93 @@
+//! Large blobs written into SQLite rows without SQLite's own copies: used by the relay's queue
+//! (request frames) and by the CLI's capture store (request and response bodies).
+//!
+//! A blob bound to a statement is copied by SQLite twice before it reaches the database pages:
+//! once into the statement (rusqlite binds with `SQLITE_TRANSIENT`) and once into the row's
+//! record. For a 10 MiB body that is 20 MiB more memory at the peak, and 20 MiB more copying.
+//! A long blob is instead bound as a `zeroblob` of its length, which SQLite writes as zeroed pages
+//! without building it in memory, and then written over in place with the incremental blob I/O
+//! API, straight from the caller's buffer into the pages.
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, MAIN_DB};
+
+/// Dirty pages a writing connection keeps in memory within one transaction before it spills
+/// them to the WAL: more than the largest body (`DEFAULT_MAX_BODY`, 25 MiB) with its headers.
+/// A zeroblob's pages, spilled before [`fill`] overwrites them, would be written twice; SQLite
+/// spills past its cache size (2 MiB by default) otherwise. These pages are the row's, which
+/// SQLite has to build anyway; they are released at the commit.
+pub const UNSPILLED_BYTES: i64 = 32 << 20;
+
+/// Sets `conn`'s `cache_spill` to [`UNSPILLED_BYTES`] of its pages; for connections that
+/// write with [`param`] and [`fill`].
+pub fn keep_transactions_unspilled(conn: &Connection) -> rusqlite::Result<()> {
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.pragma_update(None, "cache_spill", UNSPILLED_BYTES / page_size.max(512))
+}
+
+/// Blobs at least this long are written after their row ([`fill`]) instead of bound to it.
+/// Below it, the second statement costs more than the copies it saves.
+pub const WRITTEN_AFTER: usize = 64 * 1024;
+
+/// What to bind for `blob` in an insert: the bytes themselves when short, else a zeroblob of
+/// the same length, to be overwritten with [`fill`] once the row exists.
+pub fn param(blob: &[u8]) -> ToSqlOutput<'_> {
+    match i32::try_from(blob.len()) {
+        Ok(len) if blob.len() >= WRITTEN_AFTER => ToSqlOutput::ZeroBlob(len),
+        // Blobs over 2 GiB cannot be zeroblobs, and are far beyond every body limit anyway.
+        _ => ToSqlOutput::Borrowed(ValueRef::Blob(blob)),
+    }
+}
+
+/// Writes `blob` into `column` of the row `rowid` of `table`, if [`param`] bound it as a
+/// zeroblob; a no-op for short blobs.
+pub fn fill(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    rowid: i64,
+    blob: &[u8],
+) -> rusqlite::Result<()> {
+    if !matches!(param(blob), ToSqlOutput::ZeroBlob(_)) {
+        return Ok(());
+    }
+    conn.blob_open(MAIN_DB, table, column, rowid, false)?
+        .write_at(blob, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_and_short_blobs_read_back_exactly() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, a BLOB, b BLOB)")
+            .unwrap();
+        let long: Vec<u8> = (0..3 * WRITTEN_AFTER + 5)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let short = b"\x00short\xff".to_vec();
+        let exact: Vec<u8> = vec![7; WRITTEN_AFTER];
+        for (id, blob) in [(1, &long), (2, &short), (3, &exact)] {
+            conn.execute(
+                "INSERT INTO t (id, a, b) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, param(blob), param(&short)],
+            )
+            .unwrap();
+            fill(&conn, "t", "a", id, blob).unwrap();
+            fill(&conn, "t", "b", id, &short).unwrap();
+            let (a, b): (Vec<u8>, Vec<u8>) = conn
+                .query_row("SELECT a, b FROM t WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!(&a, blob, "row {id}");
+            assert_eq!(b, short, "row {id}");
+        }
+        // The long ones really were written after the insert.
+        assert!(matches!(param(&long), ToSqlOutput::ZeroBlob(_)));
+        assert!(matches!(param(&exact), ToSqlOutput::ZeroBlob(_)));
+        assert!(matches!(param(&short), ToSqlOutput::Borrowed(_)));
+    }
+}
