@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
-pub mod blob;
+mod blob;
 mod channel;
 pub mod cli;
 pub mod config;

@@ -70,7 +70,7 @@ async fn captures_round_trip_byte_for_byte() {
 
 #[tokio::test]
 async fn long_bodies_round_trip_byte_for_byte() {
-    // Bodies past `blob::WRITTEN_AFTER` are written into their rows after the insert.
+    // Bodies in SQLite's overflow pages, several in one batch, and a failed delivery's.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     let writer = writer_at(&path, Retention::default());

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use relay_server::blob;
 use rusqlite::{params, CachedStatement, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -122,8 +121,6 @@ impl Writer {
             .map_err(fail)?;
         conn.pragma_update(None, "journal_size_limit", WAL_BYTES as i64)
             .map_err(fail)?;
-        // Long bodies are written after their rows (see `fill_bodies`).
-        blob::keep_transactions_unspilled(&conn).map_err(fail)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Thread(std::io::Error::other(e)))?;
         let (replies, replies_rx) = mpsc::channel(REPLY_CAPACITY);
@@ -554,8 +551,7 @@ fn apply(
                 statement = Some((place.slot, tx.prepare_cached(&insert_sql(place.slot))?));
             }
             let (_, stmt) = statement.as_mut().expect("prepared just above");
-            insert(stmt, place.next_id, &command.record)?;
-            fill_bodies(tx, place.slot, place.next_id, &command.record)
+            insert(stmt, place.next_id, &command.record)
         });
         match inserted_one {
             Ok(()) => {
@@ -595,35 +591,14 @@ fn insert_sql(slot: i64) -> String {
     )
 }
 
-/// Writes the long bodies of the capture `id`, inserted as zeroblobs by [`insert`], into its
-/// row in the table of `slot`: without SQLite's two copies of each (see `relay_server::blob`).
-fn fill_bodies(tx: &Transaction<'_>, slot: i64, id: i64, record: &Record) -> rusqlite::Result<()> {
-    let response = match &record.outcome {
-        Outcome::Answered(r) => Some(&r.body),
-        Outcome::Failed(_) => None,
-    };
-    let long = |body: &&bytes::Bytes| body.len() >= blob::WRITTEN_AFTER;
-    let bodies = [
-        ("request_body", Some(&record.request.body)),
-        ("response_body", response),
-    ];
-    for (column, body) in bodies {
-        if let Some(body) = body.filter(long) {
-            blob::fill(tx, &generations::table(slot), column, id, body)?;
-        }
-    }
-    Ok(())
-}
-
-/// Inserts one capture as `id` with `stmt`, an insert of [`insert_sql`]; the long bodies are
-/// zeroblobs for [`fill_bodies`] to write.
+/// Inserts one capture as `id` with `stmt`, an insert of [`insert_sql`].
 fn insert(stmt: &mut CachedStatement<'_>, id: i64, record: &Record) -> rusqlite::Result<()> {
     let pack = super::headers::pack;
     let (status, response_headers, response_body, error) = match &record.outcome {
         Outcome::Answered(r) => (
             Some(r.status),
             Some(pack(&r.headers)),
-            Some(blob::param(&r.body)),
+            Some(r.body.as_ref()),
             None,
         ),
         Outcome::Failed(error) => (None, None, None, Some(error.as_str())),
@@ -638,7 +613,7 @@ fn insert(stmt: &mut CachedStatement<'_>, id: i64, record: &Record) -> rusqlite:
         request.method,
         request.path,
         pack(&request.headers),
-        blob::param(&request.body),
+        request.body.as_ref(),
         status,
         response_headers,
         response_body,
