@@ -354,9 +354,30 @@ fn store_thread(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
     }
 }
 
+/// Inserts one request frame in `tx`. A long frame is written into its row after the insert,
+/// without SQLite's two copies of it (see `blob`), inside a savepoint: if writing it fails, the
+/// row goes too, rather than a zeroed frame being committed and later delivered.
+fn insert(
+    tx: &mut rusqlite::Transaction<'_>,
+    id: RequestId,
+    channel: &str,
+    frame: &[u8],
+) -> rusqlite::Result<()> {
+    const SQL: &str = "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)";
+    let row = id.0 as i64;
+    let values = params![row, channel, now_ms(), blob::param(frame)];
+    if frame.len() < blob::WRITTEN_AFTER {
+        return tx.prepare_cached(SQL)?.execute(values).map(|_| ());
+    }
+    let savepoint = tx.savepoint()?;
+    savepoint.prepare_cached(SQL)?.execute(values)?;
+    blob::fill(&savepoint, "queue", "frame", row, frame)?;
+    savepoint.commit()
+}
+
 /// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
 fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
-    let tx = match conn.transaction() {
+    let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
             fail_all(batch.drain(..), &e);
@@ -374,17 +395,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
                 frame,
                 done,
             } => {
-                let result = tx
-                    .prepare_cached(
-                        "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .and_then(|mut insert| {
-                        // A long frame is written into its row after the insert, without
-                        // SQLite's two copies of it (see `blob`).
-                        let row = id.0 as i64;
-                        insert.execute(params![row, channel, now_ms(), blob::param(&frame)])?;
-                        blob::fill(&tx, "queue", "frame", row, &frame)
-                    });
+                let result = insert(&mut tx, id, &channel, &frame);
                 max_id = max_id.max(Some(id.0));
                 replies.push((done, result.map(|_| ())));
             }
@@ -537,6 +548,33 @@ mod tests {
         );
         assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
         assert_eq!(queue.load(RequestId(3)).await.unwrap().unwrap(), long());
+    }
+
+    #[test]
+    fn a_long_frame_that_cannot_be_written_leaves_no_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // The trigger shrinks row 2's zeroblob before the frame is written into it, so that
+        // writing it fails.
+        conn.execute_batch(
+            "CREATE TABLE queue (id INTEGER PRIMARY KEY, channel TEXT NOT NULL,
+                 received_at INTEGER NOT NULL, frame BLOB NOT NULL);
+             CREATE TRIGGER shrink AFTER INSERT ON queue WHEN NEW.id = 2
+                 BEGIN UPDATE queue SET frame = x'00' WHERE id = NEW.id; END;",
+        )
+        .unwrap();
+        let mut tx = conn.transaction().unwrap();
+        insert(&mut tx, RequestId(1), "ch", &long()).unwrap();
+        assert!(insert(&mut tx, RequestId(2), "ch", &long()).is_err());
+        insert(&mut tx, RequestId(3), "ch", b"short").unwrap();
+        tx.commit().unwrap();
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT id, frame FROM queue ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(1, long().to_vec()), (3, b"short".to_vec())]);
     }
 
     /// A frame longer than `blob::WRITTEN_AFTER`.
