@@ -10,10 +10,11 @@
 //!
 //! Measured with 10 MiB POSTs through `hooks-relay` (`HOOKS_BENCH_RELAY=process cargo bench
 //! --bench tunnel`, against the previous build in one run): the relay's peak RSS fell from
-//! 81–83 to 60 MiB, at the same time per request. The CLI's capture store does not use it: there
-//! the transaction's unspilled pages (below) raised the CLI's peak from about 80 to 125–135 MiB,
-//! because a batch can hold several large captures, and with spilling the zeroed pages were
-//! written twice, which made 10 MiB POSTs slower.
+//! 81–83 to 60 MiB, at the same time per request (measured with spilling off altogether, by the
+//! mistake [`keep_transactions_unspilled`] describes). The CLI's capture store does not use it:
+//! with spilling off the CLI's peak rose from about 80 to 125–135 MiB, because a batch can hold
+//! several large captures, and with SQLite's default spilling the zeroed pages were written
+//! twice, which made 10 MiB POSTs slower.
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, MAIN_DB};
@@ -22,14 +23,16 @@ use rusqlite::{Connection, MAIN_DB};
 /// them to the WAL: more than the largest body (`DEFAULT_MAX_BODY`, 25 MiB) with its headers.
 /// A zeroblob's pages, spilled before [`fill`] overwrites them, would be written twice; SQLite
 /// spills past its cache size (2 MiB by default) otherwise. These pages are the row's, which
-/// SQLite has to build anyway; they are released at the commit.
+/// SQLite has to build anyway; they are released at the commit. A transaction holding several
+/// large frames still spills past this, and then writes some zeroed pages twice.
 pub const UNSPILLED_BYTES: i64 = 32 << 20;
 
-/// Sets `conn`'s `cache_spill` to [`UNSPILLED_BYTES`] of its pages; for connections that
-/// write with [`param`] and [`fill`].
+/// Sets `conn`'s `cache_spill` to [`UNSPILLED_BYTES`]; for connections that write with
+/// [`param`] and [`fill`]. Given in KiB (a negative value), because a page count that is a
+/// multiple of 256, as 32 MiB is in pages of any size, turns spilling off altogether: SQLite
+/// reads the same argument as a boolean through a `u8`.
 pub fn keep_transactions_unspilled(conn: &Connection) -> rusqlite::Result<()> {
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    conn.pragma_update(None, "cache_spill", UNSPILLED_BYTES / page_size.max(512))
+    conn.pragma_update(None, "cache_spill", -(UNSPILLED_BYTES / 1024))
 }
 
 /// Blobs at least this long are written after their row ([`fill`]) instead of bound to it.
@@ -58,8 +61,9 @@ pub fn fill(
     if !matches!(param(blob), ToSqlOutput::ZeroBlob(_)) {
         return Ok(());
     }
-    conn.blob_open(MAIN_DB, table, column, rowid, false)?
-        .write_at(blob, 0)
+    let mut written = conn.blob_open(MAIN_DB, table, column, rowid, false)?;
+    written.write_at(blob, 0)?;
+    written.close()
 }
 
 #[cfg(test)]
@@ -92,6 +96,18 @@ mod tests {
             assert_eq!(&a, blob, "row {id}");
             assert_eq!(b, short, "row {id}");
         }
+        // Spilling stays on, at about UNSPILLED_BYTES (SQLite counts pages with their headers).
+        keep_transactions_unspilled(&conn).unwrap();
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let spill: i64 = conn
+            .query_row("PRAGMA cache_spill", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            (UNSPILLED_BYTES * 9 / 10..=UNSPILLED_BYTES).contains(&(spill * page_size)),
+            "cache_spill {spill} pages of {page_size} bytes"
+        );
         // The long ones really were written after the insert.
         assert!(matches!(param(&long), ToSqlOutput::ZeroBlob(_)));
         assert!(matches!(param(&exact), ToSqlOutput::ZeroBlob(_)));

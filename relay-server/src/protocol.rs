@@ -549,6 +549,12 @@ pub const WRITE_BATCH: usize = 64;
 /// write to the socket moves the unwritten rest to the buffer's front. A 10 MiB body in one
 /// frame was moved again and again while the socket drained it; in frames of this size each
 /// byte is copied once, and the write buffer stays this small.
+///
+/// The price is on the receiving side, and lasts only while the message does: tungstenite joins
+/// fragments into a vector that grows by doubling, so a 10 MiB message is held in 16 MiB, and is
+/// copied once more; one frame was read into a buffer of its exact size. A write buffer, by
+/// contrast, keeps its largest size for the session's whole life, in each of the relay's
+/// sessions.
 pub const FRAGMENT_LEN: usize = 64 * 1024;
 
 /// Feeds `message` into `sink` (without flushing), as frames of at most [`FRAGMENT_LEN`]
