@@ -85,11 +85,47 @@ fn init_logging() {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        // serde_json's writer errors carry the I/O error's kind, but not the error itself as
+        // their source (`hooks show --json | head`).
+        let io = cause.downcast_ref::<std::io::Error>().map(|e| e.kind());
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(|e| e.io_error_kind());
+        io == broken || json == broken
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_broken_pipe;
+
+    /// A stdout whose reader has gone.
+    struct Closed;
+
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_recognised_through_json_and_context() {
+        let json = serde_json::to_writer(Closed, &serde_json::json!({"a": 1})).unwrap_err();
+        assert!(is_broken_pipe(
+            &anyhow::Error::from(json).context("printing")
+        ));
+        let io = std::io::Write::write_all(&mut Closed, b"x").unwrap_err();
+        assert!(is_broken_pipe(&anyhow::Error::from(io)));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!is_broken_pipe(&anyhow::Error::from(other)));
+        let syntax = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert!(!is_broken_pipe(&anyhow::Error::from(syntax)));
+    }
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.
