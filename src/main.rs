@@ -97,6 +97,12 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    relay_server::cli::shutdown_signal().await;
+    shutdown.cancel();
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_broken_pipe;
@@ -126,10 +132,4 @@ mod tests {
         let syntax = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         assert!(!is_broken_pipe(&anyhow::Error::from(syntax)));
     }
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    relay_server::cli::shutdown_signal().await;
-    shutdown.cancel();
 }
