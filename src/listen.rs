@@ -598,7 +598,7 @@ async fn write_loop(
             },
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
-        if protocol::write_batch(&mut sink, message, &mut outbox)
+        if protocol::write_batch(&mut sink, message, || outbox.try_recv().ok())
             .await
             .is_err()
         {

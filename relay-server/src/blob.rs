@@ -8,13 +8,8 @@
 //! without building it in memory, and then written over in place with the incremental blob I/O
 //! API, straight from the caller's buffer into the pages.
 //!
-//! Measured with 10 MiB POSTs through `hooks-relay` (`HOOKS_BENCH_RELAY=process cargo bench
-//! --bench tunnel`, against the previous build in one run): the relay's peak RSS fell from
-//! 81–83 to 60 MiB, at the same time per request (measured with spilling off altogether, by the
-//! mistake [`keep_transactions_unspilled`] describes). The CLI's capture store does not use it:
-//! with spilling off the CLI's peak rose from about 80 to 125–135 MiB, because a batch can hold
-//! several large captures, and with SQLite's default spilling the zeroed pages were written
-//! twice, which made 10 MiB POSTs slower.
+//! With 10 MiB POSTs this took the relay's peak RSS from about 82 to 60 MiB at the same time per
+//! request; the CLI's capture store tried it and did not keep it (see BENCHMARKS.md).
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, MAIN_DB};
@@ -39,18 +34,22 @@ pub fn keep_transactions_unspilled(conn: &Connection) -> rusqlite::Result<()> {
 /// Below it, the second statement costs more than the copies it saves.
 pub const WRITTEN_AFTER: usize = 64 * 1024;
 
+/// Whether `blob` is bound as a zeroblob by [`param`] and must then be written with [`fill`].
+pub fn is_long(blob: &[u8]) -> bool {
+    blob.len() >= WRITTEN_AFTER
+}
+
 /// What to bind for `blob` in an insert: the bytes themselves when short, else a zeroblob of
 /// the same length, to be overwritten with [`fill`] once the row exists.
 pub fn param(blob: &[u8]) -> ToSqlOutput<'_> {
     match i32::try_from(blob.len()) {
-        Ok(len) if blob.len() >= WRITTEN_AFTER => ToSqlOutput::ZeroBlob(len),
+        Ok(len) if is_long(blob) => ToSqlOutput::ZeroBlob(len),
         // Blobs over 2 GiB cannot be zeroblobs, and are far beyond every body limit anyway.
         _ => ToSqlOutput::Borrowed(ValueRef::Blob(blob)),
     }
 }
 
-/// Writes `blob` into `column` of the row `rowid` of `table`, if [`param`] bound it as a
-/// zeroblob; a no-op for short blobs.
+/// Writes `blob` over the zeroblob [`param`] bound in `column` of the row `rowid` of `table`.
 pub fn fill(
     conn: &Connection,
     table: &str,
@@ -58,9 +57,6 @@ pub fn fill(
     rowid: i64,
     blob: &[u8],
 ) -> rusqlite::Result<()> {
-    if !matches!(param(blob), ToSqlOutput::ZeroBlob(_)) {
-        return Ok(());
-    }
     let mut written = conn.blob_open(MAIN_DB, table, column, rowid, false)?;
     written.write_at(blob, 0)?;
     written.close()
@@ -86,8 +82,9 @@ mod tests {
                 rusqlite::params![id, param(blob), param(&short)],
             )
             .unwrap();
-            fill(&conn, "t", "a", id, blob).unwrap();
-            fill(&conn, "t", "b", id, &short).unwrap();
+            if is_long(blob) {
+                fill(&conn, "t", "a", id, blob).unwrap();
+            }
             let (a, b): (Vec<u8>, Vec<u8>) = conn
                 .query_row("SELECT a, b FROM t WHERE id = ?1", [id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
@@ -108,7 +105,7 @@ mod tests {
             (UNSPILLED_BYTES * 9 / 10..=UNSPILLED_BYTES).contains(&(spill * page_size)),
             "cache_spill {spill} pages of {page_size} bytes"
         );
-        // The long ones really were written after the insert.
+        // Which ones were zeroblobs, written after the insert.
         assert!(matches!(param(&long), ToSqlOutput::ZeroBlob(_)));
         assert!(matches!(param(&exact), ToSqlOutput::ZeroBlob(_)));
         assert!(matches!(param(&short), ToSqlOutput::Borrowed(_)));

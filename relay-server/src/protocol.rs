@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de, Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 /// Version of this protocol; both sides send it in their hello and refuse a mismatch.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -557,24 +558,19 @@ pub const WRITE_BATCH: usize = 64;
 /// sessions.
 pub const FRAGMENT_LEN: usize = 64 * 1024;
 
+/// The sending half of a session's WebSocket, as both sides hold it.
+pub trait MessageSink: futures_util::Sink<WsMessage, Error = WsError> + Unpin {}
+
+impl<S: futures_util::Sink<WsMessage, Error = WsError> + Unpin> MessageSink for S {}
+
 /// Feeds `message` into `sink` (without flushing), as frames of at most [`FRAGMENT_LEN`]
 /// payload bytes when it is a longer binary message. The slices share `message`'s memory.
-pub async fn feed<S>(
-    sink: &mut S,
-    message: tokio_tungstenite::tungstenite::Message,
-) -> Result<(), tokio_tungstenite::tungstenite::Error>
-where
-    S: futures_util::Sink<
-            tokio_tungstenite::tungstenite::Message,
-            Error = tokio_tungstenite::tungstenite::Error,
-        > + Unpin,
-{
+pub async fn feed(sink: &mut impl MessageSink, message: WsMessage) -> Result<(), WsError> {
     use futures_util::SinkExt as _;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-    use tokio_tungstenite::tungstenite::Message;
     match message {
-        Message::Binary(data) if data.len() > FRAGMENT_LEN => {
+        WsMessage::Binary(data) if data.len() > FRAGMENT_LEN => {
             for (start, end) in fragments(data.len()) {
                 let opcode = if start == 0 {
                     Data::Binary
@@ -586,7 +582,7 @@ where
                     OpCode::Data(opcode),
                     end == data.len(),
                 );
-                sink.feed(Message::Frame(frame)).await?;
+                sink.feed(WsMessage::Frame(frame)).await?;
             }
             Ok(())
         }
@@ -601,25 +597,20 @@ fn fragments(len: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |i| (i * FRAGMENT_LEN, ((i + 1) * FRAGMENT_LEN).min(len)))
 }
 
-/// Writes `first` and whatever else is already waiting in `outbox` (up to a batch), then flushes
-/// once: under load many frames share one system call, and an idle session still writes at once.
-pub async fn write_batch<S>(
-    sink: &mut S,
-    first: tokio_tungstenite::tungstenite::Message,
-    outbox: &mut tokio::sync::mpsc::Receiver<tokio_tungstenite::tungstenite::Message>,
-) -> Result<(), tokio_tungstenite::tungstenite::Error>
-where
-    S: futures_util::Sink<
-            tokio_tungstenite::tungstenite::Message,
-            Error = tokio_tungstenite::tungstenite::Error,
-        > + Unpin,
-{
+/// Writes `first` and whatever else `next` has ready at once (up to [`WRITE_BATCH`] messages
+/// in all), then flushes once: under load many frames share one system call, and an idle
+/// session still writes at once.
+pub async fn write_batch(
+    sink: &mut impl MessageSink,
+    first: WsMessage,
+    mut next: impl FnMut() -> Option<WsMessage>,
+) -> Result<(), WsError> {
     use futures_util::SinkExt as _;
     feed(sink, first).await?;
     for _ in 1..WRITE_BATCH {
-        match outbox.try_recv() {
-            Ok(message) => feed(sink, message).await?,
-            Err(_) => break,
+        match next() {
+            Some(message) => feed(sink, message).await?,
+            None => break,
         }
     }
     sink.flush().await
@@ -927,8 +918,7 @@ mod tests {
             if whole {
                 sender.send(message).await
             } else {
-                let (_tx, mut rx) = tokio::sync::mpsc::channel(1);
-                write_batch(&mut sender, message, &mut rx).await
+                write_batch(&mut sender, message, || None).await
             }
         });
         let received = match peer.next().await {

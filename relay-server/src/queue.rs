@@ -366,7 +366,7 @@ fn insert(
     const SQL: &str = "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)";
     let row = id.0 as i64;
     let values = params![row, channel, now_ms(), blob::param(frame)];
-    if frame.len() < blob::WRITTEN_AFTER {
+    if !blob::is_long(frame) {
         return tx.prepare_cached(SQL)?.execute(values).map(|_| ());
     }
     let savepoint = tx.savepoint()?;
@@ -397,7 +397,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
             } => {
                 let result = insert(&mut tx, id, &channel, &frame);
                 max_id = max_id.max(Some(id.0));
-                replies.push((done, result.map(|_| ())));
+                replies.push((done, result));
             }
             Command::Load { id, done } => {
                 let result = tx

@@ -17,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::channel::{Attached, Channel, Outbox, Reply, Settings};
+use crate::channel::{Attached, Channel, Reply, Settings};
 use crate::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
 };
@@ -287,7 +287,8 @@ async fn pump(
                     break;
                 }
             };
-            if let Err(e) = write_batch(&mut sink, message, &attached.outbox).await {
+            let waiting = || attached.outbox.try_recv().map(Message::Binary);
+            if let Err(e) = protocol::write_batch(&mut sink, message, waiting).await {
                 debug!(error = %e, "session write failed");
                 break;
             }
@@ -370,27 +371,6 @@ async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Opti
     };
     attached.outbox.send(frame).await;
     true
-}
-
-/// Writes `first` and whatever else is already waiting in `outbox` (up to
-/// [`protocol::WRITE_BATCH`] frames), then flushes once: under load many frames share one
-/// system call, and an idle session still writes at once.
-async fn write_batch<S>(
-    sink: &mut S,
-    first: Message,
-    outbox: &Outbox,
-) -> Result<(), tokio_tungstenite::tungstenite::Error>
-where
-    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
-{
-    protocol::feed(sink, first).await?;
-    for _ in 1..protocol::WRITE_BATCH {
-        match outbox.try_recv() {
-            Some(frame) => protocol::feed(sink, Message::Binary(frame)).await?,
-            None => break,
-        }
-    }
-    sink.flush().await
 }
 
 async fn receive(
