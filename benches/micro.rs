@@ -45,6 +45,7 @@ fn codec(c: &mut Criterion) {
             method: "POST".into(),
             target: "/webhooks/stripe?live=1".into(),
             headers: headers(),
+            body_len: None,
         };
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("encode", size), &body, |b, body| {

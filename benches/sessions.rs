@@ -274,6 +274,7 @@ async fn open_session(url: &str) -> Result<Ws, BoxError> {
         timeout_ms: None,
         offline: None,
         token: None,
+        stream_bodies: false,
     };
     ws.send(Message::Binary(protocol::encode(&hello, &[])))
         .await?;

@@ -1,12 +1,15 @@
 //! Sends one webhook to the developer's app through a pooled keep-alive client and returns the
 //! app's response, byte for byte.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -66,9 +69,64 @@ impl ForwardError {
     }
 }
 
+/// A request body for the app: whole, or in pieces as they come from the relay.
+pub type ForwardBody = Either<Full<Bytes>, StreamBody<Pieces>>;
+
+/// The body of a request forwarded while it is still arriving: the pieces, in order, as the
+/// session's reader receives them.
+#[derive(Debug)]
+pub struct Pieces {
+    pieces: tokio::sync::mpsc::UnboundedReceiver<Result<Bytes, Cut>>,
+    /// Bytes still to come.
+    left: u64,
+}
+
+/// The rest of a streamed body will not come; the message says why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Cut(pub String);
+
+impl Pieces {
+    /// A body of `len` bytes that comes from `pieces`; it fails if they end short.
+    pub fn new(pieces: tokio::sync::mpsc::UnboundedReceiver<Result<Bytes, Cut>>, len: u64) -> Self {
+        Pieces { pieces, left: len }
+    }
+}
+
+impl futures_util::Stream for Pieces {
+    type Item = Result<Frame<Bytes>, Cut>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        match self.pieces.poll_recv(cx) {
+            Poll::Ready(Some(Ok(piece))) => {
+                self.left = self.left.saturating_sub(piece.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(piece))))
+            }
+            Poll::Ready(Some(Err(cut))) => Poll::Ready(Some(Err(cut))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(Cut(
+                "the session to the relay ended before the body was all in".into(),
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A whole body, to forward.
+pub fn whole(body: Bytes) -> ForwardBody {
+    Either::Left(Full::new(body))
+}
+
+/// A body still arriving, to forward as it does.
+pub fn streamed(pieces: Pieces) -> ForwardBody {
+    Either::Right(StreamBody::new(pieces))
+}
+
 /// Forwards requests to one target.
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, ForwardBody>,
     target: Target,
     max_body: usize,
 }
@@ -115,7 +173,7 @@ impl Forwarder {
         method: &str,
         target: &str,
         headers: &[Header],
-        body: Bytes,
+        body: ForwardBody,
     ) -> Result<AppResponse, ForwardError> {
         let request = self.build(method, target, headers, body)?;
         let response = self.client.request(request).await.map_err(|e| {
@@ -152,15 +210,15 @@ impl Forwarder {
         method: &str,
         target: &str,
         headers: &[Header],
-        body: Bytes,
-    ) -> Result<Request<Full<Bytes>>, ForwardError> {
+        body: ForwardBody,
+    ) -> Result<Request<ForwardBody>, ForwardError> {
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| ForwardError::Invalid(format!("invalid method {method:?}")))?;
         let uri = self.target.uri_for(target);
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
-            .body(Full::new(body))
+            .body(body)
             .map_err(|e| ForwardError::Invalid(format!("invalid URI {uri:?}: {e}")))?;
         let map = request.headers_mut();
         map.insert(
@@ -216,7 +274,7 @@ mod tests {
             },
         ];
         let req = forwarder
-            .build("PATCH", "/a?b=1", &headers, Bytes::from_static(b"x"))
+            .build("PATCH", "/a?b=1", &headers, whole(Bytes::from_static(b"x")))
             .unwrap();
         assert_eq!(req.method(), Method::PATCH);
         assert_eq!(req.uri(), "http://localhost:3000/base/a?b=1");
@@ -229,7 +287,7 @@ mod tests {
     fn bad_method_is_an_error_not_a_panic() {
         let forwarder = Forwarder::new("3000".parse().unwrap(), 1024).unwrap();
         let err = forwarder
-            .build("BAD METHOD", "/", &[], Bytes::new())
+            .build("BAD METHOD", "/", &[], whole(Bytes::new()))
             .unwrap_err();
         assert!(err.to_string().contains("invalid method"), "{err}");
     }

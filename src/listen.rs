@@ -21,7 +21,7 @@ use tracing::debug;
 
 use crate::capture::{self, Recorder};
 use crate::cli::ListenArgs;
-use crate::forward::Forwarder;
+use crate::forward::{self, Cut, Forwarder, Pieces};
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
 use crate::store;
 use crate::verify;
@@ -319,6 +319,7 @@ async fn attach_loop(
             .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         offline: args.offline,
         token: args.token.clone(),
+        stream_bodies: true,
     };
     // Only a wss:// relay needs TLS: loading the platform's roots costs memory and start-up time.
     let tls = match (ws_url.starts_with("wss://"), args.ca_cert.as_deref()) {
@@ -614,6 +615,9 @@ async fn read_loop(
     context: &Arc<Context>,
     in_flight: &TaskTracker,
 ) -> String {
+    // Dropped with the session: the bodies still arriving end in an error, so their requests
+    // fail at the app and are forgotten, to be forwarded again when the relay redelivers them.
+    let mut streams = Streams::default();
     loop {
         let message = match tokio::time::timeout(protocol::SILENCE_LIMIT, stream.next()).await {
             Ok(Some(Ok(message))) => message,
@@ -642,19 +646,41 @@ async fn read_loop(
                     method,
                     target,
                     headers,
+                    body_len,
                 },
                 body,
             )) => {
-                let job = Job {
+                let mut job = Job {
                     id,
                     received_at_ms,
                     method,
                     target,
                     headers,
                     body,
+                    streamed: None,
                 };
-                receive(job, context, in_flight).await;
+                let incoming = match body_len {
+                    None => None,
+                    Some(len) => match streams.open(id, len) {
+                        Ok((incoming, streamed)) => {
+                            job.streamed = Some(streamed);
+                            Some(incoming)
+                        }
+                        Err(reason) => return reason,
+                    },
+                };
+                if receive(job, context, in_flight).await {
+                    if let Some(incoming) = incoming {
+                        streams.insert(id, incoming);
+                    }
+                }
             }
+            Ok((RelayMessage::Body { id }, piece)) => {
+                if let Err(reason) = streams.piece(id, piece) {
+                    return reason;
+                }
+            }
+            Ok((RelayMessage::Abort { id, reason }, _)) => streams.abort(id, reason),
             Ok((RelayMessage::Error { message }, _)) => return message,
             Ok((RelayMessage::Hello { .. }, _)) => debug!("ignoring a second hello"),
             Err(e) => return format!("the relay sent a bad frame: {e}"),
@@ -662,8 +688,9 @@ async fn read_loop(
     }
 }
 
-/// Starts handling a request, unless it is a redelivery of one already handled.
-async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) {
+/// Starts handling a request, unless it is a redelivery of one already handled; `true` if it
+/// started.
+async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) -> bool {
     let seen = context
         .handled
         .lock()
@@ -672,11 +699,113 @@ async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) {
     match seen {
         Seen::New => {
             in_flight.spawn(handle(job, Arc::clone(context)));
+            return true;
         }
         // Its acknowledgement was lost: acknowledge again, don't forward again.
         Seen::Done => context.send(&ClientMessage::Ack { id: job.id }, &[]).await,
         // Still at the app; its handler acknowledges it when done.
         Seen::InProgress => {}
+    }
+    false
+}
+
+/// The bodies a session is receiving in pieces ([`RelayMessage::Body`]), by request: each
+/// piece goes on to the app's request at once, and into the whole body, which the handler
+/// gets once the last piece is in (for the capture, the signature and the terminal).
+#[derive(Default)]
+struct Streams {
+    open: std::collections::HashMap<RequestId, Incoming>,
+}
+
+/// One body arriving in pieces.
+struct Incoming {
+    /// To the app's request.
+    pieces: mpsc::UnboundedSender<Result<Bytes, Cut>>,
+    /// The body so far (room for all of it is taken with the first piece).
+    body: bytes::BytesMut,
+    len: usize,
+    whole: tokio::sync::oneshot::Sender<Bytes>,
+}
+
+/// A job's body still arriving: what its handler forwards, and the whole body once in.
+struct Streamed {
+    pieces: Pieces,
+    whole: tokio::sync::oneshot::Receiver<Bytes>,
+}
+
+impl Streams {
+    /// Makes ready for request `id`'s body of `len` bytes; `Err` is why the session ends.
+    fn open(&self, id: RequestId, len: u64) -> Result<(Incoming, Streamed), String> {
+        if self.open.len() >= protocol::MAX_STREAMS {
+            return Err(format!(
+                "the relay sent more than {} bodies in pieces at once",
+                protocol::MAX_STREAMS
+            ));
+        }
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&len| len <= protocol::DEFAULT_MAX_BODY)
+            .ok_or_else(|| {
+                format!(
+                    "the relay announced a body of {len} bytes for request {id}, over the limit of {}",
+                    protocol::DEFAULT_MAX_BODY
+                )
+            })?;
+        let (pieces, receiver) = mpsc::unbounded_channel();
+        let (whole, body) = tokio::sync::oneshot::channel();
+        let incoming = Incoming {
+            pieces,
+            body: bytes::BytesMut::new(),
+            len,
+            whole,
+        };
+        let streamed = Streamed {
+            pieces: Pieces::new(receiver, len as u64),
+            whole: body,
+        };
+        Ok((incoming, streamed))
+    }
+
+    fn insert(&mut self, id: RequestId, incoming: Incoming) {
+        if incoming.len == 0 {
+            let _ = incoming.whole.send(Bytes::new());
+            return;
+        }
+        self.open.insert(id, incoming);
+    }
+
+    /// Passes on the next piece of `id`'s body; `Err` is why the session ends. A piece for a
+    /// request not (or no longer) streaming, a redelivery already handled, is dropped.
+    fn piece(&mut self, id: RequestId, piece: Bytes) -> Result<(), String> {
+        let Some(incoming) = self.open.get_mut(&id) else {
+            return Ok(());
+        };
+        if incoming.body.len() + piece.len() > incoming.len {
+            return Err(format!(
+                "the relay sent more than the {} bytes it announced for request {id}",
+                incoming.len
+            ));
+        }
+        if incoming.body.capacity() == 0 {
+            incoming.body.reserve(incoming.len);
+        }
+        incoming.body.extend_from_slice(&piece);
+        // The app's request may be over already (it failed, or answered early).
+        let _ = incoming.pieces.send(Ok(piece));
+        if incoming.body.len() == incoming.len {
+            if let Some(incoming) = self.open.remove(&id) {
+                let _ = incoming.whole.send(incoming.body.freeze());
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay will not send the rest of `id`'s body.
+    fn abort(&mut self, id: RequestId, reason: String) {
+        if let Some(incoming) = self.open.remove(&id) {
+            debug!(%id, %reason, "the relay abandoned a request while its body was arriving");
+            let _ = incoming.pieces.send(Err(Cut(reason)));
+        }
     }
 }
 
@@ -687,21 +816,43 @@ struct Job {
     method: String,
     target: String,
     headers: Vec<protocol::Header>,
+    /// The body; empty until it is all in when it arrives in pieces (`streamed`).
     body: Bytes,
+    streamed: Option<Streamed>,
 }
 
 /// Forwards one request, answers the relay, records the capture, acknowledges the request, then
 /// tells the printer.
-async fn handle(job: Job, context: Arc<Context>) {
+async fn handle(mut job: Job, context: Arc<Context>) {
     if skip_redelivery(&job, &context).await {
         return;
     }
     let started = Instant::now();
+    let (body, whole) = match job.streamed.take() {
+        Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
+        None => (forward::whole(job.body.clone()), None),
+    };
     let result = context
         .forwarder
-        .forward(&job.method, &job.target, &job.headers, job.body.clone())
+        .forward(&job.method, &job.target, &job.headers, body)
         .await;
     let duration = started.elapsed();
+    if let Some(whole) = whole {
+        match whole.await {
+            Ok(body) => job.body = body,
+            // The relay abandoned it (the sender went away: nothing was stored) or the session
+            // ended (the relay delivers it again, whole, on the next one): either way nothing
+            // to answer, record or acknowledge now.
+            Err(_) => {
+                context
+                    .handled
+                    .lock()
+                    .expect("handled lock is never poisoned")
+                    .forget(job.id);
+                return;
+            }
+        }
+    }
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {
@@ -1003,6 +1154,12 @@ impl Handled {
         if let Some(done) = self.done.get_mut(&id) {
             *done = true;
         }
+    }
+
+    /// Forgets `id`, which was not handled after all: when it comes again it is new. (Its
+    /// place in `order` stays, and ends the newer entry's memory a little early.)
+    fn forget(&mut self, id: RequestId) {
+        self.done.remove(&id);
     }
 }
 

@@ -11,7 +11,7 @@ use relay_server::protocol::{self, Header};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReplayArgs;
-use crate::forward::{ForwardError, Forwarder};
+use crate::forward::{self, ForwardError, Forwarder};
 use crate::inspect::sanitize;
 use crate::list::display_path;
 use crate::store::{
@@ -204,7 +204,7 @@ async fn send(
             &original.request.method,
             &original.request.path,
             &headers,
-            original.request.body.clone(),
+            forward::whole(original.request.body.clone()),
         )
         .await;
     let duration = started.elapsed();

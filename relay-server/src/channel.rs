@@ -12,9 +12,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::protocol::{Header, Offline, RequestId, Respond};
+use crate::protocol::{Header, Offline, RequestId, Respond, MAX_STREAMS};
 use crate::queue::{ChannelRecord, Queue, Snapshot};
 use crate::tokens::Owner;
 
@@ -124,15 +125,25 @@ pub(crate) struct Attached {
     /// One permit per request the session may still be sent (`--max-in-flight`).
     pub window: Semaphore,
     in_flight: Mutex<HashSet<RequestId>>,
+    /// The CLI takes long bodies in pieces (its hello's `stream_bodies`).
+    streams: bool,
+    /// Streams the session may still be sent at once ([`MAX_STREAMS`]).
+    stream_slots: Semaphore,
+    /// Cancelled once the session is detached: whoever streams to it stops waiting for room.
+    closed: CancellationToken,
 }
 
 impl Attached {
-    /// A session handle allowing `max_in_flight` unacknowledged requests.
-    pub fn new(outbox_capacity: usize, max_in_flight: usize) -> Self {
+    /// A session handle allowing `max_in_flight` unacknowledged requests, which takes long
+    /// bodies in pieces when `streams`.
+    pub fn new(outbox_capacity: usize, max_in_flight: usize, streams: bool) -> Self {
         Attached {
             outbox: Outbox::new(outbox_capacity),
             window: Semaphore::new(max_in_flight),
             in_flight: Mutex::new(HashSet::new()),
+            streams,
+            stream_slots: Semaphore::new(if streams { MAX_STREAMS } else { 0 }),
+            closed: CancellationToken::new(),
         }
     }
 
@@ -182,6 +193,37 @@ impl Attached {
         if removed {
             self.window.add_permits(1);
         }
+    }
+}
+
+/// A request whose body is being streamed to one session: it holds the request's window slot
+/// and one of the session's [`MAX_STREAMS`] slots (given back on drop).
+pub(crate) struct Stream {
+    session: Arc<Attached>,
+    id: RequestId,
+}
+
+impl Stream {
+    /// Queues `frame` (a piece of the body, or the abort) for the session, waiting for room;
+    /// `false` once the session is gone, when the rest of the body has nowhere to go.
+    pub async fn send(&self, frame: Bytes) -> bool {
+        tokio::select! {
+            () = self.session.outbox.send(frame) => !self.session.closed.is_cancelled(),
+            () = self.session.closed.cancelled() => false,
+        }
+    }
+
+    /// Sends `abort` (the request's [`crate::protocol::RelayMessage::Abort`]) and frees the
+    /// request's window slot: the CLI will not acknowledge a request it never got whole.
+    pub async fn abort(self, abort: Bytes) {
+        self.send(abort).await;
+        self.session.release(self.id);
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.session.stream_slots.add_permits(1);
     }
 }
 
@@ -308,6 +350,46 @@ impl Channel {
         self.wake.notify_one();
     }
 
+    /// Starts streaming request `id` to the attached session by sending `head` (its request
+    /// message announcing `body_len`): only when the session takes streams and has a stream
+    /// slot, window room and outbox room, and nothing is waiting ahead of the request. `None`
+    /// leaves the request to go whole, once its body is in, through [`Channel::enqueued`].
+    pub fn start_stream(&self, id: RequestId, head: &Bytes) -> Option<Stream> {
+        let state = self.lock();
+        let session = state.session.as_ref()?;
+        if !session.streams || !state.ready.is_empty() || state.in_hand {
+            return None;
+        }
+        let slot = session.stream_slots.try_acquire().ok()?;
+        if !session.try_send_now(id, head) {
+            return None;
+        }
+        slot.forget();
+        Some(Stream {
+            session: Arc::clone(session),
+            id,
+        })
+    }
+
+    /// Records a streamed request just committed to the queue, before its last piece is sent
+    /// (so the CLI's acknowledgement finds it pending). `true` if `stream`'s session is still
+    /// attached and so gets the last piece; otherwise the request (`frame`, whole) goes to the
+    /// session now attached, or waits for one, like any other.
+    pub fn streamed(&self, stream: &Stream, frame: Bytes) -> bool {
+        let mut state = self.lock();
+        state.pending.insert(stream.id);
+        let same = state
+            .session
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &stream.session));
+        if same {
+            return true;
+        }
+        drop(state);
+        self.enqueued(stream.id, frame);
+        false
+    }
+
     /// The next request for the attached session, in the order requests were queued (ids are
     /// given before the queue commits, so concurrent requests commit out of id order), with its
     /// frame when it is still in memory.
@@ -358,8 +440,10 @@ impl Channel {
         }
     }
 
-    /// Detaches `session` if it is still the attached one.
+    /// Detaches `session` if it is still the attached one; either way nothing more is sent to
+    /// it.
     pub fn detach(&self, session: &Arc<Attached>) {
+        session.closed.cancel();
         let mut state = self.lock();
         if state
             .session

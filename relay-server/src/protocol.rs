@@ -21,6 +21,21 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de, Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+/// Bodies a sender declares (`Content-Length`) at least this long are streamed to a CLI that
+/// accepts it ([`RelayMessage::Body`]): the relay passes each piece on as it arrives and the
+/// CLI forwards it to the app at once, so the three transfers (sender to relay, relay to CLI,
+/// CLI to app) overlap instead of following each other. Shorter bodies go whole in their
+/// request's frame, which costs one message rather than several.
+pub const STREAM_FROM: usize = 256 * 1024;
+
+/// Largest piece of a streamed body in one [`RelayMessage::Body`] message: with its meta, one
+/// WebSocket frame ([`FRAGMENT_LEN`]).
+pub const CHUNK_LEN: usize = FRAGMENT_LEN - 256;
+
+/// Most requests one session streams at once; a relay sends further long bodies whole while
+/// this many are under way, and a CLI ends a session that opens more.
+pub const MAX_STREAMS: usize = 16;
+
 /// Version of this protocol; both sides send it in their hello and refuse a mismatch.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -181,6 +196,11 @@ pub enum ClientMessage {
         /// The CLI's token, for relays that require one.
         #[serde(default)]
         token: Option<Token>,
+        /// The CLI takes long request bodies in pieces ([`RelayMessage::Body`]) and forwards
+        /// each as it arrives. A relay that does not know the field ignores it, and sends
+        /// bodies whole.
+        #[serde(default)]
+        stream_bodies: bool,
     },
     /// The app's response to a request; the frame's payload is the response body.
     Response {
@@ -238,6 +258,27 @@ pub enum RelayMessage {
         target: String,
         /// Request headers in the order the sender sent them, hop-by-hop headers removed.
         headers: Vec<Header>,
+        /// Set when the body is not this frame's payload (which is then empty) but follows in
+        /// [`RelayMessage::Body`] messages, this many bytes in all; only to a CLI whose hello
+        /// set `stream_bodies`, and only for a body the sender declared at least
+        /// [`STREAM_FROM`] long. A redelivered request always carries its body whole.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_len: Option<u64>,
+    },
+    /// The next piece of a streamed request's body (see `body_len`); the frame's payload is the
+    /// piece, at most [`CHUNK_LEN`] bytes. The pieces come in order, and the request is whole
+    /// once they add up to `body_len`.
+    Body {
+        /// The request the piece belongs to.
+        id: RequestId,
+    },
+    /// The rest of a streamed request's body will not come: the sender went away or broke a
+    /// limit. The relay has not stored the request; the CLI forgets it.
+    Abort {
+        /// The request abandoned.
+        id: RequestId,
+        /// Why, in a few words: "the sender closed the connection".
+        reason: String,
     },
     /// The relay refuses or ends the session; `message` is a sentence for the user.
     Error {
@@ -267,7 +308,7 @@ fn message_fields<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(map: A) -> Re
 }
 
 const CLIENT_VARIANTS: &[&str] = &["hello", "response", "ack", "failed"];
-const RELAY_VARIANTS: &[&str] = &["hello", "request", "error"];
+const RELAY_VARIANTS: &[&str] = &["hello", "request", "body", "abort", "error"];
 
 impl<'de> Deserialize<'de> for ClientMessage {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -283,6 +324,8 @@ impl<'de> Deserialize<'de> for ClientMessage {
             offline: Option<Offline>,
             #[serde(default)]
             token: Option<Token>,
+            #[serde(default)]
+            stream_bodies: bool,
         }
         #[derive(Deserialize)]
         struct Response {
@@ -320,6 +363,7 @@ impl<'de> Deserialize<'de> for ClientMessage {
                             timeout_ms: h.timeout_ms,
                             offline: h.offline,
                             token: h.token,
+                            stream_bodies: h.stream_bodies,
                         }
                     }
                     "response" => {
@@ -367,6 +411,17 @@ impl<'de> Deserialize<'de> for RelayMessage {
             method: String,
             target: String,
             headers: Vec<Header>,
+            #[serde(default)]
+            body_len: Option<u64>,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            id: RequestId,
+        }
+        #[derive(Deserialize)]
+        struct Abort {
+            id: RequestId,
+            reason: String,
         }
         #[derive(Deserialize)]
         struct Error {
@@ -402,6 +457,17 @@ impl<'de> Deserialize<'de> for RelayMessage {
                             method: r.method,
                             target: r.target,
                             headers: r.headers,
+                            body_len: r.body_len,
+                        }
+                    }
+                    "body" => RelayMessage::Body {
+                        id: message_fields::<_, Body>(map)?.id,
+                    },
+                    "abort" => {
+                        let a: Abort = message_fields(map)?;
+                        RelayMessage::Abort {
+                            id: a.id,
+                            reason: a.reason,
                         }
                     }
                     "error" => RelayMessage::Error {
@@ -510,10 +576,7 @@ pub fn encode<M: Serialize>(message: &M, payload: &[u8]) -> Bytes {
 /// [`encode`] with the payload in pieces (e.g. a request body as it arrived), copied once,
 /// straight into the frame.
 pub fn encode_buf<M: Serialize>(message: &M, mut payload: impl bytes::Buf) -> Bytes {
-    let meta = serde_json::to_vec(message).expect("protocol messages always serialize to JSON");
-    let mut frame = BytesMut::with_capacity(4 + meta.len() + payload.remaining());
-    frame.put_u32(u32::try_from(meta.len()).expect("meta is far below 4 GiB"));
-    frame.put_slice(&meta);
+    let mut frame = frame_for(message, payload.remaining());
     while payload.has_remaining() {
         let chunk = payload.chunk();
         let len = chunk.len();
@@ -521,6 +584,16 @@ pub fn encode_buf<M: Serialize>(message: &M, mut payload: impl bytes::Buf) -> By
         payload.advance(len);
     }
     frame.freeze()
+}
+
+/// The start of `message`'s frame, its meta, with room for `payload_len` payload bytes after
+/// it: a frame whose payload is written as it arrives.
+pub fn frame_for<M: Serialize>(message: &M, payload_len: usize) -> BytesMut {
+    let meta = serde_json::to_vec(message).expect("protocol messages always serialize to JSON");
+    let mut frame = BytesMut::with_capacity(4 + meta.len() + payload_len);
+    frame.put_u32(u32::try_from(meta.len()).expect("meta is far below 4 GiB"));
+    frame.put_slice(&meta);
+    frame
 }
 
 /// Decodes one frame into its message and payload; the payload shares the frame's memory.
@@ -682,6 +755,7 @@ mod tests {
                     value: Bytes::from_static(b"\xff\xfe latin"),
                 },
             ],
+            body_len: None,
         };
         let body = b"\x00\x01\xffbody".as_slice();
         let frame = encode(&message, body);
@@ -704,6 +778,7 @@ mod tests {
                 timeout_ms: Some(5),
                 offline: Some(Offline::Reject),
                 token: Some(Token("t".into())),
+                stream_bodies: true,
             },
             ClientMessage::Response {
                 id: RequestId(3),
@@ -728,6 +803,19 @@ mod tests {
                 respond: Respond::App,
                 timeout_ms: 30_000,
             },
+            RelayMessage::Request {
+                id: RequestId(6),
+                received_at_ms: 2,
+                method: "PUT".into(),
+                target: "/big".into(),
+                headers: headers.clone(),
+                body_len: Some(10 << 20),
+            },
+            RelayMessage::Body { id: RequestId(6) },
+            RelayMessage::Abort {
+                id: RequestId(6),
+                reason: "the sender closed the connection".into(),
+            },
             RelayMessage::Error {
                 message: "no".into(),
             },
@@ -736,6 +824,26 @@ mod tests {
             let (decoded, _) = decode::<RelayMessage>(encode(&message, b"")).unwrap();
             assert_eq!(decoded, message);
         }
+    }
+
+    #[test]
+    fn a_request_sent_whole_does_not_mention_streaming() {
+        // CLIs from before streaming read these frames too; they must not change.
+        let request = |body_len| RelayMessage::Request {
+            id: RequestId(1),
+            received_at_ms: 1,
+            method: "POST".into(),
+            target: "/".into(),
+            headers: Vec::new(),
+            body_len,
+        };
+        let frame = encode(&request(None), b"");
+        let meta = std::str::from_utf8(&frame[4..]).unwrap();
+        assert!(!meta.contains("body_len"), "{meta}");
+        let frame = encode(&request(Some(5)), b"");
+        assert!(std::str::from_utf8(&frame[4..])
+            .unwrap()
+            .contains(r#""body_len":5"#));
     }
 
     #[test]
@@ -769,6 +877,7 @@ mod tests {
                 timeout_ms: None,
                 offline: None,
                 token: None,
+                stream_bodies: false,
             }
         );
         let response = r#"{"type":"response","id":9,"status":200,"headers":[["x-a",[255,0,104]]]}"#;
@@ -853,6 +962,7 @@ mod tests {
             timeout_ms: None,
             offline: None,
             token: Some(Token("s3cret-token".into())),
+            stream_bodies: false,
         };
         let debug = format!("{hello:?}");
         assert!(!debug.contains("s3cret"), "{debug}");

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::channel::Reply;
-use crate::protocol::{self, Offline, RelayMessage, Respond};
+use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
 use crate::queue::{Committing, QueueError};
 use crate::session;
 use crate::Relay;
@@ -255,41 +255,75 @@ async fn webhook(
         return too_large(max_body);
     }
     let (parts, body) = req.into_parts();
-    let reading = Limited::new(body, max_body).collect();
-    let body = match tokio::time::timeout(relay.config.read_timeout, reading).await {
-        // The pieces as they arrived: `encode_buf` copies them once, into the frame.
-        Ok(Ok(collected)) => collected.aggregate(),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(max_body),
-        Ok(Err(e)) => {
-            debug!(error = %e, "could not read request body");
-            return text(StatusCode::BAD_REQUEST, "could not read the request body");
+    let id = relay.next_id();
+    let received_at_ms = unix_ms();
+    let method = parts.method.as_str().to_owned();
+    let headers = protocol::forwardable_headers(&parts.headers);
+    // Registered before any of the request can reach the CLI: the app may answer a streamed
+    // request before its body is all in.
+    let waiter =
+        (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
+    let mut stream = match declared {
+        Some(len) if status.attached && len >= protocol::STREAM_FROM as u64 => {
+            let head = RelayMessage::Request {
+                id,
+                received_at_ms,
+                method: method.clone(),
+                target: target.clone(),
+                headers: headers.clone(),
+                body_len: Some(len),
+            };
+            channel.start_stream(id, &protocol::encode(&head, &[]))
         }
-        Err(_) => {
-            return text(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the request body did not arrive within {} s (--read-timeout)",
-                    relay.config.read_timeout.as_secs()
-                ),
+        _ => None,
+    };
+    let request = RelayMessage::Request {
+        id,
+        received_at_ms,
+        method,
+        target,
+        headers,
+        body_len: None,
+    };
+    let read = match (&mut stream, declared) {
+        (Some(_), Some(len)) => {
+            read_streamed(
+                body,
+                &request,
+                len as usize,
+                &mut stream,
+                relay.config.read_timeout,
             )
+            .await
+        }
+        _ => read_whole(body, &request, max_body, relay.config.read_timeout).await,
+    };
+    let (frame, sent) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            if let Some(stream) = stream {
+                stream.abort(abort(id, e.reason())).await;
+            }
+            return match e {
+                ReadError::TooLarge => too_large(max_body),
+                ReadError::Broken(e) => {
+                    debug!(error = %e, "could not read request body");
+                    text(StatusCode::BAD_REQUEST, "could not read the request body")
+                }
+                ReadError::TimedOut => text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the request body did not arrive within {} s (--read-timeout)",
+                        relay.config.read_timeout.as_secs()
+                    ),
+                ),
+            };
         }
     };
     relay
         .metrics
         .request_bytes
-        .fetch_add(body.remaining() as u64, Ordering::Relaxed);
-    let id = relay.next_id();
-    let request = RelayMessage::Request {
-        id,
-        received_at_ms: unix_ms(),
-        method: parts.method.as_str().to_owned(),
-        target,
-        headers: protocol::forwardable_headers(&parts.headers),
-    };
-    let frame = protocol::encode_buf(&request, body);
-    // Register for the reply before the request can possibly be delivered and answered.
-    let waiter =
-        (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
+        .fetch_add((frame.len() - sent.start) as u64, Ordering::Relaxed);
     // Delivered while the queue commits it: the sender hears back only once both are done, so
     // a relay killed meanwhile leaves the sender without an answer (it retries), never with a
     // 2xx for a request that is not stored.
@@ -298,9 +332,23 @@ async fn webhook(
         .submit_insert(id, &channel.name, frame.clone())
         .await;
     if matches!(committing, Committing::Done(Err(_))) {
+        if let Some(stream) = stream {
+            stream
+                .abort(abort(id, "the relay could not store it"))
+                .await;
+        }
         return not_stored(committing.committed().await);
     }
-    channel.enqueued(id, frame);
+    match stream {
+        // Pending before its last piece goes, so the acknowledgement finds it.
+        Some(stream) => {
+            if channel.streamed(&stream, frame.clone()) {
+                let last = protocol::encode(&RelayMessage::Body { id }, &frame[sent.end..]);
+                stream.send(last).await;
+            }
+        }
+        None => channel.enqueued(id, frame),
+    }
     match (status.settings.respond, waiter) {
         (Respond::Status(code), _) => {
             if let Err(e) = committing.committed().await {
@@ -349,6 +397,113 @@ async fn webhook(
             )
         }
     }
+}
+
+/// Why a webhook's body could not be read.
+enum ReadError {
+    /// Longer than `--max-body`.
+    TooLarge,
+    /// The connection failed or the sender sent less (or more) than it declared.
+    Broken(String),
+    /// Not all in within `--read-timeout`.
+    TimedOut,
+}
+
+impl ReadError {
+    /// A few words for the CLI when a streamed body is abandoned.
+    fn reason(&self) -> &'static str {
+        match self {
+            ReadError::TooLarge => "the body exceeds the relay's --max-body",
+            ReadError::Broken(_) => "the sender's connection failed before the body was all in",
+            ReadError::TimedOut => "the body did not all arrive within the relay's --read-timeout",
+        }
+    }
+}
+
+/// A streamed request's frames: the request's whole frame, and the part of its payload
+/// already sent in pieces (`start` is where the payload begins; the rest, from `end`, is the
+/// last piece, held back until the request is stored).
+type Read = (Bytes, std::ops::Range<usize>);
+
+/// Reads a body whole, within `timeout`, into `request`'s frame.
+async fn read_whole(
+    body: Incoming,
+    request: &RelayMessage,
+    max_body: usize,
+    timeout: std::time::Duration,
+) -> Result<Read, ReadError> {
+    match tokio::time::timeout(timeout, Limited::new(body, max_body).collect()).await {
+        // The pieces as they arrived: `encode_buf` copies them once, into the frame.
+        Ok(Ok(collected)) => {
+            let body = collected.aggregate();
+            let len = body.remaining();
+            let frame = protocol::encode_buf(request, body);
+            let start = frame.len() - len;
+            Ok((frame, start..start))
+        }
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ReadError::TooLarge),
+        Ok(Err(e)) => Err(ReadError::Broken(e.to_string())),
+        Err(_) => Err(ReadError::TimedOut),
+    }
+}
+
+/// Reads a body declared `len` bytes long into `request`'s frame and, while `stream` lasts,
+/// passes it on in pieces of [`protocol::CHUNK_LEN`] as it arrives, holding the last piece
+/// back. A piece waits for room in the session's outbox, so a slow CLI slows the sender down
+/// rather than growing the relay's memory; that wait does not count against `timeout`, which
+/// is the sender's. When the session goes away `stream` is dropped and the body is read to
+/// the end all the same, to be stored and delivered whole.
+async fn read_streamed(
+    mut body: Incoming,
+    request: &RelayMessage,
+    len: usize,
+    stream: &mut Option<crate::channel::Stream>,
+    timeout: std::time::Duration,
+) -> Result<Read, ReadError> {
+    let RelayMessage::Request { id, .. } = request else {
+        unreachable!("only requests have bodies to stream")
+    };
+    let mut frame = protocol::frame_for(request, len);
+    let start = frame.len();
+    let mut sent = start;
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let next = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
+            Ok(None) => break,
+            Err(_) => return Err(ReadError::TimedOut),
+        };
+        // Trailers are not forwarded (nor are they when a body is read whole).
+        let Ok(data) = next.into_data() else { continue };
+        if frame.len() - start + data.len() > len {
+            return Err(ReadError::Broken("more body than declared".into()));
+        }
+        frame.extend_from_slice(&data);
+        while frame.len() - sent > protocol::CHUNK_LEN {
+            let Some(to) = stream.as_ref() else { break };
+            let piece = &frame[sent..sent + protocol::CHUNK_LEN];
+            let piece = protocol::encode(&RelayMessage::Body { id: *id }, piece);
+            sent += protocol::CHUNK_LEN;
+            let waited = tokio::time::Instant::now();
+            if !to.send(piece).await {
+                *stream = None;
+            }
+            deadline += waited.elapsed();
+        }
+    }
+    if frame.len() - start != len {
+        return Err(ReadError::Broken("less body than declared".into()));
+    }
+    Ok((frame.freeze(), start..sent))
+}
+
+/// The frame telling the CLI that `id`'s body will not come, and why.
+fn abort(id: RequestId, reason: &str) -> Bytes {
+    let message = RelayMessage::Abort {
+        id,
+        reason: reason.to_owned(),
+    };
+    protocol::encode(&message, &[])
 }
 
 /// The answer to a sender whose request could not be queued.

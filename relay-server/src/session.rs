@@ -100,6 +100,7 @@ struct Hello {
     channel: Option<String>,
     settings: Settings,
     token: Option<Token>,
+    stream_bodies: bool,
 }
 
 /// A session past its hello, attached to its channel.
@@ -162,7 +163,11 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
     let name = hello
         .channel
         .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
-    let attached = Arc::new(Attached::new(OUTBOX_CAPACITY, relay.config.max_in_flight));
+    let attached = Arc::new(Attached::new(
+        OUTBOX_CAPACITY,
+        relay.config.max_in_flight,
+        hello.stream_bodies,
+    ));
     let channel = match relay
         .channels
         .attach(
@@ -221,6 +226,7 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
         timeout_ms,
         offline,
         token,
+        stream_bodies,
     } = message
     else {
         return Err("expected a hello message first".into());
@@ -247,6 +253,7 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
         channel,
         settings,
         token,
+        stream_bodies,
     })
 }
 

@@ -672,6 +672,11 @@ impl Listener {
         self.stderr()
     }
 
+    /// The data directory this `hooks listen` keeps its capture store in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     /// Kills the process with SIGKILL, as a crash or the OOM killer would, and waits until it is
     /// gone (so its sockets are closed).
     pub async fn kill(&mut self) {
