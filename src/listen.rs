@@ -1192,6 +1192,83 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_request_is_new_again() {
+        let mut handled = Handled::default();
+        assert_eq!(handled.start(RequestId(1)), Seen::New);
+        handled.forget(RequestId(1));
+        assert_eq!(handled.start(RequestId(1)), Seen::New);
+    }
+
+    /// Opens a stream of `len` bytes for `id` in `streams`.
+    fn open(streams: &mut Streams, id: u64, len: u64) -> Streamed {
+        let (incoming, streamed) = streams.open(RequestId(id), len).unwrap();
+        streams.insert(RequestId(id), incoming);
+        streamed
+    }
+
+    #[tokio::test]
+    async fn pieces_reach_the_app_at_once_and_the_whole_body_at_the_end() {
+        let mut streams = Streams::default();
+        let Streamed { pieces, whole } = open(&mut streams, 1, 6);
+        let mut app = std::pin::pin!(http_body_util::StreamBody::new(pieces));
+        streams
+            .piece(RequestId(1), Bytes::from_static(b"abc"))
+            .unwrap();
+        use http_body_util::BodyExt as _;
+        let first = app.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "abc", "before the rest has come");
+        streams
+            .piece(RequestId(1), Bytes::from_static(b"def"))
+            .unwrap();
+        assert_eq!(whole.await.unwrap(), "abcdef");
+        let second = app.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second, "def");
+        assert!(app.frame().await.is_none(), "the body ends with its length");
+        assert!(streams.open.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abort_or_a_lost_session_fails_the_apps_body_and_withholds_the_whole() {
+        use http_body_util::BodyExt as _;
+        let mut streams = Streams::default();
+        let aborted = open(&mut streams, 1, 10);
+        let lost = open(&mut streams, 2, 10);
+        streams
+            .piece(RequestId(1), Bytes::from_static(b"abc"))
+            .unwrap();
+        streams.abort(RequestId(1), "the sender went away".into());
+        let mut app = std::pin::pin!(http_body_util::StreamBody::new(aborted.pieces));
+        assert!(app.frame().await.unwrap().is_ok(), "the piece that came");
+        let cut = app.frame().await.unwrap().unwrap_err();
+        assert_eq!(cut.to_string(), "the sender went away");
+        assert!(aborted.whole.await.is_err());
+        drop(streams);
+        let mut app = std::pin::pin!(http_body_util::StreamBody::new(lost.pieces));
+        assert!(app.frame().await.unwrap().is_err(), "short of its length");
+        assert!(lost.whole.await.is_err());
+    }
+
+    #[test]
+    fn a_relay_that_breaks_the_streaming_limits_ends_the_session() {
+        let mut streams = Streams::default();
+        let _kept = open(&mut streams, 1, 4);
+        let error = streams
+            .piece(RequestId(1), Bytes::from_static(b"12345"))
+            .unwrap_err();
+        assert!(error.contains("more than the 4 bytes"), "{error}");
+        let too_long = protocol::DEFAULT_MAX_BODY as u64 + 1;
+        assert!(streams.open(RequestId(2), too_long).is_err());
+        let mut kept = Vec::new();
+        for id in 2..=protocol::MAX_STREAMS as u64 {
+            kept.push(open(&mut streams, id, 4));
+        }
+        let error = streams.open(RequestId(99), 4).err().unwrap();
+        assert!(error.contains("at once"), "{error}");
+        // A piece for a request not streaming (a redelivery already handled) is dropped.
+        assert!(streams.piece(RequestId(500), Bytes::new()).is_ok());
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         assert!(backoff(0) <= BACKOFF_START);
         assert!(backoff(0) >= BACKOFF_START / 2);

@@ -13,6 +13,10 @@
 //!
 //! Bodies are never base64-encoded or re-encoded: the payload is the body, byte for byte, and
 //! decoding hands it out as a zero-copy slice of the received frame.
+//!
+//! A long request body may instead follow its request in pieces ([`RelayMessage::Body`]), so
+//! that the CLI forwards it while it is still arriving: only to a CLI whose hello asked for it
+//! (`stream_bodies`), and only for bodies of at least [`STREAM_FROM`] bytes (see there).
 
 use std::fmt;
 use std::time::Duration;
