@@ -7,10 +7,10 @@
 #![forbid(unsafe_code)]
 
 mod accept;
-mod blob;
 mod channel;
 pub mod cli;
 pub mod config;
+mod frames;
 mod metrics;
 pub mod protocol;
 pub mod queue;

@@ -4,10 +4,11 @@
 //!
 //! SQLite (WAL, `synchronous=NORMAL`: a committed row survives the process being killed; only a
 //! power loss can take the last few) on one dedicated thread fed by a channel. The thread commits
-//! everything waiting in one transaction, so many concurrent webhooks share one commit. A relay
-//! without a data directory keeps its queue in a map instead.
+//! everything waiting in one transaction, so many concurrent webhooks share one commit. Long
+//! frames are files beside the database (see `frames`). A relay without a data directory keeps
+//! its queue in a map instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::blob;
+use crate::frames::{self, Frames};
 use crate::protocol::RequestId;
 
 /// Commands waiting for the store thread.
@@ -54,6 +55,9 @@ pub enum QueueError {
     /// SQLite failed (disk full, corrupt file, …).
     #[error("relay queue: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A long frame's file could not be written or read.
+    #[error("relay queue: a request's frame file: {0}")]
+    File(#[from] std::io::Error),
     /// The store thread is gone (the relay is shutting down).
     #[error("relay queue is closed")]
     Closed,
@@ -154,17 +158,27 @@ impl Queue {
                  id INTEGER PRIMARY KEY,
                  channel TEXT NOT NULL,
                  received_at INTEGER NOT NULL,
-                 frame BLOB NOT NULL
+                 frame BLOB NOT NULL,
+                 file_len INTEGER
              );
              CREATE INDEX IF NOT EXISTS queue_received ON queue (received_at);
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
-        blob::keep_transactions_unspilled(&conn)?;
+        // Queues written before long frames were files have no `file_len`: every frame in them
+        // is in its row.
+        let has_file_len = conn
+            .prepare("SELECT 1 FROM pragma_table_info('queue') WHERE name = 'file_len'")?
+            .exists([])?;
+        if !has_file_len {
+            conn.execute_batch("ALTER TABLE queue ADD COLUMN file_len INTEGER")?;
+        }
         let snapshot = snapshot(&conn)?;
+        let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
+        let frames = Frames::open(dir.join("frames"), &queued)?;
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
             .name("relay-queue".into())
-            .spawn(move || store_thread(conn, rx))
+            .spawn(move || store_thread(conn, frames, rx))
             .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
         let backend = Backend::Sqlite(commands);
         Ok((Queue { backend }, snapshot))
@@ -341,7 +355,7 @@ fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     })
 }
 
-fn store_thread(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+fn store_thread(mut conn: Connection, frames: Frames, mut rx: mpsc::Receiver<Command>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.blocking_recv().map(|c| batch.push(c)).is_some() {
         while batch.len() < BATCH {
@@ -350,34 +364,67 @@ fn store_thread(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut batch);
+        run_batch(&mut conn, &frames, &mut batch);
     }
 }
 
-/// Inserts one request frame in `tx`. A long frame is written into its row after the insert,
-/// without SQLite's two copies of it (see `blob`), inside a savepoint: if writing it fails, the
-/// row goes too, rather than a zeroed frame being committed and later delivered.
+/// Inserts one request frame in `tx`; a long one goes to its file first, and `true` says so.
+/// If the insert fails, the file goes too.
 fn insert(
-    tx: &mut rusqlite::Transaction<'_>,
+    tx: &rusqlite::Transaction<'_>,
+    frames: &Frames,
     id: RequestId,
     channel: &str,
     frame: &[u8],
-) -> rusqlite::Result<()> {
-    const SQL: &str = "INSERT INTO queue (id, channel, received_at, frame) VALUES (?1, ?2, ?3, ?4)";
+) -> Result<bool, QueueError> {
+    const SQL: &str =
+        "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)";
     let row = id.0 as i64;
-    let values = params![row, channel, now_ms(), blob::param(frame)];
-    if !blob::is_long(frame) {
-        return tx.prepare_cached(SQL)?.execute(values).map(|_| ());
+    if frame.len() < frames::FILE_FROM {
+        let values = params![row, channel, now_ms(), frame, None::<i64>];
+        tx.prepare_cached(SQL)?.execute(values)?;
+        return Ok(false);
     }
-    let savepoint = tx.savepoint()?;
-    savepoint.prepare_cached(SQL)?.execute(values)?;
-    blob::fill(&savepoint, "queue", "frame", row, frame)?;
-    savepoint.commit()
+    frames.write(id, frame).inspect_err(|_| frames.remove(id))?;
+    let values = params![row, channel, now_ms(), &[] as &[u8], frame.len() as i64];
+    if let Err(e) = tx.prepare_cached(SQL).and_then(|mut s| s.execute(values)) {
+        frames.remove(id);
+        return Err(e.into());
+    }
+    Ok(true)
+}
+
+/// Reads one queued frame back, from its row or its file. A file missing or cut short (a power
+/// loss took it) drops the request, with a warning, rather than delivering part of it.
+fn load(
+    tx: &rusqlite::Transaction<'_>,
+    frames: &Frames,
+    id: RequestId,
+) -> Result<Option<Bytes>, QueueError> {
+    let row: Option<(Vec<u8>, Option<i64>)> = tx
+        .prepare_cached("SELECT frame, file_len FROM queue WHERE id = ?1")?
+        .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((frame, None)) => Ok(Some(Bytes::from(frame))),
+        Some((_, Some(len))) => {
+            if let Some(frame) = frames.read(id, len as u64)? {
+                return Ok(Some(frame));
+            }
+            warn!(%id, dir = %frames.dir().display(), "a queued request's frame file is missing or cut short; dropping the request");
+            tx.prepare_cached("DELETE FROM queue WHERE id = ?1")?
+                .execute([id.0 as i64])?;
+            Ok(None)
+        }
+    }
 }
 
 /// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
-    let mut tx = match conn.transaction() {
+/// Frame files are unlinked once the deletion of their rows is committed; the files of rows
+/// whose insert did not commit are unlinked at once.
+fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>) {
+    let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
             fail_all(batch.drain(..), &e);
@@ -385,8 +432,10 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
         }
     };
     // Writers hear back only once the commit's fate is known.
-    let mut replies: Vec<(Done, rusqlite::Result<()>)> = Vec::new();
+    let mut replies: Vec<(Done, Result<(), QueueError>)> = Vec::new();
     let mut max_id: Option<u64> = None;
+    let mut written = Vec::new();
+    let mut deleted = Vec::new();
     for command in batch.drain(..) {
         match command {
             Command::Insert {
@@ -395,27 +444,28 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
                 frame,
                 done,
             } => {
-                let result = insert(&mut tx, id, &channel, &frame);
+                let result = insert(&tx, frames, id, &channel, &frame);
+                if matches!(result, Ok(true)) {
+                    written.push(id);
+                }
                 max_id = max_id.max(Some(id.0));
-                replies.push((done, result));
+                replies.push((done, result.map(|_| ())));
             }
             Command::Load { id, done } => {
-                let result = tx
-                    .prepare_cached("SELECT frame FROM queue WHERE id = ?1")
-                    .and_then(|mut select| {
-                        select
-                            .query_row([id.0 as i64], |r| r.get::<_, Vec<u8>>(0))
-                            .optional()
-                    })
-                    .map(|frame| frame.map(Bytes::from));
-                let _ = done.send(result.map_err(QueueError::from));
+                let _ = done.send(load(&tx, frames, id));
             }
             Command::Ack { id } => {
-                let deleted = tx
-                    .prepare_cached("DELETE FROM queue WHERE id = ?1")
-                    .and_then(|mut delete| delete.execute([id.0 as i64]));
-                if let Err(e) = deleted {
-                    warn!(error = %e, %id, "could not delete an acknowledged request");
+                let result = tx
+                    .prepare_cached("DELETE FROM queue WHERE id = ?1 RETURNING file_len")
+                    .and_then(|mut delete| {
+                        delete
+                            .query_row([id.0 as i64], |r| r.get::<_, Option<i64>>(0))
+                            .optional()
+                    });
+                match result {
+                    Ok(Some(Some(_))) => deleted.push(id),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, %id, "could not delete an acknowledged request"),
                 }
             }
             Command::SaveChannel { record, done } => {
@@ -424,11 +474,16 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
                      ON CONFLICT (name) DO UPDATE SET settings = ?2, owner = ?3, updated_at = ?4",
                     params![record.name, record.settings, record.owner, now_ms()],
                 );
-                replies.push((done, result.map(|_| ())));
+                replies.push((done, result.map(|_| ()).map_err(QueueError::from)));
             }
             Command::Expire { older_than, done } => {
                 let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-                let result = expire(&tx, cutoff);
+                let result = expire(&tx, cutoff).map(|gone| {
+                    deleted.extend(gone.iter().filter(|g| g.2).map(|g| g.1));
+                    gone.into_iter()
+                        .map(|(channel, id, _)| (channel, id))
+                        .collect()
+                });
                 let _ = done.send(result.map_err(QueueError::from));
             }
         }
@@ -445,10 +500,14 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Command>) {
         }
     }
     let committed = tx.commit();
+    let gone = if committed.is_ok() { deleted } else { written };
+    for id in gone {
+        frames.remove(id);
+    }
     for (done, result) in replies {
         // The statement's own error, else the commit's.
         let outcome = match (result, &committed) {
-            (Err(e), _) => Err(QueueError::Sqlite(e)),
+            (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(QueueError::Sqlite(clone_error(e))),
             (Ok(()), Ok(())) => Ok(()),
         };
@@ -485,15 +544,20 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
     }
 }
 
+/// Deletes the requests received at `cutoff` or earlier: their channel, id, and whether their
+/// frame is in a file.
 fn expire(
     tx: &rusqlite::Transaction<'_>,
     cutoff: i64,
-) -> rusqlite::Result<Vec<(String, RequestId)>> {
-    let mut stmt = tx.prepare("DELETE FROM queue WHERE received_at <= ?1 RETURNING channel, id")?;
+) -> rusqlite::Result<Vec<(String, RequestId, bool)>> {
+    let mut stmt = tx.prepare(
+        "DELETE FROM queue WHERE received_at <= ?1 RETURNING channel, id, file_len IS NOT NULL",
+    )?;
     let rows = stmt.query_map([cutoff], |r| {
         Ok((
             r.get::<_, String>(0)?,
             RequestId(r.get::<_, i64>(1)? as u64),
+            r.get::<_, bool>(2)?,
         ))
     })?;
     rows.collect()
@@ -525,7 +589,7 @@ mod tests {
                 .insert(RequestId(2), "ch", Bytes::from_static(b"two"))
                 .await
                 .unwrap();
-            // Long frames are written into their row after the insert (see `blob`).
+            // Long frames are files (see `frames`).
             queue.insert(RequestId(3), "ch", long()).await.unwrap();
             queue.ack(RequestId(2));
             assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
@@ -550,34 +614,128 @@ mod tests {
         assert_eq!(queue.load(RequestId(3)).await.unwrap().unwrap(), long());
     }
 
+    /// The frame files in the queue at `dir`.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("frames"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn long_frames_are_files_that_go_with_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+        queue.insert(RequestId(1), "ch", long()).await.unwrap();
+        queue.insert(RequestId(2), "ch", long()).await.unwrap();
+        queue
+            .insert(RequestId(3), "ch", Bytes::from_static(b"short"))
+            .await
+            .unwrap();
+        assert_eq!(
+            files(dir.path()),
+            ["1", "2"],
+            "short frames stay in their rows"
+        );
+        let in_db = std::fs::metadata(dir.path().join("relay.db"))
+            .unwrap()
+            .len()
+            + std::fs::metadata(dir.path().join("relay.db-wal")).map_or(0, |m| m.len());
+        assert!(
+            in_db < long().len() as u64,
+            "the database holds {in_db} bytes"
+        );
+        queue.ack(RequestId(1));
+        assert_eq!(queue.load(RequestId(1)).await.unwrap(), None);
+        assert_eq!(
+            files(dir.path()),
+            ["2"],
+            "an acknowledged frame's file is gone"
+        );
+        let gone = queue.expire(Duration::ZERO).await.unwrap();
+        assert_eq!(gone.len(), 2);
+        assert!(
+            files(dir.path()).is_empty(),
+            "an expired frame's file is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn stray_and_damaged_frame_files_are_dealt_with() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+            queue.insert(RequestId(1), "ch", long()).await.unwrap();
+            queue.insert(RequestId(2), "ch", long()).await.unwrap();
+        }
+        // A crash between writing a file and committing its row leaves a file without a row.
+        std::fs::write(dir.path().join("frames/9"), b"stray").unwrap();
+        std::fs::write(dir.path().join("frames/junk"), b"stray").unwrap();
+        // A power loss may cut a file short.
+        let cut = &long()[..1000];
+        std::fs::write(dir.path().join("frames/2"), cut).unwrap();
+        let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(files(dir.path()), ["1", "2"], "strays removed at start");
+        assert_eq!(snapshot.pending.len(), 2);
+        assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), long());
+        assert_eq!(
+            queue.load(RequestId(2)).await.unwrap(),
+            None,
+            "never a cut frame"
+        );
+        // Committed with (or before) the next insert: the cut request is gone for good.
+        queue
+            .insert(RequestId(3), "ch", Bytes::from_static(b"short"))
+            .await
+            .unwrap();
+        drop(queue);
+        let (_, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        let ids: Vec<RequestId> = snapshot.pending.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids, [RequestId(1), RequestId(3)]);
+        assert_eq!(files(dir.path()), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn a_long_frame_whose_file_cannot_be_written_is_an_error_and_leaves_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+        // Where the file should go is a directory: writing it fails, even for root.
+        std::fs::create_dir(dir.path().join("frames/1")).unwrap();
+        let error = queue.insert(RequestId(1), "ch", long()).await.unwrap_err();
+        assert!(matches!(error, QueueError::File(_)), "{error}");
+        queue
+            .insert(RequestId(2), "ch", Bytes::from_static(b"short"))
+            .await
+            .unwrap();
+        drop(queue);
+        std::fs::remove_dir(dir.path().join("frames/1")).unwrap();
+        let (_, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(snapshot.pending, vec![("ch".to_owned(), RequestId(2))]);
+    }
+
     #[test]
-    fn a_long_frame_that_cannot_be_written_leaves_no_row() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        // The trigger shrinks row 2's zeroblob before the frame is written into it, so that
-        // writing it fails.
+    fn a_queue_from_before_frame_files_opens_and_keeps_its_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("relay.db")).unwrap();
         conn.execute_batch(
             "CREATE TABLE queue (id INTEGER PRIMARY KEY, channel TEXT NOT NULL,
                  received_at INTEGER NOT NULL, frame BLOB NOT NULL);
-             CREATE TRIGGER shrink AFTER INSERT ON queue WHEN NEW.id = 2
-                 BEGIN UPDATE queue SET frame = x'00' WHERE id = NEW.id; END;",
+             INSERT INTO queue VALUES (4, 'ch', 1, x'0102');",
         )
         .unwrap();
-        let mut tx = conn.transaction().unwrap();
-        insert(&mut tx, RequestId(1), "ch", &long()).unwrap();
-        assert!(insert(&mut tx, RequestId(2), "ch", &long()).is_err());
-        insert(&mut tx, RequestId(3), "ch", b"short").unwrap();
-        tx.commit().unwrap();
-        let rows: Vec<(i64, Vec<u8>)> = conn
-            .prepare("SELECT id, frame FROM queue ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        drop(conn);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
             .unwrap();
-        assert_eq!(rows, vec![(1, long().to_vec()), (3, b"short".to_vec())]);
+        let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(snapshot.pending, vec![("ch".to_owned(), RequestId(4))]);
+        let frame = runtime.block_on(queue.load(RequestId(4))).unwrap().unwrap();
+        assert_eq!(frame.as_ref(), b"\x01\x02");
     }
 
-    /// A frame longer than `blob::WRITTEN_AFTER`.
+    /// A frame longer than `frames::FILE_FROM`.
     fn long() -> Bytes {
         (0..(1usize << 20) + 3)
             .map(|i| (i % 241) as u8)
