@@ -6,6 +6,7 @@
 //! waiting in one transaction. Readers ([`Store`]) are plain synchronous connections, used from
 //! `spawn_blocking`.
 
+mod bodies;
 mod checkpoint;
 mod generations;
 mod headers;
@@ -182,6 +183,14 @@ pub enum StoreError {
         id: i64,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A long body's file (see the `bodies` module) is missing, cut short or unreadable.
+    #[error("capture #{id}: its body file in {} is missing or damaged", dir.display())]
+    BodyFile {
+        /// The capture.
+        id: i64,
+        /// The directory of body files.
+        dir: PathBuf,
     },
     /// The writer thread could not be started.
     #[error("could not start the capture store's writer thread: {0}")]
@@ -380,13 +389,14 @@ pub fn open_or_replace(path: &Path) -> Result<(Connection, Option<PathBuf>), Sto
 }
 
 /// Renames a damaged store (and its WAL and shared-memory files, which must not be applied to
-/// the new one) to `<file>.corrupt-<UTC time>`.
+/// the new one, and its body files) to `<file>.corrupt-<UTC time>`.
 fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = rfc3339(now_ms()).replace(':', "-");
     let mut moved = path.as_os_str().to_owned();
     moved.push(format!(".corrupt-{stamp}"));
     let moved = PathBuf::from(moved);
-    for suffix in ["", "-wal", "-shm"] {
+    // The body files go with it: the new store's ids start again.
+    for suffix in ["", "-wal", "-shm", "-bodies"] {
         let mut from = path.as_os_str().to_owned();
         from.push(suffix);
         let mut to = moved.as_os_str().to_owned();

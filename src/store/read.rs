@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 
+use super::bodies::{self, Which};
 use super::headers::{unpack, Stored};
 use super::{connect, Capture, CaptureRef, Outcome, Record, Request, Response, StoreError};
 
@@ -76,7 +77,8 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.fail(e))?;
-        row.ok_or(StoreError::NotFound(id))?.decode()
+        row.ok_or(StoreError::NotFound(id))?
+            .decode(&bodies::dir_of(&self.path))
     }
 
     /// Reads the capture `reference` stands for.
@@ -101,10 +103,10 @@ struct Row {
     method: String,
     path: String,
     request_headers: Stored,
-    request_body: Vec<u8>,
+    request_body: bodies::Stored,
     status: Option<u16>,
     response_headers: Option<Stored>,
-    response_body: Option<Vec<u8>>,
+    response_body: Option<bodies::Stored>,
     error: Option<String>,
     duration_us: i64,
     signature: Option<String>,
@@ -138,8 +140,16 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 impl Row {
-    fn decode(self) -> Result<Capture, StoreError> {
+    /// The capture, its long bodies read from their files in `dir`.
+    fn decode(self, dir: &Path) -> Result<Capture, StoreError> {
         let id = self.id;
+        let body = |which, stored| match bodies::load(dir, id, which, stored) {
+            Ok(Some(body)) => Ok(body),
+            _ => Err(StoreError::BodyFile {
+                id,
+                dir: dir.to_owned(),
+            }),
+        };
         let headers =
             |stored: Stored| unpack(stored).map_err(|reason| StoreError::BadHeaders { id, reason });
         let outcome = match self.status {
@@ -149,7 +159,10 @@ impl Row {
                     Some(stored) => headers(stored)?,
                     None => Vec::new(),
                 },
-                body: Bytes::from(self.response_body.unwrap_or_default()),
+                body: match self.response_body {
+                    Some(stored) => body(Which::Response, stored)?,
+                    None => Bytes::new(),
+                },
             }),
             None => Outcome::Failed(self.error.unwrap_or_default()),
         };
@@ -163,7 +176,7 @@ impl Row {
                 method: self.method,
                 path: self.path,
                 headers: headers(self.request_headers)?,
-                body: Bytes::from(self.request_body),
+                body: body(Which::Request, self.request_body)?,
             },
             outcome,
             duration: Duration::from_micros(self.duration_us.max(0) as u64),

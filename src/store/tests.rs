@@ -364,8 +364,16 @@ fn a_damaged_store_is_moved_aside() {
         matches!(reader_error, StoreError::Corrupt { .. }),
         "{reader_error}"
     );
+    std::fs::create_dir(bodies::dir_of(&path)).unwrap();
+    std::fs::write(bodies::dir_of(&path).join("1.request"), b"old").unwrap();
     let (conn, moved) = open_or_replace(&path).unwrap();
     let moved = moved.expect("the damaged file was moved");
+    // Its body files go with it: the new store's ids start again.
+    assert!(!bodies::dir_of(&path).exists());
+    assert_eq!(
+        std::fs::read(bodies::dir_of(&moved).join("1.request")).unwrap(),
+        b"old"
+    );
     assert!(moved
         .file_name()
         .unwrap()
@@ -376,6 +384,89 @@ fn a_damaged_store_is_moved_aside() {
         .query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 0);
+}
+
+/// The ids whose body files are in the store at `path`, each once.
+fn body_files(path: &Path) -> Vec<i64> {
+    let mut ids: Vec<i64> = std::fs::read_dir(bodies::dir_of(path))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter_map(|name| name.split_once('.').and_then(|(id, _)| id.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test]
+async fn long_bodies_are_files_that_retention_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let keep = Retention {
+        keep: Some(3),
+        max_age: None,
+    };
+    let long = |id: u64| Bytes::from(vec![id as u8; bodies::FILE_FROM + id as usize]);
+    let with_long_body = |id: u64| {
+        let mut r = record(Some(id), "/long", Some(200));
+        r.request.body = long(id);
+        if let Outcome::Answered(response) = &mut r.outcome {
+            response.body = long(id + 100);
+        }
+        r
+    };
+    {
+        let writer = writer_at(&path, keep);
+        for id in 1..=20 {
+            assert_eq!(save(&writer, with_long_body(id)).await, id as i64);
+        }
+        // Swept once 16 files were written: those of the captures pruned by then are gone.
+        let files = body_files(&path);
+        assert!(files.iter().all(|&id| id >= 14), "{files:?}");
+    }
+    let in_db: u64 = ["", "-wal"]
+        .iter()
+        .map(|suffix| {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            std::fs::metadata(file).map_or(0, |m| m.len())
+        })
+        .sum();
+    // 40 long bodies went by, 6 of them still kept: in the rows, their pages alone (and the
+    // WAL's copies of them) would be several MiB.
+    assert!(
+        in_db < 4 * bodies::FILE_FROM as u64,
+        "the database holds {in_db} bytes"
+    );
+    // A writer sweeps when it starts; the capture it then takes prunes #18, whose files wait
+    // for the next sweep.
+    let writer = writer_at(&path, keep);
+    assert_eq!(save(&writer, with_long_body(21)).await, 21);
+    assert_eq!(body_files(&path), [18, 19, 20, 21]);
+    let store = Store::open(&path).unwrap();
+    for id in 19..=21 {
+        let got = store.get(id as i64).unwrap().record;
+        let Outcome::Answered(response) = &got.outcome else {
+            panic!("#{id} was answered");
+        };
+        assert!(got.request.body == long(id), "#{id}'s request body");
+        assert!(response.body == long(id + 100), "#{id}'s response body");
+    }
+    std::fs::remove_file(bodies::dir_of(&path).join("21.request")).unwrap();
+    let error = store.get(21).unwrap_err();
+    assert!(
+        matches!(error, StoreError::BodyFile { id: 21, .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("capture #21: its body file in "),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use rusqlite::{params, CachedStatement, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::bodies::{Bodies, Which};
 use super::checkpoint::{self, Checkpointer};
 use super::generations::{self, Place, Sizes};
 use super::{now_ms, Outcome, Record, StoreError};
@@ -52,6 +53,10 @@ const IDLE: Duration = Duration::from_millis(200);
 
 /// Bytes a capture adds to the WAL besides its bodies and headers (columns, page overhead).
 const ROW_OVERHEAD: u64 = 512;
+
+/// Long bodies' files written between sweeps of those retention has taken (see
+/// [`Bodies::sweep`]), besides the sweep of every idle moment.
+const SWEEP_EVERY: usize = 16;
 
 /// How often captures older than `--keep-days` are looked for.
 const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -148,6 +153,7 @@ impl Writer {
                     }
                 };
                 let thread = Thread {
+                    bodies: Bodies::of(&conn),
                     checkpointer: Checkpointer::new(&conn),
                     conn,
                     checkpointing: false,
@@ -266,6 +272,8 @@ struct Next {
 /// The writer thread's state.
 struct Thread {
     conn: Connection,
+    /// Long bodies' files.
+    bodies: Bodies,
     path: PathBuf,
     retention: Retention,
     /// Captures per generation table as far as this thread knows.
@@ -291,6 +299,7 @@ impl Thread {
         use std::sync::mpsc::RecvTimeoutError;
         let mut batch = Vec::with_capacity(BATCH);
         self.prune_now();
+        self.sweep();
         // Opening read the newest captures (redeliveries) and counted the generations.
         self.release_memory();
         let mut committed_at: Option<Instant> = None;
@@ -358,6 +367,7 @@ impl Thread {
     /// checkpoint (once the checkpoint thread's cycle, if one runs, is over).
     fn maintain(&mut self) {
         self.prune_now();
+        self.sweep();
         if self.checkpointing {
             match &self.checkpointer {
                 Some(checkpointer) if !checkpointer.finished() => return,
@@ -384,6 +394,13 @@ impl Thread {
         match checkpoint::passive(&self.conn) {
             Ok(()) => self.unchecked = 0,
             Err(e) => warn!(error = %e, "could not checkpoint the capture store"),
+        }
+    }
+
+    /// Removes the body files of captures retention has taken (or a crash left).
+    fn sweep(&mut self) {
+        if let Err(e) = self.bodies.sweep(&self.conn) {
+            warn!(error = %e, "could not remove the body files of pruned captures");
         }
     }
 
@@ -435,8 +452,15 @@ impl Thread {
                 data_version,
             }) => {
                 let keep = self.retention.keep;
-                let (inserted, failed) =
-                    apply(&tx, batch, keep, &mut self.sizes, &mut place, &self.path);
+                let (inserted, failed) = apply(
+                    &tx,
+                    batch,
+                    keep,
+                    &mut self.sizes,
+                    &mut place,
+                    &mut self.bodies,
+                    &self.path,
+                );
                 // Under load, a generation at a time; small limits are always exact.
                 let exact = self.retention.keep.is_some_and(|keep| keep < PRUNE_SLACK);
                 // After a failed insert SQLite may have rolled the transaction back; deletes
@@ -477,9 +501,17 @@ impl Thread {
             }
             Err(e) => inserted
                 .into_iter()
-                .map(|(command, _)| (command, Err(StoreError::sqlite(&self.path, copy(&e)))))
+                .map(|(command, id)| {
+                    self.bodies.remove(id);
+                    (command, Err(StoreError::sqlite(&self.path, copy(&e))))
+                })
                 .collect(),
         };
+        // Under a stream of long bodies with no idle moment, retention's files go every so
+        // often rather than all at the next pause.
+        if self.bodies.unswept >= SWEEP_EVERY {
+            self.sweep();
+        }
         // The failed ones came after every inserted one: a failure ends the batch's writes.
         outcomes.extend(failed);
         // One message per commit: waking each writer's task from this thread would cost the
@@ -524,6 +556,7 @@ fn apply(
     keep: Option<u64>,
     sizes: &mut Sizes,
     place: &mut Place,
+    bodies: &mut Bodies,
     path: &Path,
 ) -> (Vec<Inserted>, Outcomes) {
     let mut inserted = Vec::with_capacity(batch.len());
@@ -551,7 +584,7 @@ fn apply(
                 statement = Some((place.slot, tx.prepare_cached(&insert_sql(place.slot))?));
             }
             let (_, stmt) = statement.as_mut().expect("prepared just above");
-            insert(stmt, place.next_id, &command.record)
+            insert(stmt, bodies, place.next_id, &command.record)
         });
         match inserted_one {
             Ok(()) => {
@@ -591,8 +624,14 @@ fn insert_sql(slot: i64) -> String {
     )
 }
 
-/// Inserts one capture as `id` with `stmt`, an insert of [`insert_sql`].
-fn insert(stmt: &mut CachedStatement<'_>, id: i64, record: &Record) -> rusqlite::Result<()> {
+/// Inserts one capture as `id` with `stmt`, an insert of [`insert_sql`]; long bodies go to
+/// their files first (and are removed again if the insert fails).
+fn insert(
+    stmt: &mut CachedStatement<'_>,
+    bodies: &mut Bodies,
+    id: i64,
+    record: &Record,
+) -> rusqlite::Result<()> {
     let pack = super::headers::pack;
     let (status, response_headers, response_body, error) = match &record.outcome {
         Outcome::Answered(r) => (
@@ -604,28 +643,58 @@ fn insert(stmt: &mut CachedStatement<'_>, id: i64, record: &Record) -> rusqlite:
         Outcome::Failed(error) => (None, None, None, Some(error.as_str())),
     };
     let request = &record.request;
-    stmt.execute(params![
-        record.received_at_ms,
-        record.channel,
-        record.channel_url,
-        record.relay_id.map(|id| id as i64),
-        record.target,
-        request.method,
-        request.path,
-        pack(&request.headers),
-        request.body.as_ref(),
-        status,
-        response_headers,
-        response_body,
-        error,
-        i64::try_from(record.duration.as_micros()).unwrap_or(i64::MAX),
-        record.signature,
-        record.event_type,
-        record.event_id,
-        record.replay_of,
-        id,
-    ])?;
-    Ok(())
+    let inserted = (|| {
+        let request_body = bodies
+            .param(id, Which::Request, &request.body)
+            .map_err(file_error)?;
+        let response_body = match response_body {
+            Some(body) => Some(
+                bodies
+                    .param(id, Which::Response, body)
+                    .map_err(file_error)?,
+            ),
+            None => None,
+        };
+        stmt.execute(params![
+            record.received_at_ms,
+            record.channel,
+            record.channel_url,
+            record.relay_id.map(|id| id as i64),
+            record.target,
+            request.method,
+            request.path,
+            pack(&request.headers),
+            request_body,
+            status,
+            response_headers,
+            response_body,
+            error,
+            i64::try_from(record.duration.as_micros()).unwrap_or(i64::MAX),
+            record.signature,
+            record.event_type,
+            record.event_id,
+            record.replay_of,
+            id,
+        ])
+    })();
+    if inserted.is_err() {
+        bodies.remove(id);
+    }
+    inserted.map(|_| ())
+}
+
+/// A body file's write error as SQLite's own would be, so that a full disk reads as one.
+fn file_error(e: std::io::Error) -> rusqlite::Error {
+    // ENOSPC, 28 on Linux and macOS alike (`ErrorKind::StorageFull` is newer than the MSRV).
+    let code = if e.raw_os_error() == Some(28) {
+        rusqlite::ffi::SQLITE_FULL
+    } else {
+        rusqlite::ffi::SQLITE_IOERR
+    };
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(code),
+        Some(format!("writing a body file: {e}")),
+    )
 }
 
 /// Applies the retention limits (see [`Sizes::retain`] for `--keep`, and `exact`); captures
