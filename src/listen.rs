@@ -832,27 +832,44 @@ async fn handle(mut job: Job, context: Arc<Context>) {
         Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
         None => (forward::whole(job.body.clone()), None),
     };
-    let result = context
+    let forwarding = context
         .forwarder
-        .forward(&job.method, &job.target, &job.headers, body)
-        .await;
-    let duration = started.elapsed();
-    if let Some(whole) = whole {
-        match whole.await {
-            Ok(body) => job.body = body,
-            // The relay abandoned it (the sender went away: nothing was stored) or the session
-            // ended (the relay delivers it again, whole, on the next one): either way nothing
-            // to answer, record or acknowledge now.
-            Err(_) => {
-                context
-                    .handled
-                    .lock()
-                    .expect("handled lock is never poisoned")
-                    .forget(job.id);
-                return;
+        .forward(&job.method, &job.target, &job.headers, body);
+    let result = match whole {
+        None => forwarding.await,
+        // Watched beside the app's answer, which may come before the last piece or, when the
+        // app is not reading, not at all until the body is in.
+        Some(mut whole) => {
+            tokio::pin!(forwarding);
+            let mut answered = None;
+            let body = loop {
+                tokio::select! {
+                    body = &mut whole => break body,
+                    result = &mut forwarding, if answered.is_none() => answered = Some(result),
+                }
+            };
+            match body {
+                Ok(body) => job.body = body,
+                // The relay abandoned it (the sender went away: nothing was stored) or the
+                // session ended (the relay delivers it again, whole, on the next one): nothing
+                // to answer, record or acknowledge. Forgotten at once, before a redelivery can
+                // come, and the app's request is dropped with `forwarding`.
+                Err(_) => {
+                    context
+                        .handled
+                        .lock()
+                        .expect("handled lock is never poisoned")
+                        .forget(job.id);
+                    return;
+                }
+            }
+            match answered {
+                Some(result) => result,
+                None => forwarding.await,
             }
         }
-    }
+    };
+    let duration = started.elapsed();
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {

@@ -197,34 +197,79 @@ impl Attached {
 }
 
 /// A request whose body is being streamed to one session: it holds the request's window slot
-/// and one of the session's [`MAX_STREAMS`] slots (given back on drop).
+/// and one of the session's [`MAX_STREAMS`] slots.
+///
+/// It ends with the last piece ([`Stream::finish`]) or an abort ([`Stream::abort`]), and a
+/// stream dropped without either (its sender's connection ended while the relay was reading
+/// or storing the request) sends the abort itself. Either way that last frame is queued by a
+/// task of its own, which nothing cancels, and the stream slot is given back only once it is:
+/// the CLI, reading frames in order, then never sees more than [`MAX_STREAMS`] open at once.
 pub(crate) struct Stream {
     session: Arc<Attached>,
     id: RequestId,
+    ended: bool,
 }
 
 impl Stream {
-    /// Queues `frame` (a piece of the body, or the abort) for the session, waiting for room;
-    /// `false` once the session is gone, when the rest of the body has nowhere to go.
+    /// Queues `frame` (a piece of the body) for the session, waiting for room; `false` once
+    /// the session is gone, when the rest of the body has nowhere to go.
     pub async fn send(&self, frame: Bytes) -> bool {
-        tokio::select! {
-            () = self.session.outbox.send(frame) => !self.session.closed.is_cancelled(),
-            () = self.session.closed.cancelled() => false,
-        }
+        send_to(&self.session, frame).await
     }
 
-    /// Sends `abort` (the request's [`crate::protocol::RelayMessage::Abort`]) and frees the
-    /// request's window slot: the CLI will not acknowledge a request it never got whole.
-    pub async fn abort(self, abort: Bytes) {
-        self.send(abort).await;
-        self.session.release(self.id);
+    /// Queues the last piece: the request is pending, and the CLI acknowledges it once
+    /// handled.
+    pub fn finish(mut self, last: Bytes) {
+        self.ended = true;
+        self.end(last, false);
+    }
+
+    /// Tells the CLI to forget the request (not stored: the sender went away, or the queue
+    /// failed), and frees its window slot, since the CLI will not acknowledge it.
+    pub fn abort(mut self, reason: &str) {
+        self.ended = true;
+        self.end(abort_frame(self.id, reason), true);
+    }
+
+    fn end(&self, frame: Bytes, release: bool) {
+        let session = Arc::clone(&self.session);
+        let id = self.id;
+        tokio::spawn(async move {
+            send_to(&session, frame).await;
+            if release {
+                session.release(id);
+            }
+            session.stream_slots.add_permits(1);
+        });
     }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        self.session.stream_slots.add_permits(1);
+        if !self.ended {
+            self.end(
+                abort_frame(self.id, "the relay stopped reading the request"),
+                true,
+            );
+        }
     }
+}
+
+/// Queues `frame` for `session`, waiting for room; `false` once the session is gone.
+async fn send_to(session: &Attached, frame: Bytes) -> bool {
+    tokio::select! {
+        () = session.outbox.send(frame) => !session.closed.is_cancelled(),
+        () = session.closed.cancelled() => false,
+    }
+}
+
+/// The frame telling the CLI that `id`'s body will not come, and why.
+fn abort_frame(id: RequestId, reason: &str) -> Bytes {
+    let message = crate::protocol::RelayMessage::Abort {
+        id,
+        reason: reason.to_owned(),
+    };
+    crate::protocol::encode(&message, &[])
 }
 
 /// One channel.
@@ -368,6 +413,7 @@ impl Channel {
         Some(Stream {
             session: Arc::clone(session),
             id,
+            ended: false,
         })
     }
 

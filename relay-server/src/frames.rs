@@ -41,7 +41,9 @@ impl Frames {
             let name = entry.file_name();
             let id = name.to_str().and_then(|n| n.parse::<u64>().ok());
             if !id.is_some_and(|id| queued.contains(&id)) {
-                std::fs::remove_file(entry.path())?;
+                if let Err(e) = std::fs::remove_file(entry.path()) {
+                    tracing::warn!(error = %e, path = %entry.path().display(), "could not remove a stray file among the queue's frames");
+                }
             }
         }
         Ok(Frames { dir })

@@ -281,7 +281,7 @@ pub enum RelayMessage {
     Abort {
         /// The request abandoned.
         id: RequestId,
-        /// Why, in a few words: "the sender closed the connection".
+        /// Why, in a few words: "the sender's connection failed before the body was all in".
         reason: String,
     },
     /// The relay refuses or ends the session; `message` is a sentence for the user.

@@ -400,6 +400,7 @@ fn load(
     tx: &rusqlite::Transaction<'_>,
     frames: &Frames,
     id: RequestId,
+    deleted: &mut Vec<RequestId>,
 ) -> Result<Option<Bytes>, QueueError> {
     let row: Option<(Vec<u8>, Option<i64>)> = tx
         .prepare_cached("SELECT frame, file_len FROM queue WHERE id = ?1")?
@@ -415,6 +416,7 @@ fn load(
             warn!(%id, dir = %frames.dir().display(), "a queued request's frame file is missing or cut short; dropping the request");
             tx.prepare_cached("DELETE FROM queue WHERE id = ?1")?
                 .execute([id.0 as i64])?;
+            deleted.push(id);
             Ok(None)
         }
     }
@@ -452,7 +454,7 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>) {
                 replies.push((done, result.map(|_| ())));
             }
             Command::Load { id, done } => {
-                let _ = done.send(load(&tx, frames, id));
+                let _ = done.send(load(&tx, frames, id, &mut deleted));
             }
             Command::Ack { id } => {
                 let result = tx

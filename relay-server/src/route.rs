@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::channel::Reply;
-use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
+use crate::protocol::{self, Offline, RelayMessage, Respond};
 use crate::queue::{Committing, QueueError};
 use crate::session;
 use crate::Relay;
@@ -302,7 +302,7 @@ async fn webhook(
         Ok(read) => read,
         Err(e) => {
             if let Some(stream) = stream {
-                stream.abort(abort(id, e.reason())).await;
+                stream.abort(e.reason());
             }
             return match e {
                 ReadError::TooLarge => too_large(max_body),
@@ -333,9 +333,7 @@ async fn webhook(
         .await;
     if matches!(committing, Committing::Done(Err(_))) {
         if let Some(stream) = stream {
-            stream
-                .abort(abort(id, "the relay could not store it"))
-                .await;
+            stream.abort("the relay could not store it");
         }
         return not_stored(committing.committed().await);
     }
@@ -343,8 +341,14 @@ async fn webhook(
         // Pending before its last piece goes, so the acknowledgement finds it.
         Some(stream) => {
             if channel.streamed(&stream, frame.clone()) {
-                let last = protocol::encode(&RelayMessage::Body { id }, &frame[sent.end..]);
-                stream.send(last).await;
+                stream.finish(protocol::encode(
+                    &RelayMessage::Body { id },
+                    &frame[sent.end..],
+                ));
+            } else {
+                // The session that had the first pieces is gone; the request went whole to
+                // the one attached now, or waits for one.
+                stream.abort("the session was replaced");
             }
         }
         None => channel.enqueued(id, frame),
@@ -495,15 +499,6 @@ async fn read_streamed(
         return Err(ReadError::Broken("less body than declared".into()));
     }
     Ok((frame.freeze(), start..sent))
-}
-
-/// The frame telling the CLI that `id`'s body will not come, and why.
-fn abort(id: RequestId, reason: &str) -> Bytes {
-    let message = RelayMessage::Abort {
-        id,
-        reason: reason.to_owned(),
-    };
-    protocol::encode(&message, &[])
 }
 
 /// The answer to a sender whose request could not be queued.

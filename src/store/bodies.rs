@@ -140,7 +140,9 @@ impl Bodies {
                 .to_str()
                 .and_then(|n| n.split_once('.'))
                 .and_then(|(id, _)| id.parse::<i64>().ok());
-            if id.is_some_and(|id| oldest.map_or(true, |oldest| id < oldest)) {
+            // An empty store removes nothing: another process's writer may have written a
+            // file for a row it has not committed yet.
+            if id.is_some_and(|id| oldest.is_some_and(|oldest| id < oldest)) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

@@ -434,7 +434,14 @@ impl Thread {
 
     /// Runs a batch in one transaction. Writers hear back once the commit's fate is known.
     fn run_batch(&mut self, batch: &mut Vec<Command>) {
-        let tx = match self.conn.transaction() {
+        // The write lock first: the next id, read below, is then this writer's to use, so the
+        // body file written under that id (before its row) cannot be another writer's (a
+        // `hooks replay`'s, say) that this one would overwrite, and then remove with its
+        // failed insert.
+        let tx = match self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => {
                 let outcomes = batch
