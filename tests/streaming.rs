@@ -172,6 +172,26 @@ impl RawSender {
     }
 }
 
+/// Waits until the relay at `relay_url` has nothing queued. The relay offers no event for it:
+/// its gauge is polled.
+async fn wait_for_empty_queue(relay_url: &str) {
+    let sender = Sender::default();
+    let metrics = format!("{relay_url}/_hooks/metrics");
+    within("the relay's queue to be empty", async {
+        loop {
+            let text = sender
+                .send("GET", &metrics, &[], full(Bytes::new()))
+                .await
+                .text();
+            if text.lines().any(|l| l == "hooks_queue_depth 0") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// `hooks show <id> --json` against `listener`'s store.
 fn show(listener: &Listener, id: &Value) -> Value {
     let output = hooks_std_command(&["show", &id.to_string(), "--json"], listener.data_dir())
@@ -259,21 +279,7 @@ async fn a_sender_that_breaks_off_mid_body_leaves_nothing_queued_and_the_session
     assert_eq!(line["path"], "/after", "{line}");
     // Nothing of the broken-off request waits in the relay's queue, once the next one's
     // acknowledgement is in (the relay offers no event for it: its gauge is polled).
-    let sender = Sender::default();
-    let metrics = format!("{}/_hooks/metrics", relay.url);
-    within("the relay's queue to be empty", async {
-        loop {
-            let text = sender
-                .send("GET", &metrics, &[], full(Bytes::new()))
-                .await
-                .text();
-            if text.lines().any(|l| l == "hooks_queue_depth 0") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    wait_for_empty_queue(&relay.url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,4 +317,58 @@ async fn a_body_whose_session_is_lost_midway_is_delivered_whole_to_the_next_sess
     assert_eq!(text, format!("got {LEN}"));
     let line = second.next_requests(1).await.remove(0);
     assert_eq!(line["path"], "/lost", "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_long_request_whose_frame_file_was_lost_is_dropped_not_delivered_cut() {
+    // As a power loss could leave it: the row committed, its frame file cut short.
+    let relay_dir = tempfile::tempdir().unwrap();
+    let mut relay = RelayProcess::start(relay_dir.path(), &[]).await;
+    let app = ProgressApp::start().await;
+    let channel = format!("lost-{}", std::process::id());
+    let target = app.target();
+    let relay_url = relay.url.clone();
+    let args = [
+        "--relay",
+        relay_url.as_str(),
+        "--forward-to",
+        &target,
+        "--channel",
+        &channel,
+    ];
+    let mut first = spawn_listen(&args).await;
+    let url = first.url.clone();
+    first.kill().await;
+    wait_for_sessions(&relay.url, 0).await;
+    // Queued while no CLI is attached: stored whole, as a file.
+    let mut sender = RawSender::start(&url, "/queued", LEN).await;
+    sender.send(&pseudo_random_bytes(LEN, 0x57_0005)).await;
+    let (status, answer) = sender.answer().await;
+    assert_eq!(status, 202, "{answer}");
+    relay.kill().await;
+    let frames = relay_dir.path().join("frames");
+    let files: Vec<_> = std::fs::read_dir(&frames)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::write(&files[0], b"cut short").unwrap();
+    relay.restart().await;
+
+    let mut second = spawn_listen(&args).await;
+    // Not delivered, and no longer queued.
+    wait_for_empty_queue(&relay.url).await;
+    assert!(
+        relay.stderr().contains("missing or cut short"),
+        "{}",
+        relay.stderr()
+    );
+    // The channel works on.
+    let reply = Sender::default()
+        .post(&format!("{}/next", second.url), b"small".to_vec())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let line = second.next_requests(1).await.remove(0);
+    assert_eq!(line["path"], "/next", "{line}");
+    assert!(app.whole.borrow().len() == 1, "only /next reached the app");
 }

@@ -345,7 +345,7 @@ async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
             channel.wake.notified().await;
             continue;
         };
-        let sent = send_one(relay, attached, id, frame).await;
+        let sent = send_one(relay, channel, attached, id, frame).await;
         channel.delivered();
         if !sent {
             return;
@@ -354,7 +354,13 @@ async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
 }
 
 /// Sends one request to the session once its window has room; `false` ends the session.
-async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Option<Bytes>) -> bool {
+async fn send_one(
+    relay: &Relay,
+    channel: &Channel,
+    attached: &Attached,
+    id: RequestId,
+    frame: Option<Bytes>,
+) -> bool {
     // Wait for room in the session's window: a CLI that is behind is not flooded.
     if !attached.reserve(id).await {
         return false;
@@ -365,9 +371,11 @@ async fn send_one(relay: &Relay, attached: &Attached, id: RequestId, frame: Opti
         // otherwise carry this call's state all its life.
         None => match Box::pin(relay.queue.load(id)).await {
             Ok(Some(frame)) => frame,
-            // Acknowledged or expired meanwhile.
+            // Acknowledged or expired meanwhile, or its frame file was lost (see `frames`): no
+            // longer pending either way.
             Ok(None) => {
                 attached.release(id);
+                channel.forget(id);
                 return true;
             }
             Err(e) => {
