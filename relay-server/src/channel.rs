@@ -234,12 +234,20 @@ impl Stream {
     fn end(&self, frame: Bytes, release: bool) {
         let session = Arc::clone(&self.session);
         let id = self.id;
-        tokio::spawn(async move {
-            send_to(&session, frame).await;
+        let done = move |session: &Attached| {
             if release {
                 session.release(id);
             }
             session.stream_slots.add_permits(1);
+        };
+        // No runtime: it is being torn down, and the session with it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            done(&session);
+            return;
+        };
+        runtime.spawn(async move {
+            send_to(&session, frame).await;
+            done(&session);
         });
     }
 }
