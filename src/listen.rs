@@ -835,8 +835,9 @@ async fn handle(mut job: Job, context: Arc<Context>) {
     let forwarding = context
         .forwarder
         .forward(&job.method, &job.target, &job.headers, body);
-    let result = match whole {
-        None => forwarding.await,
+    // The app's time: until it answered, even when that was before the last piece came.
+    let (result, duration) = match whole {
+        None => (forwarding.await, started.elapsed()),
         // Watched beside the app's answer, which may come before the last piece or, when the
         // app is not reading, not at all until the body is in.
         Some(mut whole) => {
@@ -845,7 +846,9 @@ async fn handle(mut job: Job, context: Arc<Context>) {
             let body = loop {
                 tokio::select! {
                     body = &mut whole => break body,
-                    result = &mut forwarding, if answered.is_none() => answered = Some(result),
+                    result = &mut forwarding, if answered.is_none() => {
+                        answered = Some((result, started.elapsed()));
+                    }
                 }
             };
             match body {
@@ -864,12 +867,11 @@ async fn handle(mut job: Job, context: Arc<Context>) {
                 }
             }
             match answered {
-                Some(result) => result,
-                None => forwarding.await,
+                Some(answered) => answered,
+                None => (forwarding.await, started.elapsed()),
             }
         }
     };
-    let duration = started.elapsed();
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {

@@ -408,16 +408,19 @@ impl Thread {
     fn prune_now(&mut self) {
         // It may start a generation: the next batch looks again.
         self.next = None;
-        let result = self.conn.transaction().and_then(|tx| {
-            prune(
-                &tx,
-                &mut self.sizes,
-                self.retention,
-                true,
-                &mut self.aged_at,
-            )?;
-            tx.commit()
-        });
+        let result = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                prune(
+                    &tx,
+                    &mut self.sizes,
+                    self.retention,
+                    true,
+                    &mut self.aged_at,
+                )?;
+                tx.commit()
+            });
         if let Err(e) = result {
             warn!(error = %e, "could not prune the capture store");
             // What this thread knew may be what was rolled back.
