@@ -208,10 +208,44 @@ fn show(listener: &Listener, id: &Value) -> Value {
 // The bodies sent are streamed, and the first part spans several pieces.
 const _: () = assert!(LEN >= STREAM_FROM && FIRST_PART > 2 * CHUNK_LEN);
 
+/// The relay's data directory and its config, for a relay with a durable queue (`durable`),
+/// or the in-memory queue `hooks listen` embeds.
+fn relay_config(durable: bool) -> (Option<tempfile::TempDir>, Config) {
+    let dir = durable.then(|| tempfile::tempdir().expect("relay data dir"));
+    let config = Config {
+        data_dir: dir.as_ref().map(|d| d.path().to_owned()),
+        ..Config::default()
+    };
+    (dir, config)
+}
+
+/// The sizes of the partly written frame files (`<id>.part`) in the relay's data directory.
+fn partial_frames(dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_dir(dir.join("frames"))
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("a directory entry"))
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_body_reaches_the_app_while_the_sender_is_still_sending_it() {
+    streams_while_sending(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_relay_stores_a_long_body_as_it_arrives_while_streaming_it() {
+    streams_while_sending(true).await;
+}
+
+async fn streams_while_sending(durable: bool) {
     let app = ProgressApp::start().await;
-    let relay = start_relay(Config::default()).await;
+    let (relay_dir, config) = relay_config(durable);
+    let relay = start_relay(config).await;
     let mut listener = spawn_listen(&["--relay", &relay.url, "--forward-to", &app.target()]).await;
     let body = pseudo_random_bytes(LEN, 0x57_0001);
 
@@ -219,6 +253,15 @@ async fn a_long_body_reaches_the_app_while_the_sender_is_still_sending_it() {
     sender.send(&body[..FIRST_PART]).await;
     // All but the last piece of what arrived is passed on before the rest is sent.
     app.wait_progress(FIRST_PART - CHUNK_LEN).await;
+    if let Some(dir) = &relay_dir {
+        // And a durable relay has written it to the frame's file already, rather than holding
+        // it until the body is all in.
+        let partial = partial_frames(dir.path());
+        assert!(
+            partial.len() == 1 && partial[0] >= (FIRST_PART / 2) as u64,
+            "{partial:?}"
+        );
+    }
     sender.send(&body[FIRST_PART..]).await;
     let (status, answer) = sender.answer().await;
 
@@ -243,12 +286,22 @@ async fn a_long_body_reaches_the_app_while_the_sender_is_still_sending_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_that_breaks_off_mid_body_leaves_nothing_queued_and_the_session_free() {
+    broken_off(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_relay_removes_the_file_of_a_body_broken_off_midway() {
+    broken_off(true).await;
+}
+
+async fn broken_off(durable: bool) {
     let app = ProgressApp::start().await;
     // One request in flight at a time: if the broken-off request kept its place in the
     // session's window, the next one could never be delivered.
+    let (relay_dir, config) = relay_config(durable);
     let config = Config {
         max_in_flight: 1,
-        ..Config::default()
+        ..config
     };
     let relay = start_relay(config).await;
     let mut listener = spawn_listen(&["--relay", &relay.url, "--forward-to", &app.target()]).await;
@@ -266,6 +319,10 @@ async fn a_sender_that_breaks_off_mid_body_leaves_nothing_queued_and_the_session
         }
     })
     .await;
+    if let Some(dir) = &relay_dir {
+        // Gone before the CLI heard of the break-off.
+        assert!(partial_frames(dir.path()).is_empty());
+    }
     // The next webhook goes through, and is the next line hooks prints: the broken one was
     // neither recorded nor shown.
     let mut sender = RawSender::start(&listener.url, "/after", LEN).await;
@@ -284,8 +341,18 @@ async fn a_sender_that_breaks_off_mid_body_leaves_nothing_queued_and_the_session
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_whose_session_is_lost_midway_is_delivered_whole_to_the_next_session() {
+    redelivered_whole_after_a_lost_session(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_relay_redelivers_a_body_whose_session_was_lost_midway_from_its_file() {
+    redelivered_whole_after_a_lost_session(true).await;
+}
+
+async fn redelivered_whole_after_a_lost_session(durable: bool) {
     let app = ProgressApp::start().await;
-    let relay = start_relay(Config::default()).await;
+    let (_relay_dir, config) = relay_config(durable);
+    let relay = start_relay(config).await;
     let channel = format!("stream-{}", std::process::id());
     let target = app.target();
     let args = [

@@ -384,19 +384,25 @@ impl Channel {
         (rx, guard)
     }
 
-    /// Records a request just committed to the queue and wakes the delivery loop.
-    pub fn enqueued(&self, id: RequestId, frame: Bytes) {
+    /// Records a request just committed to the queue and wakes the delivery loop; `frame` is
+    /// its frame when it is in memory (a frame written to its file is read back from there).
+    pub fn enqueued(&self, id: RequestId, frame: Option<Bytes>) {
         let mut state = self.lock();
         state.pending.insert(id);
         if let Some(session) = &state.session {
             // Nothing ahead of it: skip the delivery loop.
-            if state.ready.is_empty() && !state.in_hand && session.try_send_now(id, &frame) {
-                return;
+            let first = state.ready.is_empty() && !state.in_hand;
+            if let Some(frame) = frame.as_ref().filter(|_| first) {
+                if session.try_send_now(id, frame) {
+                    return;
+                }
             }
             state.ready.push_back(id);
-            if state.hot_bytes + frame.len() <= HOT_BYTES {
-                state.hot_bytes += frame.len();
-                state.hot.insert(id, frame);
+            if let Some(frame) = frame {
+                if state.hot_bytes + frame.len() <= HOT_BYTES {
+                    state.hot_bytes += frame.len();
+                    state.hot.insert(id, frame);
+                }
             }
         }
         drop(state);
@@ -429,7 +435,7 @@ impl Channel {
     /// (so the CLI's acknowledgement finds it pending). `true` if `stream`'s session is still
     /// attached and so gets the last piece; otherwise the request (`frame`, whole) goes to the
     /// session now attached, or waits for one, like any other.
-    pub fn streamed(&self, stream: &Stream, frame: Bytes) -> bool {
+    pub fn streamed(&self, stream: &Stream, frame: Option<Bytes>) -> bool {
         let mut state = self.lock();
         state.pending.insert(stream.id);
         let same = state

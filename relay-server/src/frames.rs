@@ -58,6 +58,16 @@ impl Frames {
         std::fs::write(self.path(id), frame)
     }
 
+    /// Renames `<id>.part`, written as the frame arrived, to `id`'s frame file.
+    pub fn adopt(&self, id: RequestId) -> io::Result<()> {
+        std::fs::rename(self.dir.join(format!("{}.part", id.0)), self.path(id))
+    }
+
+    /// Removes `<id>.part`, if there is one.
+    pub fn remove_part(&self, id: RequestId) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.part", id.0)));
+    }
+
     /// Reads `id`'s frame back; `None` when the file is missing or not `len` bytes long.
     pub fn read(&self, id: RequestId, len: u64) -> io::Result<Option<Bytes>> {
         match std::fs::read(self.path(id)) {

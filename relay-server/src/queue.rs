@@ -70,6 +70,13 @@ enum Command {
         frame: Bytes,
         done: Done,
     },
+    /// A frame already written to its file ([`FrameFile`]), `len` bytes long.
+    InsertFile {
+        id: RequestId,
+        channel: String,
+        len: u64,
+        done: Done,
+    },
     Load {
         id: RequestId,
         done: oneshot::Sender<Result<Option<Bytes>, QueueError>>,
@@ -91,6 +98,44 @@ enum Command {
 #[derive(Clone)]
 pub struct Queue {
     backend: Backend,
+    /// Where long frames' files are; `None` for the queue in memory.
+    frames: Option<Arc<Path>>,
+}
+
+/// A long frame written to its file as it arrives (see [`Queue::frame_file`]), then handed to
+/// [`Queue::submit_file`]. Dropped before that, its file is removed.
+pub struct FrameFile {
+    file: Option<tokio::fs::File>,
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+impl FrameFile {
+    /// Appends `bytes` to the frame.
+    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let file = self.file.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        file.write_all(bytes).await?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes out what is buffered and closes the file.
+    async fn close(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FrameFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// A request frame on its way to the queue (see [`Queue::submit_insert`]).
@@ -133,7 +178,11 @@ impl Queue {
     pub fn open(dir: Option<&Path>) -> Result<(Queue, Snapshot), QueueError> {
         let Some(dir) = dir else {
             let backend = Backend::Memory(Arc::default());
-            return Ok((Queue { backend }, Snapshot::default()));
+            let queue = Queue {
+                backend,
+                frames: None,
+            };
+            return Ok((queue, Snapshot::default()));
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()))?;
@@ -174,14 +223,19 @@ impl Queue {
         }
         let snapshot = snapshot(&conn)?;
         let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
-        let frames = Frames::open(dir.join("frames"), &queued)?;
+        let frames_dir: Arc<Path> = Arc::from(dir.join("frames"));
+        let frames = Frames::open(frames_dir.to_path_buf(), &queued)?;
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
             .name("relay-queue".into())
             .spawn(move || store_thread(conn, frames, rx))
             .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
         let backend = Backend::Sqlite(commands);
-        Ok((Queue { backend }, snapshot))
+        let queue = Queue {
+            backend,
+            frames: Some(frames_dir),
+        };
+        Ok((queue, snapshot))
     }
 
     async fn call<T>(
@@ -243,6 +297,53 @@ impl Queue {
                 Self::memory(map).insert(id, stored);
                 Committing::Done(Ok(()))
             }
+        }
+    }
+
+    /// A file to write request `id`'s frame into as it arrives, so that a long body need not be
+    /// held whole in memory: `None` for the queue in memory, or when the file cannot be made
+    /// (the frame is then kept in memory and stored with [`Queue::submit_insert`]).
+    pub async fn frame_file(&self, id: RequestId) -> Option<FrameFile> {
+        let dir = self.frames.as_ref()?;
+        let path = dir.join(format!("{}.part", id.0));
+        match tokio::fs::File::create(&path).await {
+            Ok(file) => Some(FrameFile {
+                file: Some(file),
+                path,
+                len: 0,
+            }),
+            Err(e) => {
+                warn!(error = %e, path = %path.display(), "could not create a frame file; keeping the frame in memory");
+                None
+            }
+        }
+    }
+
+    /// [`Queue::submit_insert`] for a frame written to `file`.
+    pub async fn submit_file(
+        &self,
+        id: RequestId,
+        channel: &str,
+        mut file: FrameFile,
+    ) -> Committing {
+        if let Err(e) = file.close().await {
+            return Committing::Done(Err(QueueError::File(e)));
+        }
+        let Backend::Sqlite(commands) = &self.backend else {
+            return Committing::Done(Err(QueueError::Closed));
+        };
+        // From here the store thread owns the file: it renames it, or removes it on failure.
+        file.path = std::path::PathBuf::new();
+        let (done, committed) = oneshot::channel();
+        let command = Command::InsertFile {
+            id,
+            channel: channel.to_owned(),
+            len: file.len,
+            done,
+        };
+        match commands.send(command).await {
+            Ok(()) => Committing::Waiting(committed),
+            Err(_) => Committing::Done(Err(QueueError::Closed)),
         }
     }
 
@@ -394,6 +495,28 @@ fn insert(
     Ok(true)
 }
 
+/// Inserts the row of a frame already written to `<id>.part` (see [`FrameFile`]), which it
+/// renames to the frame's file first. If either fails, the file goes.
+fn insert_file(
+    tx: &rusqlite::Transaction<'_>,
+    frames: &Frames,
+    id: RequestId,
+    channel: &str,
+    len: u64,
+) -> Result<(), QueueError> {
+    frames.adopt(id).inspect_err(|_| frames.remove_part(id))?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![id.0 as i64, channel, now_ms(), &[] as &[u8], len as i64]));
+    if let Err(e) = inserted {
+        frames.remove(id);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Reads one queued frame back, from its row or its file. A file missing or cut short (a power
 /// loss took it) drops the request, with a warning, rather than delivering part of it.
 fn load(
@@ -452,6 +575,19 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>) {
                 }
                 max_id = max_id.max(Some(id.0));
                 replies.push((done, result.map(|_| ())));
+            }
+            Command::InsertFile {
+                id,
+                channel,
+                len,
+                done,
+            } => {
+                let result = insert_file(&tx, frames, id, &channel, len);
+                if result.is_ok() {
+                    written.push(id);
+                }
+                max_id = max_id.max(Some(id.0));
+                replies.push((done, result));
             }
             Command::Load { id, done } => {
                 let _ = done.send(load(&tx, frames, id, &mut deleted));
@@ -532,7 +668,9 @@ fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
 fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
     for command in commands {
         match command {
-            Command::Insert { done, .. } | Command::SaveChannel { done, .. } => {
+            Command::Insert { done, .. }
+            | Command::InsertFile { done, .. }
+            | Command::SaveChannel { done, .. } => {
                 let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
             }
             Command::Load { done, .. } => {
@@ -667,6 +805,36 @@ mod tests {
             files(dir.path()).is_empty(),
             "an expired frame's file is gone"
         );
+    }
+
+    #[tokio::test]
+    async fn a_frame_written_as_it_arrives_is_stored_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+        let frame = long();
+        let mut file = queue.frame_file(RequestId(1)).await.unwrap();
+        for piece in frame.chunks(100_000) {
+            file.write(piece).await.unwrap();
+        }
+        queue
+            .submit_file(RequestId(1), "ch", file)
+            .await
+            .committed()
+            .await
+            .unwrap();
+        assert_eq!(files(dir.path()), ["1"]);
+        assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), frame);
+        let mut dropped = queue.frame_file(RequestId(2)).await.unwrap();
+        dropped.write(b"part of a frame").await.unwrap();
+        assert_eq!(files(dir.path()), ["1", "2.part"]);
+        drop(dropped);
+        assert_eq!(
+            files(dir.path()),
+            ["1"],
+            "an abandoned frame's file is removed"
+        );
+        let (memory, _) = Queue::open(None).unwrap();
+        assert!(memory.frame_file(RequestId(3)).await.is_none());
     }
 
     #[tokio::test]

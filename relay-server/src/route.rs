@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 
 use crate::channel::Reply;
 use crate::protocol::{self, Offline, RelayMessage, Respond};
-use crate::queue::{Committing, QueueError};
+use crate::queue::{Committing, FrameFile, QueueError};
 use crate::session;
 use crate::Relay;
 
@@ -287,18 +287,22 @@ async fn webhook(
     };
     let read = match (&mut stream, declared) {
         (Some(_), Some(len)) => {
+            // A durable queue takes the frame into its file as it arrives, rather than whole
+            // at the end: the relay then holds a few pieces of it, not all of it.
+            let file = relay.queue.frame_file(id).await;
             read_streamed(
                 body,
                 &request,
                 len as usize,
                 &mut stream,
+                file,
                 relay.config.read_timeout,
             )
             .await
         }
         _ => read_whole(body, &request, max_body, relay.config.read_timeout).await,
     };
-    let (frame, sent) = match read {
+    let read = match read {
         Ok(read) => read,
         Err(e) => {
             if let Some(stream) = stream {
@@ -317,20 +321,30 @@ async fn webhook(
                         relay.config.read_timeout.as_secs()
                     ),
                 ),
+                ReadError::NotStored(e) => not_stored(Err(QueueError::File(e))),
             };
         }
     };
     relay
         .metrics
         .request_bytes
-        .fetch_add((frame.len() - sent.start) as u64, Ordering::Relaxed);
+        .fetch_add(read.body_len as u64, Ordering::Relaxed);
     // Delivered while the queue commits it: the sender hears back only once both are done, so
     // a relay killed meanwhile leaves the sender without an answer (it retries), never with a
     // 2xx for a request that is not stored.
-    let committing = relay
-        .queue
-        .submit_insert(id, &channel.name, frame.clone())
-        .await;
+    let Read {
+        frame, file, last, ..
+    } = read;
+    let committing = match (file, &frame) {
+        (Some(file), _) => relay.queue.submit_file(id, &channel.name, file).await,
+        (None, Some(frame)) => {
+            relay
+                .queue
+                .submit_insert(id, &channel.name, frame.clone())
+                .await
+        }
+        (None, None) => Committing::Done(Err(QueueError::Closed)),
+    };
     if matches!(committing, Committing::Done(Err(_))) {
         if let Some(stream) = stream {
             stream.abort("the relay could not store it");
@@ -340,11 +354,8 @@ async fn webhook(
     match stream {
         // Pending before its last piece goes, so the acknowledgement finds it.
         Some(stream) => {
-            if channel.streamed(&stream, frame.clone()) {
-                stream.finish(protocol::encode(
-                    &RelayMessage::Body { id },
-                    &frame[sent.end..],
-                ));
+            if channel.streamed(&stream, frame) {
+                stream.finish(protocol::encode(&RelayMessage::Body { id }, &last));
             } else {
                 // The session that had the first pieces is gone; the request went whole to
                 // the one attached now, or waits for one.
@@ -411,6 +422,8 @@ enum ReadError {
     Broken(String),
     /// Not all in within `--read-timeout`.
     TimedOut,
+    /// Its frame file could not be written.
+    NotStored(std::io::Error),
 }
 
 impl ReadError {
@@ -420,14 +433,22 @@ impl ReadError {
             ReadError::TooLarge => "the body exceeds the relay's --max-body",
             ReadError::Broken(_) => "the sender's connection failed before the body was all in",
             ReadError::TimedOut => "the body did not all arrive within the relay's --read-timeout",
+            ReadError::NotStored(_) => "the relay could not store it",
         }
     }
 }
 
-/// A streamed request's frames: the request's whole frame, and the part of its payload
-/// already sent in pieces (`start` is where the payload begins; the rest, from `end`, is the
-/// last piece, held back until the request is stored).
-type Read = (Bytes, std::ops::Range<usize>);
+/// A webhook's body, read.
+struct Read {
+    /// The request's whole frame, unless it went to `file`.
+    frame: Option<Bytes>,
+    /// The frame's file, when the queue took it in as it arrived.
+    file: Option<FrameFile>,
+    /// When streamed: the end of the body not yet sent in pieces, held back until the request
+    /// is stored.
+    last: Bytes,
+    body_len: usize,
+}
 
 /// Reads a body whole, within `timeout`, into `request`'s frame.
 async fn read_whole(
@@ -440,10 +461,13 @@ async fn read_whole(
         // The pieces as they arrived: `encode_buf` copies them once, into the frame.
         Ok(Ok(collected)) => {
             let body = collected.aggregate();
-            let len = body.remaining();
-            let frame = protocol::encode_buf(request, body);
-            let start = frame.len() - len;
-            Ok((frame, start..start))
+            let body_len = body.remaining();
+            Ok(Read {
+                frame: Some(protocol::encode_buf(request, body)),
+                file: None,
+                last: Bytes::new(),
+                body_len,
+            })
         }
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ReadError::TooLarge),
         Ok(Err(e)) => Err(ReadError::Broken(e.to_string())),
@@ -451,25 +475,41 @@ async fn read_whole(
     }
 }
 
-/// Reads a body declared `len` bytes long into `request`'s frame and, while `stream` lasts,
-/// passes it on in pieces of [`protocol::CHUNK_LEN`] as it arrives, holding the last piece
-/// back. A piece waits for room in the session's outbox, so a slow CLI slows the sender down
-/// rather than growing the relay's memory; that wait does not count against `timeout`, which
-/// is the sender's. When the session goes away `stream` is dropped and the body is read to
-/// the end all the same, to be stored and delivered whole.
+/// Reads a body declared `len` bytes long and, while `stream` lasts, passes it on in pieces of
+/// [`protocol::CHUNK_LEN`] as it arrives, holding the last piece back. The frame goes into
+/// `file` as it arrives when there is one, and is kept whole in memory otherwise.
+///
+/// A piece waits for room in the session's outbox, so a slow CLI slows the sender down rather
+/// than growing the relay's memory; that wait, and the file's writes, do not count against
+/// `timeout`, which is the sender's. When the session goes away `stream` is dropped and the
+/// body is read to the end all the same, to be stored and delivered whole.
 async fn read_streamed(
     mut body: Incoming,
     request: &RelayMessage,
     len: usize,
     stream: &mut Option<crate::channel::Stream>,
+    mut file: Option<FrameFile>,
     timeout: std::time::Duration,
 ) -> Result<Read, ReadError> {
     let RelayMessage::Request { id, .. } = request else {
         unreachable!("only requests have bodies to stream")
     };
-    let mut frame = protocol::frame_for(request, len);
-    let start = frame.len();
+    // In memory: the whole frame, whose payload starts at `start`. With a file: only what
+    // is not sent yet.
+    let (mut buffer, start) = match &mut file {
+        Some(file) => {
+            let head = protocol::frame_for(request, 0);
+            file.write(&head).await.map_err(ReadError::NotStored)?;
+            (bytes::BytesMut::with_capacity(2 * protocol::CHUNK_LEN), 0)
+        }
+        None => {
+            let frame = protocol::frame_for(request, len);
+            let start = frame.len();
+            (frame, start)
+        }
+    };
     let mut sent = start;
+    let mut received = 0;
     let mut deadline = tokio::time::Instant::now() + timeout;
     loop {
         let next = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -479,26 +519,45 @@ async fn read_streamed(
         };
         // Trailers are not forwarded (nor are they when a body is read whole).
         let Ok(data) = next.into_data() else { continue };
-        if frame.len() - start + data.len() > len {
+        if received + data.len() > len {
             return Err(ReadError::Broken("more body than declared".into()));
         }
-        frame.extend_from_slice(&data);
-        while frame.len() - sent > protocol::CHUNK_LEN {
+        received += data.len();
+        let waited = tokio::time::Instant::now();
+        if let Some(file) = &mut file {
+            file.write(&data).await.map_err(ReadError::NotStored)?;
+        }
+        if file.is_none() || stream.is_some() {
+            buffer.extend_from_slice(&data);
+        }
+        while buffer.len() - sent > protocol::CHUNK_LEN {
             let Some(to) = stream.as_ref() else { break };
-            let piece = &frame[sent..sent + protocol::CHUNK_LEN];
+            let piece = &buffer[sent..sent + protocol::CHUNK_LEN];
             let piece = protocol::encode(&RelayMessage::Body { id: *id }, piece);
             sent += protocol::CHUNK_LEN;
-            let waited = tokio::time::Instant::now();
             if !to.send(piece).await {
                 *stream = None;
             }
-            deadline += waited.elapsed();
         }
+        if file.is_some() {
+            buffer.advance(sent);
+            sent = 0;
+            if stream.is_none() {
+                buffer.clear();
+            }
+        }
+        deadline += waited.elapsed();
     }
-    if frame.len() - start != len {
+    if received != len {
         return Err(ReadError::Broken("less body than declared".into()));
     }
-    Ok((frame.freeze(), start..sent))
+    let buffer = buffer.freeze();
+    Ok(Read {
+        last: buffer.slice(sent..),
+        frame: file.is_none().then_some(buffer),
+        file,
+        body_len: len,
+    })
 }
 
 /// The answer to a sender whose request could not be queued.
