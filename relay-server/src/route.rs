@@ -475,6 +475,9 @@ async fn read_whole(
     }
 }
 
+/// How much of a streamed body a frame file is written in at a time, at least.
+const FILE_BATCH: usize = 256 * 1024;
+
 /// Reads a body declared `len` bytes long and, while `stream` lasts, passes it on in pieces of
 /// [`protocol::CHUNK_LEN`] as it arrives, holding the last piece back. The frame goes into
 /// `file` as it arrives when there is one, and is kept whole in memory otherwise.
@@ -495,12 +498,13 @@ async fn read_streamed(
         unreachable!("only requests have bodies to stream")
     };
     // In memory: the whole frame, whose payload starts at `start`. With a file: only what
-    // is not sent yet.
+    // is not yet both sent and written, from `start` = 0.
     let (mut buffer, start) = match &mut file {
         Some(file) => {
             let head = protocol::frame_for(request, 0);
             file.write(&head).await.map_err(ReadError::NotStored)?;
-            (bytes::BytesMut::with_capacity(2 * protocol::CHUNK_LEN), 0)
+            let room = FILE_BATCH + 2 * protocol::CHUNK_LEN;
+            (bytes::BytesMut::with_capacity(room), 0)
         }
         None => {
             let frame = protocol::frame_for(request, len);
@@ -509,6 +513,7 @@ async fn read_streamed(
         }
     };
     let mut sent = start;
+    let mut written = 0;
     let mut received = 0;
     let mut deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -524,12 +529,7 @@ async fn read_streamed(
         }
         received += data.len();
         let waited = tokio::time::Instant::now();
-        if let Some(file) = &mut file {
-            file.write(&data).await.map_err(ReadError::NotStored)?;
-        }
-        if file.is_none() || stream.is_some() {
-            buffer.extend_from_slice(&data);
-        }
+        buffer.extend_from_slice(&data);
         while buffer.len() - sent > protocol::CHUNK_LEN {
             let Some(to) = stream.as_ref() else { break };
             let piece = &buffer[sent..sent + protocol::CHUNK_LEN];
@@ -539,14 +539,28 @@ async fn read_streamed(
                 *stream = None;
             }
         }
-        if file.is_some() {
-            buffer.advance(sent);
-            sent = 0;
-            if stream.is_none() {
-                buffer.clear();
+        if let Some(file) = &mut file {
+            // In batches: each write is a trip to a blocking thread.
+            if buffer.len() - written >= FILE_BATCH {
+                file.write(&buffer[written..])
+                    .await
+                    .map_err(ReadError::NotStored)?;
+                written = buffer.len();
             }
+            if stream.is_none() {
+                sent = buffer.len();
+            }
+            let done = sent.min(written);
+            buffer.advance(done);
+            sent -= done;
+            written -= done;
         }
         deadline += waited.elapsed();
+    }
+    if let Some(file) = &mut file {
+        file.write(&buffer[written..])
+            .await
+            .map_err(ReadError::NotStored)?;
     }
     if received != len {
         return Err(ReadError::Broken("less body than declared".into()));
