@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
@@ -37,7 +36,7 @@ struct ProgressApp {
     /// Bodies read whole, in order.
     whole: watch::Receiver<Vec<Bytes>>,
     /// Requests whose body broke off.
-    cut: Arc<Mutex<usize>>,
+    cut: watch::Receiver<usize>,
 }
 
 impl ProgressApp {
@@ -48,8 +47,8 @@ impl ProgressApp {
         let port = listener.local_addr().expect("app address").port();
         let (progress_tx, progress) = watch::channel(0usize);
         let (whole_tx, whole) = watch::channel(Vec::new());
-        let cut = Arc::new(Mutex::new(0));
-        let state = Arc::new((progress_tx, whole_tx, Arc::clone(&cut)));
+        let (cut_tx, cut) = watch::channel(0usize);
+        let state = Arc::new((progress_tx, whole_tx, cut_tx));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = Arc::clone(&state);
@@ -70,7 +69,7 @@ impl ProgressApp {
                                         }
                                     }
                                     Err(_) => {
-                                        *cut.lock().unwrap() += 1;
+                                        cut.send_modify(|n| *n += 1);
                                         return Err("the body broke off");
                                     }
                                 }
@@ -170,26 +169,6 @@ impl RawSender {
         let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
         (status, body.to_owned())
     }
-}
-
-/// Waits until the relay at `relay_url` has nothing queued. The relay offers no event for it:
-/// its gauge is polled.
-async fn wait_for_empty_queue(relay_url: &str) {
-    let sender = Sender::default();
-    let metrics = format!("{relay_url}/_hooks/metrics");
-    within("the relay's queue to be empty", async {
-        loop {
-            let text = sender
-                .send("GET", &metrics, &[], full(Bytes::new()))
-                .await
-                .text();
-            if text.lines().any(|l| l == "hooks_queue_depth 0") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
 }
 
 /// `hooks show <id> --json` against `listener`'s store.
@@ -313,12 +292,10 @@ async fn broken_off(durable: bool) {
     drop(sender);
 
     // The app's request breaks off as the sender's did.
-    within("the app's request to break off", async {
-        while *app.cut.lock().unwrap() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let mut cut = app.cut.clone();
+    within("the app's request to break off", cut.wait_for(|&n| n > 0))
+        .await
+        .expect("the app is running");
     if let Some(dir) = &relay_dir {
         // Gone before the CLI heard of the break-off.
         assert!(partial_frames(dir.path()).is_empty());
@@ -335,8 +312,8 @@ async fn broken_off(durable: bool) {
     let line = listener.next_requests(1).await.remove(0);
     assert_eq!(line["path"], "/after", "{line}");
     // Nothing of the broken-off request waits in the relay's queue, once the next one's
-    // acknowledgement is in (the relay offers no event for it: its gauge is polled).
-    wait_for_empty_queue(&relay.url).await;
+    // acknowledgement is in.
+    wait_for_gauge(&relay.url, "hooks_queue_depth", 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,7 +401,7 @@ async fn a_queued_long_request_whose_frame_file_was_lost_is_dropped_not_delivere
 
     let mut second = spawn_listen(&args).await;
     // Not delivered, and no longer queued.
-    wait_for_empty_queue(&relay.url).await;
+    wait_for_gauge(&relay.url, "hooks_queue_depth", 0).await;
     assert!(
         relay.stderr().contains("missing or cut short"),
         "{}",

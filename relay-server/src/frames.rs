@@ -58,14 +58,14 @@ impl Frames {
         std::fs::write(self.path(id), frame)
     }
 
-    /// Renames `<id>.part`, written as the frame arrived, to `id`'s frame file.
+    /// Renames `<id>.part` (a [`FrameFile`]'s) to `id`'s frame file.
     pub fn adopt(&self, id: RequestId) -> io::Result<()> {
-        std::fs::rename(self.dir.join(format!("{}.part", id.0)), self.path(id))
+        std::fs::rename(part_path(&self.dir, id), self.path(id))
     }
 
     /// Removes `<id>.part`, if there is one.
     pub fn remove_part(&self, id: RequestId) {
-        let _ = std::fs::remove_file(self.dir.join(format!("{}.part", id.0)));
+        let _ = std::fs::remove_file(part_path(&self.dir, id));
     }
 
     /// Reads `id`'s frame back; `None` when the file is missing or not `len` bytes long.
@@ -90,5 +90,62 @@ impl Frames {
     /// Where the files are.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Where a frame is written as it arrives, until its row is inserted: `<dir>/<id>.part`, which
+/// [`Frames::open`] removes as a stray.
+fn part_path(dir: &Path, id: RequestId) -> PathBuf {
+    dir.join(format!("{}.part", id.0))
+}
+
+/// A long frame written to its file as it arrives (see `Queue::frame_file`), then handed to
+/// `Queue::submit_file`, after which the queue's thread renames it ([`Frames::adopt`]).
+/// Dropped before that, its file is removed.
+pub struct FrameFile {
+    file: Option<tokio::fs::File>,
+    /// `None` once handed over.
+    path: Option<PathBuf>,
+    len: u64,
+}
+
+impl FrameFile {
+    /// Creates request `id`'s file in `dir`.
+    pub async fn create(dir: &Path, id: RequestId) -> io::Result<FrameFile> {
+        let path = part_path(dir, id);
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(FrameFile {
+            file: Some(file),
+            path: Some(path),
+            len: 0,
+        })
+    }
+
+    /// Appends `bytes` to the frame.
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let file = self.file.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        file.write_all(bytes).await?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes out what is buffered and closes the file; from then on the file is the caller's
+    /// to rename or remove. Returns the frame's length.
+    pub async fn hand_over(mut self) -> io::Result<u64> {
+        use tokio::io::AsyncWriteExt as _;
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+        }
+        self.path = None;
+        Ok(self.len)
+    }
+}
+
+impl Drop for FrameFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+pub(crate) use crate::frames::FrameFile;
 use crate::frames::{self, Frames};
 use crate::protocol::RequestId;
 
@@ -100,42 +101,6 @@ pub struct Queue {
     backend: Backend,
     /// Where long frames' files are; `None` for the queue in memory.
     frames: Option<Arc<Path>>,
-}
-
-/// A long frame written to its file as it arrives (see [`Queue::frame_file`]), then handed to
-/// [`Queue::submit_file`]. Dropped before that, its file is removed.
-pub struct FrameFile {
-    file: Option<tokio::fs::File>,
-    path: std::path::PathBuf,
-    len: u64,
-}
-
-impl FrameFile {
-    /// Appends `bytes` to the frame.
-    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt as _;
-        let file = self.file.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
-        file.write_all(bytes).await?;
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Writes out what is buffered and closes the file.
-    async fn close(&mut self) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt as _;
-        if let Some(mut file) = self.file.take() {
-            file.flush().await?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for FrameFile {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// A request frame on its way to the queue (see [`Queue::submit_insert`]).
@@ -305,40 +270,30 @@ impl Queue {
     /// (the frame is then kept in memory and stored with [`Queue::submit_insert`]).
     pub async fn frame_file(&self, id: RequestId) -> Option<FrameFile> {
         let dir = self.frames.as_ref()?;
-        let path = dir.join(format!("{}.part", id.0));
-        match tokio::fs::File::create(&path).await {
-            Ok(file) => Some(FrameFile {
-                file: Some(file),
-                path,
-                len: 0,
-            }),
+        match FrameFile::create(dir, id).await {
+            Ok(file) => Some(file),
             Err(e) => {
-                warn!(error = %e, path = %path.display(), "could not create a frame file; keeping the frame in memory");
+                warn!(error = %e, dir = %dir.display(), "could not create a frame file; keeping the frame in memory");
                 None
             }
         }
     }
 
     /// [`Queue::submit_insert`] for a frame written to `file`.
-    pub async fn submit_file(
-        &self,
-        id: RequestId,
-        channel: &str,
-        mut file: FrameFile,
-    ) -> Committing {
-        if let Err(e) = file.close().await {
-            return Committing::Done(Err(QueueError::File(e)));
-        }
+    pub async fn submit_file(&self, id: RequestId, channel: &str, file: FrameFile) -> Committing {
         let Backend::Sqlite(commands) = &self.backend else {
             return Committing::Done(Err(QueueError::Closed));
         };
         // From here the store thread owns the file: it renames it, or removes it on failure.
-        file.path = std::path::PathBuf::new();
+        let len = match file.hand_over().await {
+            Ok(len) => len,
+            Err(e) => return Committing::Done(Err(QueueError::File(e))),
+        };
         let (done, committed) = oneshot::channel();
         let command = Command::InsertFile {
             id,
             channel: channel.to_owned(),
-            len: file.len,
+            len,
             done,
         };
         match commands.send(command).await {
@@ -478,24 +433,17 @@ fn insert(
     channel: &str,
     frame: &[u8],
 ) -> Result<bool, QueueError> {
-    const SQL: &str =
-        "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)";
-    let row = id.0 as i64;
     if frame.len() < frames::FILE_FROM {
-        let values = params![row, channel, now_ms(), frame, None::<i64>];
-        tx.prepare_cached(SQL)?.execute(values)?;
+        insert_row(tx, id, channel, frame, None)?;
         return Ok(false);
     }
     frames.write(id, frame).inspect_err(|_| frames.remove(id))?;
-    let values = params![row, channel, now_ms(), &[] as &[u8], frame.len() as i64];
-    if let Err(e) = tx.prepare_cached(SQL).and_then(|mut s| s.execute(values)) {
-        frames.remove(id);
-        return Err(e.into());
-    }
+    insert_row(tx, id, channel, &[], Some(frame.len() as u64))
+        .inspect_err(|_| frames.remove(id))?;
     Ok(true)
 }
 
-/// Inserts the row of a frame already written to `<id>.part` (see [`FrameFile`]), which it
+/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`]), which it
 /// renames to the frame's file first. If either fails, the file goes.
 fn insert_file(
     tx: &rusqlite::Transaction<'_>,
@@ -505,15 +453,23 @@ fn insert_file(
     len: u64,
 ) -> Result<(), QueueError> {
     frames.adopt(id).inspect_err(|_| frames.remove_part(id))?;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut s| s.execute(params![id.0 as i64, channel, now_ms(), &[] as &[u8], len as i64]));
-    if let Err(e) = inserted {
-        frames.remove(id);
-        return Err(e.into());
-    }
+    insert_row(tx, id, channel, &[], Some(len)).inspect_err(|_| frames.remove(id))?;
+    Ok(())
+}
+
+/// Inserts request `id`'s row: its frame, or (`file_len`) the length of its frame's file.
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    id: RequestId,
+    channel: &str,
+    frame: &[u8],
+    file_len: Option<u64>,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let file_len = file_len.map(|len| len as i64);
+    insert.execute(params![id.0 as i64, channel, now_ms(), frame, file_len])?;
     Ok(())
 }
 

@@ -332,18 +332,16 @@ async fn webhook(
     // Delivered while the queue commits it: the sender hears back only once both are done, so
     // a relay killed meanwhile leaves the sender without an answer (it retries), never with a
     // 2xx for a request that is not stored.
-    let Read {
-        frame, file, last, ..
-    } = read;
-    let committing = match (file, &frame) {
-        (Some(file), _) => relay.queue.submit_file(id, &channel.name, file).await,
-        (None, Some(frame)) => {
-            relay
+    let Read { kept, last, .. } = read;
+    let (committing, frame) = match kept {
+        Kept::File(file) => (relay.queue.submit_file(id, &channel.name, file).await, None),
+        Kept::Whole(frame) => {
+            let committing = relay
                 .queue
                 .submit_insert(id, &channel.name, frame.clone())
-                .await
+                .await;
+            (committing, Some(frame))
         }
-        (None, None) => Committing::Done(Err(QueueError::Closed)),
     };
     if matches!(committing, Committing::Done(Err(_))) {
         if let Some(stream) = stream {
@@ -438,12 +436,17 @@ impl ReadError {
     }
 }
 
+/// Where a read request's frame is.
+enum Kept {
+    /// In memory, whole.
+    Whole(Bytes),
+    /// In its file, which the queue took in as the body arrived.
+    File(FrameFile),
+}
+
 /// A webhook's body, read.
 struct Read {
-    /// The request's whole frame, unless it went to `file`.
-    frame: Option<Bytes>,
-    /// The frame's file, when the queue took it in as it arrived.
-    file: Option<FrameFile>,
+    kept: Kept,
     /// When streamed: the end of the body not yet sent in pieces, held back until the request
     /// is stored.
     last: Bytes,
@@ -463,8 +466,7 @@ async fn read_whole(
             let body = collected.aggregate();
             let body_len = body.remaining();
             Ok(Read {
-                frame: Some(protocol::encode_buf(request, body)),
-                file: None,
+                kept: Kept::Whole(protocol::encode_buf(request, body)),
                 last: Bytes::new(),
                 body_len,
             })
@@ -566,10 +568,14 @@ async fn read_streamed(
         return Err(ReadError::Broken("less body than declared".into()));
     }
     let buffer = buffer.freeze();
+    let last = buffer.slice(sent..);
+    let kept = match file {
+        Some(file) => Kept::File(file),
+        None => Kept::Whole(buffer),
+    };
     Ok(Read {
-        last: buffer.slice(sent..),
-        frame: file.is_none().then_some(buffer),
-        file,
+        kept,
+        last,
         body_len: len,
     })
 }

@@ -157,10 +157,7 @@ fn oldest_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     for slot in 0..generations::SLOTS {
         let sql = format!("SELECT MIN(id) FROM {}", generations::table(slot));
         let min: Option<i64> = conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
-        oldest = match (oldest, min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        oldest = oldest.into_iter().chain(min).min();
     }
     Ok(oldest)
 }

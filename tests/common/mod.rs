@@ -789,6 +789,11 @@ impl Drop for RelayProcess {
 /// The relay's `hooks_sessions` gauge (CLI sessions attached now), or `None` when the relay does
 /// not answer.
 pub async fn attached_sessions(sender: &Sender, relay_url: &str) -> Option<u64> {
+    gauge(sender, relay_url, "hooks_sessions").await
+}
+
+/// The relay's gauge `name` (from its metrics page), or `None` when the relay does not answer.
+pub async fn gauge(sender: &Sender, relay_url: &str, name: &str) -> Option<u64> {
     let url = format!("{relay_url}/_hooks/metrics");
     let reply = sender
         .try_send("GET", &url, &[], full(Bytes::new()), Duration::from_secs(2))
@@ -797,25 +802,25 @@ pub async fn attached_sessions(sender: &Sender, relay_url: &str) -> Option<u64> 
     reply
         .text()
         .lines()
-        .find_map(|line| line.strip_prefix("hooks_sessions "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
 }
 
 /// Waits until the relay reports `n` attached sessions, e.g. until it noticed a CLI is gone.
-/// The relay offers no event for this, so the gauge is polled (every 50 ms, up to
-/// [`STEP_TIMEOUT`]).
 pub async fn wait_for_sessions(relay_url: &str, n: u64) {
+    wait_for_gauge(relay_url, "hooks_sessions", n).await
+}
+
+/// Waits until the relay's gauge `name` reads `n`. The relay offers no event for this, so the
+/// gauge is polled (every 50 ms, up to [`STEP_TIMEOUT`]).
+pub async fn wait_for_gauge(relay_url: &str, name: &str, n: u64) {
     let sender = Sender::default();
     let polling = async {
-        while attached_sessions(&sender, relay_url).await != Some(n) {
+        while gauge(&sender, relay_url, name).await != Some(n) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    within(
-        &format!("{relay_url} to have {n} session(s) attached"),
-        polling,
-    )
-    .await;
+    within(&format!("{relay_url}'s {name} to read {n}"), polling).await;
 }
 
 // ---------------------------------------------------------------------------------------------
