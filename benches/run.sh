@@ -6,11 +6,22 @@
 #      `hooks listen` embeds): latency, throughput, 1 MiB and 10 MiB bodies, CLI memory;
 #   2. benches/tunnel.rs with `hooks relay` as its own process (durable SQLite queue, as
 #      deployed): the same figures, plus the relay's memory;
-#   3. benches/sessions.rs: relay memory with HOOKS_BENCH_SESSIONS (default 10000) idle sessions.
+#   3. benches/sessions.rs: relay memory with HOOKS_BENCH_SESSIONS (default 10000) idle sessions;
+#   4. with --peers: benches/tunnel.rs again through bore 0.6 and rathole 0.5, the raw TCP tunnels
+#      issue 8 compares hooks with, installed from crates.io into target/bench-peers (about 3
+#      minutes the first time). bore's control port is fixed (7835): one such run at a time.
 #
 # Sizes come from the HOOKS_BENCH_* variables documented at the top of each bench file.
 # Takes about 3 minutes on 2 cores once built. Linux only for the memory figures (/proc).
 set -eu
+
+peers=0
+for arg in "$@"; do
+    case $arg in
+        --peers) peers=1 ;;
+        *) echo "usage: benches/run.sh [--peers]" >&2; exit 2 ;;
+    esac
+done
 
 cd "$(dirname "$0")/.."
 began=$(date +%s)
@@ -45,6 +56,10 @@ HOOKS_BENCH_BIN=${HOOKS_BENCH_BIN:-$bin/hooks}
 export HOOKS_BENCH_BIN
 echo "run.sh: measuring $HOOKS_BENCH_BIN" >&2
 cargo bench --bench tunnel --bench sessions --no-run
+if [ "$peers" -eq 1 ]; then
+    cargo install --quiet --root "$target/bench-peers" bore-cli@0.6.0
+    cargo install --quiet --root "$target/bench-peers" rathole@0.5.0
+fi
 built=$(date +%s)
 
 summary=$(mktemp "${TMPDIR:-/tmp}/hooks-bench-summary.XXXXXX")
@@ -58,6 +73,13 @@ echo
 HOOKS_BENCH_RELAY=process cargo bench --bench tunnel || failed=1
 echo
 cargo bench --bench sessions || failed=1
+if [ "$peers" -eq 1 ]; then
+    for peer in bore rathole; do
+        echo
+        HOOKS_BENCH_PEER=$peer HOOKS_BENCH_PEER_BIN=$target/bench-peers/bin/$peer \
+            cargo bench --bench tunnel || failed=1
+    done
+fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 echo
@@ -67,7 +89,7 @@ echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr); everything o
 echo "- latency and time per request: medians over rounds; hooks/direct: median of per-round ratios"
 echo "- RSS: VmRSS from /proc/<pid>/status; targets from issue 8"
 echo
-echo "| setup | measure | direct | through hooks | hooks/direct | target | met |"
+echo "| setup | measure | direct | through the tunnel | tunnel/direct | target | met |"
 echo "|---|---|---:|---:|---:|---|---|"
 cat "$summary"
 echo

@@ -26,9 +26,19 @@
 //! With `HOOKS_BENCH_SUMMARY=<file>`, the headline figures are also appended to that file as
 //! rows of the summary table `benches/run.sh` prints. `HOOKS_BENCH_BIN=PATH` runs another
 //! build of `hooks` (and the `hooks-relay` beside it) than the one `cargo bench` built.
+//!
+//! Peers: `HOOKS_BENCH_PEER=bore` or `rathole` sends the tunnel path through that raw TCP tunnel
+//! instead of hooks (its server and client as processes; `HOOKS_BENCH_PEER_BIN` names the
+//! binary, else it is looked up on `PATH`), with the same scenarios and the same direct path in
+//! alternating rounds, so its ratios compare with hooks' from another run on the same machine.
+//! Targets are not applied to it, and its two processes' memory is shown where the relay's and
+//! the CLI's would be. `benches/run.sh --peers` installs both and runs them.
 
+#[path = "support/peers.rs"]
+mod peers;
 mod support;
 
+use peers::{Peer, PeerKind};
 use support::{drain_stderr, RelayProcess, READY_TIMEOUT};
 
 use std::collections::BTreeMap;
@@ -224,6 +234,8 @@ struct Sizes {
     /// The in-process relay keeps its queue on disk (as `hooks relay` does by default) instead
     /// of in memory. Always true for [`RelayMode::Process`].
     durable: bool,
+    /// The tunnel path goes through this raw TCP tunnel instead of hooks.
+    peer: Option<PeerKind>,
 }
 
 impl Sizes {
@@ -244,11 +256,18 @@ impl Sizes {
             relay,
             durable: relay == RelayMode::Process
                 || std::env::var_os("HOOKS_BENCH_DURABLE").is_some_and(|v| v == "1"),
+            peer: PeerKind::from_env(),
         }
     }
 
     /// How this run's relay is set up, for the report.
     fn setup(&self) -> &'static str {
+        if let Some(peer) = self.peer {
+            return match peer {
+                PeerKind::Bore => "bore (raw TCP tunnel, for comparison)",
+                PeerKind::Rathole => "rathole (raw TCP tunnel, for comparison)",
+            };
+        }
         match (self.relay, self.durable) {
             (RelayMode::Process, _) => "relay process, durable queue",
             (RelayMode::InProcess, false) => "in-process relay, in-memory queue",
@@ -300,23 +319,58 @@ async fn bench(sizes: Sizes) {
 
     let app_addr = start_app().await;
     let data_dir = tempfile::tempdir().expect("the bench needs a scratch data directory");
-    let relay_dir = sizes.durable.then(|| data_dir.path().join("relay"));
-    let relay = Relay::start(sizes.relay, relay_dir).await;
     let mut memory = MemoryReport::default();
-    if let Some(pid) = relay.pid() {
-        tokio::time::sleep(SETTLE).await;
-        memory.relay_idle = Memory::of(pid);
-    }
-    let cli = CliProcess::start(relay.addr, app_addr, &data_dir.path().join("cli")).await;
+    let through = match sizes.peer {
+        Some(kind) => Through::Peer(Peer::start(kind, app_addr).await),
+        None => {
+            let relay_dir = sizes.durable.then(|| data_dir.path().join("relay"));
+            let relay = Relay::start(sizes.relay, relay_dir).await;
+            if let Some(pid) = relay.pid() {
+                tokio::time::sleep(SETTLE).await;
+                memory.relay_idle = Memory::of(pid);
+            }
+            let cli = CliProcess::start(relay.addr, app_addr, &data_dir.path().join("cli")).await;
+            Through::Hooks { relay, cli }
+        }
+    };
+    let tunnel_endpoint = match &through {
+        Through::Hooks { relay, cli } => {
+            let tunnel_path = cli
+                .url
+                .parse::<http::Uri>()
+                .expect("the ready line's url is a URI")
+                .path()
+                .trim_end_matches('/')
+                .to_owned();
+            Endpoint {
+                addr: relay.addr,
+                host: host_value(relay.addr),
+                path: format!("{tunnel_path}/webhook"),
+            }
+        }
+        Through::Peer(peer) => {
+            let endpoint = Endpoint {
+                addr: peer.addr,
+                host: host_value(peer.addr),
+                path: "/webhook".to_owned(),
+            };
+            // The peer's public port opens once its client has connected: poll it with real
+            // requests (not counted) until one comes back.
+            let probe = |ep: Endpoint, small: Payload| async move {
+                keep_alive(&ep, &small, 1).await.1.failed() == 0
+            };
+            peers::wait_until(READY_TIMEOUT, || probe(endpoint.clone(), small.clone()))
+                .await
+                .unwrap_or_else(|| panic!("no request came through the peer tunnel in time"));
+            endpoint
+        }
+    };
     tokio::time::sleep(SETTLE).await;
-    memory.cli_idle = Memory::of(cli.child.id());
-    let tunnel_path = cli
-        .url
-        .parse::<http::Uri>()
-        .expect("the ready line's url is a URI")
-        .path()
-        .trim_end_matches('/')
-        .to_owned();
+    let (server_pid, client_pid) = through.pids();
+    memory.relay_idle = memory
+        .relay_idle
+        .or_else(|| server_pid.and_then(Memory::of));
+    memory.cli_idle = Memory::of(client_pid);
 
     let endpoints = [
         Endpoint {
@@ -324,11 +378,7 @@ async fn bench(sizes: Sizes) {
             host: host_value(app_addr),
             path: "/webhook".to_owned(),
         },
-        Endpoint {
-            addr: relay.addr,
-            host: host_value(relay.addr),
-            path: format!("{tunnel_path}/webhook"),
-        },
+        tunnel_endpoint,
     ];
     let mut tallies = [Tally::default(), Tally::default()];
     let duration = Duration::from_secs_f64(sizes.seconds);
@@ -397,7 +447,7 @@ async fn bench(sizes: Sizes) {
             }
         }
         eprintln!(
-            "round {}/{}: keep-alive p50 {} / {}, new-conn p50 {} / {}, c=32 {:.0} / {:.0} req/s, 1 MiB {} / {}, 10 MiB {} / {} (direct / hooks)",
+            "round {}/{}: keep-alive p50 {} / {}, new-conn p50 {} / {}, c=32 {:.0} / {:.0} req/s, 1 MiB {} / {}, 10 MiB {} / {} (direct / {})",
             r + 1,
             sizes.rounds,
             show_p(round.keep_alive[0], |p| p.p50),
@@ -410,23 +460,58 @@ async fn bench(sizes: Sizes) {
             show_p(round.large[0][1], |p| p.p50),
             show_p(round.large[1][0], |p| p.p50),
             show_p(round.large[1][1], |p| p.p50),
+            sizes.peer.map_or("hooks", PeerKind::name),
         );
         rounds.push(round);
     }
 
-    let (printed, disconnects) = cli.wait_for_requests(tallies[Path::Tunnel.index()].ok);
-    let delivery = Delivery {
-        printed,
-        disconnects,
-        queue_depth: queue_depth_after_drain(relay.addr).await,
+    let delivery = match &through {
+        Through::Hooks { relay, cli } => {
+            let (printed, disconnects) = cli.wait_for_requests(tallies[Path::Tunnel.index()].ok);
+            Some(Delivery {
+                printed,
+                disconnects,
+                queue_depth: queue_depth_after_drain(relay.addr).await,
+            })
+        }
+        Through::Peer(_) => None,
     };
-    memory.cli_loaded = Memory::of(cli.child.id());
-    memory.relay_loaded = relay.pid().and_then(Memory::of);
+    let (server_pid, client_pid) = through.pids();
+    memory.cli_loaded = Memory::of(client_pid);
+    memory.relay_loaded = server_pid.and_then(Memory::of);
     let elapsed = began.elapsed();
-    print_report(&sizes, &rounds, &tallies, &delivery, &memory, elapsed);
+    print_report(
+        &sizes,
+        &rounds,
+        &tallies,
+        delivery.as_ref(),
+        &memory,
+        elapsed,
+    );
 
-    drop(cli);
-    relay.stop().await;
+    if let Through::Hooks { relay, cli } = through {
+        drop(cli);
+        relay.stop().await;
+    }
+}
+
+/// What the tunnel path goes through.
+enum Through {
+    /// A relay and `hooks listen`.
+    Hooks { relay: Relay, cli: CliProcess },
+    /// A raw TCP tunnel, for comparison.
+    Peer(Peer),
+}
+
+impl Through {
+    /// The process ids of the relay (or the peer's server; `None` when the relay runs in this
+    /// process) and of the CLI (or the peer's client).
+    fn pids(&self) -> (Option<u32>, u32) {
+        match self {
+            Through::Hooks { relay, cli } => (relay.pid(), cli.child.id()),
+            Through::Peer(peer) => (Some(peer.server.id()), peer.client.id()),
+        }
+    }
 }
 
 /// A 1 KiB JSON document shaped like a payment provider's event.
@@ -1149,13 +1234,16 @@ fn print_report(
     sizes: &Sizes,
     rounds: &[Round],
     tallies: &[Tally; 2],
-    delivery: &Delivery,
+    delivery: Option<&Delivery>,
     memory: &MemoryReport,
     elapsed: Duration,
 ) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let n = sizes.requests;
     let setup = sizes.setup();
+    // Targets are hooks' own; a peer tunnel's figures are there to compare with.
+    let target = |t: Target| sizes.peer.is_none().then_some(t);
+    let through = sizes.peer.map_or("hooks", PeerKind::name);
     let mut report = Report::default();
     report.line(format!("## hooks tunnel benchmark: {setup}"));
     report.line("");
@@ -1178,17 +1266,23 @@ fn print_report(
             "in-process `relay_server::run`, `Config::default()` (in-memory queue, like the relay `hooks listen` embeds)"
         }
     };
-    report.line(format!(
-        "- direct: client → app; hooks: client → relay: {relay} → WebSocket → `hooks listen --json` (release binary) → app"
-    ));
+    match sizes.peer {
+        None => report.line(format!(
+            "- direct: client → app; hooks: client → relay: {relay} → WebSocket → `hooks listen --json` (release binary) → app"
+        )),
+        Some(peer) => report.line(format!(
+            "- direct: client → app; {through}: client → `{}` server → `{through}` client → app (raw TCP: no HTTP parsing, nothing kept)",
+            peer.version()
+        )),
+    }
     report.line(format!(
         "- rounds: {}; in each, both paths run back to back (order flips every round); figures are medians over rounds, ratio and added latency are medians of per-round pairs",
         sizes.rounds
     ));
     report.line("");
-    report.line(
-        "| scenario | metric | direct | through hooks | added | ratio (hooks/direct) | target |",
-    );
+    report.line(format!(
+        "| scenario | metric | direct | through {through} | added | ratio ({through}/direct) | target |",
+    ));
     report.line("|---|---|---:|---:|---:|---:|---|");
     let ka = |r: &Round| r.keep_alive;
     let nc = |r: &Round| r.new_conn;
@@ -1200,7 +1294,7 @@ fn print_report(
         &label,
         "p50",
         &Compared::latency(rounds, ka, p50),
-        Some(Target::AtMost(2.5)),
+        target(Target::AtMost(2.5)),
     );
     report.latency(
         setup,
@@ -1215,7 +1309,7 @@ fn print_report(
         &label,
         "p50",
         &Compared::latency(rounds, nc, p50),
-        Some(Target::AtMost(3.0)),
+        target(Target::AtMost(3.0)),
     );
     report.latency(
         setup,
@@ -1229,14 +1323,14 @@ fn print_report(
         Some(r.throughput[path.index()]).filter(|&v| v > 0.0)
     });
     let show_rate = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.0} req/s"));
-    let rate_target = Target::AtLeast(0.45);
+    let rate_target = target(Target::AtLeast(0.45));
+    let shown_rate_target = rate_target.map_or(String::new(), |t| t.show("×"));
     report.line(format!(
-        "| c={CLIENTS} keep-alive, {:.1} s/round | requests/s | {} | {} | | {} | {} |",
+        "| c={CLIENTS} keep-alive, {:.1} s/round | requests/s | {} | {} | | {} | {shown_rate_target} |",
         sizes.seconds,
         show_rate(rate.direct),
         show_rate(rate.tunnel),
         show_ratio(rate.ratio),
-        rate_target.show("×"),
     ));
     report.summary([
         setup,
@@ -1244,13 +1338,13 @@ fn print_report(
         &show_rate(rate.direct),
         &show_rate(rate.tunnel),
         &show_ratio(rate.ratio),
-        &rate_target.show("×"),
-        rate_target.met(rate.ratio),
+        &shown_rate_target,
+        rate_target.map_or("", |t| t.met(rate.ratio)),
     ]);
 
     for (size, len) in LARGE_LENS.iter().enumerate() {
         let mib = len / (1024 * 1024);
-        let target = (mib == 10).then_some(Target::AtMost(1.8));
+        let target = (mib == 10).then_some(Target::AtMost(1.8)).and_then(target);
         report.latency(
             setup,
             &format!(
@@ -1264,11 +1358,11 @@ fn print_report(
     }
 
     let [direct, tunnel] = tallies;
-    let lost = tunnel.ok.saturating_sub(delivery.printed);
+    let lost = delivery.map_or(0, |d| tunnel.ok.saturating_sub(d.printed));
     let clean = direct.failed() == 0
         && tunnel.failed() == 0
         && lost == 0
-        && delivery.queue_depth == Some(0);
+        && delivery.map_or(true, |d| d.queue_depth == Some(0));
     report.line(format!(
         "| all scenarios incl. warm-up | errors + non-2xx | {} of {} | {} of {} | | | 0 |",
         direct.failed(),
@@ -1284,14 +1378,21 @@ fn print_report(
             direct.failed(),
             direct.ok + direct.failed()
         ),
-        &format!(
-            "{} / {lost} / {} of {}",
-            tunnel.failed(),
-            delivery
-                .queue_depth
-                .map_or("n/a".to_owned(), |d| d.to_string()),
-            tunnel.ok + tunnel.failed()
-        ),
+        &match delivery {
+            Some(delivery) => format!(
+                "{} / {lost} / {} of {}",
+                tunnel.failed(),
+                delivery
+                    .queue_depth
+                    .map_or("n/a".to_owned(), |d| d.to_string()),
+                tunnel.ok + tunnel.failed()
+            ),
+            None => format!(
+                "{} failed of {}",
+                tunnel.failed(),
+                tunnel.ok + tunnel.failed()
+            ),
+        },
         "",
         "0",
         if clean { "yes" } else { "**no**" },
@@ -1300,84 +1401,88 @@ fn print_report(
     report.line("");
     report.line("| process | RSS idle | RSS after load | peak RSS (VmHWM) | target (idle) |");
     report.line("|---|---:|---:|---:|---|");
-    let relay_target = Target::AtMost(8.0);
-    let cli_target = Target::AtMost(10.0);
     let mib = |m: Option<Memory>| m.map(|m| m.rss_kib as f64 / 1024.0);
-    if sizes.relay == RelayMode::Process {
+    // (table label, summary name, idle, after load, idle target)
+    let mut rows = Vec::new();
+    match sizes.peer {
+        None if sizes.relay == RelayMode::Process => rows.push((
+            "relay (`hooks-relay`, idle = after start, no session)".to_owned(),
+            "relay RSS",
+            memory.relay_idle,
+            memory.relay_loaded,
+            target(Target::AtMost(8.0)),
+        )),
+        None => report.line(
+            "| relay | n/a: it runs inside the benchmark process (`HOOKS_BENCH_RELAY=process` measures it) | | | |",
+        ),
+        Some(_) => rows.push((
+            format!("{through} server (idle = its client connected, before load)"),
+            "server RSS",
+            memory.relay_idle,
+            memory.relay_loaded,
+            None,
+        )),
+    }
+    rows.push(match sizes.peer {
+        None => (
+            "CLI (`hooks listen --json`, idle = attached, before load)".to_owned(),
+            "CLI RSS",
+            memory.cli_idle,
+            memory.cli_loaded,
+            target(Target::AtMost(10.0)),
+        ),
+        Some(_) => (
+            format!("{through} client (idle = connected, before load)"),
+            "client RSS",
+            memory.cli_idle,
+            memory.cli_loaded,
+            None,
+        ),
+    });
+    for (label, name, idle, loaded, idle_target) in rows {
+        let shown_target = idle_target.map_or(String::new(), |t| t.show(" MiB"));
         report.line(format!(
-            "| relay (`hooks-relay`, idle = after start, no session) | {} | {} | {} | {} |",
-            show_mib(memory.relay_idle.map(|m| m.rss_kib)),
-            show_mib(memory.relay_loaded.map(|m| m.rss_kib)),
-            show_mib(memory.relay_loaded.map(|m| m.peak_kib)),
-            relay_target.show(" MiB"),
+            "| {label} | {} | {} | {} | {shown_target} |",
+            show_mib(idle.map(|m| m.rss_kib)),
+            show_mib(loaded.map(|m| m.rss_kib)),
+            show_mib(loaded.map(|m| m.peak_kib)),
         ));
         report.summary([
             setup,
-            "relay RSS idle (no session)",
+            &format!("{name} idle"),
             "",
-            &show_mib(memory.relay_idle.map(|m| m.rss_kib)),
+            &show_mib(idle.map(|m| m.rss_kib)),
             "",
-            &relay_target.show(" MiB"),
-            relay_target.met(mib(memory.relay_idle)),
+            &shown_target,
+            idle_target.map_or("", |t| t.met(mib(idle))),
         ]);
         report.summary([
             setup,
-            "relay RSS after load (peak)",
+            &format!("{name} after load (peak)"),
             "",
             &format!(
                 "{} ({})",
-                show_mib(memory.relay_loaded.map(|m| m.rss_kib)),
-                show_mib(memory.relay_loaded.map(|m| m.peak_kib))
+                show_mib(loaded.map(|m| m.rss_kib)),
+                show_mib(loaded.map(|m| m.peak_kib))
             ),
             "",
             "",
             "",
         ]);
-    } else {
-        report.line(
-            "| relay | n/a: it runs inside the benchmark process (`HOOKS_BENCH_RELAY=process` measures it) | | | |",
-        );
     }
-    report.line(format!(
-        "| CLI (`hooks listen --json`, idle = attached, before load) | {} | {} | {} | {} |",
-        show_mib(memory.cli_idle.map(|m| m.rss_kib)),
-        show_mib(memory.cli_loaded.map(|m| m.rss_kib)),
-        show_mib(memory.cli_loaded.map(|m| m.peak_kib)),
-        cli_target.show(" MiB"),
-    ));
-    report.summary([
-        setup,
-        "CLI RSS idle (attached)",
-        "",
-        &show_mib(memory.cli_idle.map(|m| m.rss_kib)),
-        "",
-        &cli_target.show(" MiB"),
-        cli_target.met(mib(memory.cli_idle)),
-    ]);
-    report.summary([
-        setup,
-        "CLI RSS after load (peak)",
-        "",
-        &format!(
-            "{} ({})",
-            show_mib(memory.cli_loaded.map(|m| m.rss_kib)),
-            show_mib(memory.cli_loaded.map(|m| m.peak_kib))
-        ),
-        "",
-        "",
-        "",
-    ]);
 
     report.line("");
-    report.line(format!(
-        "CLI: printed {} request lines for {} successful tunnel requests; {} disconnects. Relay queue depth after the run: {}.",
-        delivery.printed,
-        tunnel.ok,
-        delivery.disconnects,
-        delivery
-            .queue_depth
-            .map_or("unknown (metrics unreadable)".to_owned(), |d| d.to_string()),
-    ));
+    if let Some(delivery) = delivery {
+        report.line(format!(
+            "CLI: printed {} request lines for {} successful tunnel requests; {} disconnects. Relay queue depth after the run: {}.",
+            delivery.printed,
+            tunnel.ok,
+            delivery.disconnects,
+            delivery
+                .queue_depth
+                .map_or("unknown (metrics unreadable)".to_owned(), |d| d.to_string()),
+        ));
+    }
     for (path, tally) in Path::ALL.iter().zip(tallies) {
         for (why, n) in &tally.failures {
             report.line(format!("{path:?} failures: {n} × {why}"));
