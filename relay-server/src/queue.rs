@@ -28,6 +28,17 @@ const COMMAND_CAPACITY: usize = 1024;
 /// Most commands the store thread commits in one transaction.
 const BATCH: usize = 256;
 
+/// Longest an acknowledgement waits to share a transaction with the next write. Nobody waits
+/// for its commit (a lost one means one redelivery), and a commit of its own per request
+/// doubled the store thread's transactions: at one request at a time, each request's deletion
+/// now commits with the next one's insert.
+const ACK_DELAY: Duration = Duration::from_millis(20);
+
+/// Request ids recorded as used ahead of the ones handed out, so that the largest id (kept so
+/// ids are never reused) is written once per this many requests rather than with every insert.
+/// A restart skips at most this many ids.
+const ID_RESERVE: u64 = 4096;
+
 /// A channel's settings, as its CLI last set them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRecord {
@@ -59,6 +70,9 @@ pub enum QueueError {
     /// A long frame's file could not be written or read.
     #[error("relay queue: a request's frame file: {0}")]
     File(#[from] std::io::Error),
+    /// Another relay holds the queue.
+    #[error("relay queue {}: another relay is using it (one relay per --data-dir)", .0.display())]
+    Locked(std::path::PathBuf),
     /// The store thread is gone (the relay is shutting down).
     #[error("relay queue is closed")]
     Closed,
@@ -152,6 +166,17 @@ impl Queue {
         std::fs::create_dir_all(dir)
             .map_err(|e| rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()))?;
         let conn = Connection::open(dir.join("relay.db"))?;
+        // One relay per queue: the lock taken below is held for the connection's life, so a
+        // second relay on the same --data-dir stops at start instead of sharing the queue.
+        // Holding it also spares every transaction its file-lock system calls (and the WAL
+        // index lives in the heap, not in a shared-memory file).
+        // The lock is taken at once: in exclusive locking mode a write transaction, even an
+        // empty one, keeps it after its commit.
+        conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT;")
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy) => QueueError::Locked(dir.join("relay.db")),
+                _ => QueueError::Sqlite(e),
+            })?;
         // A checkpoint (copying the WAL into the file, then an fsync) every 8,192 pages (32 MiB)
         // rather than SQLite's 1,000: a request is written and deleted again within moments,
         // so most pages the WAL holds are superseded before the checkpoint copies them, and a
@@ -188,12 +213,13 @@ impl Queue {
         }
         let snapshot = snapshot(&conn)?;
         let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
+        let max_id = snapshot.max_id;
         let frames_dir: Arc<Path> = Arc::from(dir.join("frames"));
         let frames = Frames::open(frames_dir.to_path_buf(), &queued)?;
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         std::thread::Builder::new()
             .name("relay-queue".into())
-            .spawn(move || store_thread(conn, frames, rx))
+            .spawn(move || store_thread(conn, frames, rx, max_id))
             .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
         let backend = Backend::Sqlite(commands);
         let queue = Queue {
@@ -411,17 +437,63 @@ fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     })
 }
 
-fn store_thread(mut conn: Connection, frames: Frames, mut rx: mpsc::Receiver<Command>) {
+/// The store thread: commits what arrives in batches. Acknowledgements wait (at most
+/// [`ACK_DELAY`]) for another command to share its transaction; everything else is committed at
+/// once, with the acknowledgements waiting ahead of it, so a load never sees an acknowledged row.
+fn store_thread(
+    mut conn: Connection,
+    frames: Frames,
+    mut rx: mpsc::Receiver<Command>,
+    max_id: u64,
+) {
+    // Only for waiting on the channel with a timeout; without it, acknowledgements commit at
+    // once, as everything else does.
+    let clock = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| warn!(error = %e, "relay queue: no timer for the store thread"))
+        .ok();
+    let mut ids = Ids { reserved: max_id };
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.blocking_recv().map(|c| batch.push(c)).is_some() {
+    let mut acks = Vec::new();
+    loop {
+        let next = match &clock {
+            Some(clock) if !acks.is_empty() => {
+                // The timer is made inside `block_on`: it needs the clock's context.
+                let waited =
+                    clock.block_on(async { tokio::time::timeout(ACK_DELAY, rx.recv()).await });
+                match waited {
+                    Ok(next) => next,
+                    Err(_) => {
+                        run_batch(&mut conn, &frames, &mut acks, &mut ids);
+                        continue;
+                    }
+                }
+            }
+            _ => rx.blocking_recv(),
+        };
+        let Some(first) = next else { break };
+        batch.push(first);
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(command) => batch.push(command),
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &frames, &mut batch);
+        let only_acks = batch.iter().all(|c| matches!(c, Command::Ack { .. }));
+        if clock.is_some() && only_acks && acks.len() + batch.len() < BATCH {
+            acks.append(&mut batch);
+            continue;
+        }
+        batch.splice(0..0, acks.drain(..));
+        run_batch(&mut conn, &frames, &mut batch, &mut ids);
     }
+    run_batch(&mut conn, &frames, &mut acks, &mut ids);
+}
+
+/// The largest request id recorded in `meta` as used ([`ID_RESERVE`] ahead of those inserted).
+struct Ids {
+    reserved: u64,
 }
 
 /// Inserts one request frame in `tx`; a long one goes to its file first, and `true` says so.
@@ -504,7 +576,10 @@ fn load(
 /// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
 /// Frame files are unlinked once the deletion of their rows is committed; the files of rows
 /// whose insert did not commit are unlinked at once.
-fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>) {
+fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, ids: &mut Ids) {
+    if batch.is_empty() {
+        return;
+    }
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -582,18 +657,24 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>) {
             }
         }
     }
-    if let Some(max_id) = max_id {
+    let mut reserving = None;
+    if let Some(max_id) = max_id.filter(|&id| id > ids.reserved) {
+        let reserve = max_id.saturating_add(ID_RESERVE);
         let result = tx
             .prepare_cached(
                 "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
             )
-            .and_then(|mut upsert| upsert.execute([max_id as i64]));
-        if let Err(e) = result {
-            warn!(error = %e, "could not record the largest request id");
+            .and_then(|mut upsert| upsert.execute([reserve as i64]));
+        match result {
+            Ok(_) => reserving = Some(reserve),
+            Err(e) => warn!(error = %e, "could not record the largest request id"),
         }
     }
     let committed = tx.commit();
+    if let (Some(reserve), Ok(())) = (reserving, &committed) {
+        ids.reserved = reserve;
+    }
     let gone = if committed.is_ok() { deleted } else { written };
     for id in gone {
         frames.remove(id);
@@ -702,12 +783,76 @@ mod tests {
                 ("ch".to_owned(), RequestId(3))
             ]
         );
-        assert_eq!(
-            snapshot.max_id, 3,
-            "the acked id 2 must not be handed out again"
+        assert!(
+            snapshot.max_id >= 3,
+            "ids up to 3 must not be handed out again, max_id {}",
+            snapshot.max_id
         );
         assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
         assert_eq!(queue.load(RequestId(3)).await.unwrap().unwrap(), long());
+    }
+
+    #[tokio::test]
+    async fn ids_stay_used_once_every_row_is_gone_and_are_recorded_once_per_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let first_reserve = {
+            let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+            for id in 1..=3 {
+                queue
+                    .insert(RequestId(id), "ch", Bytes::from_static(b"x"))
+                    .await
+                    .unwrap();
+                queue.ack(RequestId(id));
+            }
+            // A load commits the waiting acknowledgements first.
+            assert_eq!(queue.load(RequestId(3)).await.unwrap(), None);
+            drop(queue);
+            let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+            assert!(snapshot.pending.is_empty());
+            assert!(snapshot.max_id >= 3, "max_id {}", snapshot.max_id);
+            // Ids below the reserve write nothing more to `meta`.
+            queue
+                .insert(
+                    RequestId(snapshot.max_id + 1),
+                    "ch",
+                    Bytes::from_static(b"y"),
+                )
+                .await
+                .unwrap();
+            snapshot.max_id
+        };
+        let (_queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(snapshot.pending.len(), 1);
+        assert_eq!(snapshot.max_id, first_reserve + 1 + ID_RESERVE);
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_waiting_for_a_write_are_committed_when_the_queue_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+        queue
+            .insert(RequestId(1), "ch", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        // Nothing else comes before the queue closes: the acknowledgement is still waiting
+        // for a transaction to share, and closing commits it.
+        queue.ack(RequestId(1));
+        drop(queue);
+        let (_queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    }
+
+    #[tokio::test]
+    async fn a_second_relay_on_the_same_queue_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_queue, _) = Queue::open(Some(dir.path())).unwrap();
+        match Queue::open(Some(dir.path())) {
+            Err(e @ QueueError::Locked(_)) => {
+                assert!(e.to_string().contains("another relay"), "{e}")
+            }
+            Err(e) => panic!("expected the queue to be locked, got {e}"),
+            Ok(_) => panic!("a second queue opened while the first holds it"),
+        }
     }
 
     /// The frame files in the queue at `dir`.
