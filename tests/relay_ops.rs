@@ -976,3 +976,27 @@ async fn relay_command_rejects_unknown_config_keys() {
     assert!(run.stderr.contains("relay.toml"), "names the file: {run:?}");
     assert_eq!(run.stdout, "", "no listening line");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_relay_on_the_same_data_dir_is_refused_before_it_announces_itself() {
+    let data = tempfile::tempdir().unwrap();
+    let first = RelayProcess::start(data.path(), &[]).await;
+    let dir = data.path().to_string_lossy().into_owned();
+    let second = run_hooks(&["relay", "--listen", "127.0.0.1:0", "--data-dir", &dir]).await;
+    assert_eq!(second.code, Some(1), "{second:?}");
+    assert!(
+        second.stderr.contains("another relay is using it"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        !second.stdout.contains("listening on"),
+        "a relay that did not start announced itself: {}",
+        second.stdout
+    );
+    // The first relay keeps its queue and goes on serving.
+    let health = Sender::default()
+        .get(&format!("{}/_hooks/health", first.url))
+        .await;
+    assert_eq!(health.status, 200, "{}", health.text());
+}

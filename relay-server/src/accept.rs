@@ -38,16 +38,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_with_reload(listener, config, shutdown, Arc::new(Notify::new())).await
+    run_with_reload(listener, config, shutdown, Arc::new(Notify::new()), || {}).await
 }
 
 /// Like [`run`]; each notification of `reload` (SIGHUP in `main`) rereads the TLS certificate
-/// and the tokens file.
+/// and the tokens file. `ready` is called once the relay is set up (its queue open), just
+/// before it starts accepting.
 pub async fn run_with_reload(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
     reload: Arc<Notify>,
+    ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let tls = config.tls.clone().map(Tls::load).transpose()?;
@@ -95,6 +97,7 @@ pub async fn run_with_reload(
         durable = relay.config.data_dir.is_some(),
         "relay listening"
     );
+    ready();
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(expire_loop(Arc::clone(&relay), cancel.clone()));

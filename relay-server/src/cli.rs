@@ -20,13 +20,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         "http"
     };
-    // The one stdout line: where the relay listens (port 0 picks a free one).
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "listening on {scheme}://{}", listener.local_addr()?);
-    let _ = stdout.flush();
+    let addr = listener.local_addr()?;
+    // The one stdout line: where the relay listens (port 0 picks a free one), once it is set
+    // up, so nothing reads it from a relay that then fails to start (its queue locked, say).
+    let announce = move || {
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on {scheme}://{addr}");
+        let _ = stdout.flush();
+    };
     let reload = Arc::new(Notify::new());
     tokio::spawn(reload_on_sighup(Arc::clone(&reload)));
-    crate::run_with_reload(listener, settings.config, shutdown_signal(), reload).await
+    crate::run_with_reload(
+        listener,
+        settings.config,
+        shutdown_signal(),
+        reload,
+        announce,
+    )
+    .await
 }
 
 /// Merges flags and the config file; errors are usage errors (exit 2).
