@@ -56,14 +56,21 @@ fn relay(args: relay_server::config::Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    relay_server::cli::init_logging(&settings.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let workers = match relay_server::cli::worker_threads() {
+        Ok(workers) => workers,
+        Err(err) => {
+            eprintln!("hooks: error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match relay_server::cli::runtime(workers) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hooks: error: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    relay_server::cli::init_logging(&settings.log_format);
     match runtime.block_on(relay_server::cli::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

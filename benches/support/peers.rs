@@ -73,10 +73,27 @@ impl PeerKind {
 pub struct Peer {
     /// Where senders connect: the tunnel's public port on its server.
     pub addr: SocketAddr,
-    pub server: Child,
-    pub client: Child,
+    pub server: Killed,
+    pub client: Killed,
     /// rathole's configuration files.
     _dir: tempfile::TempDir,
+}
+
+/// A child process killed when dropped, so a bench that panics midway leaves nothing running
+/// (bore's server would keep its fixed port).
+pub struct Killed(Child);
+
+impl Killed {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Peer {
@@ -94,6 +111,7 @@ impl Peer {
                 .stderr(Stdio::null())
                 .env("NO_COLOR", "1")
                 .spawn()
+                .map(Killed)
                 .unwrap_or_else(|e| {
                     panic!(
                         "could not start {} ({e}); `benches/run.sh --peers` installs it",
@@ -128,9 +146,10 @@ impl Peer {
                     ]),
                     true,
                 );
-                let stdout = client.stdout.take().expect("stdout is piped");
-                let addr = bore_public_addr(stdout)
-                    .unwrap_or_else(|| panic!("bore local did not say where it listens"));
+                let stdout = client.0.stdout.take().expect("stdout is piped");
+                let addr = bore_public_addr(stdout).unwrap_or_else(|| {
+                    panic!("bore local did not say where it listens within {PEER_READY_TIMEOUT:?}")
+                });
                 (server, client, addr)
             }
             PeerKind::Rathole => {
@@ -171,15 +190,6 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        for child in [&mut self.client, &mut self.server] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Polls `ready` every 20 ms until it holds or `timeout` passes; `None` if it never held.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut ready: F) -> Option<()>
 where
@@ -204,17 +214,23 @@ fn free_port() -> SocketAddr {
         .expect("the bench needs a loopback port")
 }
 
-/// Reads bore local's log until `listening at HOST:PORT`, with colour codes removed.
+/// Reads bore local's log until `listening at HOST:PORT` (colour codes removed), waiting at
+/// most [`PEER_READY_TIMEOUT`]; the rest of its log is drained so the pipe never fills.
 fn bore_public_addr(stdout: std::process::ChildStdout) -> Option<SocketAddr> {
-    let mut lines = BufReader::new(stdout).lines();
-    let found = lines.by_ref().map_while(Result::ok).find_map(|line| {
-        let plain = strip_ansi(&line);
-        let rest = plain.split("listening at ").nth(1)?;
-        let port = rest.split_whitespace().next()?.rsplit(':').next()?;
-        port.parse::<u16>().ok()
-    })?;
-    std::thread::spawn(move || lines.for_each(drop));
-    Some(SocketAddr::from(([127, 0, 0, 1], found)))
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let listening = lines.by_ref().find_map(|line| {
+            let plain = strip_ansi(&line);
+            let rest = plain.split("listening at ").nth(1)?;
+            let port = rest.split_whitespace().next()?.rsplit(':').next()?;
+            port.parse::<u16>().ok()
+        });
+        let _ = found.send(listening);
+        lines.for_each(drop);
+    });
+    let port = port.recv_timeout(PEER_READY_TIMEOUT).ok()??;
+    Some(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn strip_ansi(line: &str) -> String {

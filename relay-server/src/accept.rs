@@ -127,6 +127,10 @@ pub async fn run_with_reload(
     {
         warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
+    // Acknowledgements the queue holds back are committed before the process goes.
+    if let Err(e) = relay.queue.flush().await {
+        warn!(error = %e, "could not commit the last acknowledgements; their requests will be delivered again");
+    }
     Ok(())
 }
 

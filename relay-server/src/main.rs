@@ -14,7 +14,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match runtime() {
+    let workers = match relay_server::cli::worker_threads() {
+        Ok(workers) => workers,
+        Err(err) => {
+            eprintln!("hooks-relay: error: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match relay_server::cli::runtime(workers) {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("hooks-relay: error: could not start the async runtime: {err}");
@@ -26,18 +33,4 @@ fn main() {
         eprintln!("hooks-relay: error: {err:#}");
         std::process::exit(1);
     }
-}
-
-/// One worker thread per core but one (at least one), unless `TOKIO_WORKER_THREADS` says how
-/// many. The core left over runs the queue's SQLite thread and the kernel's side of the
-/// network: on 2 cores, one worker instead of two cut the latency of a webhook by 8–9 % and
-/// the time of a 10 MiB one by about 30 %, and raised throughput at 32 senders by 5 %
-/// (BENCHMARKS.md).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        builder.worker_threads(cores.saturating_sub(1).max(1));
-    }
-    builder.enable_all().build()
 }

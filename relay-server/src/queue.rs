@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -101,6 +101,10 @@ enum Command {
     },
     SaveChannel {
         record: ChannelRecord,
+        done: Done,
+    },
+    /// Commits what waits (acknowledgements held back), then answers.
+    Flush {
         done: Done,
     },
     Expire {
@@ -359,6 +363,15 @@ impl Queue {
         }
     }
 
+    /// Commits what the store thread holds back (acknowledgements waiting for company), for a
+    /// relay about to stop.
+    pub async fn flush(&self) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(commands) => Self::call(commands, |done| Command::Flush { done }).await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
     /// Remembers a channel and its settings.
     pub async fn save_channel(&self, record: ChannelRecord) -> Result<(), QueueError> {
         match &self.backend {
@@ -456,12 +469,14 @@ fn store_thread(
     let mut ids = Ids { reserved: max_id };
     let mut batch = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
+    // When the oldest of `acks` must be committed.
+    let mut deadline = Instant::now();
     loop {
         let next = match &clock {
             Some(clock) if !acks.is_empty() => {
                 // The timer is made inside `block_on`: it needs the clock's context.
-                let waited =
-                    clock.block_on(async { tokio::time::timeout(ACK_DELAY, rx.recv()).await });
+                let waited = clock
+                    .block_on(async { tokio::time::timeout_at(deadline.into(), rx.recv()).await });
                 match waited {
                     Ok(next) => next,
                     Err(_) => {
@@ -481,7 +496,14 @@ fn store_thread(
             }
         }
         let only_acks = batch.iter().all(|c| matches!(c, Command::Ack { .. }));
-        if clock.is_some() && only_acks && acks.len() + batch.len() < BATCH {
+        if clock.is_some()
+            && only_acks
+            && acks.len() + batch.len() < BATCH
+            && (acks.is_empty() || Instant::now() < deadline)
+        {
+            if acks.is_empty() {
+                deadline = Instant::now() + ACK_DELAY;
+            }
             acks.append(&mut batch);
             continue;
         }
@@ -637,6 +659,7 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, i
                     Err(e) => warn!(error = %e, %id, "could not delete an acknowledged request"),
                 }
             }
+            Command::Flush { done } => replies.push((done, Ok(()))),
             Command::SaveChannel { record, done } => {
                 let result = tx.execute(
                     "INSERT INTO channels (name, settings, owner, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -707,7 +730,8 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
         match command {
             Command::Insert { done, .. }
             | Command::InsertFile { done, .. }
-            | Command::SaveChannel { done, .. } => {
+            | Command::SaveChannel { done, .. }
+            | Command::Flush { done } => {
                 let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
             }
             Command::Load { done, .. } => {
@@ -840,6 +864,18 @@ mod tests {
         drop(queue);
         let (_queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
         assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    }
+
+    #[tokio::test]
+    async fn a_flush_commits_the_acknowledgements_held_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+        // A long frame has a file, unlinked once its row's deletion is committed.
+        queue.insert(RequestId(1), "ch", long()).await.unwrap();
+        assert_eq!(files(dir.path()), ["1"]);
+        queue.ack(RequestId(1));
+        queue.flush().await.unwrap();
+        assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
     }
 
     #[tokio::test]
