@@ -170,12 +170,11 @@ impl Queue {
         std::fs::create_dir_all(dir)
             .map_err(|e| rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()))?;
         let conn = Connection::open(dir.join("relay.db"))?;
-        // One relay per queue: the lock taken below is held for the connection's life, so a
-        // second relay on the same --data-dir stops at start instead of sharing the queue.
-        // Holding it also spares every transaction its file-lock system calls (and the WAL
-        // index lives in the heap, not in a shared-memory file).
-        // The lock is taken at once: in exclusive locking mode a write transaction, even an
-        // empty one, keeps it after its commit.
+        // One relay per queue: the lock is taken here (in exclusive locking mode a write
+        // transaction, even an empty one, keeps it after its commit) and held for the
+        // connection's life, so a second relay on the same --data-dir stops at start instead of
+        // sharing the queue. Holding it also spares every transaction its file-lock system
+        // calls, and the WAL index lives in the heap, not in a shared-memory file.
         conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT;")
             .map_err(|e| match e.sqlite_error_code() {
                 Some(rusqlite::ErrorCode::DatabaseBusy) => QueueError::Locked(dir.join("relay.db")),
@@ -466,7 +465,8 @@ fn store_thread(
         .build()
         .map_err(|e| warn!(error = %e, "relay queue: no timer for the store thread"))
         .ok();
-    let mut ids = Ids { reserved: max_id };
+    // The largest id recorded in `meta` as used (ID_RESERVE ahead of those inserted).
+    let mut reserved = max_id;
     let mut batch = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
     // When the oldest of `acks` must be committed.
@@ -480,7 +480,7 @@ fn store_thread(
                 match waited {
                     Ok(next) => next,
                     Err(_) => {
-                        run_batch(&mut conn, &frames, &mut acks, &mut ids);
+                        run_batch(&mut conn, &frames, &mut acks, &mut reserved);
                         continue;
                     }
                 }
@@ -508,14 +508,9 @@ fn store_thread(
             continue;
         }
         batch.splice(0..0, acks.drain(..));
-        run_batch(&mut conn, &frames, &mut batch, &mut ids);
+        run_batch(&mut conn, &frames, &mut batch, &mut reserved);
     }
-    run_batch(&mut conn, &frames, &mut acks, &mut ids);
-}
-
-/// The largest request id recorded in `meta` as used ([`ID_RESERVE`] ahead of those inserted).
-struct Ids {
-    reserved: u64,
+    run_batch(&mut conn, &frames, &mut acks, &mut reserved);
 }
 
 /// Inserts one request frame in `tx`; a long one goes to its file first, and `true` says so.
@@ -598,7 +593,8 @@ fn load(
 /// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
 /// Frame files are unlinked once the deletion of their rows is committed; the files of rows
 /// whose insert did not commit are unlinked at once.
-fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, ids: &mut Ids) {
+/// `reserved` is the largest id recorded as used; it moves up once a reserve is committed.
+fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, reserved: &mut u64) {
     if batch.is_empty() {
         return;
     }
@@ -681,7 +677,7 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, i
         }
     }
     let mut reserving = None;
-    if let Some(max_id) = max_id.filter(|&id| id > ids.reserved) {
+    if let Some(max_id) = max_id.filter(|&id| id > *reserved) {
         let reserve = max_id.saturating_add(ID_RESERVE);
         let result = tx
             .prepare_cached(
@@ -696,7 +692,7 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, i
     }
     let committed = tx.commit();
     if let (Some(reserve), Ok(())) = (reserving, &committed) {
-        ids.reserved = reserve;
+        *reserved = reserve;
     }
     let gone = if committed.is_ok() { deleted } else { written };
     for id in gone {
