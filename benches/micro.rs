@@ -46,6 +46,7 @@ fn codec(c: &mut Criterion) {
             target: "/webhooks/stripe?live=1".into(),
             headers: headers(),
             body_len: None,
+            redelivered: false,
         };
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("encode", size), &body, |b, body| {

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use relay_server::protocol::RequestId;
 
 use crate::cli::ListenArgs;
+use crate::delivery::Delivery;
 use crate::inspect::{Answer, Exchange};
 use crate::store::{self, Outcome, Record, Request, Response, Retention, StoreError};
 
@@ -75,12 +75,14 @@ impl Recorder {
         }
     }
 
-    /// Whether delivery `relay_id` was captured by an earlier run of hooks on this channel.
-    pub fn seen_before(&self, relay_id: RequestId) -> bool {
+    /// Whether `delivery` was captured by an earlier run of hooks on this channel.
+    pub fn seen_before(&self, delivery: Delivery) -> bool {
         let channel = self.channel.lock().expect("channel lock is never poisoned");
-        channel
-            .as_ref()
-            .is_some_and(|(_, url)| self.writer.captured_before(url, relay_id.0).is_some())
+        channel.as_ref().is_some_and(|(_, url)| {
+            self.writer
+                .captured_before(url, delivery.epoch, delivery.id.0)
+                .is_some()
+        })
     }
 
     /// The outcomes of [`Recorder::record`]'s captures, one message per commit, in the order they
@@ -108,6 +110,8 @@ impl Recorder {
             channel,
             channel_url,
             relay_id: Some(exchange.relay_id),
+            relay_epoch: Some(exchange.relay_epoch).filter(|&epoch| epoch != 0),
+            redelivered: exchange.redelivered,
             target: self.target.clone(),
             request: Request {
                 method: exchange.method.clone(),

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod export;
 pub mod forward;
 pub mod inspect;

@@ -21,6 +21,7 @@ use tracing::debug;
 
 use crate::capture::{self, Recorder};
 use crate::cli::ListenArgs;
+use crate::delivery::{Delivery, Handled, Seen};
 use crate::forward::{self, Cut, Forwarder, Pieces};
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
 use crate::store;
@@ -55,6 +56,8 @@ struct Attachment {
     url: String,
     /// How long senders wait for the app; `None` when the relay answers them at once.
     timeout: Option<Duration>,
+    /// The epoch of the relay's queue (see `delivery`).
+    epoch: u64,
 }
 
 /// Why a connection attempt failed.
@@ -77,9 +80,10 @@ enum SessionEnd {
 struct Context {
     forwarder: Forwarder,
     events: Events,
-    /// The attached session's outbox. Handlers look it up when they answer, so a request that
-    /// outlives its session is answered and acknowledged on the next one.
-    outbox: std::sync::Mutex<Option<mpsc::Sender<Message>>>,
+    /// The attached session's outbox, with its relay's epoch. Handlers look it up when they
+    /// answer, so a request that outlives its session is answered and acknowledged on the next
+    /// one, if that one is of the same epoch.
+    outbox: std::sync::Mutex<Option<(u64, mpsc::Sender<Message>)>>,
     handled: std::sync::Mutex<Handled>,
     /// What the relay's hello said about the current session.
     session: std::sync::Mutex<Option<Attachment>>,
@@ -111,7 +115,7 @@ struct Waiters {
 
 /// An exchange waiting for its capture's commit.
 struct Waiting {
-    id: RequestId,
+    delivery: Delivery,
     queued_at: Instant,
     /// Acknowledged already, because the commit took longer than [`ACK_WAIT`].
     acked: bool,
@@ -134,33 +138,34 @@ impl Context {
         }
     }
 
-    fn outbox(&self) -> Option<mpsc::Sender<Message>> {
-        self.outbox
-            .lock()
-            .expect("outbox lock is never poisoned")
-            .clone()
+    /// The current session's outbox, if its relay's epoch is `epoch`: a request of another
+    /// epoch (a relay that came back with an empty queue) is unknown to it, and the same id may
+    /// name another request there, so its answer and acknowledgement must not go to it.
+    fn outbox(&self, epoch: u64) -> Option<mpsc::Sender<Message>> {
+        match &*self.outbox.lock().expect("outbox lock is never poisoned") {
+            Some((current, outbox)) if *current == epoch => Some(outbox.clone()),
+            _ => None,
+        }
     }
 
-    fn set_outbox(&self, outbox: Option<mpsc::Sender<Message>>) {
+    fn set_outbox(&self, outbox: Option<(u64, mpsc::Sender<Message>)>) {
         *self.outbox.lock().expect("outbox lock is never poisoned") = outbox;
     }
 
-    async fn send(&self, message: &ClientMessage, payload: &[u8]) {
-        if let Some(outbox) = self.outbox() {
+    /// Sends `message` about request `delivery` on the current session, if it is of its epoch.
+    async fn send(&self, delivery: Delivery, message: &ClientMessage, payload: &[u8]) {
+        if let Some(outbox) = self.outbox(delivery.epoch) {
             let _ = outbox
                 .send(Message::Binary(protocol::encode(message, payload)))
                 .await;
         }
     }
 
-    /// Acknowledges each of `ids` on the current session.
-    async fn ack_all(&self, ids: &[RequestId]) {
-        let Some(outbox) = self.outbox() else {
-            return;
-        };
-        for &id in ids {
-            let frame = protocol::encode(&ClientMessage::Ack { id }, &[]);
-            let _ = outbox.send(Message::Binary(frame)).await;
+    /// Acknowledges each of `deliveries` on the current session (those of its epoch).
+    async fn ack_all(&self, deliveries: &[Delivery]) {
+        for &delivery in deliveries {
+            let ack = ClientMessage::Ack { id: delivery.id };
+            self.send(delivery, &ack, &[]).await;
         }
     }
 
@@ -338,7 +343,10 @@ async fn attach_loop(
             Ok((ws, attachment)) => {
                 failures = 0;
                 let Attachment {
-                    channel: name, url, ..
+                    channel: name,
+                    url,
+                    epoch,
+                    ..
                 } = attachment.clone();
                 if let Some(recorder) = &context.recorder {
                     recorder.attached(&name, &url);
@@ -363,7 +371,7 @@ async fn attach_loop(
                 if let ClientMessage::Hello { channel, .. } = &mut hello {
                     *channel = Some(name);
                 }
-                match serve(ws, context, shutdown).await {
+                match serve(ws, epoch, context, shutdown).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(reason) => {
                         disconnected_since = Some(Instant::now());
@@ -500,6 +508,7 @@ async fn connect(
                 url,
                 respond,
                 timeout_ms,
+                epoch,
                 ..
             },
             _,
@@ -511,6 +520,7 @@ async fn connect(
                     channel,
                     url,
                     timeout,
+                    epoch,
                 },
             ))
         }
@@ -557,15 +567,21 @@ fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
-/// Serves one attached session until it is lost or the user stops hooks.
-async fn serve(ws: Ws, context: &Arc<Context>, shutdown: &CancellationToken) -> SessionEnd {
+/// Serves one attached session, whose relay's queue has `epoch`, until it is lost or the user
+/// stops hooks.
+async fn serve(
+    ws: Ws,
+    epoch: u64,
+    context: &Arc<Context>,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
     let (sink, mut stream) = ws.split();
     let (outbox, outbox_rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
     let writer = tokio::spawn(write_loop(sink, outbox_rx));
-    context.set_outbox(Some(outbox));
+    context.set_outbox(Some((epoch, outbox)));
     let in_flight = TaskTracker::new();
     let end = tokio::select! {
-        reason = read_loop(&mut stream, context, &in_flight) => SessionEnd::Lost(reason),
+        reason = read_loop(&mut stream, epoch, context, &in_flight) => SessionEnd::Lost(reason),
         _ = shutdown.cancelled() => SessionEnd::Shutdown,
     };
     in_flight.close();
@@ -612,6 +628,7 @@ async fn write_loop(
 /// Reads frames until the session ends; returns why it ended.
 async fn read_loop(
     stream: &mut futures_util::stream::SplitStream<Ws>,
+    epoch: u64,
     context: &Arc<Context>,
     in_flight: &TaskTracker,
 ) -> String {
@@ -647,11 +664,13 @@ async fn read_loop(
                     target,
                     headers,
                     body_len,
+                    redelivered,
                 },
                 body,
             )) => {
                 let mut job = Job {
-                    id,
+                    delivery: Delivery { epoch, id },
+                    redelivered,
                     received_at_ms,
                     method,
                     target,
@@ -695,14 +714,19 @@ async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) -> b
         .handled
         .lock()
         .expect("handled lock is never poisoned")
-        .start(job.id);
+        .start(job.delivery);
     match seen {
         Seen::New => {
             in_flight.spawn(handle(job, Arc::clone(context)));
             return true;
         }
         // Its acknowledgement was lost: acknowledge again, don't forward again.
-        Seen::Done => context.send(&ClientMessage::Ack { id: job.id }, &[]).await,
+        Seen::Done => {
+            let ack = ClientMessage::Ack {
+                id: job.delivery.id,
+            };
+            context.send(job.delivery, &ack, &[]).await
+        }
         // Still at the app; its handler acknowledges it when done.
         Seen::InProgress => {}
     }
@@ -811,7 +835,9 @@ impl Streams {
 
 /// One request from the relay, ready to forward.
 struct Job {
-    id: RequestId,
+    delivery: Delivery,
+    /// The relay sent it before, to an earlier session (see `RelayMessage::Request`).
+    redelivered: bool,
     received_at_ms: u64,
     method: String,
     target: String,
@@ -862,7 +888,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
                         .handled
                         .lock()
                         .expect("handled lock is never poisoned")
-                        .forget(job.id);
+                        .forget(job.delivery);
                     return;
                 }
             }
@@ -872,14 +898,15 @@ async fn handle(mut job: Job, context: Arc<Context>) {
             }
         }
     };
+    let id = job.delivery.id;
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {
-                id: job.id,
+                id,
                 status: response.status,
                 headers: response.headers.clone(),
             };
-            context.send(&message, &response.body).await;
+            context.send(job.delivery, &message, &response.body).await;
             let answer = inspect::Answer {
                 status: response.status,
                 headers: response.headers.clone(),
@@ -894,7 +921,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
                 None => e.to_string(),
             };
             context
-                .send(&ClientMessage::Failed { id: job.id, reason }, &[])
+                .send(job.delivery, &ClientMessage::Failed { id, reason }, &[])
                 .await;
             (None, 502, Some(e.to_string()), hint)
         }
@@ -907,10 +934,12 @@ async fn handle(mut job: Job, context: Arc<Context>) {
         .handled
         .lock()
         .expect("handled lock is never poisoned")
-        .finish(job.id);
+        .finish(job.delivery);
     let mut exchange = Box::new(Exchange {
-        id: job.id.0,
-        relay_id: job.id.0,
+        id: id.0,
+        relay_id: id.0,
+        relay_epoch: job.delivery.epoch,
+        redelivered: job.redelivered,
         received_at_ms: job.received_at_ms,
         method: job.method,
         path: job.target,
@@ -944,7 +973,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
                     }
                     waiting.unacked += 1;
                     waiting.queue.push_back(Waiting {
-                        id: job.id,
+                        delivery: job.delivery,
                         queued_at: Instant::now(),
                         acked: false,
                         exchange,
@@ -956,7 +985,9 @@ async fn handle(mut job: Job, context: Arc<Context>) {
             }
         }
     }
-    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+    context
+        .send(job.delivery, &ClientMessage::Ack { id }, &[])
+        .await;
     let _ = context.events.send(Event::Request(exchange)).await;
 }
 
@@ -1013,7 +1044,7 @@ async fn settle(
                 exchange.id = id.unsigned_abs();
             }
             if !waiting.acked {
-                acks.push(waiting.id);
+                acks.push(waiting.delivery);
             }
             printed.push(exchange);
         }
@@ -1031,7 +1062,11 @@ async fn settle(
         waiting.unacked = 0;
         waiting.queue.drain(..).collect()
     };
-    let acks: Vec<RequestId> = left.iter().filter(|w| !w.acked).map(|w| w.id).collect();
+    let acks: Vec<Delivery> = left
+        .iter()
+        .filter(|w| !w.acked)
+        .map(|w| w.delivery)
+        .collect();
     context.ack_all(&acks).await;
     for waiting in left {
         let _ = lines.send(waiting.exchange);
@@ -1042,15 +1077,15 @@ async fn settle(
 /// Acknowledges the waiting exchanges queued [`ACK_WAIT`] ago or earlier.
 async fn ack_overdue(context: &Context) {
     let now = Instant::now();
-    let overdue: Vec<RequestId> = {
+    let overdue: Vec<Delivery> = {
         let mut waiting = context.waiting();
-        let overdue: Vec<RequestId> = waiting
+        let overdue: Vec<Delivery> = waiting
             .queue
             .iter_mut()
             .filter(|w| !w.acked && w.queued_at + ACK_WAIT <= now)
             .map(|w| {
                 w.acked = true;
-                w.id
+                w.delivery
             })
             .collect();
         waiting.unacked -= overdue.len();
@@ -1064,20 +1099,24 @@ async fn ack_overdue(context: &Context) {
 }
 
 /// Acknowledges, without forwarding it again, a request that an earlier run captured (so
-/// forwarded) and died before acknowledging; says whether it did.
+/// forwarded) and died before acknowledging; says whether it did. One it has no capture of is
+/// forwarded, and flagged if the relay says it sent it before (`Job::redelivered`).
 async fn skip_redelivery(job: &Job, context: &Context) -> bool {
     let Some(recorder) = &context.recorder else {
         return false;
     };
-    if !recorder.seen_before(job.id) {
+    if !recorder.seen_before(job.delivery) {
         return false;
     }
     context
         .handled
         .lock()
         .expect("handled lock is never poisoned")
-        .finish(job.id);
-    context.send(&ClientMessage::Ack { id: job.id }, &[]).await;
+        .finish(job.delivery);
+    let ack = ClientMessage::Ack {
+        id: job.delivery.id,
+    };
+    context.send(job.delivery, &ack, &[]).await;
     true
 }
 
@@ -1133,55 +1172,6 @@ fn check_signature(signatures: &Signatures, job: &Job, url: &str) -> Option<insp
     }
 }
 
-/// Most request ids remembered for dropping redeliveries.
-const HANDLED_MEMORY: usize = 100_000;
-
-/// What the CLI knows about a request id.
-#[derive(Debug, PartialEq, Eq)]
-enum Seen {
-    New,
-    InProgress,
-    Done,
-}
-
-/// The ids this process has handled, so a redelivered request reaches the app only once.
-#[derive(Default)]
-struct Handled {
-    done: std::collections::HashMap<RequestId, bool>,
-    order: std::collections::VecDeque<RequestId>,
-}
-
-impl Handled {
-    /// Records that `id` arrived and says whether it was seen before.
-    fn start(&mut self, id: RequestId) -> Seen {
-        match self.done.get(&id) {
-            Some(true) => return Seen::Done,
-            Some(false) => return Seen::InProgress,
-            None => {}
-        }
-        self.done.insert(id, false);
-        self.order.push_back(id);
-        while self.order.len() > HANDLED_MEMORY {
-            if let Some(old) = self.order.pop_front() {
-                self.done.remove(&old);
-            }
-        }
-        Seen::New
-    }
-
-    fn finish(&mut self, id: RequestId) {
-        if let Some(done) = self.done.get_mut(&id) {
-            *done = true;
-        }
-    }
-
-    /// Forgets `id`, which was not handled after all: when it comes again it is new. (Its
-    /// place in `order` stays, and ends the newer entry's memory a little early.)
-    fn forget(&mut self, id: RequestId) {
-        self.done.remove(&id);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1198,24 +1188,6 @@ mod tests {
         );
         assert!(connect_url("relay.example.com").is_err());
         assert!(connect_url("ftp://relay.example.com").is_err());
-    }
-
-    #[test]
-    fn redeliveries_are_recognised() {
-        let mut handled = Handled::default();
-        assert_eq!(handled.start(RequestId(1)), Seen::New);
-        assert_eq!(handled.start(RequestId(1)), Seen::InProgress);
-        handled.finish(RequestId(1));
-        assert_eq!(handled.start(RequestId(1)), Seen::Done);
-        assert_eq!(handled.start(RequestId(2)), Seen::New);
-    }
-
-    #[test]
-    fn a_forgotten_request_is_new_again() {
-        let mut handled = Handled::default();
-        assert_eq!(handled.start(RequestId(1)), Seen::New);
-        handled.forget(RequestId(1));
-        assert_eq!(handled.start(RequestId(1)), Seen::New);
     }
 
     /// Opens a stream of `len` bytes for `id` in `streams`.

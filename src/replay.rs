@@ -224,6 +224,8 @@ async fn send(
         channel: original.channel.clone(),
         channel_url: None,
         relay_id: None,
+        relay_epoch: None,
+        redelivered: false,
         target: forwarder.target().to_string(),
         request: Request {
             headers: as_sent(headers, forwarder.target()),

@@ -76,6 +76,8 @@ pub fn capture_json(capture: &Capture) -> Value {
         "channel": record.channel,
         "channel_url": record.channel_url,
         "relay_id": record.relay_id,
+        "relay_epoch": record.relay_epoch,
+        "redelivered": record.redelivered,
         "target": record.target,
         "request": {
             "method": record.request.method,
@@ -147,6 +149,8 @@ pub fn exchange(capture: &Capture) -> Exchange {
     Exchange {
         id: capture.id.unsigned_abs(),
         relay_id: record.relay_id.unwrap_or(0),
+        relay_epoch: record.relay_epoch.unwrap_or(0),
+        redelivered: record.redelivered,
         received_at_ms: record.received_at_ms.max(0).unsigned_abs(),
         method: request.method.clone(),
         path: request.path.clone(),
@@ -185,6 +189,8 @@ mod tests {
                 channel: Some("ch".into()),
                 channel_url: Some("http://relay/ch".into()),
                 relay_id: Some(3),
+                relay_epoch: None,
+                redelivered: false,
                 target: "http://localhost:3000".into(),
                 request: Request {
                     method: "POST".into(),

@@ -33,6 +33,8 @@ fn exchange(id: u64, path: &str, request: Vec<Header>, body: impl Into<Bytes>) -
     Exchange {
         id,
         relay_id: id,
+        relay_epoch: 0,
+        redelivered: false,
         received_at_ms: 1_764_182_862_000,
         method: "POST".into(),
         path: path.into(),
@@ -172,6 +174,16 @@ fn duplicate_event() {
     older.id = 3;
     let text = render(vec![first, again, older], &options(""));
     assert_output!("duplicate_event", text);
+}
+
+/// Issue 17: a request the relay sent before, that hooks has no record of handling, is flagged
+/// where the duplicate notes go.
+#[test]
+fn redelivered_after_a_restart() {
+    let mut e = stripe_exchange("evt_again", 1_764_182_800);
+    e.redelivered = true;
+    let text = render(vec![e], &options(""));
+    assert_output!("redelivered_after_a_restart", text);
 }
 
 #[test]

@@ -314,9 +314,9 @@ async fn an_unusable_data_dir_stops_listen_with_exit_1() {
     );
 }
 
-/// A capture of delivery 1 on `channel_url`, as an earlier `hooks listen` that died before
-/// acknowledging it would have left.
-async fn earlier_capture(data: &std::path::Path, channel_url: &str) {
+/// A capture of delivery `relay_id` of relay epoch `epoch` on `channel_url`, as an earlier
+/// `hooks listen` that died before acknowledging it would have left.
+async fn earlier_capture(data: &std::path::Path, channel_url: &str, epoch: u64, relay_id: u64) {
     use hooks::store::{self, Outcome, Record, Request, Response, Retention, Writer};
     let path = data.join(store::FILE_NAME);
     let (conn, _) = store::open_or_replace(&path).expect("open store");
@@ -325,7 +325,9 @@ async fn earlier_capture(data: &std::path::Path, channel_url: &str) {
         received_at_ms: store::now_ms(),
         channel: Some("dedup".into()),
         channel_url: Some(channel_url.to_owned()),
-        relay_id: Some(1),
+        relay_id: Some(relay_id),
+        relay_epoch: Some(epoch),
+        redelivered: false,
         target: "http://127.0.0.1:9".into(),
         request: Request {
             method: "POST".into(),
@@ -345,7 +347,20 @@ async fn earlier_capture(data: &std::path::Path, channel_url: &str) {
         replay_of: None,
     };
     let pending = writer.record(record).expect("queued");
-    assert_eq!(pending.await.expect("writer alive").expect("committed"), 1);
+    pending.await.expect("writer alive").expect("committed");
+}
+
+/// The relay's `hooks_sessions` gauge.
+async fn sessions(relay_url: &str) -> Option<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = relay_url.strip_prefix("http://")?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET /_hooks/metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await.ok()?;
+    let line = page.lines().find(|l| l.starts_with("hooks_sessions "))?;
+    line["hooks_sessions ".len()..].trim().parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,8 +375,29 @@ async fn a_delivery_an_earlier_run_captured_is_acknowledged_not_forwarded() {
         App::start().await,
         data_dir(),
     );
-    earlier_capture(data.path(), &format!("{}/dedup", relay.url)).await;
     let args = ["--channel", "dedup", "--respond", "202"];
+    // A first run handles relay id 1; its capture says which epoch the relay's ids are of.
+    let mut first = listen(&relay, &app.target(), data.path(), &args).await;
+    assert_eq!(
+        send("POST", &format!("{}/zero", first.url), &[], b"zero").await,
+        202
+    );
+    first.next_request().await;
+    let shown = run(&["show", "last", "--json"], data.path())
+        .await
+        .success();
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("one JSON object");
+    assert_eq!(shown["relay_id"], 1, "{shown}");
+    let epoch = shown["relay_epoch"].as_u64().expect("the relay's epoch");
+    first.kill().await;
+    within("the relay to let the killed session go", async {
+        while sessions(&relay.url).await != Some(0) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Relay id 2 was captured by a run that died before acknowledging it.
+    earlier_capture(data.path(), &format!("{}/dedup", relay.url), epoch, 2).await;
     let mut listen = listen(&relay, &app.target(), data.path(), &args).await;
     assert_eq!(
         send("POST", &format!("{}/first", listen.url), &[], b"first").await,
@@ -374,11 +410,10 @@ async fn a_delivery_an_earlier_run_captured_is_acknowledged_not_forwarded() {
     let line = listen.next_request().await;
     assert_eq!(
         (line["relay_id"].as_u64(), line["id"].as_i64()),
-        (Some(2), Some(2))
+        (Some(3), Some(3))
     );
-    let seen = app.seen();
-    assert_eq!(seen.len(), 1, "relay id 1 was captured before: {seen:?}");
-    assert_eq!(seen[0].target, "/second");
+    let seen: Vec<String> = app.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(seen, ["/zero", "/second"], "relay id 2 was captured before");
     listen.kill().await;
 }
 

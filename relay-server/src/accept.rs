@@ -2,7 +2,6 @@
 //! down gracefully.
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +78,6 @@ pub async fn run_with_reload(
     };
     let relay = Arc::new(Relay {
         channels: Channels::restore(&snapshot, defaults),
-        next_request: AtomicU64::new(snapshot.max_id + 1),
         queue,
         base_url,
         subdomain_host,

@@ -297,6 +297,10 @@ struct State {
     refilled: Instant,
     /// Unacknowledged requests, oldest first; each is in the queue.
     pending: BTreeSet<RequestId>,
+    /// Pending requests sent to a session (the attached one or an earlier one), or pending
+    /// when the relay started (they may have been): sending one again is a redelivery, and the
+    /// CLI is told so.
+    sent: HashSet<RequestId>,
     /// Pending requests not yet sent to the attached session, in delivery order. Filled with
     /// every pending request (oldest first) when a session attaches, then as requests are queued.
     ready: VecDeque<RequestId>,
@@ -328,6 +332,7 @@ impl Channel {
                 allowance: f64::MAX,
                 refilled: Instant::now(),
                 pending: BTreeSet::new(),
+                sent: HashSet::new(),
                 ready: VecDeque::new(),
                 in_hand: false,
                 hot: HashMap::new(),
@@ -390,10 +395,12 @@ impl Channel {
         let mut state = self.lock();
         state.pending.insert(id);
         if let Some(session) = &state.session {
-            // Nothing ahead of it: skip the delivery loop.
-            let first = state.ready.is_empty() && !state.in_hand;
+            // Nothing ahead of it: skip the delivery loop. (A stream's request that went to
+            // an earlier session takes the loop, which marks it redelivered.)
+            let first = state.ready.is_empty() && !state.in_hand && !state.sent.contains(&id);
             if let Some(frame) = frame.as_ref().filter(|_| first) {
                 if session.try_send_now(id, frame) {
+                    state.sent.insert(id);
                     return;
                 }
             }
@@ -438,6 +445,8 @@ impl Channel {
     pub fn streamed(&self, stream: &Stream, frame: Option<Bytes>) -> bool {
         let mut state = self.lock();
         state.pending.insert(stream.id);
+        // Its first pieces went to the stream's session.
+        state.sent.insert(stream.id);
         let same = state
             .session
             .as_ref()
@@ -470,6 +479,12 @@ impl Channel {
         None
     }
 
+    /// Notes that `id` is being sent to the attached session; `true` if it was sent to a
+    /// session before (or may have been, before the relay started): a redelivery.
+    pub fn sending(&self, id: RequestId) -> bool {
+        !self.lock().sent.insert(id)
+    }
+
     /// The delivery loop has sent (or dropped) what [`Channel::next_ready`] gave it.
     pub fn delivered(&self) {
         self.lock().in_hand = false;
@@ -488,6 +503,7 @@ impl Channel {
         if let Some(frame) = state.hot.remove(&id) {
             state.hot_bytes -= frame.len();
         }
+        state.sent.remove(&id);
         state.pending.remove(&id)
     }
 
@@ -552,7 +568,10 @@ impl Channels {
             let channel = map
                 .entry(name.clone())
                 .or_insert_with(|| Arc::new(Channel::new(name.clone(), defaults, None)));
-            channel.lock().pending.insert(*id);
+            // It may have been sent to a CLI before the relay stopped.
+            let mut state = channel.lock();
+            state.pending.insert(*id);
+            state.sent.insert(*id);
         }
         Channels {
             map: Mutex::new(map),

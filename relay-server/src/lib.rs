@@ -11,6 +11,7 @@ mod channel;
 pub mod cli;
 pub mod config;
 mod frames;
+mod ids;
 mod metrics;
 pub mod protocol;
 pub mod queue;
@@ -19,7 +20,6 @@ mod session;
 mod tls;
 mod tokens;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use accept::{run, run_with_reload};
@@ -42,8 +42,6 @@ pub(crate) struct Relay {
     sessions: Arc<tokio::sync::Semaphore>,
     queue: queue::Queue,
     channels: channel::Channels,
-    /// The next request id; starts above every id the queue has ever held.
-    next_request: AtomicU64,
 }
 
 impl Relay {
@@ -59,9 +57,9 @@ impl Relay {
         }
     }
 
-    /// A fresh request id, never used before by this relay's queue.
-    fn next_id(&self) -> RequestId {
-        RequestId(self.next_request.fetch_add(1, Ordering::Relaxed))
+    /// A fresh request id, never handed out before by this relay's queue (see `ids`).
+    async fn next_id(&self) -> Result<RequestId, queue::QueueError> {
+        self.queue.next_id().await
     }
 }
 

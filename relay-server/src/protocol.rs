@@ -247,11 +247,21 @@ pub enum RelayMessage {
         /// How long senders wait for the app in [`Respond::App`] mode, in milliseconds.
         #[serde(default)]
         timeout_ms: u64,
+        /// The epoch of the relay's queue: a random number made with the queue and kept in it
+        /// (a queue in memory gets a fresh one each time its relay starts). Request ids are
+        /// unique within an epoch, so a CLI remembers the requests it handled by relay URL,
+        /// epoch and id: a relay that comes back on the same URL with an empty queue counts
+        /// its ids from 1 again, in a new epoch. Requests of another epoch than the session's
+        /// are not the relay's to hear about: a CLI neither answers nor acknowledges them on
+        /// this session. `0` (what a relay without the field is read as) means no epoch.
+        #[serde(default)]
+        epoch: u64,
     },
     /// A webhook for the CLI to forward; the frame's payload is the request body.
     Request {
-        /// Identifies this request; the CLI answers with the same id. Ids grow and are never
-        /// reused by a relay (its queue remembers the largest), so a CLI can drop repeats.
+        /// Identifies this request within the queue's epoch (see [`RelayMessage::Hello`]); the
+        /// CLI answers with the same id. Ids grow and are never reused within an epoch (the
+        /// queue commits a reserve of ids before it hands them out), so a CLI can drop repeats.
         id: RequestId,
         /// When the relay received it, in milliseconds since the Unix epoch (a queued request is
         /// delivered later than that).
@@ -268,6 +278,11 @@ pub enum RelayMessage {
         /// [`STREAM_FROM`] long. A redelivered request always carries its body whole.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body_len: Option<u64>,
+        /// The relay sent this request to a session before (which did not acknowledge it), or
+        /// it was pending when the relay started and may have been: the app may have seen it.
+        /// A CLI that has no record of handling it forwards it and says so. Absent when false.
+        #[serde(default, skip_serializing_if = "is_false")]
+        redelivered: bool,
     },
     /// The next piece of a streamed request's body (see `body_len`); the frame's payload is the
     /// piece, at most [`CHUNK_LEN`] bytes. The pieces come in order, and the request is whole
@@ -289,6 +304,42 @@ pub enum RelayMessage {
         /// What went wrong and what to do about it.
         message: String,
     },
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// `frame`, a [`RelayMessage::Request`] as the queue keeps it, with `redelivered` set: its meta
+/// is written again, and the body copied after it. Only for redeliveries, which are rare. A
+/// frame that is not a request comes back as it was.
+pub fn mark_redelivered(frame: Bytes) -> Bytes {
+    match decode::<RelayMessage>(frame.clone()) {
+        Ok((
+            RelayMessage::Request {
+                id,
+                received_at_ms,
+                method,
+                target,
+                headers,
+                body_len,
+                ..
+            },
+            body,
+        )) => {
+            let message = RelayMessage::Request {
+                id,
+                received_at_ms,
+                method,
+                target,
+                headers,
+                body_len,
+                redelivered: true,
+            };
+            encode(&message, &body)
+        }
+        _ => frame,
+    }
 }
 
 // Both message types are decoded by hand: serde's derive for internally tagged enums buffers the
@@ -407,6 +458,8 @@ impl<'de> Deserialize<'de> for RelayMessage {
             respond: Respond,
             #[serde(default)]
             timeout_ms: u64,
+            #[serde(default)]
+            epoch: u64,
         }
         #[derive(Deserialize)]
         struct Request {
@@ -417,6 +470,8 @@ impl<'de> Deserialize<'de> for RelayMessage {
             headers: Vec<Header>,
             #[serde(default)]
             body_len: Option<u64>,
+            #[serde(default)]
+            redelivered: bool,
         }
         #[derive(Deserialize)]
         struct Body {
@@ -451,6 +506,7 @@ impl<'de> Deserialize<'de> for RelayMessage {
                             url: h.url,
                             respond: h.respond,
                             timeout_ms: h.timeout_ms,
+                            epoch: h.epoch,
                         }
                     }
                     "request" => {
@@ -462,6 +518,7 @@ impl<'de> Deserialize<'de> for RelayMessage {
                             target: r.target,
                             headers: r.headers,
                             body_len: r.body_len,
+                            redelivered: r.redelivered,
                         }
                     }
                     "body" => RelayMessage::Body {
@@ -760,6 +817,7 @@ mod tests {
                 },
             ],
             body_len: None,
+            redelivered: false,
         };
         let body = b"\x00\x01\xffbody".as_slice();
         let frame = encode(&message, body);
@@ -806,6 +864,7 @@ mod tests {
                 url: "http://relay/abc".into(),
                 respond: Respond::App,
                 timeout_ms: 30_000,
+                epoch: (1 << 53) - 1,
             },
             RelayMessage::Request {
                 id: RequestId(6),
@@ -814,6 +873,7 @@ mod tests {
                 target: "/big".into(),
                 headers: headers.clone(),
                 body_len: Some(10 << 20),
+                redelivered: true,
             },
             RelayMessage::Body { id: RequestId(6) },
             RelayMessage::Abort {
@@ -840,14 +900,56 @@ mod tests {
             target: "/".into(),
             headers: Vec::new(),
             body_len,
+            redelivered: false,
         };
         let frame = encode(&request(None), b"");
         let meta = std::str::from_utf8(&frame[4..]).unwrap();
         assert!(!meta.contains("body_len"), "{meta}");
+        assert!(!meta.contains("redelivered"), "{meta}");
         let frame = encode(&request(Some(5)), b"");
         assert!(std::str::from_utf8(&frame[4..])
             .unwrap()
             .contains(r#""body_len":5"#));
+    }
+
+    #[test]
+    fn a_redelivery_is_marked_in_its_frame_and_keeps_its_body() {
+        let request = RelayMessage::Request {
+            id: RequestId(9),
+            received_at_ms: 5,
+            method: "POST".into(),
+            target: "/x".into(),
+            headers: vec![Header {
+                name: "x-a".into(),
+                value: Bytes::from_static(b"\xff"),
+            }],
+            body_len: None,
+            redelivered: false,
+        };
+        let body = b"\x00body\xff";
+        let marked = mark_redelivered(encode(&request, body));
+        let (decoded, payload) = decode::<RelayMessage>(marked).unwrap();
+        let mut unmarked = decoded;
+        let RelayMessage::Request { redelivered, .. } = &mut unmarked else {
+            panic!("{unmarked:?}");
+        };
+        assert!(*redelivered);
+        *redelivered = false;
+        assert_eq!(unmarked, request, "the rest is unchanged");
+        assert_eq!(payload.as_ref(), body);
+        // Anything else is left alone.
+        let body_frame = encode(&RelayMessage::Body { id: RequestId(9) }, b"piece");
+        assert_eq!(mark_redelivered(body_frame.clone()), body_frame);
+    }
+
+    #[test]
+    fn a_hello_from_a_relay_without_epochs_reads_as_epoch_0() {
+        let hello = r#"{"type":"hello","version":1,"channel":"c","url":"http://r/c"}"#;
+        let (message, _) = decode::<RelayMessage>(frame(hello)).unwrap();
+        let RelayMessage::Hello { epoch, .. } = message else {
+            panic!("{message:?}");
+        };
+        assert_eq!(epoch, 0);
     }
 
     #[test]

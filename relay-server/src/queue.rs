@@ -20,6 +20,7 @@ use tracing::warn;
 
 pub(crate) use crate::frames::FrameFile;
 use crate::frames::{self, Frames};
+use crate::ids::{self, Ids, ID_RESERVE};
 use crate::protocol::RequestId;
 
 /// Commands waiting for the store thread.
@@ -33,11 +34,6 @@ const BATCH: usize = 256;
 /// doubled the store thread's transactions: at one request at a time, each request's deletion
 /// now commits with the next one's insert.
 const ACK_DELAY: Duration = Duration::from_millis(20);
-
-/// Request ids recorded as used ahead of the ones handed out, so that the largest id (kept so
-/// ids are never reused) is written once per this many requests rather than with every insert.
-/// A restart skips at most this many ids.
-const ID_RESERVE: u64 = 4096;
 
 /// A channel's settings, as its CLI last set them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +53,7 @@ pub struct Snapshot {
     pub channels: Vec<ChannelRecord>,
     /// Unacknowledged request ids, by channel name.
     pub pending: Vec<(String, RequestId)>,
-    /// The largest request id ever used; new ids start above it.
+    /// The largest request id ever used or reserved; new ids start above it.
     pub max_id: u64,
 }
 
@@ -76,6 +72,9 @@ pub enum QueueError {
     /// The store thread is gone (the relay is shutting down).
     #[error("relay queue is closed")]
     Closed,
+    /// Request ids could not be reserved: the store could not commit (see the log).
+    #[error("relay queue: could not reserve request ids")]
+    NotReserved,
 }
 
 enum Command {
@@ -111,6 +110,8 @@ enum Command {
         older_than: Duration,
         done: oneshot::Sender<Result<Vec<(String, RequestId)>, QueueError>>,
     },
+    /// Commits a larger id reserve ([`Ids::wanted`]).
+    Reserve,
 }
 
 /// Handle on the queue; cheap to clone.
@@ -119,6 +120,7 @@ pub struct Queue {
     backend: Backend,
     /// Where long frames' files are; `None` for the queue in memory.
     frames: Option<Arc<Path>>,
+    ids: Arc<Ids>,
 }
 
 /// A request frame on its way to the queue (see [`Queue::submit_insert`]).
@@ -164,6 +166,7 @@ impl Queue {
             let queue = Queue {
                 backend,
                 frames: None,
+                ids: Arc::new(Ids::unbounded(ids::new_epoch())),
             };
             return Ok((queue, Snapshot::default()));
         };
@@ -216,20 +219,52 @@ impl Queue {
         }
         let snapshot = snapshot(&conn)?;
         let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
-        let max_id = snapshot.max_id;
+        let (epoch, reserved) = start_ids(&conn, snapshot.max_id)?;
         let frames_dir: Arc<Path> = Arc::from(dir.join("frames"));
         let frames = Frames::open(frames_dir.to_path_buf(), &queued)?;
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
+        // Weak: the store thread ends once every queue handle is gone, and it holds the ids.
+        let asker = commands.downgrade();
+        let ask: ids::Ask = Box::new(move || {
+            let Some(commands) = asker.upgrade() else {
+                return false;
+            };
+            if let Err(mpsc::error::TrySendError::Full(command)) =
+                commands.try_send(Command::Reserve)
+            {
+                tokio::spawn(async move {
+                    let _ = commands.send(command).await;
+                });
+            }
+            true
+        });
+        let ids = Arc::new(Ids::new(epoch, snapshot.max_id + 1, reserved, ask));
+        let thread_ids = Arc::clone(&ids);
         std::thread::Builder::new()
             .name("relay-queue".into())
-            .spawn(move || store_thread(conn, frames, rx, max_id))
+            .spawn(move || store_thread(conn, frames, rx, thread_ids))
             .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
         let backend = Backend::Sqlite(commands);
         let queue = Queue {
             backend,
             frames: Some(frames_dir),
+            ids,
         };
         Ok((queue, snapshot))
+    }
+
+    /// The queue's epoch: random, made with the queue and kept in it (see `ids`).
+    pub fn epoch(&self) -> u64 {
+        self.ids.epoch()
+    }
+
+    /// A fresh request id, never handed out before by this queue, in this life or an earlier
+    /// one: it waits, when it must, for the reserve above it to be committed.
+    pub async fn next_id(&self) -> Result<RequestId, QueueError> {
+        match self.ids.next().await {
+            Ok(id) => Ok(RequestId(id)),
+            Err(ids::NotReserved) => Err(QueueError::NotReserved),
+        }
     }
 
     async fn call<T>(
@@ -449,6 +484,37 @@ fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     })
 }
 
+/// The queue's epoch (made now if it has none) and the first id reserve, [`ID_RESERVE`] past
+/// `max_id`, both committed before any id is handed out: requests reach CLIs before their
+/// inserts commit, so an id must be recorded as used before it leaves.
+fn start_ids(conn: &Connection, max_id: u64) -> Result<(u64, u64), QueueError> {
+    let kept: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let epoch = match kept {
+        Some(epoch) if epoch > 0 => epoch as u64,
+        _ => ids::new_epoch(),
+    };
+    let reserved = max_id.saturating_add(ID_RESERVE);
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let written = (|| {
+        let mut upsert = conn.prepare(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+        )?;
+        upsert.execute(params!["epoch", epoch as i64])?;
+        upsert.execute(params!["max_id", reserved as i64])?;
+        conn.execute_batch("COMMIT")
+    })();
+    if let Err(e) = written {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok((epoch, reserved))
+}
+
 /// The store thread: commits what arrives in batches. Acknowledgements wait (at most
 /// [`ACK_DELAY`]) for another command to share its transaction; everything else is committed at
 /// once, with the acknowledgements waiting ahead of it, so a load never sees an acknowledged row.
@@ -456,7 +522,7 @@ fn store_thread(
     mut conn: Connection,
     frames: Frames,
     mut rx: mpsc::Receiver<Command>,
-    max_id: u64,
+    ids: Arc<Ids>,
 ) {
     // Only for waiting on the channel with a timeout; without it, acknowledgements commit at
     // once, as everything else does.
@@ -465,8 +531,6 @@ fn store_thread(
         .build()
         .map_err(|e| warn!(error = %e, "relay queue: no timer for the store thread"))
         .ok();
-    // The largest id recorded in `meta` as used (ID_RESERVE ahead of those inserted).
-    let mut reserved = max_id;
     let mut batch = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
     // When the oldest of `acks` must be committed.
@@ -480,7 +544,7 @@ fn store_thread(
                 match waited {
                     Ok(next) => next,
                     Err(_) => {
-                        run_batch(&mut conn, &frames, &mut acks, &mut reserved);
+                        run_batch(&mut conn, &frames, &mut acks, &ids);
                         continue;
                     }
                 }
@@ -508,9 +572,11 @@ fn store_thread(
             continue;
         }
         batch.splice(0..0, acks.drain(..));
-        run_batch(&mut conn, &frames, &mut batch, &mut reserved);
+        run_batch(&mut conn, &frames, &mut batch, &ids);
     }
-    run_batch(&mut conn, &frames, &mut acks, &mut reserved);
+    run_batch(&mut conn, &frames, &mut acks, &ids);
+    // Nobody is left to commit a reserve: whoever waits for one stops.
+    ids.failed();
 }
 
 /// Inserts one request frame in `tx`; a long one goes to its file first, and `true` says so.
@@ -593,21 +659,25 @@ fn load(
 /// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
 /// Frame files are unlinked once the deletion of their rows is committed; the files of rows
 /// whose insert did not commit are unlinked at once.
-/// `reserved` is the largest id recorded as used; it moves up once a reserve is committed.
-fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, reserved: &mut u64) {
+/// A reserve asked for is committed with the rest, and `ids` told its fate.
+fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, ids: &Ids) {
     if batch.is_empty() {
         return;
     }
+    let reserving = batch.iter().any(|c| matches!(c, Command::Reserve));
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
+            if reserving {
+                warn!(error = %e, "could not reserve request ids");
+                ids.failed();
+            }
             fail_all(batch.drain(..), &e);
             return;
         }
     };
     // Writers hear back only once the commit's fate is known.
     let mut replies: Vec<(Done, Result<(), QueueError>)> = Vec::new();
-    let mut max_id: Option<u64> = None;
     let mut written = Vec::new();
     let mut deleted = Vec::new();
     for command in batch.drain(..) {
@@ -622,7 +692,6 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, r
                 if matches!(result, Ok(true)) {
                     written.push(id);
                 }
-                max_id = max_id.max(Some(id.0));
                 replies.push((done, result.map(|_| ())));
             }
             Command::InsertFile {
@@ -635,7 +704,6 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, r
                 if result.is_ok() {
                     written.push(id);
                 }
-                max_id = max_id.max(Some(id.0));
                 replies.push((done, result));
             }
             Command::Load { id, done } => {
@@ -656,6 +724,7 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, r
                 }
             }
             Command::Flush { done } => replies.push((done, Ok(()))),
+            Command::Reserve => {}
             Command::SaveChannel { record, done } => {
                 let result = tx.execute(
                     "INSERT INTO channels (name, settings, owner, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -676,23 +745,24 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, r
             }
         }
     }
-    let mut reserving = None;
-    if let Some(max_id) = max_id.filter(|&id| id > *reserved) {
-        let reserve = max_id.saturating_add(ID_RESERVE);
-        let result = tx
-            .prepare_cached(
-                "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
-            )
-            .and_then(|mut upsert| upsert.execute([reserve as i64]));
-        match result {
-            Ok(_) => reserving = Some(reserve),
-            Err(e) => warn!(error = %e, "could not record the largest request id"),
-        }
-    }
+    // Taken last, so it covers every id handed out until now.
+    let reserve = reserving.then(|| {
+        let reserve = ids.wanted();
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('max_id', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
+        )
+        .and_then(|mut upsert| upsert.execute([reserve as i64]))
+        .map(|_| reserve)
+    });
     let committed = tx.commit();
-    if let (Some(reserve), Ok(())) = (reserving, &committed) {
-        *reserved = reserve;
+    match (&reserve, &committed) {
+        (None, _) => {}
+        (Some(Ok(reserve)), Ok(())) => ids.committed(*reserve),
+        (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => {
+            warn!(error = %e, "could not reserve request ids");
+            ids.failed();
+        }
     }
     let gone = if committed.is_ok() { deleted } else { written };
     for id in gone {
@@ -736,7 +806,7 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
             Command::Expire { done, .. } => {
                 let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
             }
-            Command::Ack { .. } => {}
+            Command::Ack { .. } | Command::Reserve => {}
         }
     }
 }
@@ -815,35 +885,74 @@ mod tests {
     #[tokio::test]
     async fn ids_stay_used_once_every_row_is_gone_and_are_recorded_once_per_reserve() {
         let dir = tempfile::tempdir().unwrap();
-        let first_reserve = {
+        {
             let (queue, _) = Queue::open(Some(dir.path())).unwrap();
-            for id in 1..=3 {
+            for want in 1..=3 {
+                let id = queue.next_id().await.unwrap();
+                assert_eq!(id, RequestId(want));
                 queue
-                    .insert(RequestId(id), "ch", Bytes::from_static(b"x"))
+                    .insert(id, "ch", Bytes::from_static(b"x"))
                     .await
                     .unwrap();
-                queue.ack(RequestId(id));
+                queue.ack(id);
             }
             // A load commits the waiting acknowledgements first.
             assert_eq!(queue.load(RequestId(3)).await.unwrap(), None);
-            drop(queue);
-            let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
-            assert!(snapshot.pending.is_empty());
-            assert!(snapshot.max_id >= 3, "max_id {}", snapshot.max_id);
-            // Ids below the reserve write nothing more to `meta`.
-            queue
-                .insert(
-                    RequestId(snapshot.max_id + 1),
-                    "ch",
-                    Bytes::from_static(b"y"),
-                )
-                .await
-                .unwrap();
-            snapshot.max_id
-        };
+        }
+        let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert!(snapshot.pending.is_empty());
+        // The reserve committed at open, not written again by the inserts below it.
+        assert_eq!(snapshot.max_id, ID_RESERVE);
+        let id = queue.next_id().await.unwrap();
+        assert_eq!(
+            id,
+            RequestId(ID_RESERVE + 1),
+            "the rest of the reserve is skipped"
+        );
+        queue
+            .insert(id, "ch", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        drop(queue);
         let (_queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
-        assert_eq!(snapshot.pending.len(), 1);
-        assert_eq!(snapshot.max_id, first_reserve + 1 + ID_RESERVE);
+        assert_eq!(snapshot.pending, vec![("ch".to_owned(), id)]);
+        assert_eq!(snapshot.max_id, 2 * ID_RESERVE);
+    }
+
+    /// Issue 17: requests go to the CLI before their insert is committed, so a relay killed
+    /// right after handing out ids (its first commit not done) must not hand them out again,
+    /// nor ids past a reserve it extended meanwhile.
+    #[tokio::test]
+    async fn issue_17_ids_handed_out_before_a_crash_are_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut handed = HashSet::new();
+        let mut epochs = HashSet::new();
+        for life in 0..4 {
+            let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+            epochs.insert(queue.epoch());
+            // Handed out and delivered; the process dies before any insert is committed
+            // (nothing reaches the store thread). One life goes past its first reserve.
+            let count = if life == 1 { ID_RESERVE + 5 } else { 3 };
+            for _ in 0..count {
+                let id = queue.next_id().await.unwrap().0;
+                assert!(handed.insert(id), "life {life}: id {id} handed out again");
+            }
+            drop(queue);
+        }
+        assert_eq!(epochs.len(), 1, "the epoch is kept with the queue");
+    }
+
+    #[tokio::test]
+    async fn every_queue_has_its_own_epoch_and_the_memory_queue_a_new_one_each_time() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, _) = Queue::open(Some(a.path())).unwrap();
+        let (second, _) = Queue::open(Some(b.path())).unwrap();
+        assert_ne!(first.epoch(), second.epoch());
+        let (memory, _) = Queue::open(None).unwrap();
+        let (again, _) = Queue::open(None).unwrap();
+        assert_ne!(memory.epoch(), again.epoch());
+        assert_eq!(memory.next_id().await.unwrap(), RequestId(1));
+        assert_eq!(again.next_id().await.unwrap(), RequestId(1));
     }
 
     #[tokio::test]

@@ -255,7 +255,10 @@ async fn webhook(
         return too_large(max_body);
     }
     let (parts, body) = req.into_parts();
-    let id = relay.next_id();
+    let id = match relay.next_id().await {
+        Ok(id) => id,
+        Err(e) => return not_stored(Err(e)),
+    };
     let received_at_ms = unix_ms();
     let method = parts.method.as_str().to_owned();
     let headers = protocol::forwardable_headers(&parts.headers);
@@ -272,6 +275,7 @@ async fn webhook(
                 target: target.clone(),
                 headers: headers.clone(),
                 body_len: Some(len),
+                redelivered: false,
             };
             channel.start_stream(id, &protocol::encode(&head, &[]))
         }
@@ -284,6 +288,7 @@ async fn webhook(
         target,
         headers,
         body_len: None,
+        redelivered: false,
     };
     let read = match (&mut stream, declared) {
         (Some(_), Some(len)) => {

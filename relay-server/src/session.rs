@@ -191,6 +191,7 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
         url: relay.channel_url(&name),
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
+        epoch: relay.queue.epoch(),
     };
     let greeted = ws
         .send(Message::Binary(protocol::encode(&reply, &[])))
@@ -383,6 +384,12 @@ async fn send_one(
                 return false;
             }
         },
+    };
+    // A request an earlier session had (or may have had) tells the CLI so.
+    let frame = if channel.sending(id) {
+        protocol::mark_redelivered(frame)
+    } else {
+        frame
     };
     attached.outbox.send(frame).await;
     true

@@ -98,6 +98,8 @@ fn capture(request: Request, outcome: Outcome) -> Capture {
             channel: None,
             channel_url: None,
             relay_id: None,
+            relay_epoch: None,
+            redelivered: false,
             target: "http://localhost:3000".into(),
             request,
             outcome,

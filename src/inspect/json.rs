@@ -50,6 +50,9 @@ struct RequestLine<'a> {
     event_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<SignatureField<'a>>,
+    /// Only when true: the relay had sent it before and hooks has no record of it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    redelivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate_of: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +94,7 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
             verdict: &s.verdict,
             reason: s.reason.as_deref(),
         }),
+        redelivered: e.redelivered,
         duplicate_of: flags.duplicate_of,
         out_of_order_after: flags.out_of_order_after,
         slower_than_provider_timeout_s: flags.slower_than.map(|limit| limit.as_secs()),
@@ -119,6 +123,8 @@ mod tests {
         Exchange {
             id: 7,
             relay_id: 41,
+            relay_epoch: 0,
+            redelivered: false,
             received_at_ms: 1_764_182_862_345,
             method: "POST".into(),
             path: "/hooks/stripe?live=1".into(),
@@ -170,6 +176,7 @@ mod tests {
         });
         e.error = Some("connection refused".into());
         e.sender_timed_out = Some(Duration::from_secs(30));
+        e.redelivered = true;
         let flags = Flags {
             duplicate_of: Some(3),
             out_of_order_after: Some(5),
@@ -182,7 +189,7 @@ mod tests {
                 r#""method":"POST","path":"/hooks/stripe?live=1","status":502,"duration_ms":12.345,"#,
                 r#""provider":"stripe","event_type":"invoice.paid","event_id":"evt_\"1\"","#,
                 r#""signature":{"provider":"stripe","assumed":true,"verdict":"invalid","reason":null},"#,
-                r#""duplicate_of":3,"out_of_order_after":5,"slower_than_provider_timeout_s":20,"#,
+                r#""redelivered":true,"duplicate_of":3,"out_of_order_after":5,"slower_than_provider_timeout_s":20,"#,
                 r#""error":"connection refused","sender_status":504}"#,
                 "\n"
             )

@@ -96,6 +96,11 @@ pub struct Exchange {
     pub id: u64,
     /// The relay's request id.
     pub relay_id: u64,
+    /// The epoch of the relay's queue, in which `relay_id` is unique (0: none known).
+    pub relay_epoch: u64,
+    /// The relay had sent it before, and hooks has no record of handling it: the app may have
+    /// seen it already (hooks died before acknowledging it).
+    pub redelivered: bool,
     /// When the relay received it, in Unix milliseconds.
     pub received_at_ms: u64,
     /// HTTP method.

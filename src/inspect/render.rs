@@ -135,6 +135,10 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
     line
 }
 
+/// The note on a request the relay sent before that hooks has no record of handling (it died
+/// before recording it): delivery is at least once, and this is the "more than once" case.
+pub const REDELIVERED: &str = "redelivered after a restart: your app may have seen it";
+
 /// The lines under the summary that need a person's attention.
 fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
     let mut notes = Vec::new();
@@ -160,6 +164,9 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
             let provider = signature.provider.as_deref().unwrap_or("signature");
             notes.push(format!("{provider}{assumed}: {}", sanitize(reason)));
         }
+    }
+    if e.redelivered {
+        notes.push(REDELIVERED.to_owned());
     }
     if let Some(first) = flags.duplicate_of {
         notes.push(format!(

@@ -42,12 +42,16 @@ pub const FILE_NAME: &str = "captures.db";
 ///   insert update a row of `sqlite_sequence` too, and every commit write that page: about 10 %
 ///   of the writer's time). Upgrading moves the captures into the first generation once,
 ///   keeping their ids.
-const SCHEMA_VERSION: i64 = 3;
+/// - Version 4 adds `relay_epoch` (a delivery is (channel URL, relay epoch, relay id): a relay's
+///   ids start again in a new epoch) and `redelivered` (issue 17) to every generation table,
+///   at the end, so the view shows them too. Earlier captures have neither (`NULL`): they never
+///   match a delivery that carries an epoch.
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The columns of a generation table, and so of the view `captures`.
+/// The columns of a generation table as version 3 made them; version 4 adds [`COLUMNS_V4`].
 const COLUMNS: &str = "
         id INTEGER PRIMARY KEY,
         received_at INTEGER NOT NULL,
@@ -70,6 +74,9 @@ const COLUMNS: &str = "
         replay_of INTEGER
 ";
 
+/// The columns version 4 adds to every generation table, after [`COLUMNS`].
+const COLUMNS_V4: [&str; 2] = ["relay_epoch INTEGER", "redelivered INTEGER"];
+
 /// Brings a store of an earlier version (or a new, empty file) to [`SCHEMA_VERSION`], in one
 /// transaction that holds the write lock, so two processes starting at once upgrade it once.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
@@ -79,41 +86,17 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         if version >= SCHEMA_VERSION {
             return Ok(());
         }
-        let table = |name: &str| {
-            conn.query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [name],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-        };
-        if table("captures")? {
-            // Versions 1 and 2: one table, the same columns in the same order, AUTOINCREMENT.
-            // Its sequence may be past its largest id (the newest captures deleted): the next
-            // id stays past both.
-            let largest: i64 =
-                conn.query_row("SELECT COALESCE(MAX(id), 0) FROM captures", [], |r| {
-                    r.get(0)
-                })?;
-            let sequence: i64 = if table("sqlite_sequence")? {
-                conn.query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'captures'",
-                    [],
-                    |r| r.get(0),
-                )?
-            } else {
-                0
-            };
-            // The old table is in the way of the view's name until its rows have moved.
-            conn.execute_batch("ALTER TABLE captures RENAME TO captures_before_v3;")?;
-            generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
-            conn.execute_batch(&format!(
-                "INSERT INTO {} SELECT * FROM captures_before_v3; DROP TABLE captures_before_v3;",
-                generations::table(0)
-            ))?;
-        } else {
-            generations::create(conn, COLUMNS, 1)?;
+        if version < 3 {
+            upgrade_to_v3(conn)?;
+        }
+        // The view (`SELECT *` over the tables) shows the new columns by itself.
+        for slot in 0..generations::SLOTS {
+            for column in COLUMNS_V4 {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {column}",
+                    generations::table(slot)
+                ))?;
+            }
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
@@ -124,6 +107,48 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
             Err(e)
         }
     }
+}
+
+/// Makes version 3's generation tables: empty for a new store, or holding the captures of
+/// version 1 or 2's single table.
+fn upgrade_to_v3(conn: &Connection) -> rusqlite::Result<()> {
+    let table = |name: &str| {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+    };
+    if table("captures")? {
+        // Versions 1 and 2: one table, the same columns in the same order, AUTOINCREMENT.
+        // Its sequence may be past its largest id (the newest captures deleted): the next
+        // id stays past both.
+        let largest: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM captures", [], |r| {
+                r.get(0)
+            })?;
+        let sequence: i64 = if table("sqlite_sequence")? {
+            conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'captures'",
+                [],
+                |r| r.get(0),
+            )?
+        } else {
+            0
+        };
+        // The old table is in the way of the view's name until its rows have moved.
+        conn.execute_batch("ALTER TABLE captures RENAME TO captures_before_v3;")?;
+        generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
+        conn.execute_batch(&format!(
+            "INSERT INTO {} SELECT * FROM captures_before_v3; DROP TABLE captures_before_v3;",
+            generations::table(0)
+        ))?;
+    } else {
+        generations::create(conn, COLUMNS, 1)?;
+    }
+    Ok(())
 }
 
 /// Why the store could not do something.
@@ -258,10 +283,17 @@ pub struct Record {
     pub received_at_ms: i64,
     /// Channel name, when it came through a relay.
     pub channel: Option<String>,
-    /// Public URL of the channel; with `relay_id` it identifies a delivery across restarts.
+    /// Public URL of the channel; with `relay_epoch` and `relay_id` it identifies a delivery
+    /// across restarts.
     pub channel_url: Option<String>,
     /// The relay's request id.
     pub relay_id: Option<u64>,
+    /// The epoch of the relay's queue, in which `relay_id` is unique; `None` for a relay that
+    /// sends none (and for captures from before epochs).
+    pub relay_epoch: Option<u64>,
+    /// The relay had sent the request before and hooks had no capture of it: the app may have
+    /// seen it already.
+    pub redelivered: bool,
     /// Where it was forwarded (`Target`'s display form, e.g. `http://localhost:3000/base`).
     pub target: String,
     /// The request.

@@ -90,7 +90,7 @@ impl Store {
 /// The columns [`read_row`] reads, in its order.
 const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
     request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of";
+    signature, event_type, event_id, replay_of, relay_epoch, redelivered";
 
 /// One row as SQLite returns it, before the header lists are decoded.
 struct Row {
@@ -113,6 +113,8 @@ struct Row {
     event_type: Option<String>,
     event_id: Option<String>,
     replay_of: Option<i64>,
+    relay_epoch: Option<i64>,
+    redelivered: Option<bool>,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -136,6 +138,8 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         event_type: r.get(16)?,
         event_id: r.get(17)?,
         replay_of: r.get(18)?,
+        relay_epoch: r.get(19)?,
+        redelivered: r.get(20)?,
     })
 }
 
@@ -171,6 +175,8 @@ impl Row {
             channel: self.channel,
             channel_url: self.channel_url,
             relay_id: self.relay_id.map(|id| id as u64),
+            relay_epoch: self.relay_epoch.map(|epoch| epoch as u64),
+            redelivered: self.redelivered.unwrap_or(false),
             target: self.target,
             request: Request {
                 method: self.method,

@@ -9,12 +9,22 @@ fn header(name: &str, value: &[u8]) -> Header {
     }
 }
 
+/// The relay epoch of [`record`]'s deliveries.
+const EPOCH: u64 = 5;
+
+/// The columns of a version 3 store, in order.
+const V3_NAMES: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
+    request_headers, request_body, status, response_headers, response_body, error, duration_us, \
+    signature, event_type, event_id, replay_of";
+
 fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Record {
     Record {
         received_at_ms: now_ms(),
         channel: Some("ch".into()),
         channel_url: relay_id.map(|_| "http://relay/ch".to_owned()),
         relay_id,
+        relay_epoch: relay_id.map(|_| EPOCH),
+        redelivered: false,
         target: "http://localhost:3000".into(),
         request: Request {
             method: "POST".into(),
@@ -283,17 +293,24 @@ async fn a_redelivery_is_recognised_after_a_restart() {
         let id = save(&writer, record(Some(7), "/", Some(200))).await;
         save(&writer, record(Some(9), "/", Some(200))).await;
         // Only deliveries captured before the writer started count.
-        assert_eq!(writer.captured_before(url, 7), None);
+        assert_eq!(writer.captured_before(url, EPOCH, 7), None);
         id
     };
     let writer = writer_at(&path, Retention::default());
-    assert_eq!(writer.captured_before(url, 7), Some(first));
-    assert_eq!(writer.captured_before(url, 9), Some(first + 1));
-    assert_eq!(writer.captured_before(url, 8), None);
-    assert_eq!(writer.captured_before(url, 10), None);
-    assert_eq!(writer.captured_before("http://other/ch", 7), None);
+    assert_eq!(writer.captured_before(url, EPOCH, 7), Some(first));
+    assert_eq!(writer.captured_before(url, EPOCH, 9), Some(first + 1));
+    assert_eq!(writer.captured_before(url, EPOCH, 8), None);
+    assert_eq!(writer.captured_before(url, EPOCH, 10), None);
+    assert_eq!(writer.captured_before("http://other/ch", EPOCH, 7), None);
+    // Issue 17: a relay back with an empty queue counts from 1 again, in another epoch.
+    assert_eq!(writer.captured_before(url, EPOCH + 1, 7), None);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.get(first).unwrap().record.status(), Some(200));
+    let capture = store.get(first).unwrap().record;
+    assert_eq!(capture.status(), Some(200));
+    assert_eq!(
+        (capture.relay_epoch, capture.redelivered),
+        (Some(EPOCH), false)
+    );
 }
 
 #[tokio::test]
@@ -597,7 +614,7 @@ async fn a_version_1_store_is_upgraded_in_place() {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(&format!(
             "CREATE TABLE old ({});
-             INSERT INTO old SELECT * FROM captures;
+             INSERT INTO old SELECT {V3_NAMES} FROM captures;
              DROP VIEW captures;
              DROP TABLE captures_0; DROP TABLE captures_1; DROP TABLE captures_2;
              DROP TABLE captures_3; DROP TABLE captures_4; DROP TABLE captures_5;
@@ -641,7 +658,8 @@ async fn a_version_1_store_is_upgraded_in_place() {
         [header("x-old", b"json"), header("x-bin", b"\xff\x00")]
     );
     assert_eq!(store.get(first).unwrap().record.request.path, "/kept too");
-    assert_eq!(writer.captured_before("http://relay/ch", 6), Some(first));
+    // From before epochs: epoch 0.
+    assert_eq!(writer.captured_before("http://relay/ch", 0, 6), Some(first));
     // The same delivery can be recorded again (no unique index left to refuse it), and ids go
     // on past the deleted one: never reused.
     let again = save(&writer, record(Some(6), "/again", Some(200))).await;
@@ -785,4 +803,48 @@ fn sqlite_is_built_without_memory_statistics() {
         "LIBSQLITE3_FLAGS from .cargo/config.toml did not reach the SQLite build (run cargo \
          from the checkout): {options:?}"
     );
+}
+
+/// Issue 17: a version 3 store (no `relay_epoch`, no `redelivered`) gains both; its captures
+/// stay readable and count as deliveries without an epoch.
+#[tokio::test]
+async fn a_version_3_store_gains_the_epoch_and_redelivered_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let first = {
+        let writer = writer_at(&path, Retention::default());
+        save(&writer, record(Some(6), "/before", Some(200))).await
+    };
+    {
+        // The view is in the way while the tables differ.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP VIEW captures").unwrap();
+        let mut arms = Vec::new();
+        for slot in 0..generations::SLOTS {
+            let table = generations::table(slot);
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} DROP COLUMN relay_epoch;
+                 ALTER TABLE {table} DROP COLUMN redelivered;"
+            ))
+            .unwrap();
+            arms.push(format!("SELECT * FROM {table}"));
+        }
+        let view = format!("CREATE VIEW captures AS {}", arms.join(" UNION ALL "));
+        conn.execute_batch(&view).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+    let writer = writer_at(&path, Retention::default());
+    assert_eq!(writer.captured_before("http://relay/ch", 0, 6), Some(first));
+    assert_eq!(writer.captured_before("http://relay/ch", EPOCH, 6), None);
+    let mut redelivered = record(Some(6), "/after", Some(200));
+    redelivered.redelivered = true;
+    let second = save(&writer, redelivered).await;
+    let store = Store::open(&path).unwrap();
+    let old = store.get(first).unwrap().record;
+    assert_eq!(
+        (old.request.path.as_str(), old.relay_epoch, old.redelivered),
+        ("/before", None, false)
+    );
+    let new = store.get(second).unwrap().record;
+    assert_eq!((new.relay_epoch, new.redelivered), (Some(EPOCH), true));
 }

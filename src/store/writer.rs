@@ -81,6 +81,9 @@ pub type Committed = (Result<i64, StoreError>, Box<Record>);
 /// they were queued.
 pub type Commits = mpsc::Receiver<Vec<Committed>>;
 
+/// Earlier captures of relay deliveries: capture id by (relay epoch, relay id), by channel URL.
+type Previous = HashMap<String, HashMap<(u64, u64), i64>>;
+
 /// Most earlier captures whose deliveries [`Writer::captured_before`] recognises: the newest
 /// ones. A redelivery after a restart is one the earlier run forwarded and did not acknowledge,
 /// so at most a relay's window (1,024 by default) of that run's newest captures.
@@ -103,8 +106,8 @@ struct Command {
 pub struct Writer {
     commands: std::sync::mpsc::SyncSender<Command>,
     /// Earlier captures of relay deliveries (the newest [`PREVIOUS_LIMIT`]) when this writer
-    /// started: capture id by relay id, by channel URL.
-    previous: HashMap<String, HashMap<u64, i64>>,
+    /// started.
+    previous: Previous,
     /// Where the outcomes of [`Writer::record_in_turn`] go, until someone takes it.
     commits: Option<Commits>,
 }
@@ -210,37 +213,49 @@ impl Writer {
         }
     }
 
-    /// The capture of delivery `relay_id` on `channel_url`, if one was made before this writer
-    /// started (a redelivery after a restart), among the newest [`PREVIOUS_LIMIT`] captures then.
-    /// Answered from memory; repeats within one process are the caller's to spot.
-    pub fn captured_before(&self, channel_url: &str, relay_id: u64) -> Option<i64> {
-        self.previous.get(channel_url)?.get(&relay_id).copied()
+    /// The capture of delivery `relay_id` of the relay queue's `relay_epoch` (0: none) on
+    /// `channel_url`, if one was made before this writer started (a redelivery after a
+    /// restart), among the newest [`PREVIOUS_LIMIT`] captures then. Answered from memory;
+    /// repeats within one process are the caller's to spot.
+    pub fn captured_before(
+        &self,
+        channel_url: &str,
+        relay_epoch: u64,
+        relay_id: u64,
+    ) -> Option<i64> {
+        self.previous
+            .get(channel_url)?
+            .get(&(relay_epoch, relay_id))
+            .copied()
     }
 }
 
-/// The newest [`PREVIOUS_LIMIT`] captures of relay deliveries: capture id by relay id, by channel
-/// URL.
-fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<HashMap<String, HashMap<u64, i64>>> {
+/// The newest [`PREVIOUS_LIMIT`] captures of relay deliveries. Those from before epochs (or
+/// from a relay without one) have epoch 0.
+fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<Previous> {
     // Table by table rather than through the view: the view's ten-way merge compiles to a
     // program whose memory the allocator keeps for the rest of the run (about 250 KiB of an
     // idle `hooks listen`'s RSS).
-    let mut newest: Vec<(i64, String, i64)> = Vec::new();
+    let mut newest: Vec<(i64, String, i64, i64)> = Vec::new();
     for slot in 0..generations::SLOTS {
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, channel_url, relay_id FROM {}
+            "SELECT id, channel_url, relay_id, COALESCE(relay_epoch, 0) FROM {}
              WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL ORDER BY id DESC LIMIT ?1",
             generations::table(slot)
         ))?;
-        let rows = stmt.query_map([PREVIOUS_LIMIT], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([PREVIOUS_LIMIT], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         for row in rows {
             newest.push(row?);
         }
     }
-    newest.sort_unstable_by_key(|&(id, _, _)| std::cmp::Reverse(id));
+    newest.sort_unstable_by_key(|&(id, ..)| std::cmp::Reverse(id));
     newest.truncate(PREVIOUS_LIMIT as usize);
-    let mut previous: HashMap<String, HashMap<u64, i64>> = HashMap::new();
-    for (id, url, relay_id) in newest {
-        previous.entry(url).or_default().insert(relay_id as u64, id);
+    let mut previous = Previous::new();
+    for (id, url, relay_id, epoch) in newest {
+        let key = (epoch as u64, relay_id as u64);
+        previous.entry(url).or_default().insert(key, id);
     }
     Ok(previous)
 }
@@ -627,9 +642,10 @@ fn insert_sql(slot: i64) -> String {
     format!(
         "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
-             duration_us, signature, event_type, event_id, replay_of, id)
+             duration_us, signature, event_type, event_id, replay_of, relay_epoch, redelivered,
+             id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19)",
+             ?19, ?20, ?21)",
         generations::table(slot)
     )
 }
@@ -684,6 +700,9 @@ fn insert(
             record.event_type,
             record.event_id,
             record.replay_of,
+            record.relay_epoch.map(|epoch| epoch as i64),
+            // Only a redelivery is marked; the rest stay NULL, as earlier captures are.
+            record.redelivered.then_some(1),
             id,
         ])
     })();

@@ -1,0 +1,106 @@
+//! Issue 17: redelivery. A relay's request ids must never make `hooks listen` take a new webhook
+//! for one it has handled (failure 1), and a request the CLI may have forwarded before it died
+//! is forwarded again and flagged, never silently dropped nor silently repeated (the gap
+//! "duplicates after the CLI is killed").
+//!
+//! The relay runs as `hooks relay` so it can be killed and restarted on the same address; the CLI
+//! is the real `hooks listen`.
+
+mod common;
+
+
+use common::*;
+
+/// Webhooks sent before and after the relay comes back.
+const EACH: usize = 5;
+
+/// Posts `<channel_url>/n/<seq>` with body `request <seq>`.
+async fn send(sender: &Sender, channel_url: &str, seq: usize) -> Reply {
+    sender
+        .post(&format!("{channel_url}/n/{seq}"), format!("request {seq}"))
+        .await
+}
+
+/// Issue 17, failure 1: a relay that comes back on the same address with an empty `--data-dir`
+/// hands out request ids from 1 again. The CLI, still running, must take the new webhooks for
+/// new ones and forward them, not acknowledge them as "already handled".
+async fn relay_restarted_empty_while_the_cli_stays(respond: &str) {
+    let app = App::ok().await;
+    let data = tempfile::tempdir().expect("relay data dir");
+    let mut relay = RelayProcess::start(data.path(), &[]).await;
+    let target = format!("127.0.0.1:{}", app.port());
+    let mut cli = spawn_listen(&[
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &target,
+        "--channel",
+        "restarted",
+        "--respond",
+        respond,
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    let sender = Sender::default();
+    let expected = if respond == "app" { 200 } else { 202 };
+    for seq in 0..EACH {
+        let reply = send(&sender, &cli.url, seq).await;
+        assert_eq!(reply.status, expected, "request {seq}: {}", reply.text());
+    }
+    // Handled, captured and acknowledged: the CLI remembers these ids.
+    cli.next_requests(EACH).await;
+    app.wait_for(EACH).await;
+
+    relay.kill().await;
+    let lost = cli.next_json().await;
+    assert_eq!(lost["type"], "disconnected", "{lost}");
+    // The same address, an empty queue: ids start again.
+    std::fs::remove_dir_all(data.path()).expect("empty the data dir");
+    std::fs::create_dir(data.path()).expect("recreate the data dir");
+    relay.restart().await;
+    let back = cli.next_json().await;
+    assert_eq!(back["type"], "reconnected", "{back}");
+
+    for seq in EACH..2 * EACH {
+        let reply = send(&sender, &cli.url, seq).await;
+        assert_eq!(reply.status, expected, "request {seq}: {}", reply.text());
+    }
+    let delivered = app
+        .wait_until(STEP_TIMEOUT, |seen| seen.len() >= 2 * EACH)
+        .await;
+    let seen = match delivered {
+        Ok(seen) => seen,
+        Err(seen) => {
+            let targets: Vec<&str> = seen.iter().map(|r| r.target.as_str()).collect();
+            cli.fail(&format!(
+                "after the relay came back empty, the app got only {targets:?}"
+            ));
+        }
+    };
+    // Forwarded concurrently, so in any order.
+    let mut got: Vec<(String, String)> = seen
+        .iter()
+        .map(|r| {
+            (
+                r.target.clone(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|(target, _)| target["/n/".len()..].parse::<usize>().ok());
+    let want: Vec<(String, String)> = (0..2 * EACH)
+        .map(|seq| (format!("/n/{seq}"), format!("request {seq}")))
+        .collect();
+    assert_eq!(got, want, "each webhook once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_relay_back_with_an_empty_queue_gets_new_webhooks_through_in_202_mode() {
+    relay_restarted_empty_while_the_cli_stays("202").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_relay_back_with_an_empty_queue_gets_new_webhooks_through_in_app_mode() {
+    relay_restarted_empty_while_the_cli_stays("app").await;
+}
