@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use common::*;
 
 /// Webhooks sent before and after the relay comes back.
@@ -103,4 +102,76 @@ async fn issue_17_a_relay_back_with_an_empty_queue_gets_new_webhooks_through_in_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_17_a_relay_back_with_an_empty_queue_gets_new_webhooks_through_in_app_mode() {
     relay_restarted_empty_while_the_cli_stays("app").await;
+}
+
+/// `hooks listen --respond 202 --channel <channel>` forwarding to `app`, keeping its captures in
+/// `data` (so a restart finds what the killed run committed).
+async fn listen_in(relay_url: &str, app: &App, channel: &str, data: &std::path::Path) -> Listener {
+    let target = format!("127.0.0.1:{}", app.port());
+    let args = [
+        "--relay",
+        relay_url,
+        "--forward-to",
+        &target,
+        "--channel",
+        channel,
+        "--respond",
+        "202",
+    ];
+    let data = data.to_string_lossy();
+    spawn_listen_env(&args, &[("HOOKS_DATA_DIR", &data)]).await
+}
+
+/// Issue 17, "duplicates after the CLI is killed": a request at the app when `hooks listen` is
+/// killed (before it could record or acknowledge it) is delivered again to the next run, which
+/// cannot rule out that the app saw it: it forwards it and says so, in its NDJSON line and in
+/// the capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_request_the_killed_cli_had_at_the_app_is_forwarded_again_and_flagged() {
+    let (latch, hold) = latch();
+    let app = App::start(move |_| Answer {
+        hold: Some(hold.clone()),
+        ..Answer::ok("ok")
+    })
+    .await;
+    let relay = start_relay(relay_server::Config::default()).await;
+    let data = tempfile::tempdir().expect("capture data dir");
+    let mut cli = listen_in(&relay.url, &app, "flagged", data.path()).await;
+    let sender = Sender::default();
+    let reply = send(&sender, &cli.url, 0).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    // At the app, its answer held: hooks has neither recorded nor acknowledged it.
+    app.wait_for(1).await;
+    cli.kill().await;
+    wait_for_sessions(&relay.url, 0).await;
+    latch.open();
+
+    let mut cli = listen_in(&relay.url, &app, "flagged", data.path()).await;
+    let seen = app.wait_for(2).await;
+    assert_eq!(seen.len(), 2, "delivered again, once");
+    assert_eq!(
+        (seen[1].target.as_str(), &seen[1].body[..]),
+        ("/n/0", &b"request 0"[..])
+    );
+    let line = cli.next_requests(1).await.remove(0);
+    assert_eq!(line["path"], "/n/0", "{line}");
+    assert_eq!(line["redelivered"], true, "{line}");
+    let shown = run_hooks_env(
+        &["show", "last", "--json"],
+        &[("HOOKS_DATA_DIR", &data.path().to_string_lossy())],
+    )
+    .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).expect("show --json");
+    assert_eq!(
+        shown["redelivered"], true,
+        "the capture records it: {shown}"
+    );
+
+    // A new request is not flagged.
+    let reply = send(&sender, &cli.url, 1).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let line = cli.next_requests(1).await.remove(0);
+    assert_eq!(line["path"], "/n/1", "{line}");
+    assert!(line.get("redelivered").is_none(), "{line}");
+    assert_eq!(app.wait_for(3).await.len(), 3);
 }

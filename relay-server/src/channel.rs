@@ -482,7 +482,9 @@ impl Channel {
     /// Notes that `id` is being sent to the attached session; `true` if it was sent to a
     /// session before (or may have been, before the relay started): a redelivery.
     pub fn sending(&self, id: RequestId) -> bool {
-        !self.lock().sent.insert(id)
+        let mut state = self.lock();
+        // One acknowledged or expired meanwhile is not remembered.
+        state.pending.contains(&id) && !state.sent.insert(id)
     }
 
     /// The delivery loop has sent (or dropped) what [`Channel::next_ready`] gave it.
@@ -693,5 +695,35 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(outbox.try_send(Bytes::from_static(b"4")));
         assert_eq!(reader.await.unwrap(), "4");
+    }
+
+    /// Issue 17: a request goes to a CLI as a redelivery when a session had it before, or when
+    /// it was pending when the relay started (it may have been sent then).
+    #[tokio::test]
+    async fn redeliveries_are_known_from_earlier_sessions_and_from_before_a_start() {
+        let defaults = Settings {
+            respond: Respond::App,
+            timeout: Duration::from_secs(1),
+            offline: Offline::Queue,
+        };
+        let snapshot = Snapshot {
+            pending: vec![("ch".to_owned(), RequestId(1))],
+            ..Snapshot::default()
+        };
+        let channels = Channels::restore(&snapshot, defaults);
+        let channel = channels.get("ch").unwrap();
+        assert!(channel.sending(RequestId(1)), "pending at start");
+        channel.enqueued(RequestId(2), None);
+        assert!(!channel.sending(RequestId(2)), "sent for the first time");
+        assert!(channel.sending(RequestId(2)), "sent again");
+        assert!(channel.forget(RequestId(2)));
+        assert!(
+            !channel.sending(RequestId(2)),
+            "forgotten with its acknowledgement"
+        );
+        assert!(
+            !channel.lock().sent.contains(&RequestId(2)),
+            "nothing kept for what is not pending"
+        );
     }
 }
