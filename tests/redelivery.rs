@@ -175,3 +175,71 @@ async fn issue_17_a_request_the_killed_cli_had_at_the_app_is_forwarded_again_and
     assert!(line.get("redelivered").is_none(), "{line}");
     assert_eq!(app.wait_for(3).await.len(), 3);
 }
+
+/// Issue 17: an answer the app gives after the relay came back with an empty queue belongs to a
+/// request of the old epoch; the same id names a new webhook there, whose sender must get its
+/// own answer, not that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_an_answer_from_before_the_relay_came_back_empty_does_not_answer_a_new_webhook() {
+    let (old_latch, old_hold) = latch();
+    let (new_latch, new_hold) = latch();
+    let app = App::start(move |request| Answer {
+        hold: Some(if request.target == "/n/0" {
+            old_hold.clone()
+        } else {
+            new_hold.clone()
+        }),
+        ..Answer::ok(request.target.clone())
+    })
+    .await;
+    let data = tempfile::tempdir().expect("relay data dir");
+    let mut relay = RelayProcess::start(data.path(), &[]).await;
+    let target = format!("127.0.0.1:{}", app.port());
+    let mut cli = spawn_listen(&[
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &target,
+        "--channel",
+        "epochs",
+        "--timeout",
+        "20s",
+    ])
+    .await;
+    let sender = Sender::default();
+    let old_url = format!("{}/n/0", cli.url);
+    let old = tokio::spawn({
+        let sender = sender.clone();
+        async move {
+            sender
+                .try_send("POST", &old_url, &[], full("old"), STEP_TIMEOUT)
+                .await
+        }
+    });
+    app.wait_for(1).await;
+    relay.kill().await;
+    assert_eq!(cli.next_json().await["type"], "disconnected");
+    std::fs::remove_dir_all(data.path()).expect("empty the data dir");
+    std::fs::create_dir(data.path()).expect("recreate the data dir");
+    relay.restart().await;
+    assert_eq!(cli.next_json().await["type"], "reconnected");
+    // Request 1 of the new epoch, at the app too.
+    let new_url = format!("{}/n/5", cli.url);
+    let new = tokio::spawn({
+        let sender = sender.clone();
+        async move { sender.post(&new_url, "new").await }
+    });
+    app.wait_for(2).await;
+    // The old request's answer goes out first (its line is printed after it was sent).
+    old_latch.open();
+    let line = cli.next_requests(1).await.remove(0);
+    assert_eq!(line["path"], "/n/0", "{line}");
+    new_latch.open();
+    let reply = new.await.expect("sender task");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "/n/5", "the new webhook's own answer");
+    assert!(
+        old.await.expect("sender task").is_err(),
+        "the old sender's relay died"
+    );
+}
