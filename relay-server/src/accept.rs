@@ -93,6 +93,7 @@ pub async fn run_with_reload(
         queued = snapshot.pending.len(),
         channels = snapshot.channels.len(),
         durable = relay.config.data_dir.is_some(),
+        epoch = relay.queue.epoch(),
         "relay listening"
     );
     ready();
