@@ -14,6 +14,8 @@ mod frames;
 mod metrics;
 pub mod protocol;
 pub mod queue;
+mod quote;
+mod refusals;
 mod route;
 mod session;
 mod tls;
@@ -40,6 +42,8 @@ pub(crate) struct Relay {
     metrics: metrics::Metrics,
     /// One permit per session the relay may still accept (`--max-sessions`).
     sessions: Arc<tokio::sync::Semaphore>,
+    /// Refused sessions, logged at a bounded rate per peer.
+    refusals: refusals::RefusalLog,
     queue: queue::Queue,
     channels: channel::Channels,
     /// The next request id; starts above every id the queue has ever held.

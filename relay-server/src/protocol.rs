@@ -485,9 +485,10 @@ impl<'de> Deserialize<'de> for RelayMessage {
     }
 }
 
-/// Headers that belong to one HTTP hop and are never forwarded (RFC 9110 §7.6.1), besides those
-/// a `Connection` header names.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that belong to one HTTP hop and are never passed on, in requests or in responses
+/// (RFC 9110 §7.6.1), besides those a `Connection` header names. `upgrade` is one: the relay
+/// upgrades only its own session endpoint.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -496,11 +497,15 @@ const HOP_BY_HOP: [&str; 8] = [
     "te",
     "trailer",
     "transfer-encoding",
+    "upgrade",
 ];
 
-/// The headers of `map` to forward, in order (repeated names keep their order), without the
-/// hop-by-hop ones: [`HOP_BY_HOP`], `upgrade`, and every name listed in `Connection`.
-pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
+/// The headers of `map` that are not hop-by-hop, in order (repeated names keep their order):
+/// without [`HOP_BY_HOP`] and every name listed in `Connection`. Requests on their way to the CLI
+/// and responses on their way back both pass through this.
+pub fn end_to_end(
+    map: &http::HeaderMap,
+) -> impl Iterator<Item = (&http::HeaderName, &http::HeaderValue)> {
     let named_by_connection: Vec<String> = map
         .get_all(http::header::CONNECTION)
         .iter()
@@ -508,13 +513,15 @@ pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    map.iter()
-        .filter(|(name, _)| {
-            let name = name.as_str();
-            !HOP_BY_HOP.contains(&name)
-                && name != "upgrade"
-                && !named_by_connection.iter().any(|n| n == name)
-        })
+    map.iter().filter(move |(name, _)| {
+        let name = name.as_str();
+        !HOP_BY_HOP.contains(&name) && !named_by_connection.iter().any(|n| n == name)
+    })
+}
+
+/// The headers of `map` to forward, as [`end_to_end`] keeps them.
+pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
+    end_to_end(map)
         .map(|(name, value)| Header {
             name: name.as_str().to_owned(),
             value: Bytes::copy_from_slice(value.as_bytes()),
@@ -706,9 +713,10 @@ pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
 pub fn validate_channel(name: &str) -> Result<(), String> {
     if !CHANNEL_LEN.contains(&name.len()) {
         return Err(format!(
-            "channel name must be {} to {} characters long",
+            "channel name must be {} to {} characters long (got {} bytes)",
             CHANNEL_LEN.start(),
-            CHANNEL_LEN.end()
+            CHANNEL_LEN.end(),
+            name.len()
         ));
     }
     if let Some(bad) = name

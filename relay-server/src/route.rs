@@ -2,6 +2,7 @@
 //! under `/<channel>/…`, which it hands to the channel's session and answers with the app's reply.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -20,19 +21,28 @@ use tracing::{debug, warn};
 use crate::channel::Reply;
 use crate::protocol::{self, Offline, RelayMessage, Respond};
 use crate::queue::{Committing, FrameFile, QueueError};
+use crate::quote::quote;
 use crate::session;
 use crate::Relay;
 
 /// The relay's response body type: always fully buffered.
 pub(crate) type Body = Full<Bytes>;
 
-/// Handles one HTTP request.
+/// Handles one HTTP request from `peer`.
 pub(crate) async fn handle(
     relay: Arc<Relay>,
     req: Request<Incoming>,
+    peer: IpAddr,
     sessions: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Response<Body>, Infallible> {
+    if has_dot_segment(req.uri().path()) {
+        // `/<channel>/../admin` would reach `<base>/../admin`, outside `--forward-to`'s base.
+        return Ok(text(
+            StatusCode::BAD_REQUEST,
+            "the path has a dot segment (. or ..); webhook paths never do",
+        ));
+    }
     if let Some(channel) = subdomain_channel(&relay, &req) {
         let target = match req.uri().query() {
             Some(query) => format!("{}?{query}", req.uri().path()),
@@ -44,7 +54,7 @@ pub(crate) async fn handle(
     let response = if path == protocol::HEALTH_PATH {
         text(StatusCode::OK, "ok")
     } else if path == protocol::CONNECT_PATH {
-        connect(relay, req, sessions, shutdown)
+        connect(relay, req, peer, sessions, shutdown)
     } else if path == protocol::METRICS_PATH {
         metrics(&relay)
     } else if path.starts_with(protocol::RESERVED_PREFIX) || path == "/_hooks" {
@@ -131,10 +141,11 @@ pub(crate) fn text(status: StatusCode, line: &str) -> Response<Body> {
     response
 }
 
-/// Upgrades `/_hooks/v1/connect` to a WebSocket and runs the session on it.
+/// Upgrades `/_hooks/v1/connect` to a WebSocket and runs the session of `peer` on it.
 fn connect(
     relay: Arc<Relay>,
     mut req: Request<Incoming>,
+    peer: IpAddr,
     sessions: TaskTracker,
     shutdown: CancellationToken,
 ) -> Response<Body> {
@@ -157,7 +168,7 @@ fn connect(
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(relay, ws, shutdown).await;
+                session::run(relay, ws, peer, shutdown).await;
             }
             Err(e) => debug!(error = %e, "websocket upgrade failed"),
         }
@@ -173,6 +184,24 @@ fn connect(
         HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
     );
     response
+}
+
+/// Whether `path` has a dot segment: `.` or `..` between slashes, their dots plain or
+/// percent-encoded (`%2e`), which an app decoding the path would resolve.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let mut rest = segment.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        (1..=2).contains(&dots)
+    })
 }
 
 /// Splits `/<channel>/<rest>?<query>` into the channel and the target `/<rest>?<query>`.
@@ -203,7 +232,10 @@ async fn webhook(
     let Some(channel) = relay.channels.get(&name) else {
         return text(
             StatusCode::NOT_FOUND,
-            &format!("unknown channel {name}: no hooks session has claimed it"),
+            &format!(
+                "unknown channel {}: no hooks session has claimed it",
+                quote(&name)
+            ),
         );
     };
     let status = channel.status();
@@ -258,6 +290,7 @@ async fn webhook(
     let id = relay.next_id();
     let received_at_ms = unix_ms();
     let method = parts.method.as_str().to_owned();
+    let is_head = parts.method == Method::HEAD;
     let headers = protocol::forwardable_headers(&parts.headers);
     // Registered before any of the request can reach the CLI: the app may answer a streamed
     // request before its body is all in.
@@ -382,7 +415,7 @@ async fn webhook(
                     if let Err(e) = stored {
                         warn!(error = %e, %id, "a delivered request could not be queued");
                     }
-                    respond(reply)
+                    respond(reply, is_head, max_body)
                 }
                 (Err(e), _) => not_stored(Err(e)),
                 // The waiter was dropped only if the relay is going away.
@@ -608,8 +641,14 @@ fn too_large(max_body: usize) -> Response<Body> {
     )
 }
 
-/// Builds the sender's response from the CLI's reply.
-fn respond(reply: Reply) -> Response<Body> {
+/// Builds the sender's response from the CLI's reply to a request (a `HEAD` one when `is_head`).
+///
+/// The relay frames the response itself, whatever the CLI sent: hop-by-hop headers and
+/// `content-length` are dropped (hyper writes the body's true length), and a status that does
+/// not end an exchange (1xx, `101` with an upgrade among them) or a body over `--max-body` is
+/// `502`. Otherwise a CLI could make the sender read part of its body as the answer to the
+/// sender's next request on the connection, for another channel even (issue 17).
+fn respond(reply: Reply, is_head: bool, max_body: usize) -> Response<Body> {
     let (status, headers, body) = match reply {
         Reply::Response {
             status,
@@ -618,27 +657,74 @@ fn respond(reply: Reply) -> Response<Body> {
         } => (status, headers, body),
         Reply::Failed { reason } => return text(StatusCode::BAD_GATEWAY, &reason),
     };
-    let Ok(status) = StatusCode::from_u16(status) else {
+    let status = match StatusCode::from_u16(status) {
+        Ok(status) if !status.is_informational() => status,
+        Ok(_) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("the app answered {status}, which cannot answer a webhook (1xx)"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("the app answered an invalid status {status}"),
+            )
+        }
+    };
+    if body.len() > max_body {
         return text(
             StatusCode::BAD_GATEWAY,
-            &format!("the app answered an invalid status {status}"),
+            &format!(
+                "the app's response body of {} bytes exceeds this relay's limit of {max_body} bytes (--max-body)",
+                body.len()
+            ),
         );
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let map = response.headers_mut();
+    }
+    let mut received = http::HeaderMap::new();
     for h in headers {
         match (
             header::HeaderName::from_bytes(h.name.as_bytes()),
             HeaderValue::from_maybe_shared(h.value),
         ) {
             (Ok(name), Ok(value)) => {
-                map.append(name, value);
+                received.append(name, value);
             }
-            _ => warn!(name = %h.name, "dropping a response header that is not valid HTTP"),
+            _ => warn!(
+                name = %quote(&h.name),
+                "dropping a response header that is not valid HTTP"
+            ),
         }
     }
+    // A HEAD answer has no body, and its length is the one a GET would have had: the app's
+    // stands, when it is one number.
+    let (body, length) = match is_head {
+        true => (Bytes::new(), head_length(&received)),
+        false => (body, None),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in protocol::end_to_end(&received) {
+        if name != header::CONTENT_LENGTH {
+            map.append(name, value.clone());
+        }
+    }
+    if let Some(length) = length {
+        map.insert(header::CONTENT_LENGTH, length);
+    }
     response
+}
+
+/// The `content-length` of an app's answer to `HEAD`, when it has exactly one that is a number.
+fn head_length(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let digits = value.as_bytes();
+    (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
+        .then(|| value.clone())
 }
 
 #[cfg(test)]
@@ -668,5 +754,92 @@ mod tests {
         assert_eq!(split("/ch/"), Some(("ch".into(), "/".into())));
         assert_eq!(split("/ch?x"), Some(("ch".into(), "?x".into())));
         assert_eq!(split("/"), None);
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_and_percent_encoded() {
+        for path in [
+            "/ch/../a",
+            "/ch/.",
+            "/ch/./a",
+            "/ch/%2e%2E",
+            "/ch/.%2e/a",
+            "/ch/%2E/",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/ch/a",
+            "/ch/...",
+            "/ch/..a",
+            "/ch/a./b",
+            "/ch/%2e%2ex",
+            "/ch/%2f..",
+            "/",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: &'static [u8]) -> Reply {
+        Reply::Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| protocol::Header {
+                    name: (*name).to_owned(),
+                    value: Bytes::copy_from_slice(value.as_bytes()),
+                })
+                .collect(),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn responses_are_framed_by_the_relay_whatever_the_cli_says() {
+        let forged = reply(
+            200,
+            &[
+                ("Content-Length", "2"),
+                ("Transfer-Encoding", "chunked"),
+                ("Connection", "close, X-Secret"),
+                ("x-secret", "s"),
+                ("x-app", "1"),
+                ("x-app", "2"),
+            ],
+            b"ok and more",
+        );
+        let response = respond(forged, false, 1024);
+        let names: Vec<(&str, &[u8])> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            names,
+            [("x-app", b"1".as_slice()), ("x-app", b"2".as_slice())]
+        );
+        assert_eq!(
+            hyper::body::Body::size_hint(response.body()).exact(),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn a_head_answer_keeps_the_apps_length_and_has_no_body() {
+        let head = reply(200, &[("content-length", "1234")], b"");
+        let response = respond(head, true, 1024);
+        assert_eq!(response.headers()[header::CONTENT_LENGTH], "1234");
+        let twice = reply(
+            200,
+            &[("content-length", "1"), ("content-length", "2")],
+            b"xy",
+        );
+        let response = respond(twice, true, 1024);
+        assert_eq!(response.headers().get(header::CONTENT_LENGTH), None);
+        assert_eq!(
+            hyper::body::Body::size_hint(response.body()).exact(),
+            Some(0)
+        );
     }
 }
