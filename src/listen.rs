@@ -55,6 +55,8 @@ struct Attachment {
     url: String,
     /// How long senders wait for the app; `None` when the relay answers them at once.
     timeout: Option<Duration>,
+    /// The relay's `--max-body`, which bounds the app's answers too (`None`: an older relay).
+    max_body: Option<usize>,
 }
 
 /// Why a connection attempt failed.
@@ -131,6 +133,21 @@ impl Context {
         match &*self.session.lock().expect("session lock is never poisoned") {
             Some(session) => (format!("{}{target}", session.url), session.timeout),
             None => (target.to_owned(), None),
+        }
+    }
+
+    /// `response`, unless its body is over the relay's `--max-body`: the relay would answer
+    /// `502` to it, and might end the session rather than read so large a frame.
+    fn within_relay_limit(
+        &self,
+        response: forward::AppResponse,
+    ) -> Result<forward::AppResponse, forward::ForwardError> {
+        let session = self.session.lock().expect("session lock is never poisoned");
+        match session.as_ref().and_then(|s| s.max_body) {
+            Some(max) if response.body.len() > max => {
+                Err(forward::ForwardError::OverRelayLimit(max))
+            }
+            _ => Ok(response),
         }
     }
 
@@ -500,6 +517,7 @@ async fn connect(
                 url,
                 respond,
                 timeout_ms,
+                max_body,
                 ..
             },
             _,
@@ -511,6 +529,7 @@ async fn connect(
                     channel,
                     url,
                     timeout,
+                    max_body: max_body.map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
                 },
             ))
         }
@@ -872,6 +891,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
             }
         }
     };
+    let result = result.and_then(|response| context.within_relay_limit(response));
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {

@@ -618,3 +618,46 @@ async fn issue_17_with_subdomains_channel_names_are_lowercase() {
     let plain = start_relay(Config::default()).await;
     let _cli = FakeCli::attach(&plain.url, "MyApp").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// An honest CLI and an app answering more than the relay takes
+// ---------------------------------------------------------------------------------------------
+
+/// Issue 17, failure 2 seen from the CLI: the relay bounds answers by its `--max-body`, and the
+/// hooks CLI did not know that bound (it allowed 25 MiB). An app answer well over a smaller
+/// `--max-body` made a frame the relay's session would not read: the session ended, and the
+/// sender waited for its timeout. Now the CLI sends the relay's bound in its reason instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_an_app_answer_over_the_relays_max_body_is_502_and_the_session_lives() {
+    let big = Bytes::from(pseudo_random_bytes(1024 * 1024, 17));
+    let app = App::start(move |r| match r.target.as_str() {
+        "/big" => Answer::ok(big.clone()),
+        _ => Answer::ok("small"),
+    })
+    .await;
+    let config = Config {
+        max_body: 64 * 1024,
+        ..Config::default()
+    };
+    let relay = start_relay(config).await;
+    let target = format!("127.0.0.1:{}", app.port());
+    let mut listener = spawn_listen(&["--relay", &relay.url, "--forward-to", &target]).await;
+    let sender = Sender::default();
+
+    let limit = Duration::from_secs(10);
+    let url = format!("{}/big", listener.url);
+    let reply = sender.try_send("POST", &url, &[], full("x"), limit).await;
+    let reply = reply.unwrap_or_else(|e| panic!("the sender gets an answer: {e}"));
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(
+        reply.text().contains("65536 bytes (--max-body)"),
+        "{:?}",
+        reply.text()
+    );
+    let small = sender.post(&format!("{}/small", listener.url), "x").await;
+    assert_eq!((small.status, small.text().as_str()), (200, "small"));
+    // Two request lines and nothing between them: no "disconnected" line, the session lived.
+    let lines = listener.next_requests(2).await;
+    assert_eq!(lines[0]["path"], "/big", "{}", lines[0]);
+    assert_eq!(lines[1]["path"], "/small", "{}", lines[1]);
+}

@@ -247,6 +247,11 @@ pub enum RelayMessage {
         /// How long senders wait for the app in [`Respond::App`] mode, in milliseconds.
         #[serde(default)]
         timeout_ms: u64,
+        /// The relay's `--max-body`: it answers `502` for a response body over it, and does not
+        /// read a frame much larger, so the CLI reports a larger answer from the app as failed
+        /// instead of sending it. Absent from older relays.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_body: Option<u64>,
     },
     /// A webhook for the CLI to forward; the frame's payload is the request body.
     Request {
@@ -407,6 +412,8 @@ impl<'de> Deserialize<'de> for RelayMessage {
             respond: Respond,
             #[serde(default)]
             timeout_ms: u64,
+            #[serde(default)]
+            max_body: Option<u64>,
         }
         #[derive(Deserialize)]
         struct Request {
@@ -451,6 +458,7 @@ impl<'de> Deserialize<'de> for RelayMessage {
                             url: h.url,
                             respond: h.respond,
                             timeout_ms: h.timeout_ms,
+                            max_body: h.max_body,
                         }
                     }
                     "request" => {
@@ -814,6 +822,7 @@ mod tests {
                 url: "http://relay/abc".into(),
                 respond: Respond::App,
                 timeout_ms: 30_000,
+                max_body: Some(1 << 20),
             },
             RelayMessage::Request {
                 id: RequestId(6),

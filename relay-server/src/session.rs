@@ -194,6 +194,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
         url: relay.channel_url(&name),
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
+        max_body: Some(relay.config.max_body as u64),
     };
     let greeted = ws
         .send(Message::Binary(protocol::encode(&reply, &[])))
