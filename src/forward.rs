@@ -54,6 +54,9 @@ pub enum ForwardError {
     /// The app's response body was larger than the limit.
     #[error("the app's response body exceeds {0} bytes")]
     ResponseTooLarge(usize),
+    /// The app's response body was larger than the relay's `--max-body`.
+    #[error("the app's response body exceeds the relay's limit of {0} bytes (--max-body)")]
+    OverRelayLimit(usize),
 }
 
 impl ForwardError {

@@ -58,6 +58,8 @@ struct Attachment {
     timeout: Option<Duration>,
     /// The epoch of the relay's queue (see `delivery`).
     epoch: u64,
+    /// The relay's `--max-body`, which bounds the app's answers too (`None`: an older relay).
+    max_body: Option<usize>,
 }
 
 /// Why a connection attempt failed.
@@ -145,6 +147,21 @@ impl Context {
         match &*self.outbox.lock().expect("outbox lock is never poisoned") {
             Some((current, outbox)) if *current == epoch => Some(outbox.clone()),
             _ => None,
+        }
+    }
+
+    /// `response`, unless its body is over the relay's `--max-body`: the relay would answer
+    /// `502` to it, and might end the session rather than read so large a frame.
+    fn within_relay_limit(
+        &self,
+        response: forward::AppResponse,
+    ) -> Result<forward::AppResponse, forward::ForwardError> {
+        let session = self.session.lock().expect("session lock is never poisoned");
+        match session.as_ref().and_then(|s| s.max_body) {
+            Some(max) if response.body.len() > max => {
+                Err(forward::ForwardError::OverRelayLimit(max))
+            }
+            _ => Ok(response),
         }
     }
 
@@ -509,6 +526,7 @@ async fn connect(
                 respond,
                 timeout_ms,
                 epoch,
+                max_body,
                 ..
             },
             _,
@@ -521,6 +539,7 @@ async fn connect(
                     url,
                     timeout,
                     epoch,
+                    max_body: max_body.map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
                 },
             ))
         }
@@ -899,6 +918,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
         }
     };
     let id = job.delivery.id;
+    let result = result.and_then(|response| context.within_relay_limit(response));
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
             let message = ClientMessage::Response {

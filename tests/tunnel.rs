@@ -151,9 +151,11 @@ async fn path_and_query_arrive_exactly_under_the_base_path() {
         ("", "/base"),
         ("?q=1", "/base?q=1"),
         ("/", "/base/"),
+        // Percent-encoded dots stay encoded; a whole segment of them is refused (issue 17,
+        // hostile_peers.rs).
         (
-            "/%E2%9C%93/%2e%2E?a=%00&b",
-            "/base/%E2%9C%93/%2e%2E?a=%00&b",
+            "/%E2%9C%93/%2e%2Ex?a=%00&b",
+            "/base/%E2%9C%93/%2e%2Ex?a=%00&b",
         ),
     ];
 

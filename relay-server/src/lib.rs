@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod answer;
 mod channel;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,8 @@ mod ids;
 mod metrics;
 pub mod protocol;
 pub mod queue;
+mod quote;
+mod refusals;
 mod route;
 mod session;
 mod tls;
@@ -40,6 +43,8 @@ pub(crate) struct Relay {
     metrics: metrics::Metrics,
     /// One permit per session the relay may still accept (`--max-sessions`).
     sessions: Arc<tokio::sync::Semaphore>,
+    /// Refused sessions, logged at a bounded rate per peer.
+    refusals: refusals::RefusalLog,
     queue: queue::Queue,
     channels: channel::Channels,
 }

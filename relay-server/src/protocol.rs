@@ -256,6 +256,11 @@ pub enum RelayMessage {
         /// this session. `0` (what a relay without the field is read as) means no epoch.
         #[serde(default)]
         epoch: u64,
+        /// The relay's `--max-body`: it answers `502` for a response body over it, and does not
+        /// read a frame much larger, so the CLI reports a larger answer from the app as failed
+        /// instead of sending it. Absent from older relays.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_body: Option<u64>,
     },
     /// A webhook for the CLI to forward; the frame's payload is the request body.
     Request {
@@ -460,6 +465,7 @@ impl<'de> Deserialize<'de> for RelayMessage {
             timeout_ms: u64,
             #[serde(default)]
             epoch: u64,
+            max_body: Option<u64>,
         }
         #[derive(Deserialize)]
         struct Request {
@@ -507,6 +513,7 @@ impl<'de> Deserialize<'de> for RelayMessage {
                             respond: h.respond,
                             timeout_ms: h.timeout_ms,
                             epoch: h.epoch,
+                            max_body: h.max_body,
                         }
                     }
                     "request" => {
@@ -542,9 +549,10 @@ impl<'de> Deserialize<'de> for RelayMessage {
     }
 }
 
-/// Headers that belong to one HTTP hop and are never forwarded (RFC 9110 §7.6.1), besides those
-/// a `Connection` header names.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that belong to one HTTP hop and are never passed on, in requests or in responses
+/// (RFC 9110 §7.6.1), besides those a `Connection` header names. `upgrade` is one: the relay
+/// upgrades only its own session endpoint.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -553,11 +561,15 @@ const HOP_BY_HOP: [&str; 8] = [
     "te",
     "trailer",
     "transfer-encoding",
+    "upgrade",
 ];
 
-/// The headers of `map` to forward, in order (repeated names keep their order), without the
-/// hop-by-hop ones: [`HOP_BY_HOP`], `upgrade`, and every name listed in `Connection`.
-pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
+/// The headers of `map` that are not hop-by-hop, in order (repeated names keep their order):
+/// without [`HOP_BY_HOP`] and every name listed in `Connection`. Requests on their way to the CLI
+/// and responses on their way back both pass through this.
+pub fn end_to_end(
+    map: &http::HeaderMap,
+) -> impl Iterator<Item = (&http::HeaderName, &http::HeaderValue)> {
     let named_by_connection: Vec<String> = map
         .get_all(http::header::CONNECTION)
         .iter()
@@ -565,13 +577,15 @@ pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    map.iter()
-        .filter(|(name, _)| {
-            let name = name.as_str();
-            !HOP_BY_HOP.contains(&name)
-                && name != "upgrade"
-                && !named_by_connection.iter().any(|n| n == name)
-        })
+    map.iter().filter(move |(name, _)| {
+        let name = name.as_str();
+        !HOP_BY_HOP.contains(&name) && !named_by_connection.iter().any(|n| n == name)
+    })
+}
+
+/// The headers of `map` to forward, as [`end_to_end`] keeps them.
+pub fn forwardable_headers(map: &http::HeaderMap) -> Vec<Header> {
+    end_to_end(map)
         .map(|(name, value)| Header {
             name: name.as_str().to_owned(),
             value: Bytes::copy_from_slice(value.as_bytes()),
@@ -763,9 +777,10 @@ pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
 pub fn validate_channel(name: &str) -> Result<(), String> {
     if !CHANNEL_LEN.contains(&name.len()) {
         return Err(format!(
-            "channel name must be {} to {} characters long",
+            "channel name must be {} to {} characters long (got {} bytes)",
             CHANNEL_LEN.start(),
-            CHANNEL_LEN.end()
+            CHANNEL_LEN.end(),
+            name.len()
         ));
     }
     if let Some(bad) = name
@@ -865,6 +880,7 @@ mod tests {
                 respond: Respond::App,
                 timeout_ms: 30_000,
                 epoch: (1 << 53) - 1,
+                max_body: Some(1 << 20),
             },
             RelayMessage::Request {
                 id: RequestId(6),

@@ -2,6 +2,7 @@
 //! under `/<channel>/…`, which it hands to the channel's session and answers with the app's reply.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,22 +18,30 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::channel::Reply;
 use crate::protocol::{self, Offline, RelayMessage, Respond};
 use crate::queue::{Committing, FrameFile, QueueError};
-use crate::session;
+use crate::quote::quote;
 use crate::Relay;
+use crate::{answer, session};
 
 /// The relay's response body type: always fully buffered.
 pub(crate) type Body = Full<Bytes>;
 
-/// Handles one HTTP request.
+/// Handles one HTTP request from `peer`.
 pub(crate) async fn handle(
     relay: Arc<Relay>,
     req: Request<Incoming>,
+    peer: IpAddr,
     sessions: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Response<Body>, Infallible> {
+    if has_dot_segment(req.uri().path()) {
+        // `/<channel>/../admin` would reach `<base>/../admin`, outside `--forward-to`'s base.
+        return Ok(text(
+            StatusCode::BAD_REQUEST,
+            "the path has a dot segment (. or ..); webhook paths never do",
+        ));
+    }
     if let Some(channel) = subdomain_channel(&relay, &req) {
         let target = match req.uri().query() {
             Some(query) => format!("{}?{query}", req.uri().path()),
@@ -44,7 +53,7 @@ pub(crate) async fn handle(
     let response = if path == protocol::HEALTH_PATH {
         text(StatusCode::OK, "ok")
     } else if path == protocol::CONNECT_PATH {
-        connect(relay, req, sessions, shutdown)
+        connect(relay, req, peer, sessions, shutdown)
     } else if path == protocol::METRICS_PATH {
         metrics(&relay)
     } else if path.starts_with(protocol::RESERVED_PREFIX) || path == "/_hooks" {
@@ -131,10 +140,11 @@ pub(crate) fn text(status: StatusCode, line: &str) -> Response<Body> {
     response
 }
 
-/// Upgrades `/_hooks/v1/connect` to a WebSocket and runs the session on it.
+/// Upgrades `/_hooks/v1/connect` to a WebSocket and runs the session of `peer` on it.
 fn connect(
     relay: Arc<Relay>,
     mut req: Request<Incoming>,
+    peer: IpAddr,
     sessions: TaskTracker,
     shutdown: CancellationToken,
 ) -> Response<Body> {
@@ -157,7 +167,7 @@ fn connect(
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(relay, ws, shutdown).await;
+                session::run(relay, ws, peer, shutdown).await;
             }
             Err(e) => debug!(error = %e, "websocket upgrade failed"),
         }
@@ -173,6 +183,24 @@ fn connect(
         HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
     );
     response
+}
+
+/// Whether `path` has a dot segment: `.` or `..` between slashes, their dots plain or
+/// percent-encoded (`%2e`), which an app decoding the path would resolve.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let mut rest = segment.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        (1..=2).contains(&dots)
+    })
 }
 
 /// Splits `/<channel>/<rest>?<query>` into the channel and the target `/<rest>?<query>`.
@@ -203,7 +231,10 @@ async fn webhook(
     let Some(channel) = relay.channels.get(&name) else {
         return text(
             StatusCode::NOT_FOUND,
-            &format!("unknown channel {name}: no hooks session has claimed it"),
+            &format!(
+                "unknown channel {}: no hooks session has claimed it",
+                quote(&name)
+            ),
         );
     };
     let status = channel.status();
@@ -261,6 +292,7 @@ async fn webhook(
     };
     let received_at_ms = unix_ms();
     let method = parts.method.as_str().to_owned();
+    let is_head = parts.method == Method::HEAD;
     let headers = protocol::forwardable_headers(&parts.headers);
     // Registered before any of the request can reach the CLI: the app may answer a streamed
     // request before its body is all in.
@@ -387,7 +419,7 @@ async fn webhook(
                     if let Err(e) = stored {
                         warn!(error = %e, %id, "a delivered request could not be queued");
                     }
-                    respond(reply)
+                    answer::respond(reply, is_head, max_body)
                 }
                 (Err(e), _) => not_stored(Err(e)),
                 // The waiter was dropped only if the relay is going away.
@@ -613,39 +645,6 @@ fn too_large(max_body: usize) -> Response<Body> {
     )
 }
 
-/// Builds the sender's response from the CLI's reply.
-fn respond(reply: Reply) -> Response<Body> {
-    let (status, headers, body) = match reply {
-        Reply::Response {
-            status,
-            headers,
-            body,
-        } => (status, headers, body),
-        Reply::Failed { reason } => return text(StatusCode::BAD_GATEWAY, &reason),
-    };
-    let Ok(status) = StatusCode::from_u16(status) else {
-        return text(
-            StatusCode::BAD_GATEWAY,
-            &format!("the app answered an invalid status {status}"),
-        );
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let map = response.headers_mut();
-    for h in headers {
-        match (
-            header::HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_maybe_shared(h.value),
-        ) {
-            (Ok(name), Ok(value)) => {
-                map.append(name, value);
-            }
-            _ => warn!(name = %h.name, "dropping a response header that is not valid HTTP"),
-        }
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,5 +672,30 @@ mod tests {
         assert_eq!(split("/ch/"), Some(("ch".into(), "/".into())));
         assert_eq!(split("/ch?x"), Some(("ch".into(), "?x".into())));
         assert_eq!(split("/"), None);
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_and_percent_encoded() {
+        for path in [
+            "/ch/../a",
+            "/ch/.",
+            "/ch/./a",
+            "/ch/%2e%2E",
+            "/ch/.%2e/a",
+            "/ch/%2E/",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/ch/a",
+            "/ch/...",
+            "/ch/..a",
+            "/ch/a./b",
+            "/ch/%2e%2ex",
+            "/ch/%2f..",
+            "/",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! CLI sessions: the hello, attaching to a channel, delivering its queued requests, and passing
 //! replies and acknowledgements back to the channel.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::channel::{Attached, Channel, Reply, Settings};
 use crate::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
 };
+use crate::quote::{excerpt, quote};
 use crate::Relay;
 
 /// Request frames waiting for the session's writer. Requests beyond this wait for room, so a
@@ -88,11 +90,11 @@ pub const RELAY_READ_BUFFER: usize = 2 * 1024;
 
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Runs one CLI session from its hello to its end.
-pub(crate) async fn run(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) {
+/// Runs one CLI session of `peer` from its hello to its end.
+pub(crate) async fn run(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationToken) {
     static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
     let span = tracing::info_span!("session", id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
-    serve(relay, ws, shutdown).instrument(span).await
+    serve(relay, ws, peer, shutdown).instrument(span).await
 }
 
 /// What a CLI asked for in its hello.
@@ -113,10 +115,10 @@ struct Opened {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-async fn serve(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) {
+async fn serve(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationToken) {
     // Opening is boxed, and over before pumping starts: a session's future keeps the size of
     // its largest phase for as long as it lives, and only pumping lasts.
-    let Some(opened) = Box::pin(open(&relay, ws)).await else {
+    let Some(opened) = Box::pin(open(&relay, ws, peer)).await else {
         return;
     };
     let Opened {
@@ -134,19 +136,20 @@ async fn serve(relay: Arc<Relay>, ws: Ws, shutdown: CancellationToken) {
 
 /// Takes a session slot, reads the hello, checks the token, attaches the channel and answers
 /// the hello; `None` when the session was refused or lost on the way.
-async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
+async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
     let Ok(slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
         let message = format!(
             "this relay is at its limit of {} sessions (--max-sessions); try again later",
             relay.config.max_sessions
         );
-        refuse(relay, ws, message).await;
+        refuse(relay, ws, peer, message).await;
         return None;
     };
-    let hello = match read_hello(&mut ws, relay.channels.defaults()).await {
+    let subdomains = relay.subdomain_host.is_some();
+    let hello = match read_hello(&mut ws, relay.channels.defaults(), subdomains).await {
         Ok(hello) => hello,
         Err(message) => {
-            refuse(relay, ws, message).await;
+            refuse(relay, ws, peer, message).await;
             return None;
         }
     };
@@ -156,7 +159,7 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
     {
         Ok(owner) => owner,
         Err(message) => {
-            refuse(relay, ws, message).await;
+            refuse(relay, ws, peer, message).await;
             return None;
         }
     };
@@ -181,7 +184,7 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
     {
         Ok(channel) => channel,
         Err(message) => {
-            refuse(relay, ws, message).await;
+            refuse(relay, ws, peer, message).await;
             return None;
         }
     };
@@ -192,6 +195,7 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
         epoch: relay.queue.epoch(),
+        max_body: Some(relay.config.max_body as u64),
     };
     let greeted = ws
         .send(Message::Binary(protocol::encode(&reply, &[])))
@@ -210,16 +214,18 @@ async fn open(relay: &Relay, mut ws: Ws) -> Option<Opened> {
     })
 }
 
-/// Reads the CLI's hello; `Err` carries the sentence refusing it.
-async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
+/// Reads the CLI's hello; `Err` carries the sentence refusing it. With `subdomains`, a channel
+/// name is a DNS label, where case does not count.
+async fn read_hello(ws: &mut Ws, defaults: Settings, subdomains: bool) -> Result<Hello, String> {
     let first = tokio::time::timeout(protocol::HELLO_TIMEOUT, ws.next()).await;
     let frame = match first {
         Ok(Some(Ok(Message::Binary(frame)))) => frame,
         Ok(_) => return Err("expected a hello message first".into()),
         Err(_) => return Err("no hello received in time".into()),
     };
+    // A decoder's message may quote the peer's text at any length.
     let (message, _) = protocol::decode::<ClientMessage>(frame)
-        .map_err(|e| format!("could not read hello: {e}"))?;
+        .map_err(|e| format!("could not read hello: {}", excerpt(&e.to_string())))?;
     let ClientMessage::Hello {
         version,
         channel,
@@ -236,7 +242,7 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
         return Err(protocol::version_mismatch(PROTOCOL_VERSION, version));
     }
     if let Some(name) = &channel {
-        protocol::validate_channel(name).map_err(|e| format!("{e}: {name:?}"))?;
+        check_channel(name, subdomains)?;
     }
     if let Respond::Status(status) = respond {
         if !(200..=599).contains(&status) {
@@ -258,8 +264,29 @@ async fn read_hello(ws: &mut Ws, defaults: Settings) -> Result<Hello, String> {
     })
 }
 
-async fn refuse(relay: &Relay, mut ws: Ws, message: String) {
-    warn!(%message, "session refused");
+/// Checks a channel name a hello asks for; `Err` is the refusal, quoting the name only once its
+/// length is known to be sane.
+fn check_channel(name: &str, subdomains: bool) -> Result<(), String> {
+    if !protocol::CHANNEL_LEN.contains(&name.len()) {
+        return Err(protocol::validate_channel(name).expect_err("the length is out of range"));
+    }
+    protocol::validate_channel(name).map_err(|e| format!("{e}: {}", quote(name)))?;
+    // DNS lowercases hosts: `MyApp.<host>` would reach `myapp`, another session's maybe.
+    if subdomains && name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "this relay serves channels as subdomains, where case does not count: \
+             ask for {} rather than {}",
+            quote(&name.to_ascii_lowercase()),
+            quote(name)
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `message` refusing the session of `peer` and closes it. The message is the relay's own
+/// sentence, any peer input in it quoted short (see [`crate::quote`]).
+async fn refuse(relay: &Relay, mut ws: Ws, peer: IpAddr, message: String) {
+    relay.refusals.refused(peer, &message);
     relay
         .metrics
         .sessions_refused
@@ -322,7 +349,8 @@ async fn pump(
             match message {
                 Message::Binary(frame) => {
                     if let Err(e) = receive(relay, channel, attached, frame).await {
-                        warn!(error = %e, "bad frame from CLI; ending session");
+                        let error = excerpt(&e.to_string());
+                        warn!(%error, "bad frame from CLI; ending session");
                         break;
                     }
                 }
