@@ -81,6 +81,7 @@ pub async fn run_with_reload(
         channels: Channels::restore(&snapshot, defaults),
         next_request: AtomicU64::new(snapshot.max_id + 1),
         queue,
+        budget: crate::budget::Budget::new(config.max_memory),
         base_url,
         subdomain_host,
         tokens,

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod budget;
 mod channel;
 pub mod cli;
 pub mod config;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 pub use accept::{run, run_with_reload};
 pub use config::Config;
-pub use session::ws_config;
+pub use session::{ws_config, OUTBOX_BYTES};
 
 use crate::protocol::RequestId;
 
@@ -42,6 +43,8 @@ pub(crate) struct Relay {
     sessions: Arc<tokio::sync::Semaphore>,
     queue: queue::Queue,
     channels: channel::Channels,
+    /// Bytes of requests held in memory, relay-wide (`--max-memory`).
+    budget: Arc<budget::Budget>,
     /// The next request id; starts above every id the queue has ever held.
     next_request: AtomicU64,
 }
