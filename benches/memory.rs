@@ -9,6 +9,8 @@
 //!   `HOOKS_BENCH_FLOOD` (default 40) anonymous POSTs of `HOOKS_BENCH_FLOOD_MIB` (default 20)
 //!   MiB are sent to it at once, each with its `Content-Length`;
 //! - **chunked flood**: the same without a length (`Transfer-Encoding: chunked`);
+//! - **flood, then drained**: the first flood, after which a CLI attaches and takes (and
+//!   acknowledges) every queued request, so the queue ends empty;
 //! - **stalled session**: a session that says hello (taking streamed bodies, as `hooks listen`
 //!   does) and then pings the relay every second but never reads, and `HOOKS_BENCH_STALLED`
 //!   (default 70) POSTs of `HOOKS_BENCH_STALLED_MIB` (default 8) MiB sent to its channel at once.
@@ -82,6 +84,13 @@ fn main() {
             )
             .await,
             scenario(
+                format!("flood: {flood} × {flood_mib} MiB, then a CLI takes them all"),
+                Burst::Drained,
+                flood,
+                flood_mib,
+            )
+            .await,
+            scenario(
                 format!("stalled session: {stalled} × {stalled_mib} MiB"),
                 Burst::Stalled,
                 stalled,
@@ -109,6 +118,7 @@ fn main() {
 #[derive(Clone, Copy)]
 enum Burst {
     Flood { chunked: bool },
+    Drained,
     Stalled,
 }
 
@@ -122,7 +132,7 @@ async fn scenario(label: String, burst: Burst, count: usize, mib: usize) -> Stri
     eprintln!("memory bench: {label}: relay at {} ({start:?})", relay.addr);
     let channel = format!("bench-{}", std::process::id());
     let stalled = match burst {
-        Burst::Flood { .. } => {
+        Burst::Flood { .. } | Burst::Drained => {
             // Claimed, then left: webhooks to it are queued for a CLI that is not there.
             let ws = open_session(relay.addr, &channel).await;
             match ws {
@@ -160,6 +170,9 @@ async fn scenario(label: String, burst: Burst, count: usize, mib: usize) -> Stri
             Err(e) => short(&e.to_string()),
         };
         *statuses.entry(outcome).or_default() += 1;
+    }
+    if matches!(burst, Burst::Drained) {
+        drain(relay.addr, &channel).await;
     }
     let took = began.elapsed();
     let answered = Memory::of(pid);
@@ -262,6 +275,43 @@ async fn open_session(relay: SocketAddr, channel: &str) -> Result<Ws, BoxError> 
             None => return Err("closed before its hello".into()),
         }
     }
+}
+
+/// Attaches a CLI to `channel` that acknowledges every request it is sent, and waits (up to a
+/// minute) until the relay's queue is empty.
+async fn drain(relay: SocketAddr, channel: &str) {
+    let ws = match open_session(relay, channel).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            eprintln!("memory bench: could not open the draining session: {e}");
+            return;
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let acking = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let Message::Binary(frame) = message else {
+                continue;
+            };
+            // Queued requests come whole, never streamed.
+            let Ok((RelayMessage::Request { id, .. }, _)) = protocol::decode(frame) else {
+                continue;
+            };
+            let ack = ClientMessage::Ack { id };
+            if sink
+                .send(Message::Binary(protocol::encode(&ack, &[])))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + ANSWER_LIMIT;
+    while Instant::now() < deadline && gauge(relay, "hooks_queue_depth").await != Some(0) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    acking.abort();
 }
 
 /// Pings the relay every second and never reads: a CLI stuck but alive. Aborting the task

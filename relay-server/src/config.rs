@@ -455,6 +455,23 @@ mod tests {
     }
 
     #[test]
+    fn max_memory_defaults_to_128_mib_or_five_max_bodies_and_holds_at_least_one() {
+        let settings = |args: &[&str]| {
+            let mut all = vec!["hooks-relay"];
+            all.extend_from_slice(args);
+            Args::parse_from(all).settings()
+        };
+        let default = settings(&[]).unwrap().config;
+        assert_eq!(default.max_memory, DEFAULT_MAX_MEMORY);
+        let large = settings(&["--max-body", "104857600"]).unwrap().config;
+        assert_eq!(large.max_memory, 5 * max_frame_len(104_857_600));
+        let given = settings(&["--max-memory", "30000000"]).unwrap().config;
+        assert_eq!(given.max_memory, 30_000_000);
+        let err = settings(&["--max-memory", "1000000"]).unwrap_err();
+        assert!(format!("{err:#}").contains("max-memory"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
