@@ -80,6 +80,7 @@ pub async fn run_with_reload(
     let relay = Arc::new(Relay {
         channels: Channels::restore(&snapshot, defaults),
         queue,
+        budget: crate::budget::Budget::new(config.max_memory),
         base_url,
         subdomain_host,
         tokens,

@@ -5,6 +5,7 @@
 //! order, and keeps recent frames in memory so live delivery does not read them back from disk.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,13 +16,16 @@ use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::budget::Budget;
 use crate::protocol::{Header, Offline, RequestId, Respond, MAX_STREAMS};
 use crate::queue::{ChannelRecord, Queue, Snapshot};
 use crate::tokens::Owner;
 
 /// Most bytes of request frames a channel keeps in memory for its attached session; beyond this,
-/// frames are read back from the queue when their turn comes.
-const HOT_BYTES: usize = 64 * 1024 * 1024;
+/// frames are read back from the queue when their turn comes. They count against the relay's
+/// memory budget, and are kept only while it is less than half spent ([`Channel::enqueued`]):
+/// they spare a read from the queue, and must not crowd out new webhooks.
+const HOT_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the CLI answered for one request.
 #[derive(Debug)]
@@ -44,27 +48,49 @@ pub(crate) struct Settings {
     pub offline: Offline,
 }
 
-/// Request frames waiting for a session's writer, at most a fixed number: requests beyond it
-/// wait for room, so a slow CLI slows its own delivery rather than growing the relay's memory.
-/// A plain queue rather than a Tokio channel, which allocates room for 32 messages with every
-/// session, and most sessions sit idle.
+/// Frames waiting for a session's writer, and those the writer is sending, at most a number of
+/// bytes: a frame goes in only while the bytes there leave room for it, or, when it is larger
+/// than the whole outbox, once the outbox is empty. So a session holds at most its capacity, or
+/// one frame when that frame is larger, and a slow or stalled CLI slows its own delivery rather
+/// than growing the relay's memory. A plain queue rather than a Tokio channel, which allocates
+/// room for 32 messages with every session, and most sessions sit idle.
 pub(crate) struct Outbox {
     frames: Mutex<VecDeque<Bytes>>,
+    /// Room in bytes, one permit each (fair: a large frame waiting for room is not overtaken).
     room: Semaphore,
+    capacity: usize,
+    /// Bytes of the frames queued, and of those the writer took and has not written yet.
+    held: AtomicUsize,
     ready: Notify,
 }
 
+/// Frames the writer took from an [`Outbox`] and has not written yet.
+#[derive(Default)]
+pub(crate) struct Taken {
+    bytes: usize,
+    room: usize,
+}
+
 impl Outbox {
-    /// An empty outbox with room for `capacity` frames.
+    /// An empty outbox with room for `capacity` bytes of frames.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, u32::MAX as usize);
         Outbox {
             frames: Mutex::new(VecDeque::new()),
             room: Semaphore::new(capacity),
+            capacity,
+            held: AtomicUsize::new(0),
             ready: Notify::new(),
         }
     }
 
+    /// The room a frame of `len` bytes takes: all of it when it is larger.
+    fn room_for(&self, len: usize) -> u32 {
+        u32::try_from(len.min(self.capacity)).expect("the capacity fits in u32")
+    }
+
     fn push(&self, frame: Bytes) {
+        self.held.fetch_add(frame.len(), Ordering::Relaxed);
         self.frames
             .lock()
             .expect("outbox lock is never poisoned")
@@ -74,7 +100,7 @@ impl Outbox {
 
     /// Queues `frame` if there is room; `false` if not.
     pub fn try_send(&self, frame: Bytes) -> bool {
-        match self.room.try_acquire() {
+        match self.room.try_acquire_many(self.room_for(frame.len())) {
             Ok(permit) => {
                 permit.forget();
                 self.push(frame);
@@ -86,34 +112,52 @@ impl Outbox {
 
     /// Queues `frame`, waiting for room.
     pub async fn send(&self, frame: Bytes) {
-        if let Ok(permit) = self.room.acquire().await {
+        if let Ok(permit) = self.room.acquire_many(self.room_for(frame.len())).await {
             permit.forget();
             self.push(frame);
         }
     }
 
-    /// The oldest waiting frame, if any.
-    pub fn try_recv(&self) -> Option<Bytes> {
+    /// Waits until the outbox has some room, behind the frames already waiting for it.
+    pub async fn has_room(&self) {
+        let _ = self.room.acquire().await;
+    }
+
+    /// Bytes held: queued, or taken by the writer and not yet written.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The oldest waiting frame, if any, which counts in [`Outbox::held`] until `taken` is
+    /// given to [`Outbox::written`].
+    pub fn try_recv(&self, taken: &mut Taken) -> Option<Bytes> {
         let frame = self
             .frames
             .lock()
             .expect("outbox lock is never poisoned")
             .pop_front()?;
-        self.room.add_permits(1);
+        taken.bytes += frame.len();
+        taken.room += self.room_for(frame.len()) as usize;
         Some(frame)
     }
 
-    /// Waits for the oldest frame.
-    pub async fn recv(&self) -> Bytes {
+    /// Waits for the oldest frame (see [`Outbox::try_recv`]).
+    pub async fn recv(&self, taken: &mut Taken) -> Bytes {
         loop {
             // A frame pushed after the look below is not missed: with no task waiting,
             // `notify_one` stores a permit that this `notified()` then takes.
             let ready = self.ready.notified();
-            if let Some(frame) = self.try_recv() {
+            if let Some(frame) = self.try_recv(taken) {
                 return frame;
             }
             ready.await;
         }
+    }
+
+    /// The writer has written what it took: its room is given back.
+    pub fn written(&self, taken: Taken) {
+        self.held.fetch_sub(taken.bytes, Ordering::Relaxed);
+        self.room.add_permits(taken.room);
     }
 }
 
@@ -134,11 +178,11 @@ pub(crate) struct Attached {
 }
 
 impl Attached {
-    /// A session handle allowing `max_in_flight` unacknowledged requests, which takes long
-    /// bodies in pieces when `streams`.
-    pub fn new(outbox_capacity: usize, max_in_flight: usize, streams: bool) -> Self {
+    /// A session handle with an outbox of `outbox_bytes`, allowing `max_in_flight`
+    /// unacknowledged requests, which takes long bodies in pieces when `streams`.
+    pub fn new(outbox_bytes: usize, max_in_flight: usize, streams: bool) -> Self {
         Attached {
-            outbox: Outbox::new(outbox_capacity),
+            outbox: Outbox::new(outbox_bytes),
             window: Semaphore::new(max_in_flight),
             in_flight: Mutex::new(HashSet::new()),
             streams,
@@ -390,8 +434,9 @@ impl Channel {
     }
 
     /// Records a request just committed to the queue and wakes the delivery loop; `frame` is
-    /// its frame when it is in memory (a frame written to its file is read back from there).
-    pub fn enqueued(&self, id: RequestId, frame: Option<Bytes>) {
+    /// its frame when it is in memory (a frame written to its file is read back from there),
+    /// kept for the session while `budget` is less than half spent.
+    pub fn enqueued(&self, id: RequestId, frame: Option<Bytes>, budget: &Budget) {
         let mut state = self.lock();
         state.pending.insert(id);
         if let Some(session) = &state.session {
@@ -406,7 +451,8 @@ impl Channel {
             }
             state.ready.push_back(id);
             if let Some(frame) = frame {
-                if state.hot_bytes + frame.len() <= HOT_BYTES {
+                if state.hot_bytes + frame.len() <= HOT_BYTES && budget.used() <= budget.limit() / 2
+                {
                     state.hot_bytes += frame.len();
                     state.hot.insert(id, frame);
                 }
@@ -442,7 +488,7 @@ impl Channel {
     /// (so the CLI's acknowledgement finds it pending). `true` if `stream`'s session is still
     /// attached and so gets the last piece; otherwise the request (`frame`, whole) goes to the
     /// session now attached, or waits for one, like any other.
-    pub fn streamed(&self, stream: &Stream, frame: Option<Bytes>) -> bool {
+    pub fn streamed(&self, stream: &Stream, frame: Option<Bytes>, budget: &Budget) -> bool {
         let mut state = self.lock();
         state.pending.insert(stream.id);
         // Its first pieces went to the stream's session.
@@ -455,7 +501,7 @@ impl Channel {
             return true;
         }
         drop(state);
-        self.enqueued(stream.id, frame);
+        self.enqueued(stream.id, frame, budget);
         false
     }
 
@@ -546,6 +592,15 @@ impl Drop for WaiterGuard {
     fn drop(&mut self) {
         self.channel.lock().waiters.remove(&self.id);
     }
+}
+
+/// The channels' gauges (see [`Channels::stats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub channels: usize,
+    pub attached: usize,
+    pub queued: usize,
+    pub outbox_bytes: usize,
 }
 
 /// Every known channel.
@@ -643,17 +698,23 @@ impl Channels {
         Ok(channel)
     }
 
-    /// Channels known, sessions attached, requests queued: the gauges of the metrics page.
-    pub fn stats(&self) -> (usize, usize, usize) {
+    /// Channels known, sessions attached, requests queued and bytes in sessions' outboxes: the
+    /// gauges of the metrics page.
+    pub fn stats(&self) -> Stats {
         let map = self.lock();
-        let mut attached = 0;
-        let mut queued = 0;
+        let mut stats = Stats {
+            channels: map.len(),
+            ..Stats::default()
+        };
         for channel in map.values() {
             let state = channel.lock();
-            attached += usize::from(state.session.is_some());
-            queued += state.pending.len();
+            if let Some(session) = &state.session {
+                stats.attached += 1;
+                stats.outbox_bytes += session.outbox.held();
+            }
+            stats.queued += state.pending.len();
         }
-        (map.len(), attached, queued)
+        stats
     }
 
     /// Forgets expired requests.
@@ -672,25 +733,41 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_outbox_keeps_order_bounds_its_size_and_wakes_its_reader() {
-        let outbox = Arc::new(Outbox::new(2));
+    async fn the_outbox_keeps_order_bounds_its_bytes_and_wakes_its_reader() {
+        let outbox = Arc::new(Outbox::new(4));
+        let mut taken = Taken::default();
         assert!(outbox.try_send(Bytes::from_static(b"1")));
-        assert!(outbox.try_send(Bytes::from_static(b"2")));
-        assert!(!outbox.try_send(Bytes::from_static(b"3")), "full at 2");
-        // A sender waiting for room gets in once a frame is taken.
-        let waiting = tokio::spawn({
+        assert!(outbox.try_send(Bytes::from_static(b"22")));
+        assert!(
+            !outbox.try_send(Bytes::from_static(b"33")),
+            "3 of 4 bytes held"
+        );
+        assert_eq!(outbox.held(), 3);
+        // A frame larger than the outbox waits until it is empty, and is not overtaken.
+        let large = tokio::spawn({
             let outbox = Arc::clone(&outbox);
-            async move { outbox.send(Bytes::from_static(b"3")).await }
+            async move { outbox.send(Bytes::from_static(b"55555")).await }
         });
-        assert_eq!(outbox.recv().await, "1");
-        waiting.await.unwrap();
-        assert_eq!(outbox.try_recv().unwrap(), "2");
-        assert_eq!(outbox.recv().await, "3");
-        assert_eq!(outbox.try_recv(), None);
+        tokio::task::yield_now().await;
+        assert!(
+            !outbox.try_send(Bytes::from_static(b"4")),
+            "behind the large one"
+        );
+        assert_eq!(outbox.recv(&mut taken).await, "1");
+        assert_eq!(outbox.try_recv(&mut taken).unwrap(), "22");
+        assert_eq!(outbox.held(), 3, "taken and not yet written");
+        assert!(!large.is_finished());
+        outbox.written(std::mem::take(&mut taken));
+        large.await.unwrap();
+        assert_eq!(outbox.held(), 5);
+        assert_eq!(outbox.recv(&mut taken).await, "55555");
+        assert_eq!(outbox.try_recv(&mut taken), None);
+        outbox.written(std::mem::take(&mut taken));
+        assert_eq!(outbox.held(), 0);
         // A reader waiting on an empty outbox wakes for the next frame.
         let reader = tokio::spawn({
             let outbox = Arc::clone(&outbox);
-            async move { outbox.recv().await }
+            async move { outbox.recv(&mut Taken::default()).await }
         });
         tokio::task::yield_now().await;
         assert!(outbox.try_send(Bytes::from_static(b"4")));
@@ -713,7 +790,7 @@ mod tests {
         let channels = Channels::restore(&snapshot, defaults);
         let channel = channels.get("ch").unwrap();
         assert!(channel.sending(RequestId(1)), "pending at start");
-        channel.enqueued(RequestId(2), None);
+        channel.enqueued(RequestId(2), None, &crate::budget::Budget::new(1 << 20));
         assert!(!channel.sending(RequestId(2)), "sent for the first time");
         assert!(channel.sending(RequestId(2)), "sent again");
         assert!(channel.forget(RequestId(2)));

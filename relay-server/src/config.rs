@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use serde::Deserialize;
 
-use crate::protocol::{Offline, DEFAULT_MAX_BODY};
+use crate::protocol::{max_frame_len, Offline, DEFAULT_MAX_BODY};
 
 /// How long the relay waits for the app's response before answering `504`.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +39,18 @@ pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
 /// window only bounds how far a CLI may fall behind.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
+/// Most bytes of webhook requests the relay holds in memory at once, relay-wide, unless
+/// `--max-memory` says otherwise (see [`default_max_memory`]). With it, a relay under the bursts
+/// of issue 17 (40 × 20 MiB POSTs, a CLI that stops reading) peaked under 256 MiB of RSS.
+pub const DEFAULT_MAX_MEMORY: usize = 128 * 1024 * 1024;
+
+/// `--max-memory` when it is not given: [`DEFAULT_MAX_MEMORY`], or room for five requests of
+/// `max_body` when that is more, so that a larger `--max-body` does not leave room for only a
+/// few such requests at once.
+pub fn default_max_memory(max_body: usize) -> usize {
+    DEFAULT_MAX_MEMORY.max(max_frame_len(max_body).saturating_mul(5))
+}
+
 /// Settings of one running relay.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,6 +72,8 @@ pub struct Config {
     pub max_queued: usize,
     /// Largest request body accepted; larger ones get `413`.
     pub max_body: usize,
+    /// Most bytes of requests held in memory at once, relay-wide; beyond it webhooks get `503`.
+    pub max_memory: usize,
     /// Largest request head; larger ones get `431`.
     pub max_header_bytes: usize,
     /// How long a sender waits for the app's response before getting `504`.
@@ -96,6 +110,7 @@ impl Default for Config {
             retention: DEFAULT_RETENTION,
             max_queued: DEFAULT_MAX_QUEUED,
             max_body: DEFAULT_MAX_BODY,
+            max_memory: DEFAULT_MAX_MEMORY,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -176,6 +191,16 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub max_body: Option<usize>,
 
+    /// Most bytes of webhook requests held in memory at once, relay-wide; beyond it webhooks get
+    /// 503 with Retry-After [default: 134217728, or 5 × --max-body when that is more]
+    ///
+    /// Counts request bodies being read into memory (short ones, chunked ones, every one without
+    /// --data-dir), requests queued in memory, and those on their way to CLI sessions. Bodies of
+    /// 256 KiB or more with a Content-Length go to their file in --data-dir as they arrive and
+    /// count only for the piece in hand. At least the size of one --max-body request.
+    #[arg(long, value_name = "BYTES")]
+    pub max_memory: Option<usize>,
+
     /// Largest request line plus headers, in bytes (at least 8192); larger get 431
     /// [default: 65536]
     #[arg(long, value_name = "BYTES")]
@@ -224,6 +249,7 @@ struct FileConfig {
     max_queued: Option<usize>,
     timeout: Option<String>,
     max_body: Option<usize>,
+    max_memory: Option<usize>,
     max_header_bytes: Option<usize>,
     read_timeout: Option<String>,
     rate: Option<u32>,
@@ -281,6 +307,17 @@ impl Args {
         if max_header_bytes < 8192 {
             anyhow::bail!("max-header-bytes must be at least 8192");
         }
+        let max_body = self.max_body.or(file.max_body).unwrap_or(defaults.max_body);
+        let max_memory = self
+            .max_memory
+            .or(file.max_memory)
+            .unwrap_or_else(|| default_max_memory(max_body));
+        if max_memory < max_frame_len(max_body) {
+            anyhow::bail!(
+                "max-memory ({max_memory} bytes) must hold at least one request of max-body ({} bytes with its headers)",
+                max_frame_len(max_body)
+            );
+        }
         let config = Config {
             public_url: self
                 .public_url
@@ -302,7 +339,8 @@ impl Args {
                 .max_queued
                 .or(file.max_queued)
                 .unwrap_or(defaults.max_queued),
-            max_body: self.max_body.or(file.max_body).unwrap_or(defaults.max_body),
+            max_body,
+            max_memory,
             max_header_bytes,
             response_timeout: self
                 .timeout
@@ -414,6 +452,23 @@ mod tests {
         assert_eq!(settings.config.retention, Duration::from_secs(86_400));
         assert_eq!(settings.config.data_dir, Some(dir.path().join("data")));
         assert_eq!(settings.config.max_queued, DEFAULT_MAX_QUEUED);
+    }
+
+    #[test]
+    fn max_memory_defaults_to_128_mib_or_five_max_bodies_and_holds_at_least_one() {
+        let settings = |args: &[&str]| {
+            let mut all = vec!["hooks-relay"];
+            all.extend_from_slice(args);
+            Args::parse_from(all).settings()
+        };
+        let default = settings(&[]).unwrap().config;
+        assert_eq!(default.max_memory, DEFAULT_MAX_MEMORY);
+        let large = settings(&["--max-body", "104857600"]).unwrap().config;
+        assert_eq!(large.max_memory, 5 * max_frame_len(104_857_600));
+        let given = settings(&["--max-memory", "30000000"]).unwrap().config;
+        assert_eq!(given.max_memory, 30_000_000);
+        let err = settings(&["--max-memory", "1000000"]).unwrap_err();
+        assert!(format!("{err:#}").contains("max-memory"), "{err:#}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod accept;
 mod answer;
+mod budget;
 mod channel;
 pub mod cli;
 pub mod config;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 pub use accept::{run, run_with_reload};
 pub use config::Config;
-pub use session::ws_config;
+pub use session::{ws_config, OUTBOX_BYTES};
 
 use crate::protocol::RequestId;
 
@@ -47,6 +48,8 @@ pub(crate) struct Relay {
     refusals: refusals::RefusalLog,
     queue: queue::Queue,
     channels: channel::Channels,
+    /// Bytes of requests held in memory, relay-wide (`--max-memory`).
+    budget: Arc<budget::Budget>,
 }
 
 impl Relay {

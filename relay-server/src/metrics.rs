@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::channel::Stats;
+
 /// Upper bounds of the webhook latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
@@ -55,8 +57,9 @@ impl Metrics {
         self.latency_count.fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition, with the gauges read at scrape time.
-    pub fn render(&self, channels: usize, attached: usize, queued: usize) -> String {
+    /// The Prometheus text exposition, with the gauges read at scrape time: the channels'
+    /// (`stats`) and the memory budget's bytes `memory` of `memory_limit`.
+    pub fn render(&self, stats: &Stats, memory: usize, memory_limit: usize) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str(
             "# HELP hooks_requests_total Webhooks answered by the relay, by status code.\n",
@@ -91,19 +94,37 @@ impl Metrics {
                 "hooks_sessions",
                 "CLI sessions attached now.",
                 "gauge",
-                attached as u64,
+                stats.attached as u64,
             ),
             (
                 "hooks_channels",
                 "Channels known to the relay.",
                 "gauge",
-                channels as u64,
+                stats.channels as u64,
             ),
             (
                 "hooks_queue_depth",
                 "Webhooks queued and not yet acknowledged, all channels.",
                 "gauge",
-                queued as u64,
+                stats.queued as u64,
+            ),
+            (
+                "hooks_memory_bytes",
+                "Bytes of webhook requests held in memory (counted against --max-memory).",
+                "gauge",
+                memory as u64,
+            ),
+            (
+                "hooks_memory_limit_bytes",
+                "The relay's --max-memory.",
+                "gauge",
+                memory_limit as u64,
+            ),
+            (
+                "hooks_outbox_bytes",
+                "Bytes of frames waiting for or being written to CLI sessions, all sessions.",
+                "gauge",
+                stats.outbox_bytes as u64,
             ),
             (
                 "hooks_sessions_refused_total",
@@ -144,7 +165,13 @@ mod tests {
         metrics.webhook(200, Duration::from_millis(3));
         metrics.webhook(200, Duration::from_millis(300));
         metrics.webhook(413, Duration::from_micros(10));
-        let text = metrics.render(4, 2, 7);
+        let stats = Stats {
+            channels: 4,
+            attached: 2,
+            queued: 7,
+            outbox_bytes: 9,
+        };
+        let text = metrics.render(&stats, 10, 20);
         assert!(
             text.contains("hooks_requests_total{code=\"200\"} 2\n"),
             "{text}"
@@ -163,5 +190,8 @@ mod tests {
         );
         assert!(text.contains("hooks_queue_depth 7\n"), "{text}");
         assert!(text.contains("hooks_sessions 2\n"), "{text}");
+        assert!(text.contains("hooks_outbox_bytes 9\n"), "{text}");
+        assert!(text.contains("hooks_memory_bytes 10\n"), "{text}");
+        assert!(text.contains("hooks_memory_limit_bytes 20\n"), "{text}");
     }
 }

@@ -366,6 +366,12 @@ impl Queue {
         }
     }
 
+    /// Whether frames are read back from disk (SQLite and its files), rather than handed back
+    /// from memory.
+    pub fn is_durable(&self) -> bool {
+        self.frames.is_some()
+    }
+
     /// Reads a queued frame back, `None` if it was acknowledged or expired meanwhile.
     pub async fn load(&self, id: RequestId) -> Result<Option<Bytes>, QueueError> {
         match &self.backend {

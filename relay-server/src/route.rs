@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::budget::Budget;
 use crate::protocol::{self, Offline, RelayMessage, Respond};
 use crate::queue::{Committing, FrameFile, QueueError};
 use crate::quote::quote;
@@ -92,10 +93,11 @@ async fn measured(
 }
 
 fn metrics(relay: &Relay) -> Response<Body> {
-    let (channels, attached, queued) = relay.channels.stats();
-    let mut response = Response::new(Full::new(Bytes::from(
-        relay.metrics.render(channels, attached, queued),
-    )));
+    let stats = relay.channels.stats();
+    let text = relay
+        .metrics
+        .render(&stats, relay.budget.used(), relay.budget.limit());
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -322,22 +324,26 @@ async fn webhook(
         body_len: None,
         redelivered: false,
     };
-    let read = match (&mut stream, declared) {
-        (Some(_), Some(len)) => {
-            // A durable queue takes the frame into its file as it arrives, rather than whole
-            // at the end: the relay then holds a few pieces of it, not all of it.
+    // A body declared long goes to its frame file as it arrives (in a durable queue), whether
+    // or not it is streamed to a CLI: the relay then holds a few pieces of it, not all of it.
+    let read = match declared {
+        Some(len) if stream.is_some() || len >= crate::frames::FILE_FROM as u64 => {
             let file = relay.queue.frame_file(id).await;
-            read_streamed(
-                body,
-                &request,
-                len as usize,
-                &mut stream,
-                file,
-                relay.config.read_timeout,
-            )
-            .await
+            let reading = Reading {
+                request: &request,
+                budget: &relay.budget,
+                timeout: relay.config.read_timeout,
+            };
+            read_streamed(body, reading, len as usize, &mut stream, file).await
         }
-        _ => read_whole(body, &request, max_body, relay.config.read_timeout).await,
+        _ => {
+            let reading = Reading {
+                request: &request,
+                budget: &relay.budget,
+                timeout: relay.config.read_timeout,
+            };
+            read_whole(body, reading, declared, max_body).await
+        }
     };
     let read = match read {
         Ok(read) => read,
@@ -359,6 +365,7 @@ async fn webhook(
                     ),
                 ),
                 ReadError::NotStored(e) => not_stored(Err(QueueError::File(e))),
+                ReadError::OverMemory => over_memory(relay.budget.limit()),
             };
         }
     };
@@ -389,7 +396,7 @@ async fn webhook(
     match stream {
         // Pending before its last piece goes, so the acknowledgement finds it.
         Some(stream) => {
-            if channel.streamed(&stream, frame) {
+            if channel.streamed(&stream, frame, &relay.budget) {
                 stream.finish(protocol::encode(&RelayMessage::Body { id }, &last));
             } else {
                 // The session that had the first pieces is gone; the request went whole to
@@ -397,7 +404,7 @@ async fn webhook(
                 stream.abort("the session was replaced");
             }
         }
-        None => channel.enqueued(id, frame),
+        None => channel.enqueued(id, frame, &relay.budget),
     }
     match (status.settings.respond, waiter) {
         (Respond::Status(code), _) => {
@@ -459,6 +466,8 @@ enum ReadError {
     TimedOut,
     /// Its frame file could not be written.
     NotStored(std::io::Error),
+    /// The relay's memory budget (`--max-memory`) has no room for it.
+    OverMemory,
 }
 
 impl ReadError {
@@ -469,13 +478,14 @@ impl ReadError {
             ReadError::Broken(_) => "the sender's connection failed before the body was all in",
             ReadError::TimedOut => "the body did not all arrive within the relay's --read-timeout",
             ReadError::NotStored(_) => "the relay could not store it",
+            ReadError::OverMemory => "the relay's memory budget (--max-memory) is spent",
         }
     }
 }
 
 /// Where a read request's frame is.
 enum Kept {
-    /// In memory, whole.
+    /// In memory, whole (carrying its charge against the memory budget).
     Whole(Bytes),
     /// In its file, which the queue took in as the body arrived.
     File(FrameFile),
@@ -490,27 +500,82 @@ struct Read {
     body_len: usize,
 }
 
-/// Reads a body whole, within `timeout`, into `request`'s frame.
-async fn read_whole(
-    body: Incoming,
-    request: &RelayMessage,
-    max_body: usize,
+/// What reading a body needs besides the body.
+struct Reading<'a> {
+    /// The request message whose frame the body completes.
+    request: &'a RelayMessage,
+    /// What the body's bytes in memory count against.
+    budget: &'a Arc<Budget>,
+    /// How long the sender may take to send it (`--read-timeout`).
     timeout: std::time::Duration,
+}
+
+/// Reads a body whole into its request's frame, within the read timeout. A body `declared`
+/// long is counted against the memory budget at once; one without a length (chunked) as it
+/// grows. Either way it is refused ([`ReadError::OverMemory`]) rather than held past the budget.
+async fn read_whole(
+    mut body: Incoming,
+    reading: Reading<'_>,
+    declared: Option<u64>,
+    max_body: usize,
 ) -> Result<Read, ReadError> {
-    match tokio::time::timeout(timeout, Limited::new(body, max_body).collect()).await {
-        // The pieces as they arrived: `encode_buf` copies them once, into the frame.
-        Ok(Ok(collected)) => {
-            let body = collected.aggregate();
-            let body_len = body.remaining();
-            Ok(Read {
-                kept: Kept::Whole(protocol::encode_buf(request, body)),
-                last: Bytes::new(),
-                body_len,
-            })
+    let declared = declared.map(|len| len as usize);
+    let mut frame = protocol::frame_for(reading.request, declared.unwrap_or(0));
+    let start = frame.len();
+    let largest = start + max_body;
+    let mut charge = reading
+        .budget
+        .try_charge(frame.capacity())
+        .ok_or(ReadError::OverMemory)?;
+    let deadline = tokio::time::Instant::now() + reading.timeout;
+    loop {
+        let next = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
+            Ok(None) => break,
+            Err(_) => return Err(ReadError::TimedOut),
+        };
+        // Trailers are not forwarded.
+        let Ok(data) = next.into_data() else { continue };
+        let len = frame.len() + data.len();
+        if len > largest {
+            return Err(ReadError::TooLarge);
         }
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ReadError::TooLarge),
-        Ok(Err(e)) => Err(ReadError::Broken(e.to_string())),
-        Err(_) => Err(ReadError::TimedOut),
+        if declared.is_some_and(|declared| len - start > declared) {
+            return Err(ReadError::Broken("more body than declared".into()));
+        }
+        if len > frame.capacity() {
+            // Doubling, as a vector grows, within --max-body, or what the budget has left when
+            // that is less; counted before it is allocated.
+            let wanted = len.max(frame.capacity() * 2).min(largest);
+            let have = charge.bytes();
+            let added = charge
+                .try_grow_between(len.saturating_sub(have), wanted.saturating_sub(have))
+                .ok_or(ReadError::OverMemory)?;
+            grow(&mut frame, have + added);
+            charge.set(frame.capacity());
+        }
+        frame.extend_from_slice(&data);
+    }
+    let body_len = frame.len() - start;
+    if declared.is_some_and(|declared| body_len != declared) {
+        return Err(ReadError::Broken("less body than declared".into()));
+    }
+    Ok(Read {
+        kept: Kept::Whole(charge.attach(frame.freeze())),
+        last: Bytes::new(),
+        body_len,
+    })
+}
+
+/// Makes `frame`'s capacity `capacity` (more than it is). `reserve` grows as a vector does, to
+/// at least twice the capacity; less than that is a copy into a buffer of exactly that size.
+fn grow(frame: &mut bytes::BytesMut, capacity: usize) {
+    if capacity >= frame.capacity() * 2 {
+        frame.reserve(capacity - frame.len());
+    } else {
+        let mut grown = bytes::BytesMut::with_capacity(capacity);
+        grown.extend_from_slice(frame);
+        *frame = grown;
     }
 }
 
@@ -519,42 +584,47 @@ const FILE_BATCH: usize = 256 * 1024;
 
 /// Reads a body declared `len` bytes long and, while `stream` lasts, passes it on in pieces of
 /// [`protocol::CHUNK_LEN`] as it arrives, holding the last piece back. The frame goes into
-/// `file` as it arrives when there is one, and is kept whole in memory otherwise.
+/// `file` as it arrives when there is one (only the pieces in hand count against the memory
+/// budget), and is kept whole in memory otherwise (counted whole at once).
 ///
 /// A piece waits for room in the session's outbox, so a slow CLI slows the sender down rather
-/// than growing the relay's memory; that wait, and the file's writes, do not count against
-/// `timeout`, which is the sender's. When the session goes away `stream` is dropped and the
-/// body is read to the end all the same, to be stored and delivered whole.
+/// than growing the relay's memory; that wait, and the file's writes, do not count against the
+/// read timeout, which is the sender's. But a session that takes no piece within the read
+/// timeout (a stalled CLI) is streamed to no more: the body is read on and delivered whole
+/// later, as it is when the session goes away meanwhile.
 async fn read_streamed(
     mut body: Incoming,
-    request: &RelayMessage,
+    reading: Reading<'_>,
     len: usize,
     stream: &mut Option<crate::channel::Stream>,
     mut file: Option<FrameFile>,
-    timeout: std::time::Duration,
 ) -> Result<Read, ReadError> {
-    let RelayMessage::Request { id, .. } = request else {
+    let RelayMessage::Request { id, .. } = reading.request else {
         unreachable!("only requests have bodies to stream")
     };
     // In memory: the whole frame, whose payload starts at `start`. With a file: only what
     // is not yet both sent and written, from `start` = 0.
     let (mut buffer, start) = match &mut file {
         Some(file) => {
-            let head = protocol::frame_for(request, 0);
+            let head = protocol::frame_for(reading.request, 0);
             file.write(&head).await.map_err(ReadError::NotStored)?;
             let room = FILE_BATCH + 2 * protocol::CHUNK_LEN;
             (bytes::BytesMut::with_capacity(room), 0)
         }
         None => {
-            let frame = protocol::frame_for(request, len);
+            let frame = protocol::frame_for(reading.request, len);
             let start = frame.len();
             (frame, start)
         }
     };
+    let charge = reading
+        .budget
+        .try_charge(buffer.capacity())
+        .ok_or(ReadError::OverMemory)?;
     let mut sent = start;
     let mut written = 0;
     let mut received = 0;
-    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut deadline = tokio::time::Instant::now() + reading.timeout;
     loop {
         let next = match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
@@ -574,8 +644,13 @@ async fn read_streamed(
             let piece = &buffer[sent..sent + protocol::CHUNK_LEN];
             let piece = protocol::encode(&RelayMessage::Body { id: *id }, piece);
             sent += protocol::CHUNK_LEN;
-            if !to.send(piece).await {
-                *stream = None;
+            match tokio::time::timeout(reading.timeout, to.send(piece)).await {
+                Ok(true) => {}
+                Ok(false) => *stream = None,
+                Err(_) => {
+                    debug!(%id, "the session took no piece of the body within the read timeout; delivering it whole later");
+                    *stream = None;
+                }
             }
         }
         if let Some(file) = &mut file {
@@ -604,7 +679,8 @@ async fn read_streamed(
     if received != len {
         return Err(ReadError::Broken("less body than declared".into()));
     }
-    let buffer = buffer.freeze();
+    // The buffer's memory stays counted while the last piece (a slice of it) is held.
+    let buffer = charge.attach(buffer.freeze());
     let last = buffer.slice(sent..);
     let kept = match file {
         Some(file) => Kept::File(file),
@@ -630,6 +706,26 @@ fn not_stored(result: Result<(), QueueError>) -> Response<Body> {
 
 /// `Retry-After` seconds suggested when a channel refuses a webhook for now.
 const REJECT_RETRY_AFTER: &str = "30";
+
+/// `Retry-After` seconds suggested when the relay's memory budget is spent: what holds it is on
+/// its way (bodies being read, frames being sent), so room comes back within moments.
+const MEMORY_RETRY_AFTER: &str = "5";
+
+/// The answer to a sender when the relay's memory budget (`--max-memory`) has no room for its
+/// request.
+fn over_memory(limit: usize) -> Response<Body> {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "the relay holds its limit of {limit} bytes of requests in memory (--max-memory); retry later"
+        ),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(MEMORY_RETRY_AFTER),
+    );
+    response
+}
 
 fn unix_ms() -> u64 {
     let since = std::time::SystemTime::now()

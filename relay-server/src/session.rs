@@ -18,17 +18,18 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::channel::{Attached, Channel, Reply, Settings};
+use crate::channel::{Attached, Channel, Reply, Settings, Taken};
 use crate::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
 };
 use crate::quote::{excerpt, quote};
 use crate::Relay;
 
-/// Request frames waiting for the session's writer. Requests beyond this wait for room, so a
-/// slow CLI slows its own delivery rather than growing the relay's memory. (Frames, not
-/// `Message`s: the channel allocates its first 32 slots with the session.)
-const OUTBOX_CAPACITY: usize = 64;
+/// Bytes of frames a session's outbox holds, with those its writer is sending (or one frame,
+/// when a frame is larger: see [`crate::channel::Outbox`]). Frames beyond wait for room, so a
+/// slow or stalled CLI slows its own delivery rather than growing the relay's memory. 2 MiB is
+/// 32 pieces of a streamed body, and more than a socket's send buffer takes at once.
+pub const OUTBOX_BYTES: usize = 2 * 1024 * 1024;
 
 /// How often the relay pings a session. The CLI pings too; a session silent for
 /// [`protocol::SILENCE_LIMIT`] is dead.
@@ -167,7 +168,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
         .channel
         .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
     let attached = Arc::new(Attached::new(
-        OUTBOX_CAPACITY,
+        OUTBOX_BYTES,
         relay.config.max_in_flight,
         hello.stream_bodies,
     ));
@@ -310,8 +311,10 @@ async fn pump(
     let writer = async move {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         loop {
+            // What the writer took from the outbox counts there until it is written.
+            let mut taken = Taken::default();
             let message = tokio::select! {
-                frame = attached.outbox.recv() => Message::Binary(frame),
+                frame = attached.outbox.recv(&mut taken) => Message::Binary(frame),
                 _ = ping.tick() => Message::Ping(Bytes::new()),
                 _ = shutdown.cancelled() => {
                     let close = CloseFrame {
@@ -322,8 +325,10 @@ async fn pump(
                     break;
                 }
             };
-            let waiting = || attached.outbox.try_recv().map(Message::Binary);
-            if let Err(e) = protocol::write_batch(&mut sink, message, waiting).await {
+            let waiting = || attached.outbox.try_recv(&mut taken).map(Message::Binary);
+            let written = protocol::write_batch(&mut sink, message, waiting).await;
+            attached.outbox.written(taken);
+            if let Err(e) = written {
                 debug!(error = %e, "session write failed");
                 break;
             }
@@ -398,7 +403,7 @@ async fn send_one(
         Some(frame) => frame,
         // Boxed: frames come from the queue only for a backlog, and the session's future would
         // otherwise carry this call's state all its life.
-        None => match Box::pin(relay.queue.load(id)).await {
+        None => match Box::pin(load(relay, attached, id)).await {
             Ok(Some(frame)) => frame,
             // Acknowledged or expired meanwhile, or its frame file was lost (see `frames`): no
             // longer pending either way.
@@ -421,6 +426,37 @@ async fn send_one(
     };
     attached.outbox.send(frame).await;
     true
+}
+
+/// Reads a queued request's frame back for the session, once its outbox has room (a stalled
+/// session does not make the relay read frames it cannot send), and counts it against the
+/// relay's memory budget, waiting for room there too. The in-memory queue's frames carry their
+/// charge already.
+async fn load(
+    relay: &Relay,
+    attached: &Attached,
+    id: RequestId,
+) -> Result<Option<Bytes>, crate::queue::QueueError> {
+    attached.outbox.has_room().await;
+    let frame = relay.queue.load(id).await?;
+    if !relay.queue.is_durable() {
+        return Ok(frame);
+    }
+    let Some(frame) = frame else {
+        return Ok(None);
+    };
+    if let Some(charge) = relay.budget.try_charge(frame.len()) {
+        return Ok(Some(charge.attach(frame)));
+    }
+    // Not held while waiting for room: read again once there is some.
+    let len = frame.len();
+    drop(frame);
+    let charge = relay.budget.charge(len).await;
+    Ok(relay
+        .queue
+        .load(id)
+        .await?
+        .map(|frame| charge.attach(frame)))
 }
 
 async fn receive(
