@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub use accept::{run, run_with_reload};
 pub use config::Config;
 pub use session::ws_config;
+pub use tokens::is_token_refusal;
 
 use crate::protocol::RequestId;
 
@@ -40,6 +41,8 @@ pub(crate) struct Relay {
     metrics: metrics::Metrics,
     /// One permit per session the relay may still accept (`--max-sessions`).
     sessions: Arc<tokio::sync::Semaphore>,
+    /// One permit per session that may still be reading its hello ([`session::MAX_OPENING`]).
+    opening: tokio::sync::Semaphore,
     queue: queue::Queue,
     channels: channel::Channels,
     /// The next request id; starts above every id the queue has ever held.
