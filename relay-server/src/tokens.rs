@@ -363,6 +363,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_reads_as_it_says() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("# team tokens").unwrap();
+        let example = &readme[start..start + readme[start..].find("```").unwrap()];
+        let (_dir, file) = file_with(example);
+        let tokens = Tokens::load(Some(file)).unwrap();
+        assert!(accepted(&tokens, "3f9a61c0e5d2b7a4c8e1f0d9b6a5c4e3"));
+        assert!(accepted(&tokens, "k#9Lq2x"));
+        let owner = tokens.check(Some("77e0c4a1b2d3f4e5a6b7c8d9"), "legacy");
+        assert!(owner.unwrap().unwrap().assigned);
+        assert_eq!(
+            tokens.check(Some("k#9Lq2x"), "team-b").err().unwrap(),
+            reserved("team-b")
+        );
+    }
+
+    #[test]
     fn the_file_gives_channels_to_tokens_and_its_mistakes_never_show_a_token() {
         let (_dir, file) = file_with("alpha channels=team-a,team-b\nbeta\n");
         let tokens = Tokens::load(Some(file.clone())).unwrap();
