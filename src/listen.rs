@@ -400,6 +400,11 @@ async fn attach_loop(
             Err(ConnectError::Unreachable(e)) if !attached_once => {
                 return Err(e.context(format!("could not reach the relay at {relay_url}")))
             }
+            // Refused for its token (taken out of the relay's tokens file, say): asking again
+            // with the same token cannot succeed, so hooks stops rather than retry forever.
+            Err(ConnectError::Refused(message)) if relay_server::is_token_refusal(&message) => {
+                return Err(anyhow!(message))
+            }
             Err(ConnectError::Refused(message)) => debug!(%message, "reconnect refused; retrying"),
             Err(ConnectError::Unreachable(e)) => debug!(error = %e, "reconnect failed; retrying"),
         }

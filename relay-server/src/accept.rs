@@ -88,6 +88,7 @@ pub async fn run_with_reload(
         metrics: Metrics::default(),
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
         refusals: Default::default(),
+        opening: Semaphore::new(crate::session::MAX_OPENING),
         config,
     });
     info!(
@@ -99,6 +100,9 @@ pub async fn run_with_reload(
         epoch = relay.queue.epoch(),
         "relay listening"
     );
+    if relay.tokens.required() {
+        warn_ownerless(&relay.channels);
+    }
     ready();
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -137,9 +141,27 @@ pub async fn run_with_reload(
     Ok(())
 }
 
-/// Deletes requests older than the retention, once a minute.
+/// Says which channels belong to no token (claimed while the relay was open), so that the
+/// operator can give them to one.
+fn warn_ownerless(channels: &Channels) {
+    let (names, queued) = channels.ownerless();
+    if names.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+    warn!(
+        count = names.len(),
+        queued,
+        channels = %shown.join(", "),
+        "channels claimed before this relay required tokens belong to no token until the tokens file gives them to one (TOKEN channels=NAME,NAME); their webhooks keep queuing"
+    );
+}
+
+/// Deletes requests older than the retention, and forgets channels no session attached to for
+/// as long: once a minute, or four times per retention when that is shorter.
 async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    let every = (relay.config.retention / 4).clamp(Duration::from_millis(100), EXPIRE_EVERY);
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -155,6 +177,22 @@ async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
                 relay.channels.expired(&gone);
             }
             Err(e) => warn!(error = %e, "could not expire old requests"),
+        }
+        match relay
+            .channels
+            .forget_idle(&relay.queue, relay.config.retention)
+            .await
+        {
+            Ok(forgotten) => {
+                for (channel, queued) in forgotten {
+                    let what = "forgot a channel no hooks session attached to within the retention (--retention)";
+                    match queued {
+                        0 => info!(%channel, "{what}"),
+                        _ => warn!(%channel, queued, "{what}, with the requests it queued"),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not forget idle channels"),
         }
     }
 }

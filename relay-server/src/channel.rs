@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,8 @@ use tracing::warn;
 
 use crate::budget::Budget;
 use crate::protocol::{Header, Offline, RequestId, Respond, MAX_STREAMS};
-use crate::queue::{ChannelRecord, Queue, Snapshot};
-use crate::tokens::Owner;
+use crate::queue::{ChannelRecord, Queue, QueueError, Snapshot};
+use crate::tokens::{self, Licence};
 
 /// Most bytes of request frames a channel keeps in memory for its attached session; beyond this,
 /// frames are read back from the queue when their turn comes. They count against the relay's
@@ -336,6 +336,9 @@ struct State {
     settings: Settings,
     /// The token digest that owns the channel, on relays with tokens.
     owner: Option<String>,
+    /// When the channel last had no session (ms since the Unix epoch): since its last session
+    /// ended, or since it was made. Channels idle for the retention are forgotten.
+    idle_since: i64,
     /// Rate limiting: tokens left and when they were last refilled.
     allowance: f64,
     refilled: Instant,
@@ -373,6 +376,7 @@ impl Channel {
             state: Mutex::new(State {
                 settings,
                 owner,
+                idle_since: now_ms(),
                 allowance: f64::MAX,
                 refilled: Instant::now(),
                 pending: BTreeSet::new(),
@@ -561,12 +565,13 @@ impl Channel {
             name: self.name.clone(),
             settings: serde_json::to_string(&state.settings).expect("settings serialize"),
             owner: state.owner.clone(),
+            detached_at: state.session.is_none().then_some(state.idle_since),
         }
     }
 
-    /// Detaches `session` if it is still the attached one; either way nothing more is sent to
-    /// it.
-    pub fn detach(&self, session: &Arc<Attached>) {
+    /// Detaches `session` if it is still the attached one, and then returns when (ms since the
+    /// Unix epoch); either way nothing more is sent to it.
+    pub fn detach(&self, session: &Arc<Attached>) -> Option<i64> {
         session.closed.cancel();
         let mut state = self.lock();
         if state
@@ -575,10 +580,14 @@ impl Channel {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             state.session = None;
+            // Under the same lock as the detach: a channel never looks idle since an older time.
+            state.idle_since = now_ms();
             state.ready.clear();
             state.hot.clear();
             state.hot_bytes = 0;
+            return Some(state.idle_since);
         }
+        None
     }
 }
 
@@ -619,6 +628,9 @@ impl Channels {
                 defaults
             });
             let channel = Channel::new(record.name.clone(), settings, record.owner.clone());
+            if let Some(at) = record.detached_at {
+                channel.lock().idle_since = at;
+            }
             map.insert(record.name.clone(), Arc::new(channel));
         }
         for (name, id) in &snapshot.pending {
@@ -651,28 +663,28 @@ impl Channels {
     }
 
     /// Attaches `session` to `name` with `settings`, creating and remembering the channel.
-    /// On a relay with tokens, the first token to claim a name owns it. Fails with a sentence
-    /// for the user when another token owns it, another session holds it, or the queue fails.
+    /// On a relay with tokens (`licence` is the session's), the first token to claim a new
+    /// name owns it, and the tokens file may give a name to a token; a channel claimed while
+    /// the relay was open belongs to no token until the file gives it to one. Fails with a
+    /// sentence for the user when another token owns the channel, another session holds it, or
+    /// the queue fails.
     pub async fn attach(
         &self,
         queue: &Queue,
         name: &str,
         settings: Settings,
-        owner: Option<&Owner>,
+        licence: Option<&Licence<'_>>,
         session: &Arc<Attached>,
     ) -> Result<Arc<Channel>, String> {
         let channel = {
             let mut map = self.lock();
+            let created = !map.contains_key(name);
             let channel = map
                 .entry(name.to_owned())
                 .or_insert_with(|| Arc::new(Channel::new(name.to_owned(), settings, None)));
             let mut state = channel.lock();
-            if let (Some(owner), Some(holder)) = (owner, &state.owner) {
-                if !bool::from(owner.0.as_bytes().ct_eq(holder.as_bytes())) {
-                    return Err(format!(
-                        "channel {name} is reserved by another token; pick another --channel"
-                    ));
-                }
+            if let Some(licence) = licence {
+                may_claim(name, state.owner.as_deref(), created, licence)?;
             }
             if state.session.is_some() {
                 return Err(format!(
@@ -683,8 +695,8 @@ impl Channels {
             state.settings = settings;
             state.ready = state.pending.iter().copied().collect();
             state.in_hand = false;
-            if let Some(owner) = owner {
-                state.owner.get_or_insert_with(|| owner.0.clone());
+            if let Some(licence) = licence {
+                state.owner = Some(licence.owner.0.clone());
             }
             drop(state);
             Arc::clone(channel)
@@ -696,6 +708,72 @@ impl Channels {
         // Deliver whatever waited while no session was attached.
         channel.wake.notify_one();
         Ok(channel)
+    }
+
+    /// Detaches `session` from `channel` and records when the channel was left, from which
+    /// its retention counts.
+    pub async fn leave(&self, queue: &Queue, channel: &Channel, session: &Arc<Attached>) {
+        if let Some(at) = channel.detach(session) {
+            if let Err(e) = queue.channel_left(&channel.name, at).await {
+                warn!(channel = %channel.name, error = %e, "could not record that the channel was left");
+            }
+        }
+    }
+
+    /// Forgets the channels no session has been attached to for `retention`, with what they
+    /// still queue (its owner may claim the name again, or another token may). Returns how many
+    /// requests went with them, by channel; `Err` when the queue could not delete them (they
+    /// are forgotten here all the same, and go on the next start).
+    pub async fn forget_idle(
+        &self,
+        queue: &Queue,
+        retention: Duration,
+    ) -> Result<Vec<(String, usize)>, QueueError> {
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let idle: Vec<(String, RequestId, usize)> = {
+            let mut map = self.lock();
+            let mut idle = Vec::new();
+            map.retain(|name, channel| {
+                let state = channel.lock();
+                if state.session.is_some() || state.idle_since > cutoff {
+                    return true;
+                }
+                let last = state.pending.last().copied().unwrap_or(RequestId(0));
+                idle.push((name.clone(), last, state.pending.len()));
+                false
+            });
+            idle
+        };
+        if idle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = idle
+            .iter()
+            .map(|(name, last, _)| (name.clone(), *last))
+            .collect();
+        queue.forget_channels(names, cutoff).await?;
+        Ok(idle
+            .into_iter()
+            .map(|(name, _, queued)| (name, queued))
+            .collect())
+    }
+
+    /// The channels that belong to no token (claimed while the relay was open), and how many
+    /// requests wait in them.
+    pub fn ownerless(&self) -> (Vec<String>, usize) {
+        let map = self.lock();
+        let mut names = Vec::new();
+        let mut queued = 0;
+        for channel in map.values() {
+            let state = channel.lock();
+            if state.owner.is_none() {
+                names.push(channel.name.clone());
+                queued += state.pending.len();
+            }
+        }
+        names.sort();
+        (names, queued)
     }
 
     /// Channels known, sessions attached, requests queued and bytes in sessions' outboxes: the
@@ -726,6 +804,33 @@ impl Channels {
             }
         }
     }
+}
+
+/// Whether the session holding `licence` may claim channel `name`, owned by `owner` (a token
+/// digest) and just `created` or not: its owner may, a new name goes to whoever claims it, and
+/// the tokens file may give any name to a token. A channel claimed while the relay was open
+/// (no owner) goes to no token by asking first, since what it queued was meant for someone.
+fn may_claim(
+    name: &str,
+    owner: Option<&str>,
+    created: bool,
+    licence: &Licence<'_>,
+) -> Result<(), String> {
+    match owner {
+        _ if licence.assigned => Ok(()),
+        Some(holder) if bool::from(licence.owner.0.as_bytes().ct_eq(holder.as_bytes())) => Ok(()),
+        Some(_) => Err(tokens::reserved(name)),
+        None if created => Ok(()),
+        None => Err(tokens::ownerless(name)),
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch, as the queue records times.
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

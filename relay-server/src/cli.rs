@@ -29,7 +29,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let _ = stdout.flush();
     };
     let reload = Arc::new(Notify::new());
-    tokio::spawn(reload_on_sighup(Arc::clone(&reload)));
+    watch_sighup(Arc::clone(&reload));
     crate::run_with_reload(
         listener,
         settings.config,
@@ -86,17 +86,21 @@ pub fn init_logging(format: &str) {
     }
 }
 
-/// Notifies `reload` on every SIGHUP.
-async fn reload_on_sighup(reload: Arc<Notify>) {
+/// Notifies `reload` on every SIGHUP. The handler is installed before this returns, so before
+/// the relay says it listens: a SIGHUP's default action is to end the process, and a
+/// `systemctl reload` right after the start must reread the files instead.
+fn watch_sighup(reload: Arc<Notify>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
-            reload.notify_one();
-        }
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                reload.notify_one();
+            }
+        });
     }
     #[cfg(not(unix))]
     drop(reload);

@@ -66,7 +66,7 @@ pub struct Config {
     /// What happens to webhooks for a known channel while no CLI is attached, unless the CLI
     /// chose otherwise.
     pub offline: Offline,
-    /// How long an undelivered request is kept.
+    /// How long an undelivered request is kept, and a channel no CLI attaches to remembered.
     pub retention: Duration,
     /// Most undelivered requests one channel may hold; more get `429`.
     pub max_queued: usize,
@@ -160,10 +160,14 @@ pub struct Args {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// File of CLI tokens, one per line, '#' starts a comment. Reread on SIGHUP
+    /// File of CLI tokens, one per line, '#' after a space starts a comment. Reread on SIGHUP
     ///
     /// With it, every CLI must present one of these tokens, and the first token to claim a
-    /// channel name owns it. Without it, the relay is open to any CLI.
+    /// channel name owns it. A line `TOKEN channels=NAME,NAME` gives those channels to that
+    /// token, whoever claimed them; a channel claimed while the relay had no tokens file
+    /// belongs to no token until a line gives it to one. A '#' starts a comment at the start
+    /// of a line or after whitespace; inside a token it is part of the token. On SIGHUP, the
+    /// sessions of a token no longer in the file end. Without it, the relay is open to any CLI.
     #[arg(long, value_name = "FILE", env = "HOOKS_RELAY_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
@@ -174,7 +178,8 @@ pub struct Args {
     #[arg(long, value_name = "queue|reject", value_parser = parse_offline)]
     pub offline: Option<Offline>,
 
-    /// How long undelivered webhooks are kept, e.g. 7d, 12h, 30m, 90s [default: 7d]
+    /// How long undelivered webhooks are kept, and channels no CLI attaches to are
+    /// remembered, e.g. 7d, 12h, 30m, 90s [default: 7d]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub retention: Option<Duration>,
 

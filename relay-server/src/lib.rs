@@ -29,6 +29,7 @@ use std::sync::Arc;
 pub use accept::{run, run_with_reload};
 pub use config::Config;
 pub use session::{ws_config, OUTBOX_BYTES};
+pub use tokens::is_token_refusal;
 
 use crate::protocol::RequestId;
 
@@ -46,6 +47,8 @@ pub(crate) struct Relay {
     sessions: Arc<tokio::sync::Semaphore>,
     /// Refused sessions, logged at a bounded rate per peer.
     refusals: refusals::RefusalLog,
+    /// One permit per session that may still be reading its hello ([`session::MAX_OPENING`]).
+    opening: tokio::sync::Semaphore,
     queue: queue::Queue,
     channels: channel::Channels,
     /// Bytes of requests held in memory, relay-wide (`--max-memory`).

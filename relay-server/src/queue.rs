@@ -44,6 +44,9 @@ pub struct ChannelRecord {
     pub settings: String,
     /// The token digest that owns this channel, on relays with tokens.
     pub owner: Option<String>,
+    /// When its last session ended, in milliseconds since the Unix epoch; `None` while one is
+    /// attached. Its retention counts from there.
+    pub detached_at: Option<i64>,
 }
 
 /// What the queue holds at start-up.
@@ -100,6 +103,18 @@ enum Command {
     },
     SaveChannel {
         record: ChannelRecord,
+        done: Done,
+    },
+    /// The channel's session ended at `at`.
+    ChannelLeft {
+        name: String,
+        at: i64,
+        done: Done,
+    },
+    /// Deletes channels left at `cutoff` or earlier, each with its requests up to an id.
+    ForgetChannels {
+        channels: Vec<(String, RequestId)>,
+        cutoff: i64,
         done: Done,
     },
     /// Commits what waits (acknowledgements held back), then answers.
@@ -197,7 +212,8 @@ impl Queue {
                  name TEXT PRIMARY KEY,
                  settings TEXT NOT NULL,
                  owner TEXT,
-                 updated_at INTEGER NOT NULL
+                 updated_at INTEGER NOT NULL,
+                 detached_at INTEGER
              );
              CREATE TABLE IF NOT EXISTS queue (
                  id INTEGER PRIMARY KEY,
@@ -217,6 +233,7 @@ impl Queue {
         if !has_file_len {
             conn.execute_batch("ALTER TABLE queue ADD COLUMN file_len INTEGER")?;
         }
+        left_since_now(&conn)?;
         let snapshot = snapshot(&conn)?;
         let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
         let (epoch, reserved) = start_ids(&conn, snapshot.max_id)?;
@@ -423,6 +440,44 @@ impl Queue {
         }
     }
 
+    /// Records that `name`'s session ended `at` (milliseconds since the Unix epoch).
+    pub async fn channel_left(&self, name: &str, at: i64) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                let name = name.to_owned();
+                Self::call(commands, |done| Command::ChannelLeft { name, at, done }).await
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Forgets `channels`, each with its requests up to the id given (a request queued for
+    /// the name since it is forgotten has a higher id, and stays): a channel whose record says
+    /// it was left after `cutoff` (a session claimed it again meanwhile) keeps its record.
+    pub async fn forget_channels(
+        &self,
+        channels: Vec<(String, RequestId)>,
+        cutoff: i64,
+    ) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(commands) => {
+                Self::call(commands, |done| Command::ForgetChannels {
+                    channels,
+                    cutoff,
+                    done,
+                })
+                .await
+            }
+            Backend::Memory(map) => {
+                let mut map = Self::memory(map);
+                for (name, last) in &channels {
+                    map.retain(|id, stored| !(stored.channel == *name && id <= last));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Deletes requests received `older_than` ago or earlier; returns what it deleted.
     pub async fn expire(
         &self,
@@ -449,7 +504,7 @@ impl Queue {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -458,12 +513,13 @@ fn now_ms() -> i64 {
 
 fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     let mut channels = Vec::new();
-    let mut stmt = conn.prepare("SELECT name, settings, owner FROM channels")?;
+    let mut stmt = conn.prepare("SELECT name, settings, owner, detached_at FROM channels")?;
     for row in stmt.query_map([], |r| {
         Ok(ChannelRecord {
             name: r.get(0)?,
             settings: r.get(1)?,
             owner: r.get(2)?,
+            detached_at: r.get(3)?,
         })
     })? {
         channels.push(row?);
@@ -733,11 +789,34 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, i
             Command::Reserve => {}
             Command::SaveChannel { record, done } => {
                 let result = tx.execute(
-                    "INSERT INTO channels (name, settings, owner, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET settings = ?2, owner = ?3, updated_at = ?4",
-                    params![record.name, record.settings, record.owner, now_ms()],
+                    "INSERT INTO channels (name, settings, owner, updated_at, detached_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (name) DO UPDATE
+                     SET settings = ?2, owner = ?3, updated_at = ?4, detached_at = ?5",
+                    params![
+                        record.name,
+                        record.settings,
+                        record.owner,
+                        now_ms(),
+                        record.detached_at
+                    ],
                 );
                 replies.push((done, result.map(|_| ()).map_err(QueueError::from)));
+            }
+            Command::ChannelLeft { name, at, done } => {
+                let result = tx.execute(
+                    "UPDATE channels SET detached_at = ?2 WHERE name = ?1",
+                    params![name, at],
+                );
+                replies.push((done, result.map(|_| ()).map_err(QueueError::from)));
+            }
+            Command::ForgetChannels {
+                channels,
+                cutoff,
+                done,
+            } => {
+                let result = forget_channels(&tx, &channels, cutoff, &mut deleted);
+                replies.push((done, result.map_err(QueueError::from)));
             }
             Command::Expire { older_than, done } => {
                 let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
@@ -803,6 +882,8 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
             Command::Insert { done, .. }
             | Command::InsertFile { done, .. }
             | Command::SaveChannel { done, .. }
+            | Command::ChannelLeft { done, .. }
+            | Command::ForgetChannels { done, .. }
             | Command::Flush { done } => {
                 let _ = done.send(Err(QueueError::Sqlite(clone_error(e))));
             }
@@ -815,6 +896,51 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
             Command::Ack { .. } | Command::Reserve => {}
         }
     }
+}
+
+/// A channel recorded with a session attached was left when the relay stopped, whether the
+/// relay could record it or not (killed), or was recorded before channels kept when they were
+/// left: its retention counts from this start.
+fn left_since_now(conn: &Connection) -> rusqlite::Result<()> {
+    let has_detached_at = conn
+        .prepare("SELECT 1 FROM pragma_table_info('channels') WHERE name = 'detached_at'")?
+        .exists([])?;
+    if !has_detached_at {
+        conn.execute_batch("ALTER TABLE channels ADD COLUMN detached_at INTEGER")?;
+    }
+    conn.execute(
+        "UPDATE channels SET detached_at = ?1 WHERE detached_at IS NULL",
+        [now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Deletes `channels` left at `cutoff` or earlier, and their requests up to the id given
+/// (`deleted` gets those whose frame is a file).
+fn forget_channels(
+    tx: &rusqlite::Transaction<'_>,
+    channels: &[(String, RequestId)],
+    cutoff: i64,
+    deleted: &mut Vec<RequestId>,
+) -> rusqlite::Result<()> {
+    let mut record =
+        tx.prepare_cached("DELETE FROM channels WHERE name = ?1 AND detached_at <= ?2")?;
+    let mut requests = tx.prepare_cached(
+        "DELETE FROM queue WHERE channel = ?1 AND id <= ?2 RETURNING id, file_len IS NOT NULL",
+    )?;
+    for (name, last) in channels {
+        record.execute(params![name, cutoff])?;
+        let rows = requests.query_map(params![name, last.0 as i64], |r| {
+            Ok((RequestId(r.get::<_, i64>(0)? as u64), r.get::<_, bool>(1)?))
+        })?;
+        for row in rows {
+            let (id, in_file) = row?;
+            if in_file {
+                deleted.push(id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the requests received at `cutoff` or earlier: their channel, id, and whether their
@@ -851,6 +977,7 @@ mod tests {
                     name: "ch".into(),
                     settings: "{}".into(),
                     owner: Some("digest".into()),
+                    detached_at: None,
                 })
                 .await
                 .unwrap();
@@ -886,6 +1013,87 @@ mod tests {
         );
         assert_eq!(queue.load(RequestId(1)).await.unwrap().unwrap(), "one");
         assert_eq!(queue.load(RequestId(3)).await.unwrap().unwrap(), long());
+    }
+
+    fn record(name: &str, detached_at: Option<i64>) -> ChannelRecord {
+        ChannelRecord {
+            name: name.into(),
+            settings: "{}".into(),
+            owner: Some("digest".into()),
+            detached_at,
+        }
+    }
+
+    fn detached_at(snapshot: &Snapshot, name: &str) -> Option<Option<i64>> {
+        let record = snapshot.channels.iter().find(|c| c.name == name)?;
+        Some(record.detached_at)
+    }
+
+    #[tokio::test]
+    async fn issue_17_channels_keep_when_they_were_left_and_go_with_their_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = now_ms();
+        {
+            let (queue, _) = Queue::open(Some(dir.path())).unwrap();
+            for name in ["old", "back", "live"] {
+                queue.save_channel(record(name, None)).await.unwrap();
+            }
+            queue.channel_left("old", 1_000).await.unwrap();
+            queue.channel_left("back", 1_000).await.unwrap();
+            for (id, channel) in [(1, "old"), (2, "old"), (3, "back"), (4, "old")] {
+                let frame = if id == 2 {
+                    long()
+                } else {
+                    Bytes::from_static(b"x")
+                };
+                queue.insert(RequestId(id), channel, frame).await.unwrap();
+            }
+        }
+        let (queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(detached_at(&snapshot, "old"), Some(Some(1_000)));
+        // Recorded with a session attached: the relay stopped without saying it was left.
+        let live = detached_at(&snapshot, "live").unwrap().unwrap();
+        assert!(live >= started, "left at this start, not never: {live}");
+        // "back" was claimed again after the relay decided to forget it: its record stays.
+        queue.save_channel(record("back", None)).await.unwrap();
+        let forget = vec![("old".into(), RequestId(2)), ("back".into(), RequestId(3))];
+        queue.forget_channels(forget, 2_000).await.unwrap();
+        assert_eq!(
+            files(dir.path()),
+            Vec::<String>::new(),
+            "a forgotten frame's file goes"
+        );
+        drop(queue);
+        let (_, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(detached_at(&snapshot, "old"), None, "forgotten");
+        assert!(
+            detached_at(&snapshot, "back").is_some(),
+            "claimed again, kept"
+        );
+        // A request queued after the channel was forgotten is not taken with it.
+        assert_eq!(snapshot.pending, vec![("old".to_owned(), RequestId(4))]);
+    }
+
+    #[test]
+    fn a_queue_from_before_channels_kept_when_they_were_left_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("relay.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE channels (name TEXT PRIMARY KEY, settings TEXT NOT NULL, owner TEXT,
+                 updated_at INTEGER NOT NULL);
+             INSERT INTO channels VALUES ('ch', '{}', 'digest', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let started = now_ms();
+        let (_queue, snapshot) = Queue::open(Some(dir.path())).unwrap();
+        assert_eq!(snapshot.channels.len(), 1);
+        assert_eq!(snapshot.channels[0].owner.as_deref(), Some("digest"));
+        let left = snapshot.channels[0].detached_at.unwrap();
+        assert!(
+            left >= started,
+            "its retention counts from the upgrade: {left}"
+        );
     }
 
     #[tokio::test]

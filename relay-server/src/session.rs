@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -23,6 +24,7 @@ use crate::protocol::{
     self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
 };
 use crate::quote::{excerpt, quote};
+use crate::tokens::Licence;
 use crate::Relay;
 
 /// Bytes of frames a session's outbox holds, with those its writer is sending (or one frame,
@@ -34,6 +36,11 @@ pub const OUTBOX_BYTES: usize = 2 * 1024 * 1024;
 /// How often the relay pings a session. The CLI pings too; a session silent for
 /// [`protocol::SILENCE_LIMIT`] is dead.
 const PING_INTERVAL: Duration = protocol::PING_INTERVAL;
+
+/// Most sessions reading their hello at once. They have shown no token yet, so they do not
+/// count under `--max-sessions` (strangers could otherwise fill it); each waits at most
+/// [`protocol::HELLO_TIMEOUT`], and past this many the next one is refused at once.
+pub(crate) const MAX_OPENING: usize = 1024;
 
 /// A fresh unguessable channel name of 128 random bits: 22 characters of `[A-Za-z0-9_-]`, or,
 /// for subdomain URLs (DNS is case-insensitive), 26 lowercase letters and digits.
@@ -107,11 +114,13 @@ struct Hello {
 }
 
 /// A session past its hello, attached to its channel.
-struct Opened {
+struct Opened<'r> {
     ws: Ws,
     name: String,
     channel: Arc<Channel>,
     attached: Arc<Attached>,
+    /// Its token's standing, on a relay with tokens.
+    licence: Option<Licence<'r>>,
     /// Its place under `--max-sessions`.
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
@@ -127,23 +136,25 @@ async fn serve(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationTo
         name,
         channel,
         attached,
+        licence,
         _slot,
     } = opened;
     info!(channel = %name, queued = channel.status().queued, "session attached");
-    pump(&relay, &channel, &attached, ws, shutdown).await;
-    channel.detach(&attached);
+    pump(&relay, &channel, &attached, licence.as_ref(), ws, shutdown).await;
+    relay
+        .channels
+        .leave(&relay.queue, &channel, &attached)
+        .await;
     info!(channel = %name, "session ended");
 }
 
-/// Takes a session slot, reads the hello, checks the token, attaches the channel and answers
-/// the hello; `None` when the session was refused or lost on the way.
-async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
-    let Ok(slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
-        let message = format!(
-            "this relay is at its limit of {} sessions (--max-sessions); try again later",
-            relay.config.max_sessions
-        );
-        refuse(relay, ws, peer, message).await;
+/// Reads the hello, checks the token, takes a session slot, attaches the channel and answers
+/// the hello; `None` when the session was refused or lost on the way. The slot is taken only
+/// once the token is accepted, so strangers cannot fill `--max-sessions`.
+async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
+    let Ok(opening) = relay.opening.try_acquire() else {
+        let message = "too many hooks sessions are starting at once; try again shortly";
+        refuse(relay, ws, peer, message.to_owned()).await;
         return None;
     };
     let subdomains = relay.subdomain_host.is_some();
@@ -154,19 +165,26 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
             return None;
         }
     };
-    let owner = match relay
-        .tokens
-        .check(hello.token.as_ref().map(|t| t.0.as_str()))
-    {
-        Ok(owner) => owner,
+    let name = hello
+        .channel
+        .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
+    let token = hello.token.as_ref().map(|t| t.0.as_str());
+    let licence = match relay.tokens.check(token, &name) {
+        Ok(licence) => licence,
         Err(message) => {
             refuse(relay, ws, peer, message).await;
             return None;
         }
     };
-    let name = hello
-        .channel
-        .unwrap_or_else(|| random_channel(relay.subdomain_host.is_some()));
+    drop(opening);
+    let Ok(slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
+        let message = format!(
+            "this relay is at its limit of {} sessions (--max-sessions); try again later",
+            relay.config.max_sessions
+        );
+        refuse(relay, ws, peer, message).await;
+        return None;
+    };
     let attached = Arc::new(Attached::new(
         OUTBOX_BYTES,
         relay.config.max_in_flight,
@@ -178,7 +196,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
             &relay.queue,
             &name,
             hello.settings,
-            owner.as_ref(),
+            licence.as_ref(),
             &attached,
         )
         .await
@@ -202,7 +220,10 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
         .send(Message::Binary(protocol::encode(&reply, &[])))
         .await;
     if greeted.is_err() {
-        channel.detach(&attached);
+        relay
+            .channels
+            .leave(&relay.queue, &channel, &attached)
+            .await;
         info!(channel = %name, "session ended before its hello was answered");
         return None;
     }
@@ -211,6 +232,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened> {
         name,
         channel,
         attached,
+        licence,
         _slot: slot,
     })
 }
@@ -299,23 +321,37 @@ async fn refuse(relay: &Relay, mut ws: Ws, peer: IpAddr, message: String) {
     let _ = ws.close(None).await;
 }
 
-/// Moves frames both ways until the CLI leaves, goes silent, or the relay shuts down.
+/// Moves frames both ways until the CLI leaves, goes silent, the relay shuts down, or a reload
+/// of the tokens file ends the session (`licence`).
 async fn pump(
     relay: &Relay,
     channel: &Channel,
     attached: &Attached,
+    licence: Option<&Licence<'_>>,
     ws: Ws,
     shutdown: CancellationToken,
 ) {
     let (mut sink, mut stream) = ws.split();
     let writer = async move {
         let mut ping = tokio::time::interval(PING_INTERVAL);
+        let revoked = async {
+            match licence {
+                Some(licence) => licence.revoked().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(revoked);
         loop {
             // What the writer took from the outbox counts there until it is written.
             let mut taken = Taken::default();
             let message = tokio::select! {
                 frame = attached.outbox.recv(&mut taken) => Message::Binary(frame),
                 _ = ping.tick() => Message::Ping(Bytes::new()),
+                reason = &mut revoked => {
+                    info!(channel = %channel.name, %reason, "session ended by a reload of the tokens file");
+                    end_revoked(&mut sink, reason).await;
+                    break;
+                }
                 _ = shutdown.cancelled() => {
                     let close = CloseFrame {
                         code: CloseCode::Away,
@@ -369,6 +405,22 @@ async fn pump(
         _ = reader => {}
         _ = deliver(relay, channel, attached) => {}
     }
+}
+
+/// Ends a session that the tokens file no longer allows: its reason as an `Error` message, which
+/// the CLI shows, then a close frame.
+async fn end_revoked(sink: &mut SplitSink<Ws, Message>, reason: String) {
+    let error = RelayMessage::Error {
+        message: reason.clone(),
+    };
+    let _ = sink
+        .send(Message::Binary(protocol::encode(&error, &[])))
+        .await;
+    let close = CloseFrame {
+        code: CloseCode::Policy,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
 }
 
 /// Sends the channel's pending requests to the session, oldest first: first what waited while

@@ -767,6 +767,18 @@ impl RelayProcess {
         }
     }
 
+    /// Sends SIGHUP, as `systemctl reload` does: the relay rereads its certificate and tokens.
+    pub fn hangup(&self) {
+        let pid = self.child.id().expect("the relay is running");
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "could not send SIGHUP to the relay: {status:?}"
+        );
+    }
+
     /// Starts the relay again on the same address and data directory, with the same flags.
     /// The previous run must be dead ([`RelayProcess::kill`]).
     pub async fn restart(&mut self) {
