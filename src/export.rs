@@ -131,7 +131,7 @@ pub fn curl(request: &Request, target: &Target) -> String {
     let printfs: Vec<String> = request
         .body
         .chunks(PRINTF_CHUNK)
-        .map(|chunk| format!("printf '{}'", printf_escape(chunk)))
+        .map(printf)
         .collect();
     let feed = match printfs.as_slice() {
         [one] => one.clone(),
@@ -157,22 +157,27 @@ fn header_arg(h: &Header) -> String {
         _ => {
             let mut line = format!("{}: ", h.name).into_bytes();
             line.extend_from_slice(&h.value);
-            format!("\"$(printf '{}')\"", printf_escape(&line))
+            format!("\"$({})\"", printf(&line))
         }
     }
 }
 
-/// Bytes as a `printf` format inside single quotes: printable ASCII as is, except `'`, `%` and
-/// `\`; everything else as a three-digit octal escape.
-fn printf_escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && !matches!(b, b'\'' | b'%' | b'\\') {
+/// A `printf` command that writes `bytes` exactly: its format, in single quotes, is printable
+/// ASCII as is, except `'`, `%` and `\`, and everything else as a three-digit octal escape.
+/// A leading `-` is escaped too: `printf` would read the format as an option (issue 17: every
+/// multipart body starts with `--boundary`, and curl then sent nothing).
+fn printf(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + 9);
+    out.push_str("printf '");
+    for (i, &b) in bytes.iter().enumerate() {
+        let dash = i == 0 && b == b'-';
+        if (0x20..0x7f).contains(&b) && !matches!(b, b'\'' | b'%' | b'\\') && !dash {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("\\{b:03o}"));
         }
     }
+    out.push('\'');
     out
 }
 
