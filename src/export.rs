@@ -12,6 +12,7 @@ use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::inspect::sanitize::is_unsafe;
 use crate::list::millis;
 use crate::store::{self, Capture, Outcome, Request, Store};
 use crate::target::Target;
@@ -146,14 +147,15 @@ fn quote(text: &str) -> String {
 }
 
 /// One `-H` argument. curl drops a header given as `Name:` and sends an empty one for `Name;`.
-/// Values that are not printable text go through `printf`, so no control byte reaches the
-/// terminal that shows the command and no byte is lost.
+/// Values that are not printable text (control, bidirectional and invisible characters,
+/// invalid UTF-8) go through `printf`, so none of them reaches the terminal that shows the
+/// command, and no byte is lost.
 fn header_arg(h: &Header) -> String {
     if h.value.is_empty() {
         return quote(&format!("{};", h.name));
     }
     match std::str::from_utf8(&h.value) {
-        Ok(text) if !text.chars().any(char::is_control) => quote(&format!("{}: {text}", h.name)),
+        Ok(text) if !text.chars().any(is_unsafe) => quote(&format!("{}: {text}", h.name)),
         _ => {
             let mut line = format!("{}: ", h.name).into_bytes();
             line.extend_from_slice(&h.value);

@@ -371,11 +371,17 @@ async fn attach_loop(
                     }
                 }
             }
-            Err(ConnectError::Refused(message)) if !attached_once => return Err(anyhow!(message)),
+            // The relay's sentence, on one line: it cannot forge another line of output.
+            Err(ConnectError::Refused(message)) if !attached_once => {
+                return Err(anyhow!(inspect::sanitize(&message)))
+            }
             Err(ConnectError::Unreachable(e)) if !attached_once => {
                 return Err(e.context(format!("could not reach the relay at {relay_url}")))
             }
-            Err(ConnectError::Refused(message)) => debug!(%message, "reconnect refused; retrying"),
+            Err(ConnectError::Refused(message)) => {
+                let message = inspect::sanitize(&message);
+                debug!(%message, "reconnect refused; retrying");
+            }
             Err(ConnectError::Unreachable(e)) => debug!(error = %e, "reconnect failed; retrying"),
         }
         let mut pause = backoff(failures);

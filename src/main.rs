@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             if err.downcast_ref::<hooks::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -47,19 +47,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `err` with its causes, once. Error messages quote what hooks was given and what peers
+/// said (a relay's refusal, a file's contents), so they are sanitized like any untrusted text.
+fn report(err: &anyhow::Error) {
+    eprintln!(
+        "hooks: error: {}",
+        hooks::inspect::sanitize_lines(&format!("{err:#}"))
+    );
+}
+
 /// `hooks relay`: the relay program under the hooks binary.
 fn relay(args: relay_server::config::Args) -> ExitCode {
     let settings = match relay_server::cli::settings(args) {
         Ok(settings) => settings,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             return ExitCode::from(2);
         }
     };
     let workers = match relay_server::cli::worker_threads() {
         Ok(workers) => workers,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             return ExitCode::from(2);
         }
     };
@@ -74,7 +83,7 @@ fn relay(args: relay_server::config::Args) -> ExitCode {
     match runtime.block_on(relay_server::cli::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             ExitCode::FAILURE
         }
     }

@@ -22,7 +22,7 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
-        serde_json::to_writer(&mut out, &capture_json(&capture))?;
+        inspect::sanitize::write_json(&mut out, &capture_json(&capture))?;
         out.write_all(b"\n")?;
     } else {
         out.write_all(render(&capture, &output_options(args)).as_bytes())?;
