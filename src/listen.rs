@@ -310,6 +310,8 @@ async fn attach_loop(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ws_url = connect_url(relay_url)?;
+    // For messages: a relay URL's user info is a credential (and never sent).
+    let relay_url = inspect::redact::userinfo(relay_url);
     let mut hello = ClientMessage::Hello {
         version: PROTOCOL_VERSION,
         channel: args.channel.clone(),
@@ -447,7 +449,10 @@ fn tls_connector(ca_cert: Option<&std::path::Path>) -> anyhow::Result<Connector>
 fn connect_url(relay_url: &str) -> anyhow::Result<String> {
     let (scheme, rest) = relay_url
         .split_once("://")
-        .ok_or_else(|| anyhow!("relay URL {relay_url:?} needs a scheme: http:// or https://"))?;
+        .ok_or_else(|| {
+            let shown = inspect::redact::userinfo(relay_url);
+            anyhow!("relay URL {shown:?} needs a scheme: http:// or https://")
+        })?;
     let ws_scheme = match scheme {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",

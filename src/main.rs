@@ -89,15 +89,33 @@ fn relay(args: relay_server::config::Args) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, quiet unless `RUST_LOG` asks for more.
+/// Logs go to stderr, quiet unless `RUST_LOG` asks for more. tungstenite's trace level is
+/// never written, whatever `RUST_LOG` says: it dumps every WebSocket frame whole, and the first
+/// is the hello with the relay token (issue 17).
 fn init_logging() {
+    use tracing_subscriber::filter::{filter_fn, FilterExt as _};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_frame_dumps = filter_fn(|meta| {
+        *meta.level() != tracing::Level::TRACE || !is_websocket_library(meta.target())
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter(filter.and(no_frame_dumps));
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Whether a log target is tungstenite's or tokio-tungstenite's.
+fn is_websocket_library(target: &str) -> bool {
+    ["tungstenite", "tokio_tungstenite"].iter().any(|name| {
+        target
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -44,7 +44,7 @@ fn output_options(args: &ShowArgs) -> OutputOptions {
             palette,
             redactor: Redactor {
                 show_secrets: args.show_secrets,
-                secrets: Vec::new(),
+                secrets: args.secrets.iter().map(|s| s.expose().to_owned()).collect(),
             },
         },
     }

@@ -223,3 +223,91 @@ async fn issue_17_a_hostile_refusal_ends_listen_without_raw_escapes() {
         "one line: the relay cannot forge another"
     );
 }
+
+/// The token, as the relay's tokens file and `--token` have it.
+const TOKEN: &str = "SECRETTOKEN-issue17-7f3a";
+
+/// Every form a log could write the token in: as text, as the hex of a frame dump, in base64.
+fn token_forms() -> Vec<String> {
+    use base64::Engine as _;
+    let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+    let base64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    vec![TOKEN.to_owned(), hex, base64]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_trace_logging_never_writes_the_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("write the tokens file");
+    let relay = start_relay(relay_server::Config {
+        tokens_file: Some(tokens),
+        ..relay_server::Config::default()
+    })
+    .await;
+    let app = App::ok().await;
+    let target = format!("127.0.0.1:{}", app.port());
+    let args = [
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &target,
+        "--token",
+        TOKEN,
+    ];
+    let mut cli = spawn_listen_env(&args, &[("RUST_LOG", "trace")]).await;
+    let reply = Sender::default().post(&cli.url, "traced").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    cli.next_requests(1).await;
+    cli.terminate();
+    cli.wait_exit().await;
+    let stderr = cli.final_stderr().await;
+    assert!(
+        stderr.contains(" TRACE "),
+        "trace logging was on: {}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    for form in token_forms() {
+        let at = stderr.find(&form);
+        assert!(
+            at.is_none(),
+            "the token ({form}) is in the log: {}",
+            &stderr[at.unwrap_or(0).saturating_sub(300)..][..600.min(stderr.len())]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_relay_urls_user_info_is_masked_in_errors() {
+    let port = closed_port();
+    let unreachable = format!("http://alice:hunter2@127.0.0.1:{port}");
+    let run = run_hooks_env(
+        &["listen", "--relay", &unreachable, "--forward-to", "9"],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(&format!(
+            "hooks: error: could not reach the relay at http://(redacted)@127.0.0.1:{port}: \
+             connection refused\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    let no_scheme = run_hooks(&[
+        "listen",
+        "--relay",
+        "alice:hunter2@relay.example.com/x",
+        "--forward-to",
+        "9",
+    ])
+    .await;
+    assert_eq!(no_scheme.code, Some(1), "{no_scheme:?}");
+    assert_eq!(
+        no_scheme.stderr,
+        "hooks: error: relay URL \"(redacted)@relay.example.com/x\" needs a scheme: \
+         http:// or https://\n"
+    );
+}

@@ -531,3 +531,40 @@ async fn issue_17_show_escapes_c1_bidi_and_zero_width_and_cuts_long_lines() {
     );
     listen.kill().await;
 }
+
+/// Issue 17: `hooks show` masks the `--secret`/`HOOKS_SECRET` values as `listen` does, wherever
+/// they appear in what it prints (GitLab, for one, sends its secret as a header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_show_masks_the_secrets_it_is_given() {
+    let data = data_dir();
+    let (relay, app) = (start_relay().await, App::start().await);
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let secret = "whsec_issue17_mask_me";
+    let headers: [(&str, &[u8]); 2] = [
+        ("content-type", b"application/json"),
+        ("x-echo", secret.as_bytes()),
+    ];
+    let body = format!(r#"{{"note":"the secret is {secret}"}}"#);
+    let url = format!("{}/masked", listen.url);
+    assert_eq!(send("POST", &url, &headers, body.as_bytes()).await, 201);
+    listen.next_request().await;
+
+    let by_flag = run(&["show", "1", "--secret", secret], data.path())
+        .await
+        .success()
+        .text();
+    let by_env = hooks(&["show", "1"], data.path())
+        .env("HOOKS_SECRET", secret)
+        .output();
+    let by_env = within("hooks show", by_env).await.expect("hooks show");
+    assert_eq!(by_env.status.code(), Some(0));
+    let by_env = String::from_utf8_lossy(&by_env.stdout).into_owned();
+    for shown in [&by_flag, &by_env] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("> x-echo: (secret)"), "{shown}");
+        assert!(shown.contains(r#""the secret is (secret)""#), "{shown}");
+    }
+    let help = run(&["show", "--help"], data.path()).await.success().text();
+    assert!(help.contains("--secret <SECRET>"), "{help}");
+    listen.kill().await;
+}
