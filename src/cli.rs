@@ -122,6 +122,9 @@ pub struct ListenArgs {
 
     /// Exit with status 1 after being disconnected from the relay this long (default: retry
     /// forever), for supervisors that restart hooks themselves
+    ///
+    /// A reconnection attempt still under way at the limit (a relay that accepts the connection
+    /// and never answers) is abandoned there.
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub exit_after: Option<Duration>,
 

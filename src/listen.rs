@@ -332,8 +332,17 @@ async fn attach_loop(
     let mut failures = 0u32;
     let mut disconnected_since: Option<Instant> = None;
     loop {
+        // With --exit-after, an attempt still running at the limit is abandoned there: a port
+        // that accepts and never answers would hold it for CONNECT_TIMEOUT (issue 17).
+        let give_up_at = args
+            .exit_after
+            .zip(disconnected_since)
+            .map(|(limit, since)| since + limit);
         let attempt = tokio::select! {
             attempt = connect(&ws_url, &hello, &tls) => attempt,
+            () = sleep_until(give_up_at) => Err(ConnectError::Unreachable(anyhow!(
+                "still connecting at the --exit-after limit"
+            ))),
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
@@ -389,8 +398,7 @@ async fn attach_loop(
         let mut pause = backoff(failures);
         failures = failures.saturating_add(1);
         if let (Some(limit), Some(since)) = (args.exit_after, disconnected_since) {
-            // Give up only after an attempt at or past the limit has failed; the last pause is
-            // shortened so that attempt happens right at the limit.
+            // Give up at the limit; the last pause ends there.
             let left = limit.saturating_sub(since.elapsed());
             if left.is_zero() {
                 return Err(anyhow!(
@@ -405,6 +413,14 @@ async fn attach_loop(
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -311,3 +311,45 @@ async fn issue_17_a_relay_urls_user_info_is_masked_in_errors() {
          http:// or https://\n"
     );
 }
+
+/// Issue 17: `--exit-after 1s` took 10.2 s when the relay's port accepted TCP and never answered
+/// the WebSocket handshake: the attempt ran to its 10 s connect timeout. It is cut at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_exit_after_cuts_a_connect_that_hangs() {
+    let relay = fake_relay(vec![Step::HelloThenClose {
+        url: "http://fake/ch".to_owned(),
+        reason: "restarting".to_owned(),
+    }])
+    .await;
+    let started = std::time::Instant::now();
+    let run = run_hooks(&[
+        "listen",
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        "9",
+        "--exit-after",
+        "1",
+        "--json",
+    ])
+    .await;
+    println!("hooks listen --exit-after 1 ran {:?}", started.elapsed());
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        relay.hung.load(Ordering::SeqCst) >= 1,
+        "a reconnect attempt met the silent port"
+    );
+    let last = run.stderr.lines().last().unwrap_or_default();
+    let prefix = format!("hooks: error: disconnected from the relay at {} for ", relay.url);
+    let seconds: f64 = last
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" s (--exit-after 1 s)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the last line says why: {}", run.stderr));
+    // Not a timing measurement: the figure hooks reports itself. Before the fix it was the
+    // 10 s connect timeout, whatever --exit-after said.
+    assert!(
+        seconds < 10.0,
+        "--exit-after 1 waited out the connect timeout: {last}"
+    );
+}
