@@ -331,6 +331,9 @@ mod tests {
         let quiet = start + RECOVERED_AFTER * 2;
         assert!(health.saved(quiet - Duration::from_secs(1)).is_none());
         assert!(health.saved(quiet).is_some(), "a run of failures is over");
-        assert!(health.failed(quiet, &e()).is_some(), "a new run of failures");
+        assert!(
+            health.failed(quiet, &e()).is_some(),
+            "a new run of failures"
+        );
     }
 }

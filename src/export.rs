@@ -129,11 +129,7 @@ pub fn curl(request: &Request, target: &Target) -> String {
         return format!("{}\n", lines.join(" \\\n  "));
     }
     lines.push("--data-binary @-".to_owned());
-    let printfs: Vec<String> = request
-        .body
-        .chunks(PRINTF_CHUNK)
-        .map(printf)
-        .collect();
+    let printfs: Vec<String> = request.body.chunks(PRINTF_CHUNK).map(printf).collect();
     let feed = match printfs.as_slice() {
         [one] => one.clone(),
         many => format!("{{\n  {}\n}}", many.join("\n  ")),

@@ -463,12 +463,10 @@ fn tls_connector(ca_cert: Option<&std::path::Path>) -> anyhow::Result<Connector>
 
 /// The WebSocket URL of a relay: `http://h` → `ws://h/_hooks/v1/connect`, `https` → `wss`.
 fn connect_url(relay_url: &str) -> anyhow::Result<String> {
-    let (scheme, rest) = relay_url
-        .split_once("://")
-        .ok_or_else(|| {
-            let shown = inspect::redact::userinfo(relay_url);
-            anyhow!("relay URL {shown:?} needs a scheme: http:// or https://")
-        })?;
+    let (scheme, rest) = relay_url.split_once("://").ok_or_else(|| {
+        let shown = inspect::redact::userinfo(relay_url);
+        anyhow!("relay URL {shown:?} needs a scheme: http:// or https://")
+    })?;
     let ws_scheme = match scheme {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",

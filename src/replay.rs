@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReplayArgs;
 use crate::forward::{self, ForwardError, Forwarder};
-use crate::inspect::{cut_line, sanitize};
+use crate::inspect::{cut_line, sanitize, sanitize_lines};
 use crate::list::display_path;
 use crate::store::{
     self, Capture, Outcome, Record, Request, Response, Retention, Store, StoreError, Writer,
@@ -304,7 +304,7 @@ fn report(failed: Vec<(i64, String)>, total: usize) -> anyhow::Result<()> {
         [(_, reason)] if total == 1 => Err(anyhow!("{reason}")),
         _ => {
             for (id, reason) in &failed {
-                eprintln!("hooks: replay of #{id}: {reason}");
+                eprintln!("hooks: replay of #{id}: {}", sanitize_lines(reason));
             }
             Err(anyhow!("{} of {total} replays got no answer", failed.len()))
         }

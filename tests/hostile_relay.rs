@@ -180,7 +180,11 @@ async fn issue_17_a_hostile_relays_hello_close_and_error_never_reach_the_termina
             assert_eq!(lines[0]["type"], "ready", "{}", run.stdout);
             assert_eq!(lines[0]["url"], format!("http://first{EVIL}"), "same text");
             assert!(run.stdout.contains(r"\u001b]52;c;"), "{}", run.stdout);
-            assert!(run.stdout.contains(r"\u009d0;title\u009c\u202e"), "{}", run.stdout);
+            assert!(
+                run.stdout.contains(r"\u009d0;title\u009c\u202e"),
+                "{}",
+                run.stdout
+            );
             let types: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
             assert_eq!(
                 types,
@@ -189,7 +193,8 @@ async fn issue_17_a_hostile_relays_hello_close_and_error_never_reach_the_termina
             assert_eq!(lines[1]["reason"], close_reason());
             assert_eq!(lines[3]["reason"], format!("kicked{EVIL}"));
         } else {
-            let escaped = r"\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\u{9d}0;title\u{9c}\u{202e}gnp.exe\u{200b}";
+            let escaped =
+                r"\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\u{9d}0;title\u{9c}\u{202e}gnp.exe\u{200b}";
             for line in [
                 format!("Ready: forwarding http://first{escaped} → http://127.0.0.1:9"),
                 format!("Disconnected from the relay (bye{escaped}); reconnecting…"),
@@ -340,7 +345,10 @@ async fn issue_17_exit_after_cuts_a_connect_that_hangs() {
         "a reconnect attempt met the silent port"
     );
     let last = run.stderr.lines().last().unwrap_or_default();
-    let prefix = format!("hooks: error: disconnected from the relay at {} for ", relay.url);
+    let prefix = format!(
+        "hooks: error: disconnected from the relay at {} for ",
+        relay.url
+    );
     let seconds: f64 = last
         .strip_prefix(&prefix)
         .and_then(|rest| rest.strip_suffix(" s (--exit-after 1 s)"))

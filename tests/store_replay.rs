@@ -326,9 +326,10 @@ async fn issue_17_curl_exports_keep_bodies_that_start_with_a_dash() {
     let (app, other, data) = (App::start().await, App::start().await, data_dir());
     let relay = start_relay().await;
     let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
-    let multipart = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+    let multipart =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
         Content-Type: application/octet-stream\r\n\r\n\x00\xff\x1b-\r\n--XyZ--\r\n"
-        .to_vec();
+            .to_vec();
     let mut long_dash = b"-".repeat(5000);
     long_dash.extend_from_slice(b"-v x");
     let bodies: Vec<(&str, Vec<u8>)> = vec![
@@ -352,9 +353,12 @@ async fn issue_17_curl_exports_keep_bodies_that_start_with_a_dash() {
     let to = other.target();
     for (i, (_, body)) in bodies.iter().enumerate() {
         let id = (i + 1).to_string();
-        let export = run(&["export", &id, "--format", "curl", "--to", &to], data.path())
-            .await
-            .success();
+        let export = run(
+            &["export", &id, "--format", "curl", "--to", &to],
+            data.path(),
+        )
+        .await
+        .success();
         let command = String::from_utf8(export.stdout).expect("the command is text");
         let ran = tokio::process::Command::new("sh")
             .args(["-c", &command])

@@ -26,7 +26,11 @@ pub(super) fn status(
             ..
         } => {
             // The URL is the relay's word, and a hostile relay's can hold escape sequences.
-            let line = format!("Ready: forwarding {} → {}", sanitize(url), sanitize(forward_to));
+            let line = format!(
+                "Ready: forwarding {} → {}",
+                sanitize(url),
+                sanitize(forward_to)
+            );
             writeln!(err, "{}", cut_line(&line))?;
             if *embedded {
                 writeln!(

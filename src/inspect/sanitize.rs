@@ -154,7 +154,11 @@ mod tests {
             sanitize(text),
             "a\\u{202e}b\\u{2066}c\\u{200b}d\\u{61c}e\\u{200f}f\\u{2069}g\\u{feff}h\\u{2028}"
         );
-        assert_eq!(sanitize("café ✓ 日本 →"), "café ✓ 日本 →", "other text stays");
+        assert_eq!(
+            sanitize("café ✓ 日本 →"),
+            "café ✓ 日本 →",
+            "other text stays"
+        );
     }
 
     #[test]
@@ -194,7 +198,8 @@ mod tests {
 
     #[test]
     fn json_escapes_c1_bidi_and_invisible_characters() {
-        let value = serde_json::json!({"s": "a\u{9d}52;c;x\u{9c}b\u{7f}c\u{202e}d\x1be\"f\u{1F600}"});
+        let value =
+            serde_json::json!({"s": "a\u{9d}52;c;x\u{9c}b\u{7f}c\u{202e}d\x1be\"f\u{1F600}"});
         let mut plain = Vec::new();
         serde_json::to_writer(&mut plain, &value).unwrap();
         assert!(

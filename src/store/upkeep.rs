@@ -64,7 +64,12 @@ mod tests {
             .with_max_level(tracing::Level::WARN)
             .with_ansi(false)
             .finish();
-        let full = || Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), None));
+        let full = || {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(13),
+                None,
+            ))
+        };
         let mut upkeep = Upkeep::default();
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..5 {
@@ -76,7 +81,8 @@ mod tests {
         });
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
-            text.matches("could not checkpoint the capture store").count(),
+            text.matches("could not checkpoint the capture store")
+                .count(),
             2,
             "once, and once more after it worked in between: {text}"
         );
