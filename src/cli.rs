@@ -122,6 +122,9 @@ pub struct ListenArgs {
 
     /// Exit with status 1 after being disconnected from the relay this long (default: retry
     /// forever), for supervisors that restart hooks themselves
+    ///
+    /// A reconnection attempt still under way at the limit (a relay that accepts the connection
+    /// and never answers) is abandoned there.
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub exit_after: Option<Duration>,
 
@@ -236,8 +239,23 @@ pub struct ShowArgs {
     pub print: Option<Print>,
 
     /// Show Authorization, cookies, signatures and tokens whole instead of shortened
+    ///
+    /// Secrets given with --secret are never shown.
     #[arg(long)]
     pub show_secrets: bool,
+
+    /// Signing secret to mask wherever it appears, as hooks listen does (also HOOKS_SECRET);
+    /// repeat it for several
+    ///
+    /// It is never printed: each occurrence reads (secret). --json prints the capture as it was
+    /// stored.
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
 
     /// When to color the output: auto, always or never
     ///

@@ -12,6 +12,7 @@ use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::inspect::sanitize::is_unsafe;
 use crate::list::millis;
 use crate::store::{self, Capture, Outcome, Request, Store};
 use crate::target::Target;
@@ -128,11 +129,7 @@ pub fn curl(request: &Request, target: &Target) -> String {
         return format!("{}\n", lines.join(" \\\n  "));
     }
     lines.push("--data-binary @-".to_owned());
-    let printfs: Vec<String> = request
-        .body
-        .chunks(PRINTF_CHUNK)
-        .map(|chunk| format!("printf '{}'", printf_escape(chunk)))
-        .collect();
+    let printfs: Vec<String> = request.body.chunks(PRINTF_CHUNK).map(printf).collect();
     let feed = match printfs.as_slice() {
         [one] => one.clone(),
         many => format!("{{\n  {}\n}}", many.join("\n  ")),
@@ -146,33 +143,39 @@ fn quote(text: &str) -> String {
 }
 
 /// One `-H` argument. curl drops a header given as `Name:` and sends an empty one for `Name;`.
-/// Values that are not printable text go through `printf`, so no control byte reaches the
-/// terminal that shows the command and no byte is lost.
+/// Values that are not printable text (control, bidirectional and invisible characters,
+/// invalid UTF-8) go through `printf`, so none of them reaches the terminal that shows the
+/// command, and no byte is lost.
 fn header_arg(h: &Header) -> String {
     if h.value.is_empty() {
         return quote(&format!("{};", h.name));
     }
     match std::str::from_utf8(&h.value) {
-        Ok(text) if !text.chars().any(char::is_control) => quote(&format!("{}: {text}", h.name)),
+        Ok(text) if !text.chars().any(is_unsafe) => quote(&format!("{}: {text}", h.name)),
         _ => {
             let mut line = format!("{}: ", h.name).into_bytes();
             line.extend_from_slice(&h.value);
-            format!("\"$(printf '{}')\"", printf_escape(&line))
+            format!("\"$({})\"", printf(&line))
         }
     }
 }
 
-/// Bytes as a `printf` format inside single quotes: printable ASCII as is, except `'`, `%` and
-/// `\`; everything else as a three-digit octal escape.
-fn printf_escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && !matches!(b, b'\'' | b'%' | b'\\') {
+/// A `printf` command that writes `bytes` exactly: its format, in single quotes, is printable
+/// ASCII as is, except `'`, `%` and `\`, and everything else as a three-digit octal escape.
+/// A leading `-` is escaped too: `printf` would read the format as an option (issue 17: every
+/// multipart body starts with `--boundary`, and curl then sent nothing).
+fn printf(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + 9);
+    out.push_str("printf '");
+    for (i, &b) in bytes.iter().enumerate() {
+        let dash = i == 0 && b == b'-';
+        if (0x20..0x7f).contains(&b) && !matches!(b, b'\'' | b'%' | b'\\') && !dash {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("\\{b:03o}"));
         }
     }
+    out.push('\'');
     out
 }
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::cli::{FilterArgs, ListArgs};
-use crate::inspect::sanitize;
+use crate::inspect::sanitize::{cut_line, sanitize, write_json};
 use crate::store::{self, Filter, Store, Summary};
 
 /// Longest path shown in the table; longer ones end in `…` (`hooks show` has them whole).
@@ -19,7 +19,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
         for row in &rows {
-            serde_json::to_writer(&mut out, &summary_json(row))?;
+            write_json(&mut out, &summary_json(row))?;
             out.write_all(b"\n")?;
         }
     } else if rows.is_empty() {
@@ -107,7 +107,7 @@ fn write_line(
         text.push_str(cell);
         text.extend(std::iter::repeat(' ').take(width - cell.chars().count() + 2));
     }
-    let text = text.trim_end();
+    let text = cut_line(text.trim_end());
     match replay_of {
         Some(of) => writeln!(out, "{text}  (replay of #{of})"),
         None => writeln!(out, "{text}"),

@@ -332,6 +332,8 @@ async fn attach_loop(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ws_url = connect_url(relay_url)?;
+    // For messages: a relay URL's user info is a credential (and never sent).
+    let relay_url = inspect::redact::userinfo(relay_url);
     let mut hello = ClientMessage::Hello {
         version: PROTOCOL_VERSION,
         channel: args.channel.clone(),
@@ -352,8 +354,17 @@ async fn attach_loop(
     let mut failures = 0u32;
     let mut disconnected_since: Option<Instant> = None;
     loop {
+        // With --exit-after, an attempt still running at the limit is abandoned there: a port
+        // that accepts and never answers would hold it for CONNECT_TIMEOUT (issue 17).
+        let give_up_at = args
+            .exit_after
+            .zip(disconnected_since)
+            .map(|(limit, since)| since + limit);
         let attempt = tokio::select! {
             attempt = connect(&ws_url, &hello, &tls) => attempt,
+            () = sleep_until(give_up_at) => Err(ConnectError::Unreachable(anyhow!(
+                "still connecting at the --exit-after limit"
+            ))),
             _ = shutdown.cancelled() => return Ok(()),
         };
         match attempt {
@@ -396,7 +407,10 @@ async fn attach_loop(
                     }
                 }
             }
-            Err(ConnectError::Refused(message)) if !attached_once => return Err(anyhow!(message)),
+            // The relay's sentence, on one line: it cannot forge another line of output.
+            Err(ConnectError::Refused(message)) if !attached_once => {
+                return Err(anyhow!(inspect::sanitize(&message)))
+            }
             Err(ConnectError::Unreachable(e)) if !attached_once => {
                 return Err(e.context(format!("could not reach the relay at {relay_url}")))
             }
@@ -405,14 +419,16 @@ async fn attach_loop(
             Err(ConnectError::Refused(message)) if relay_server::is_token_refusal(&message) => {
                 return Err(anyhow!(message))
             }
-            Err(ConnectError::Refused(message)) => debug!(%message, "reconnect refused; retrying"),
+            Err(ConnectError::Refused(message)) => {
+                let message = inspect::sanitize(&message);
+                debug!(%message, "reconnect refused; retrying");
+            }
             Err(ConnectError::Unreachable(e)) => debug!(error = %e, "reconnect failed; retrying"),
         }
         let mut pause = backoff(failures);
         failures = failures.saturating_add(1);
         if let (Some(limit), Some(since)) = (args.exit_after, disconnected_since) {
-            // Give up only after an attempt at or past the limit has failed; the last pause is
-            // shortened so that attempt happens right at the limit.
+            // Give up at the limit; the last pause ends there.
             let left = limit.saturating_sub(since.elapsed());
             if left.is_zero() {
                 return Err(anyhow!(
@@ -427,6 +443,14 @@ async fn attach_loop(
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -469,9 +493,10 @@ fn tls_connector(ca_cert: Option<&std::path::Path>) -> anyhow::Result<Connector>
 
 /// The WebSocket URL of a relay: `http://h` → `ws://h/_hooks/v1/connect`, `https` → `wss`.
 fn connect_url(relay_url: &str) -> anyhow::Result<String> {
-    let (scheme, rest) = relay_url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("relay URL {relay_url:?} needs a scheme: http:// or https://"))?;
+    let (scheme, rest) = relay_url.split_once("://").ok_or_else(|| {
+        let shown = inspect::redact::userinfo(relay_url);
+        anyhow!("relay URL {shown:?} needs a scheme: http:// or https://")
+    })?;
     let ws_scheme = match scheme {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",

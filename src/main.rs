@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             if err.downcast_ref::<hooks::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -47,19 +47,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `err` with its causes, once. Error messages quote what hooks was given and what peers
+/// said (a relay's refusal, a file's contents), so they are sanitized like any untrusted text.
+fn report(err: &anyhow::Error) {
+    eprintln!(
+        "hooks: error: {}",
+        hooks::inspect::sanitize_lines(&format!("{err:#}"))
+    );
+}
+
 /// `hooks relay`: the relay program under the hooks binary.
 fn relay(args: relay_server::config::Args) -> ExitCode {
     let settings = match relay_server::cli::settings(args) {
         Ok(settings) => settings,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             return ExitCode::from(2);
         }
     };
     let workers = match relay_server::cli::worker_threads() {
         Ok(workers) => workers,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             return ExitCode::from(2);
         }
     };
@@ -74,21 +83,39 @@ fn relay(args: relay_server::config::Args) -> ExitCode {
     match runtime.block_on(relay_server::cli::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hooks: error: {err:#}");
+            report(&err);
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr, quiet unless `RUST_LOG` asks for more.
+/// Logs go to stderr, quiet unless `RUST_LOG` asks for more. tungstenite's trace level is
+/// never written, whatever `RUST_LOG` says: it dumps every WebSocket frame whole, and the first
+/// is the hello with the relay token (issue 17).
 fn init_logging() {
+    use tracing_subscriber::filter::{filter_fn, FilterExt as _};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_frame_dumps = filter_fn(|meta| {
+        *meta.level() != tracing::Level::TRACE || !is_websocket_library(meta.target())
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter(filter.and(no_frame_dumps));
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Whether a log target is tungstenite's or tokio-tungstenite's.
+fn is_websocket_library(target: &str) -> bool {
+    ["tungstenite", "tokio_tungstenite"].iter().any(|name| {
+        target
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

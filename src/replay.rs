@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReplayArgs;
 use crate::forward::{self, ForwardError, Forwarder};
-use crate::inspect::sanitize;
+use crate::inspect::{cut_line, sanitize, sanitize_lines};
 use crate::list::display_path;
 use crate::store::{
     self, Capture, Outcome, Record, Request, Response, Retention, Store, StoreError, Writer,
@@ -270,7 +270,7 @@ async fn record_replay(writer: &Writer, record: Record) -> anyhow::Result<Captur
 fn print(capture: &Capture, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer(&mut out, &crate::show::capture_json(capture))?;
+        crate::inspect::sanitize::write_json(&mut out, &crate::show::capture_json(capture))?;
         out.write_all(b"\n")?;
     } else {
         let record = &capture.record;
@@ -278,15 +278,15 @@ fn print(capture: &Capture, json: bool) -> anyhow::Result<()> {
             Outcome::Answered(response) => response.status.to_string(),
             Outcome::Failed(_) => "no answer".to_owned(),
         };
-        writeln!(
-            out,
+        let line = format!(
             "#{} {} {} → {status} {:.1} ms (replay of #{})",
             capture.id,
             sanitize(&record.request.method),
             sanitize(&display_path(&record.request.path)),
             record.duration.as_secs_f64() * 1000.0,
             record.replay_of.unwrap_or_default(),
-        )?;
+        );
+        writeln!(out, "{}", cut_line(&line))?;
     }
     out.flush()?;
     Ok(())
@@ -306,7 +306,7 @@ fn report(failed: Vec<(i64, String)>, total: usize) -> anyhow::Result<()> {
         [(_, reason)] if total == 1 => Err(anyhow!("{reason}")),
         _ => {
             for (id, reason) in &failed {
-                eprintln!("hooks: replay of #{id}: {reason}");
+                eprintln!("hooks: replay of #{id}: {}", sanitize_lines(reason));
             }
             Err(anyhow!("{} of {total} replays got no answer", failed.len()))
         }

@@ -22,7 +22,7 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
-        serde_json::to_writer(&mut out, &capture_json(&capture))?;
+        inspect::sanitize::write_json(&mut out, &capture_json(&capture))?;
         out.write_all(b"\n")?;
     } else {
         out.write_all(render(&capture, &output_options(args)).as_bytes())?;
@@ -44,7 +44,7 @@ fn output_options(args: &ShowArgs) -> OutputOptions {
             palette,
             redactor: Redactor {
                 show_secrets: args.show_secrets,
-                secrets: Vec::new(),
+                secrets: args.secrets.iter().map(|s| s.expose().to_owned()).collect(),
             },
         },
     }

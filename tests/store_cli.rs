@@ -507,3 +507,99 @@ async fn listen_prints_whole_exchanges_while_recording_them() {
         Ok(b"request-body-7".to_vec())
     );
 }
+
+/// Issue 17: C1 controls (U+0080–009F, which some terminals obey like ESC sequences),
+/// bidirectional overrides and zero-width characters are escaped in every output meant for a
+/// terminal, `hooks show --json` included, and one very long line is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_show_escapes_c1_bidi_and_zero_width_and_cuts_long_lines() {
+    let data = data_dir();
+    let (relay, app) = (start_relay().await, App::start().await);
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let value = "a\u{9d}52;c;eA==\u{9c}b\u{202e}cba\u{2066}d\u{200b}e\u{61c}";
+    let headers: [(&str, &[u8]); 2] = [
+        ("content-type", b"text/plain"),
+        ("x-evil", value.as_bytes()),
+    ];
+    let mut body = "\u{202e}".to_owned();
+    body.push_str(&"z".repeat(20_000));
+    let url = format!("{}/evil", listen.url);
+    assert_eq!(send("POST", &url, &headers, body.as_bytes()).await, 201);
+    listen.next_request().await;
+
+    let json = run(&["show", "1", "--json"], data.path()).await.success();
+    let text = json.text();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "no raw control character: {text:?}"
+    );
+    assert!(!text.contains(['\u{202e}', '\u{2066}', '\u{200b}', '\u{61c}']));
+    assert!(
+        text.contains(r#"["x-evil","a\u009d52;c;eA==\u009cb\u202ecba\u2066d\u200be\u061c"]"#),
+        "{text}"
+    );
+    let shown: Value = serde_json::from_str(&text).expect("JSON");
+    let sent = shown["request"]["headers"].as_array().expect("headers");
+    assert!(sent.contains(&json!(["x-evil", value])), "the same text");
+
+    let human = run(&["show", "1"], data.path()).await.success().text();
+    assert!(
+        !human
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || "\u{202e}\u{2066}\u{200b}\u{61c}".contains(c)),
+        "{human:?}"
+    );
+    assert!(
+        human.contains(r"x-evil: a\u{9d}52;c;eA==\u{9c}b\u{202e}cba\u{2066}d\u{200b}e\u{61c}"),
+        "{human}"
+    );
+    let long = human
+        .lines()
+        .find(|l| l.contains("zzz"))
+        .expect("the body line");
+    assert_eq!(
+        long,
+        format!(
+            "  \\u{{202e}}{}… (15,914 more characters)",
+            "z".repeat(4096 - 10)
+        )
+    );
+    listen.kill().await;
+}
+
+/// Issue 17: `hooks show` masks the `--secret`/`HOOKS_SECRET` values as `listen` does, wherever
+/// they appear in what it prints (GitLab, for one, sends its secret as a header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_show_masks_the_secrets_it_is_given() {
+    let data = data_dir();
+    let (relay, app) = (start_relay().await, App::start().await);
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let secret = "whsec_issue17_mask_me";
+    let headers: [(&str, &[u8]); 2] = [
+        ("content-type", b"application/json"),
+        ("x-echo", secret.as_bytes()),
+    ];
+    let body = format!(r#"{{"note":"the secret is {secret}"}}"#);
+    let url = format!("{}/masked", listen.url);
+    assert_eq!(send("POST", &url, &headers, body.as_bytes()).await, 201);
+    listen.next_request().await;
+
+    let by_flag = run(&["show", "1", "--secret", secret], data.path())
+        .await
+        .success()
+        .text();
+    let by_env = hooks(&["show", "1"], data.path())
+        .env("HOOKS_SECRET", secret)
+        .output();
+    let by_env = within("hooks show", by_env).await.expect("hooks show");
+    assert_eq!(by_env.status.code(), Some(0));
+    let by_env = String::from_utf8_lossy(&by_env.stdout).into_owned();
+    for shown in [&by_flag, &by_env] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("> x-echo: (secret)"), "{shown}");
+        assert!(shown.contains(r#""the secret is (secret)""#), "{shown}");
+    }
+    let help = run(&["show", "--help"], data.path()).await.success().text();
+    assert!(help.contains("--secret <SECRET>"), "{help}");
+    listen.kill().await;
+}

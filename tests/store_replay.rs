@@ -316,3 +316,67 @@ async fn the_har_export_holds_the_request_and_the_response() {
     assert_eq!(cookies, [&json!("a=1"), &json!("b=2")]);
     listen.kill().await;
 }
+
+/// Issue 17, failure 4: the body was `printf`'s first argument, so a body starting with `-` (every
+/// multipart/form-data body: `--boundary…`) was read as an option; curl sent nothing and the
+/// script still exited 0. Each body here is captured, exported as curl, and run by `sh` against
+/// a recording app, which must get every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_curl_exports_keep_bodies_that_start_with_a_dash() {
+    let (app, other, data) = (App::start().await, App::start().await, data_dir());
+    let relay = start_relay().await;
+    let mut listen = listen(&relay, &app.target(), data.path(), &[]).await;
+    let multipart =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+        Content-Type: application/octet-stream\r\n\r\n\x00\xff\x1b-\r\n--XyZ--\r\n"
+            .to_vec();
+    let mut long_dash = b"-".repeat(5000);
+    long_dash.extend_from_slice(b"-v x");
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("multipart/form-data; boundary=XyZ", multipart),
+        ("text/plain", b"-n no newline".to_vec()),
+        ("text/plain", b"--help".to_vec()),
+        ("text/plain", b"-v".to_vec()),
+        // Past the first printf chunk, the next chunk starts with a dash too.
+        ("text/plain", long_dash),
+        (
+            "text/plain",
+            b"it's \"q\" %s %% %b \\ \\n \\0101 $HOME `x` $(id)\nline 2\r\n\n\n".to_vec(),
+        ),
+    ];
+    for (i, (content_type, body)) in bodies.iter().enumerate() {
+        let headers: [(&str, &[u8]); 1] = [("content-type", content_type.as_bytes())];
+        let url = format!("{}/form/{i}", listen.url);
+        assert_eq!(send("POST", &url, &headers, body).await, 201);
+        assert_eq!(listen.next_request().await["id"], i + 1);
+    }
+    let to = other.target();
+    for (i, (_, body)) in bodies.iter().enumerate() {
+        let id = (i + 1).to_string();
+        let export = run(
+            &["export", &id, "--format", "curl", "--to", &to],
+            data.path(),
+        )
+        .await
+        .success();
+        let command = String::from_utf8(export.stdout).expect("the command is text");
+        let ran = tokio::process::Command::new("sh")
+            .args(["-c", &command])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let ran = within("sh running the curl command", ran)
+            .await
+            .expect("run sh");
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert!(ran.status.success(), "{command}\n{stderr}");
+        assert!(!stderr.contains("printf"), "{command}\n{stderr}");
+        let seen = other.wait_for(i + 1).await.remove(i);
+        assert_eq!(seen.target, format!("/form/{i}"));
+        assert_eq!(
+            seen.body,
+            body[..],
+            "body {i} arrives byte for byte\n{command}"
+        );
+    }
+    listen.kill().await;
+}

@@ -90,6 +90,25 @@ fn curl_splits_large_bodies_and_sends_none_when_empty() {
     assert!(!empty.contains("Content-Type:"), "{empty}");
 }
 
+#[test]
+fn no_printf_format_starts_with_a_dash() {
+    // Issue 17: `printf '--boundary…'` is an option error; the body never reached curl.
+    let multipart = curl(&request(b"--XyZ\r\n", vec![]), &target());
+    assert!(
+        multipart.starts_with("printf '\\055-XyZ\\015\\012' | curl "),
+        "{multipart}"
+    );
+    let mut body = vec![b'a'; PRINTF_CHUNK];
+    body.extend_from_slice(b"-n");
+    let split = curl(&request(&body, vec![]), &target());
+    assert!(split.contains("'\n  printf '\\055n'\n} | curl "), "{split}");
+    let header = curl(&request(b"", vec![header("-x", b"\x01")]), &target());
+    assert!(
+        header.contains("-H \"$(printf '\\055x: \\001')\""),
+        "{header}"
+    );
+}
+
 fn capture(request: Request, outcome: Outcome) -> Capture {
     Capture {
         id: 9,

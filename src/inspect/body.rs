@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::palette::Palette;
 use super::redact::Redactor;
-use super::render::sanitize;
+use super::sanitize::sanitize;
 
 /// How to show bodies.
 #[derive(Debug, Clone, Default)]

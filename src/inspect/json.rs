@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::history::Flags;
 use super::render::display_path;
+use super::sanitize::write_json;
 use super::{Event, Exchange};
 
 /// Writes a session event (ready, disconnected, reconnected) as one JSON line.
@@ -101,12 +102,12 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
         error: e.error.as_deref(),
         sender_status: e.sender_timed_out.map(|_| 504),
     };
-    serde_json::to_writer(&mut *out, &line)?;
+    write_json(&mut *out, &line)?;
     out.write_all(b"\n")
 }
 
 fn line(value: &Value, out: &mut impl Write) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+    write_json(&mut *out, value)?;
     out.write_all(b"\n")
 }
 

@@ -9,6 +9,7 @@ pub mod palette;
 mod pruned;
 pub mod redact;
 mod render;
+pub mod sanitize;
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,7 +23,8 @@ pub use event::{recognize, Recognized};
 pub use history::{Flags, History};
 pub use palette::{ColorChoice, Palette};
 pub use redact::Redactor;
-pub use render::{render_exchange, sanitize};
+pub use render::render_exchange;
+pub use sanitize::{cut_line, sanitize, sanitize_lines};
 
 /// Events waiting for the printer. When the terminal is this far behind, forwarding tasks wait
 /// for it only after they have answered and acknowledged the relay, so webhooks are never

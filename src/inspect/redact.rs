@@ -80,9 +80,33 @@ impl Redactor {
     }
 }
 
+/// `url` with the user info of its authority (`https://user:pass@relay` → `https://(redacted)@relay`)
+/// hidden, for messages: a relay URL can carry credentials, and hooks never sends them anyway.
+pub fn userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |at| at + 3);
+    let authority_len = url[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - start);
+    match url[start..start + authority_len].rfind('@') {
+        Some(at) => format!("{}(redacted){}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_info_is_hidden_in_urls() {
+        assert_eq!(
+            userinfo("https://user:p@ss@relay.example.com/x@y?a=b@c"),
+            "https://(redacted)@relay.example.com/x@y?a=b@c"
+        );
+        assert_eq!(userinfo("user:pass@relay:80"), "(redacted)@relay:80");
+        assert_eq!(userinfo("http://relay/@x"), "http://relay/@x");
+        assert_eq!(userinfo("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
 
     #[test]
     fn signatures_are_shortened_and_secrets_masked() {

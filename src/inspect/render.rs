@@ -8,6 +8,7 @@ use relay_server::protocol::Header;
 
 use super::body;
 use super::history::Flags;
+use super::sanitize::{cut_line, sanitize};
 use super::{Event, Exchange, OutputOptions};
 
 /// Writes the session part of `event` (connected, disconnected) to stderr; in `--json` mode also
@@ -24,7 +25,13 @@ pub(super) fn status(
             embedded,
             ..
         } => {
-            writeln!(err, "Ready: forwarding {url} → {forward_to}")?;
+            // The URL is the relay's word, and a hostile relay's can hold escape sequences.
+            let line = format!(
+                "Ready: forwarding {} → {}",
+                sanitize(url),
+                sanitize(forward_to)
+            );
+            writeln!(err, "{}", cut_line(&line))?;
             if *embedded {
                 writeln!(
                     err,
@@ -34,14 +41,24 @@ pub(super) fn status(
             Ok(())
         }
         Event::Disconnected { reason } => {
-            writeln!(err, "Disconnected from the relay ({reason}); reconnecting…")
+            let line = format!(
+                "Disconnected from the relay ({}); reconnecting…",
+                sanitize(reason)
+            );
+            writeln!(err, "{}", cut_line(&line))
         }
-        Event::Reconnected { url } => writeln!(err, "Reconnected: forwarding {url} again"),
-        Event::Request(exchange) if options.json => match (&exchange.error, &exchange.hint) {
-            (Some(error), Some(hint)) => writeln!(err, "hooks: error: {error} ({hint})"),
-            (Some(error), None) => writeln!(err, "hooks: error: {error}"),
-            _ => Ok(()),
-        },
+        Event::Reconnected { url } => {
+            let line = format!("Reconnected: forwarding {} again", sanitize(url));
+            writeln!(err, "{}", cut_line(&line))
+        }
+        Event::Request(exchange) if options.json => {
+            let line = match (&exchange.error, &exchange.hint) {
+                (Some(error), Some(hint)) => format!("hooks: error: {error} ({hint})"),
+                (Some(error), None) => format!("hooks: error: {error}"),
+                _ => return Ok(()),
+            };
+            writeln!(err, "{}", cut_line(&sanitize(&line)))
+        }
         Event::Request(_) => Ok(()),
     }
 }
@@ -51,14 +68,17 @@ pub fn render_exchange(e: &Exchange, flags: &Flags, options: &OutputOptions) -> 
     let mut out = summary(e, options);
     out.push('\n');
     for note in notes(e, flags) {
-        let _ = writeln!(
-            out,
-            "  {}",
-            options.palette.warning.paint(&format!("↳ {note}"))
-        );
+        let note = options.palette.warning.paint(&format!("↳ {note}"));
+        let _ = writeln!(out, "  {}", cut_line(&note));
     }
     if options.print.any() {
-        details(&mut out, e, options);
+        let mut lines = String::new();
+        details(&mut lines, e, options);
+        // One long line (a body without line breaks) is cut, not the terminal flooded.
+        for line in lines.lines() {
+            out.push_str(&cut_line(line));
+            out.push('\n');
+        }
         out.push('\n');
     }
     out
@@ -310,28 +330,9 @@ fn local_time(unix_ms: u64) -> String {
         .to_string()
 }
 
-/// Replaces control characters (C0, DEL, C1) with visible escapes, so an untrusted payload can
-/// never move the cursor, clear the screen or ring the bell.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(sanitize("a\x1b[2Jb\x07\u{9b}"), "a\\u{1b}[2Jb\\u{7}\\u{9b}");
-    }
 
     #[test]
     fn the_path_keeps_its_room_and_the_event_gives_way() {

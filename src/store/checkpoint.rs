@@ -111,13 +111,18 @@ fn spawn(file: &std::path::Path) -> Option<Thread> {
 }
 
 fn run(conn: Connection, woken: std::sync::mpsc::Receiver<()>, done: Arc<AtomicBool>) {
+    // Logged once per run of failures: a full disk fails every cycle.
+    let mut failing = false;
     while woken.recv().is_ok() {
         for _ in 0..MAX_PASSES {
             let began = Instant::now();
             if let Err(e) = passive(&conn) {
-                warn!(error = %e, "could not checkpoint the capture store");
+                if !std::mem::replace(&mut failing, true) {
+                    warn!(error = %e, "could not checkpoint the capture store");
+                }
                 break;
             }
+            failing = false;
             if began.elapsed() < SHORT_PASS {
                 break;
             }

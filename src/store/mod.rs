@@ -13,6 +13,7 @@ mod headers;
 mod query;
 mod read;
 mod time;
+mod upkeep;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, CachedStatement, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::bodies::{Bodies, Which};
 use super::checkpoint::{self, Checkpointer};
 use super::generations::{self, Place, Sizes};
+use super::upkeep::Upkeep;
 use super::{now_ms, Outcome, Record, StoreError};
 
 /// Commands waiting for the writer thread. Past this, captures are dropped rather than held:
@@ -167,6 +168,7 @@ impl Writer {
                     aged_at: None,
                     unchecked: 0,
                     replies,
+                    upkeep: Upkeep::default(),
                 };
                 thread.run(rx)
             })
@@ -307,6 +309,8 @@ struct Thread {
     checkpointing: bool,
     /// Where commits' outcomes go, one message per commit.
     replies: mpsc::Sender<Outcomes>,
+    /// Which upkeep tasks are failing, so each failure is logged once per run.
+    upkeep: Upkeep,
 }
 
 impl Thread {
@@ -406,17 +410,17 @@ impl Thread {
 
     /// Copies the WAL into the database file, without waiting for readers.
     fn checkpoint(&mut self) {
-        match checkpoint::passive(&self.conn) {
-            Ok(()) => self.unchecked = 0,
-            Err(e) => warn!(error = %e, "could not checkpoint the capture store"),
+        let done = checkpoint::passive(&self.conn);
+        if self.upkeep.report("checkpoint the capture store", done) {
+            self.unchecked = 0;
         }
     }
 
     /// Removes the body files of captures retention has taken (or a crash left).
     fn sweep(&mut self) {
-        if let Err(e) = self.bodies.sweep(&self.conn) {
-            warn!(error = %e, "could not remove the body files of pruned captures");
-        }
+        let swept = self.bodies.sweep(&self.conn);
+        self.upkeep
+            .report("remove the body files of pruned captures", swept);
     }
 
     /// Applies the retention limits exactly, in a transaction of its own.
@@ -436,8 +440,7 @@ impl Thread {
                 )?;
                 tx.commit()
             });
-        if let Err(e) = result {
-            warn!(error = %e, "could not prune the capture store");
+        if !self.upkeep.report("prune the capture store", result) {
             // What this thread knew may be what was rolled back.
             self.resync();
         }
@@ -493,9 +496,7 @@ impl Thread {
                 if failed.is_empty() {
                     let retention = self.retention;
                     let pruned = prune(&tx, &mut self.sizes, retention, exact, &mut self.aged_at);
-                    if let Err(e) = pruned {
-                        warn!(error = %e, "could not prune the capture store");
-                    }
+                    self.upkeep.report("prune the capture store", pruned);
                 }
                 self.next = Some(Next {
                     place,

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use super::{check, Report, Verdict, VerifyInput};
 use crate::cli::VerifyArgs;
-use crate::inspect::sanitize;
+use crate::inspect::{cut_line, sanitize};
 use crate::raw_request;
 use crate::UsageError;
 
@@ -85,10 +85,10 @@ pub fn print(
     err: &mut impl Write,
 ) -> io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &report.to_json())?;
+        crate::inspect::sanitize::write_json(&mut *out, &report.to_json())?;
         writeln!(out)?;
     } else {
-        writeln!(out, "{}", verdict_line(report))?;
+        writeln!(out, "{}", cut_line(&verdict_line(report)))?;
         if let Some(note) = report.note {
             writeln!(err, "note: {note}")?;
         }
