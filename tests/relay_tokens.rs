@@ -230,7 +230,7 @@ async fn issue_17_a_channel_no_cli_attached_to_for_the_retention_is_forgotten() 
         .await;
     assert_eq!(gone.status, 404, "{}", gone.text());
     assert!(
-        gone.text().contains("unknown channel team-y"),
+        gone.text().contains("unknown channel \"team-y\""),
         "{}",
         gone.text()
     );
