@@ -13,6 +13,7 @@ pub mod forward;
 pub mod inspect;
 pub mod list;
 pub mod listen;
+pub mod query;
 pub mod raw_request;
 pub mod replay;
 pub mod show;
