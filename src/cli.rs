@@ -8,7 +8,8 @@ use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
-use crate::store::{CaptureRef, StatusFilter};
+use crate::query::value::StatusPattern;
+use crate::store::CaptureRef;
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
 
@@ -187,15 +188,27 @@ pub struct ListenArgs {
 /// Filters shared by `hooks list` and `hooks replay`; every one given must match.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FilterArgs {
+    /// Only captures matching EXPR, e.g. 'status:5xx event:invoice.* json./data/object/customer:cus_42'
+    ///
+    /// Terms field:value, joined by AND (or a space), OR and NOT, with parentheses. Fields: id,
+    /// method, path (glob: * matches any run of characters), status (500, 5xx, >=400, error),
+    /// duration (>1s, <=200ms), size (>1MiB), provider, event (glob), verdict (valid, invalid,
+    /// expired, unsigned, unchecked), replay (true, false), since and before (30m, 7d or an RFC
+    /// 3339 time), header.NAME (value glob; header.NAME:* when present), query.KEY,
+    /// json.POINTER (json./data/amount:>1000), body~"regex". The flags below are shorthands for
+    /// terms of the same language.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
     /// Only this status or class: 404, 2xx, 4xx, 5xx, … or error (your app did not answer)
     #[arg(long, value_name = "STATUS")]
-    pub status: Option<StatusFilter>,
+    pub status: Option<StatusPattern>,
 
-    /// Only this event type, e.g. invoice.paid
+    /// Only event types matching TYPE, e.g. invoice.paid or invoice.*
     #[arg(long, value_name = "TYPE")]
     pub event: Option<String>,
 
-    /// Only paths starting with PREFIX, e.g. /webhooks/stripe
+    /// Only paths starting with PREFIX (the query not counted), e.g. /webhooks/stripe
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<String>,
 
@@ -253,8 +266,8 @@ pub struct ReplayArgs {
     /// Which capture: its id (12 or #12), or last; or use the filters to replay several
     #[arg(
         value_name = "ID|last",
-        required_unless_present_any = ["status", "event", "path", "since"],
-        conflicts_with_all = ["status", "event", "path", "since"]
+        required_unless_present_any = ["where", "status", "event", "path", "since"],
+        conflicts_with_all = ["where", "status", "event", "path", "since"]
     )]
     pub id: Option<CaptureRef>,
 
