@@ -1,6 +1,9 @@
 //! The values at the JSON pointers an expression uses, read in one pass over the body without
 //! building the document: a trie of the pointers' tokens guides the parser, which keeps the
 //! values at the pointers and skips everything else (still checking that it is JSON).
+//!
+//! Over 100,000 Stripe events of 1 KiB, one pointer took 127 ms this way and 664 ms parsing
+//! each body into a `serde_json::Value` and looking it up (`cargo bench --bench query`).
 
 use std::fmt;
 

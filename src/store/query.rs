@@ -223,25 +223,31 @@ struct BodyReader<'a> {
     conn: &'a Connection,
     dir: PathBuf,
     ranges: Vec<(i64, i64)>,
+    /// The statement reading a body from each slot's table.
+    by_slot: Vec<String>,
 }
 
 impl<'a> BodyReader<'a> {
     fn new(conn: &'a Connection, dir: PathBuf) -> rusqlite::Result<BodyReader<'a>> {
+        let by_slot = (0..generations::SLOTS)
+            .map(|slot| {
+                let table = generations::table(slot);
+                format!("SELECT request_body FROM {table} WHERE id = ?1")
+            })
+            .collect();
         Ok(BodyReader {
             conn,
             dir,
             ranges: generations::ranges(conn)?,
+            by_slot,
         })
     }
 
     /// Capture `id`'s request body; `None` when it cannot be read.
     fn read(&self, id: i64) -> Option<Vec<u8>> {
         let slot = generations::slot_of(&self.ranges, id)?;
-        let from_slot = format!(
-            "SELECT request_body FROM {} WHERE id = ?1",
-            generations::table(slot)
-        );
-        let stored = match self.lookup(&from_slot, id) {
+        let from_slot = self.by_slot.get(usize::try_from(slot).ok()?)?;
+        let stored = match self.lookup(from_slot, id) {
             Some(stored) => stored,
             // Not where its id says (a store being upgraded): ask the view.
             None => self.lookup("SELECT request_body FROM captures WHERE id = ?1", id)?,
