@@ -1,1 +1,0 @@
-//! Comparing two exchanges (`hooks diff`).
