@@ -8,7 +8,7 @@ use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
-use crate::query::value::StatusPattern;
+use crate::query::value::{Pointer, StatusPattern};
 use crate::store::CaptureRef;
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
@@ -42,6 +42,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print a captured request as a curl command, raw HTTP or HAR
     Export(ExportArgs),
+    /// Compare two captures: exit 0 if they are the same, 1 if they differ
+    Diff(DiffArgs),
 }
 
 /// Flags of `hooks listen`.
@@ -320,6 +322,40 @@ pub struct ExportArgs {
     /// Address the request to TARGET instead of where the capture was forwarded
     #[arg(long, value_name = "TARGET")]
     pub to: Option<Target>,
+}
+
+/// Flags of `hooks diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first capture: its id (12 or #12), or last
+    #[arg(value_name = "A")]
+    pub a: CaptureRef,
+
+    /// The second capture: its id, or last
+    #[arg(value_name = "B")]
+    pub b: CaptureRef,
+
+    /// Skip this JSON pointer, and everything under it, in both bodies (for forms, /KEY skips
+    /// the key); repeatable, e.g. --ignore /created --ignore /data/object/id
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer)]
+    pub ignore: Vec<Pointer>,
+
+    /// Print the differences as one JSON object
+    #[arg(long, conflicts_with = "color")]
+    pub json: bool,
+
+    /// When to color the output: auto, always or never
+    ///
+    /// auto colors when stdout is a terminal, NO_COLOR is unset or empty, and TERM is not
+    /// dumb.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+fn parse_pointer(text: &str) -> Result<Pointer, String> {
+    Pointer::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a JSON pointer: use one such as /data/object/id (or \"\" for the whole body)")
+    })
 }
 
 /// Formats of `hooks export`.

@@ -256,3 +256,93 @@ async fn issue_19_list_and_replay_select_with_where() {
     );
     cli.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_diff_compares_two_captures() {
+    // The second delivery of the same event fails.
+    let app = App::start(|request| Answer {
+        status: if request.body.ends_with(b"2}}") {
+            500
+        } else {
+            200
+        },
+        ..Answer::ok("ok")
+    })
+    .await;
+    let relay = start_relay(relay_server::Config::default()).await;
+    let target = format!("127.0.0.1:{}", app.port());
+    let mut cli = common::spawn_listen(&["--relay", &relay.url, "--forward-to", &target]).await;
+    let bodies = [
+        r#"{"id":"evt_1","created":1,"data":{"amount":2000,"try":1}}"#,
+        r#"{"id":"evt_1","created":2,"data":{"amount":2100,"try":2}}"#,
+    ];
+    for (body, attempt) in bodies.iter().zip(["1", "2"]) {
+        let pairs = [("content-type", "application/json"), ("x-attempt", attempt)];
+        let url = format!("{}/webhooks", cli.url);
+        Sender::default()
+            .send(
+                "POST",
+                &url,
+                &headers(&pairs),
+                full(body.as_bytes().to_vec()),
+            )
+            .await;
+        cli.next_requests(1).await;
+    }
+    let data = cli.data_dir().to_owned();
+
+    let (code, stdout, stderr) = hooks(&["diff", "1", "2", "--color", "never"], &data).await;
+    assert_eq!(code, Some(1), "different: {stderr}");
+    // The app's Date header changes when the two answers straddle a second.
+    let stdout: String = stdout
+        .lines()
+        .filter(|l| *l != "response headers" && !l.starts_with("  ~ date: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        stdout,
+        "--- #1\n+++ #2\nrequest headers\n  ~ x-attempt: 1 → 2\nrequest body (JSON)\n  ~ /created: 1 → 2\n  ~ /data/amount: 2000 → 2100\n  ~ /data/try: 1 → 2\nresponse status\n  - 200\n  + 500\n"
+    );
+    let (code, stdout, _) =
+        hooks(&["diff", "1", "last", "--json", "--ignore", "/data"], &data).await;
+    assert_eq!(code, Some(1));
+    let found: Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(
+        (
+            found["a"].as_i64(),
+            found["b"].as_i64(),
+            found["same"].as_bool()
+        ),
+        (Some(1), Some(2), Some(false))
+    );
+    let changes = found["request_body"]["changes"]
+        .as_array()
+        .expect("JSON changes");
+    assert_eq!(
+        changes.len(),
+        1,
+        "only /created outside the ignored /data: {found}"
+    );
+    assert_eq!(
+        found["response"]["status"],
+        serde_json::json!({"a": 200, "b": 500})
+    );
+
+    let (code, stdout, _) = hooks(&["diff", "1", "1"], &data).await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "--- #1\n+++ #1\nno differences\n")
+    );
+    let (code, _, stderr) = hooks(&["diff", "1", "2", "--ignore", "data"], &data).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("\"data\" is not a JSON pointer: use one such as /data/object/id"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = hooks(&["diff", "1", "9"], &data).await;
+    assert_eq!(
+        (code, stderr.as_str()),
+        (Some(1), "hooks: error: no capture #9\n")
+    );
+    cli.kill().await;
+}

@@ -542,3 +542,20 @@ fn routing_cannot_use_what_the_app_has_not_answered() {
     }));
     assert_eq!(built.check(Stage::Routing).unwrap_err().position, 0);
 }
+
+#[test]
+fn the_readme_examples_read() {
+    for text in [
+        "status:5xx event:invoice.*",
+        "json./data/object/customer:cus_42 since:1d",
+        "header.stripe-signature:* NOT verdict:valid",
+        "json./data/object/amount_paid:>10000 OR size:>1MiB",
+        "path:/webhooks/* (method:PUT OR query.retry:*)",
+        r#"body~"cus_\d+" before:2026-11-01T00:00:00Z"#,
+        "status:error since:1h",
+        r#"header.user-agent:"Stripe/1.0 (+https://stripe.com)""#,
+        r#"json."/a:b":1"#,
+    ] {
+        query(text);
+    }
+}
