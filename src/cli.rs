@@ -8,7 +8,8 @@ use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
-use crate::store::{CaptureRef, StatusFilter};
+use crate::query::value::{Pointer, StatusPattern};
+use crate::store::CaptureRef;
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
 
@@ -41,6 +42,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print a captured request as a curl command, raw HTTP or HAR
     Export(ExportArgs),
+    /// Compare two captures: exit 0 if they are the same, 1 if they differ
+    Diff(DiffArgs),
 }
 
 /// Flags of `hooks listen`.
@@ -190,15 +193,27 @@ pub struct ListenArgs {
 /// Filters shared by `hooks list` and `hooks replay`; every one given must match.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FilterArgs {
+    /// Only captures matching EXPR, e.g. 'status:5xx event:invoice.* json./data/object/customer:cus_42'
+    ///
+    /// Terms field:value, joined by AND (or a space), OR and NOT, with parentheses. Fields: id,
+    /// method, path (glob: * matches any run of characters), status (500, 5xx, >=400, error),
+    /// duration (>1s, <=200ms), size (>1MiB), provider, event (glob), verdict (valid, invalid,
+    /// expired, unsigned, unchecked), replay (true, false), since and before (30m, 7d or an RFC
+    /// 3339 time), header.NAME (value glob; header.NAME:* when present), query.KEY,
+    /// json.POINTER (json./data/amount:>1000), body~"regex". The flags below are shorthands for
+    /// terms of the same language.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
     /// Only this status or class: 404, 2xx, 4xx, 5xx, … or error (your app did not answer)
     #[arg(long, value_name = "STATUS")]
-    pub status: Option<StatusFilter>,
+    pub status: Option<StatusPattern>,
 
-    /// Only this event type, e.g. invoice.paid
+    /// Only event types matching TYPE, e.g. invoice.paid or invoice.*
     #[arg(long, value_name = "TYPE")]
     pub event: Option<String>,
 
-    /// Only paths starting with PREFIX, e.g. /webhooks/stripe
+    /// Only paths starting with PREFIX (the query not counted), e.g. /webhooks/stripe
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<String>,
 
@@ -271,8 +286,8 @@ pub struct ReplayArgs {
     /// Which capture: its id (12 or #12), or last; or use the filters to replay several
     #[arg(
         value_name = "ID|last",
-        required_unless_present_any = ["status", "event", "path", "since"],
-        conflicts_with_all = ["status", "event", "path", "since"]
+        required_unless_present_any = ["where", "status", "event", "path", "since"],
+        conflicts_with_all = ["where", "status", "event", "path", "since"]
     )]
     pub id: Option<CaptureRef>,
 
@@ -325,6 +340,40 @@ pub struct ExportArgs {
     /// Address the request to TARGET instead of where the capture was forwarded
     #[arg(long, value_name = "TARGET")]
     pub to: Option<Target>,
+}
+
+/// Flags of `hooks diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first capture: its id (12 or #12), or last
+    #[arg(value_name = "A")]
+    pub a: CaptureRef,
+
+    /// The second capture: its id, or last
+    #[arg(value_name = "B")]
+    pub b: CaptureRef,
+
+    /// Skip this JSON pointer, and everything under it, in both bodies (for forms, /KEY skips
+    /// the key); repeatable, e.g. --ignore /created --ignore /data/object/id
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer)]
+    pub ignore: Vec<Pointer>,
+
+    /// Print the differences as one JSON object
+    #[arg(long, conflicts_with = "color")]
+    pub json: bool,
+
+    /// When to color the output: auto, always or never
+    ///
+    /// auto colors when stdout is a terminal, NO_COLOR is unset or empty, and TERM is not
+    /// dumb.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+fn parse_pointer(text: &str) -> Result<Pointer, String> {
+    Pointer::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a JSON pointer: use one such as /data/object/id (or \"\" for the whole body)")
+    })
 }
 
 /// Formats of `hooks export`.

@@ -9,11 +9,13 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod diff;
 pub mod export;
 pub mod forward;
 pub mod inspect;
 pub mod list;
 pub mod listen;
+pub mod query;
 pub mod raw_request;
 pub mod replay;
 pub mod show;
@@ -46,6 +48,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Show(args) => success(blocking(move || show::show(&args)).await),
         Command::Replay(args) => success(replay::replay(args, shutdown).await),
         Command::Export(args) => success(blocking(move || export::export(&args)).await),
+        Command::Diff(args) => tokio::task::spawn_blocking(move || diff::diff(&args))
+            .await
+            .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?,
     }
 }
 

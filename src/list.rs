@@ -6,15 +6,19 @@ use serde_json::{json, Value};
 
 use crate::cli::{FilterArgs, ListArgs};
 use crate::inspect::sanitize::{cut_line, sanitize, write_json};
-use crate::store::{self, Filter, Store, Summary};
+use crate::query::value::{Glob, TimePoint};
+use crate::query::{Expr, Query, Span, Term};
+use crate::store::{self, Store, Summary};
+use crate::UsageError;
 
 /// Longest path shown in the table; longer ones end in `…` (`hooks show` has them whole).
 const PATH_WIDTH: usize = 60;
 
 /// Runs `hooks list`.
 pub fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let query = query(&args.filters, false)?;
     let store = Store::open(&store::path()?)?;
-    let rows = store.list(&filter(&args.filters, false), args.limit)?;
+    let rows = store.list(query.as_ref(), args.limit)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
@@ -31,15 +35,42 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store filter for `args`; `originals_only` leaves replays out.
-pub fn filter(args: &FilterArgs, originals_only: bool) -> Filter {
-    Filter {
-        status: args.status,
-        event: args.event.clone(),
-        path: args.path.clone(),
-        since: args.since,
-        originals_only,
+/// The query `args` ask for: `--where`, and the shorthand flags as terms of the same
+/// language; `originals_only` leaves replays out. `None` selects everything.
+pub fn query(args: &FilterArgs, originals_only: bool) -> Result<Option<Query>, UsageError> {
+    let term = |term| Expr::Term(term, Span::default());
+    let mut all = Vec::new();
+    if let Some(status) = args.status {
+        all.push(term(Term::Status(status)));
     }
+    if let Some(event) = &args.event {
+        all.push(term(Term::Event(Glob::new(event))));
+    }
+    if let Some(prefix) = &args.path {
+        all.push(term(Term::Path(Glob::new(&format!("{prefix}*")))));
+    }
+    if let Some(since) = args.since {
+        all.push(term(Term::Since(TimePoint::Ago(since))));
+    }
+    if originals_only {
+        all.push(term(Term::Replay(false)));
+    }
+    let given = match &args.r#where {
+        Some(text) => Some(
+            Query::parse(text)
+                .map_err(|e| UsageError(format!("invalid --where expression\n{e}")))?,
+        ),
+        None => None,
+    };
+    Ok(match (given, all.len()) {
+        (given, 0) => given,
+        (None, 1) => Some(Query::new(all.remove(0))),
+        (None, _) => Some(Query::new(Expr::And(all))),
+        (Some(given), _) => {
+            all.push(given.expr().clone());
+            Some(Query::new(Expr::And(all)))
+        }
+    })
 }
 
 /// One NDJSON line of `hooks list --json`.

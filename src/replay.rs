@@ -67,12 +67,12 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
 /// The ids to replay, oldest first, and the open store.
 async fn select(path: std::path::PathBuf, args: &ReplayArgs) -> anyhow::Result<(Store, Vec<i64>)> {
     let reference = args.id;
-    let filter = crate::list::filter(&args.filters, true);
+    let query = crate::list::query(&args.filters, true)?;
     let (store, ids) = blocking(move || {
         let store = Store::open(&path)?;
         let ids = match reference {
             Some(reference) => vec![store.resolve(reference)?],
-            None => store.ids(&filter)?,
+            None => store.ids(query.as_ref())?,
         };
         Ok((store, ids))
     })

@@ -62,6 +62,21 @@ fn list(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
     rows.collect()
 }
 
+/// The live generations, oldest first: `(first_id, slot)`. A generation's captures have ids
+/// from its `first_id` up to the next one's, except in the first generation of a store
+/// upgraded from version 2, which also holds the captures before its `first_id`.
+pub(super) fn ranges(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare_cached("SELECT first_id, slot FROM generations ORDER BY n")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// The slot that holds capture `id`, by `ranges`.
+pub(super) fn slot_of(ranges: &[(i64, i64)], id: i64) -> Option<i64> {
+    let before = ranges.partition_point(|&(first_id, _)| first_id <= id);
+    ranges.get(before.saturating_sub(1)).map(|&(_, slot)| slot)
+}
+
 /// Where the next capture goes: the newest generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Place {

@@ -12,6 +12,7 @@ mod generations;
 mod headers;
 mod query;
 mod read;
+mod sql;
 mod time;
 mod upkeep;
 mod writer;
@@ -23,7 +24,7 @@ use bytes::Bytes;
 use relay_server::protocol::Header;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-pub use query::{Filter, StatusFilter, Summary};
+pub use query::Summary;
 pub use read::Store;
 pub use time::{now_ms, rfc3339};
 pub use writer::{Commits, Committed, Pending, Retention, Writer};
@@ -492,11 +493,19 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
 /// The signature verdict in a capture's `signature` JSON: its `"verdict"` field, or the JSON
 /// string itself; `None` when there is none.
 pub fn verdict(signature: Option<&str>) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(signature?).ok()?;
+    signature_facts(signature).1
+}
+
+/// The provider and the verdict in a capture's `signature` JSON (see [`verdict`]).
+pub fn signature_facts(signature: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(value) = signature.and_then(|s| serde_json::from_str(s).ok()) else {
+        return (None, None);
+    };
+    let text = |value: Option<&serde_json::Value>| value?.as_str().map(str::to_owned);
     match value {
-        serde_json::Value::String(text) => Some(text),
-        serde_json::Value::Object(map) => map.get("verdict")?.as_str().map(str::to_owned),
-        _ => None,
+        serde_json::Value::String(verdict) => (None, Some(verdict)),
+        serde_json::Value::Object(map) => (text(map.get("provider")), text(map.get("verdict"))),
+        _ => (None, None),
     }
 }
 

@@ -1,102 +1,18 @@
-//! Selecting captures: the filters of `hooks list` and `hooks replay`, and the summaries `list`
-//! prints (no bodies are read for them).
+//! Selecting captures with a `--where` query, for `hooks list` and `hooks replay`: SQLite
+//! narrows the rows by the columns it can compare (see `sql.rs`), and the query is evaluated on
+//! each row it yields, newest first, until enough matched. Headers are read only when the
+//! query tests them, and a request body only when a JSON or body term is reached for that row.
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::types::Value;
+use relay_server::protocol::Header;
+use rusqlite::{Connection, OptionalExtension};
 
-use super::{now_ms, verdict, Store, StoreError};
-
-/// Which statuses a filter keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    /// Exactly this status, e.g. `404`.
-    Exact(u16),
-    /// A class: `5` for `5xx`.
-    Class(u16),
-    /// The app did not answer.
-    Error,
-}
-
-impl std::str::FromStr for StatusFilter {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{text:?} is not a status filter: use 404, 4xx, 5xx, … or error");
-        if text == "error" {
-            return Ok(StatusFilter::Error);
-        }
-        if let Some(class) = text.to_ascii_lowercase().strip_suffix("xx") {
-            return match class.parse::<u16>() {
-                Ok(class @ 1..=5) => Ok(StatusFilter::Class(class)),
-                _ => Err(bad()),
-            };
-        }
-        match text.parse::<u16>() {
-            Ok(status @ 100..=999) => Ok(StatusFilter::Exact(status)),
-            _ => Err(bad()),
-        }
-    }
-}
-
-/// What `list` and `replay` select; every field given must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Status (or class, or no answer).
-    pub status: Option<StatusFilter>,
-    /// Event type, exactly.
-    pub event: Option<String>,
-    /// Path prefix, as `list` shows paths (always starting with `/`).
-    pub path: Option<String>,
-    /// Received within this long before now.
-    pub since: Option<Duration>,
-    /// Leave out replays (so replaying a selection twice does not replay the first replays).
-    pub originals_only: bool,
-}
-
-impl Filter {
-    /// The `WHERE` clause (possibly empty) and its parameters.
-    fn clause(&self) -> (String, Vec<Value>) {
-        let mut terms: Vec<&str> = Vec::new();
-        let mut params: Vec<Value> = Vec::new();
-        match self.status {
-            Some(StatusFilter::Exact(status)) => {
-                terms.push("status = ?");
-                params.push(Value::Integer(status.into()));
-            }
-            Some(StatusFilter::Class(class)) => {
-                terms.push("status / 100 = ?");
-                params.push(Value::Integer(class.into()));
-            }
-            Some(StatusFilter::Error) => terms.push("status IS NULL"),
-            None => {}
-        }
-        if let Some(event) = &self.event {
-            terms.push("event_type = ?");
-            params.push(Value::Text(event.clone()));
-        }
-        if let Some(prefix) = &self.path {
-            // Compare bytes, not LIKE, so `%` and `_` in the prefix mean themselves.
-            terms.push(
-                "substr(CASE WHEN substr(path, 1, 1) = '/' THEN path ELSE '/' || path END, 1, length(?)) = ?",
-            );
-            params.push(Value::Text(prefix.clone()));
-            params.push(Value::Text(prefix.clone()));
-        }
-        if let Some(since) = self.since {
-            terms.push("received_at >= ?");
-            let span = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
-            params.push(Value::Integer(now_ms().saturating_sub(span)));
-        }
-        if self.originals_only {
-            terms.push("replay_of IS NULL");
-        }
-        if terms.is_empty() {
-            return (String::new(), params);
-        }
-        (format!("WHERE {}", terms.join(" AND ")), params)
-    }
-}
+use super::bodies::{self, Which};
+use super::{generations, headers, now_ms, signature_facts, sql, Store, StoreError};
+use crate::query::{Cost, Query, Subject};
 
 /// One line of `hooks list`.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,66 +35,229 @@ pub struct Summary {
     pub event_type: Option<String>,
     /// Provider event id.
     pub event_id: Option<String>,
-    /// The signature verdict (see [`verdict`]).
+    /// The signature verdict (see [`super::verdict`]).
     pub verdict: Option<String>,
     /// The capture this one replays.
     pub replay_of: Option<i64>,
 }
 
+/// Which end of the store to start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
 impl Store {
-    /// The newest captures matching `filter`, newest first, at most `limit`.
-    pub fn list(&self, filter: &Filter, limit: usize) -> Result<Vec<Summary>, StoreError> {
-        let (clause, mut params) = filter.clause();
-        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of FROM captures {clause} ORDER BY id DESC LIMIT ?"
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok(Summary {
-                    id: r.get(0)?,
-                    received_at_ms: r.get(1)?,
-                    method: r.get(2)?,
-                    path: r.get(3)?,
-                    status: r.get(4)?,
-                    error: r.get(5)?,
-                    duration: Duration::from_micros(r.get::<_, i64>(6)?.max(0) as u64),
-                    event_type: r.get(7)?,
-                    event_id: r.get(8)?,
-                    verdict: verdict(r.get::<_, Option<String>>(9)?.as_deref()),
-                    replay_of: r.get(10)?,
-                })
-            })
-            .map_err(|e| self.fail(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    /// The newest captures matching `query` (all without one), newest first, at most `limit`.
+    pub fn list(&self, query: Option<&Query>, limit: usize) -> Result<Vec<Summary>, StoreError> {
+        self.select(query, Order::NewestFirst, limit)
     }
 
-    /// The ids of every capture matching `filter`, oldest first.
-    pub fn ids(&self, filter: &Filter) -> Result<Vec<i64>, StoreError> {
-        let (clause, params) = filter.clause();
-        let sql = format!("SELECT id FROM captures {clause} ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+    /// The ids of every capture matching `query`, oldest first.
+    pub fn ids(&self, query: Option<&Query>) -> Result<Vec<i64>, StoreError> {
+        let rows = self.select(query, Order::OldestFirst, usize::MAX)?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
+    fn select(
+        &self,
+        query: Option<&Query>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Summary>, StoreError> {
+        // One snapshot for the rows and the bodies read for them (WAL: the writer goes on).
+        let snapshot = self
+            .conn
+            .unchecked_transaction()
             .map_err(|e| self.fail(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+        let now = now_ms();
+        let (clause, params, _) = sql::clause(query, now);
+        let cost = query.map_or(Cost::Row, Query::cost);
+        let headers = if cost >= Cost::Headers {
+            "request_headers"
+        } else {
+            "NULL"
+        };
+        let direction = match order {
+            Order::NewestFirst => "DESC",
+            Order::OldestFirst => "ASC",
+        };
+        let sql = format!(
+            "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
+             event_id, signature, replay_of, {}, {headers} FROM captures {clause} \
+             ORDER BY id {direction}",
+            sql::REQUEST_SIZE
+        );
+        let bodies = if cost >= Cost::Json {
+            Some(BodyReader::new(&self.conn, self.body_dir()).map_err(|e| self.fail(e))?)
+        } else {
+            None
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(|e| self.fail(e))?;
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some(row) = rows.next().map_err(|e| self.fail(e))? else {
+                break;
+            };
+            let candidate = read_candidate(row, bodies.as_ref()).map_err(|e| self.fail(e))?;
+            let candidate = candidate.map_err(|reason| StoreError::BadHeaders {
+                id: reason.0,
+                reason: reason.1,
+            })?;
+            if query.map_or(true, |q| q.matches_at(&candidate, now)) {
+                found.push(candidate.summary);
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        snapshot.commit().map_err(|e| self.fail(e))?;
+        Ok(found)
+    }
+
+    fn body_dir(&self) -> PathBuf {
+        bodies::dir_of(self.file())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A row as the query sees it.
+struct Candidate<'a> {
+    summary: Summary,
+    provider: Option<String>,
+    size: u64,
+    headers: Vec<Header>,
+    bodies: Option<&'a BodyReader<'a>>,
+}
 
-    #[test]
-    fn status_filters_parse() {
-        assert_eq!("404".parse(), Ok(StatusFilter::Exact(404)));
-        assert_eq!("5xx".parse(), Ok(StatusFilter::Class(5)));
-        assert_eq!("2XX".parse(), Ok(StatusFilter::Class(2)));
-        assert_eq!("error".parse(), Ok(StatusFilter::Error));
-        for bad in ["", "6xx", "xx", "42", "abc", "1000"] {
-            assert!(bad.parse::<StatusFilter>().is_err(), "{bad:?}");
+/// The candidate in `row`; the inner `Err` is a header list that cannot be read (id, why).
+fn read_candidate<'a>(
+    row: &rusqlite::Row<'_>,
+    bodies: Option<&'a BodyReader<'a>>,
+) -> rusqlite::Result<Result<Candidate<'a>, (i64, String)>> {
+    let id: i64 = row.get(0)?;
+    let (provider, verdict) = signature_facts(row.get::<_, Option<String>>(9)?.as_deref());
+    let headers = match row.get::<_, Option<headers::Stored>>(12)? {
+        Some(stored) => match headers::unpack(stored) {
+            Ok(headers) => headers,
+            Err(reason) => return Ok(Err((id, reason))),
+        },
+        None => Vec::new(),
+    };
+    let summary = Summary {
+        id,
+        received_at_ms: row.get(1)?,
+        method: row.get(2)?,
+        path: row.get(3)?,
+        status: row.get(4)?,
+        error: row.get(5)?,
+        duration: Duration::from_micros(row.get::<_, i64>(6)?.max(0) as u64),
+        event_type: row.get(7)?,
+        event_id: row.get(8)?,
+        verdict,
+        replay_of: row.get(10)?,
+    };
+    Ok(Ok(Candidate {
+        summary,
+        provider,
+        size: row.get::<_, i64>(11)?.max(0) as u64,
+        headers,
+        bodies,
+    }))
+}
+
+impl Subject for Candidate<'_> {
+    fn id(&self) -> Option<i64> {
+        Some(self.summary.id)
+    }
+    fn received_at_ms(&self) -> i64 {
+        self.summary.received_at_ms
+    }
+    fn method(&self) -> &str {
+        &self.summary.method
+    }
+    fn target(&self) -> &str {
+        &self.summary.path
+    }
+    fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+    fn request_size(&self) -> u64 {
+        self.size
+    }
+    fn request_body(&self) -> Option<Cow<'_, [u8]>> {
+        let body = self.bodies?.read(self.summary.id);
+        if body.is_none() {
+            tracing::warn!(
+                id = self.summary.id,
+                "could not read the request body of a capture"
+            );
         }
+        body.map(Cow::Owned)
+    }
+    fn status(&self) -> Option<u16> {
+        self.summary.status
+    }
+    fn duration(&self) -> Option<Duration> {
+        Some(self.summary.duration)
+    }
+    fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+    fn event_type(&self) -> Option<&str> {
+        self.summary.event_type.as_deref()
+    }
+    fn verdict(&self) -> Option<&str> {
+        self.summary.verdict.as_deref()
+    }
+    fn replay_of(&self) -> Option<i64> {
+        self.summary.replay_of
+    }
+}
+
+/// Reads request bodies by id, straight from the generation table that holds each one (the
+/// view would look the id up in all ten).
+struct BodyReader<'a> {
+    conn: &'a Connection,
+    dir: PathBuf,
+    ranges: Vec<(i64, i64)>,
+    /// The statement reading a body from each slot's table.
+    by_slot: Vec<String>,
+}
+
+impl<'a> BodyReader<'a> {
+    fn new(conn: &'a Connection, dir: PathBuf) -> rusqlite::Result<BodyReader<'a>> {
+        let by_slot = (0..generations::SLOTS)
+            .map(|slot| {
+                let table = generations::table(slot);
+                format!("SELECT request_body FROM {table} WHERE id = ?1")
+            })
+            .collect();
+        Ok(BodyReader {
+            conn,
+            dir,
+            ranges: generations::ranges(conn)?,
+            by_slot,
+        })
+    }
+
+    /// Capture `id`'s request body; `None` when it cannot be read.
+    fn read(&self, id: i64) -> Option<Vec<u8>> {
+        let slot = generations::slot_of(&self.ranges, id)?;
+        let from_slot = self.by_slot.get(usize::try_from(slot).ok()?)?;
+        let stored = match self.lookup(from_slot, id) {
+            Some(stored) => stored,
+            // Not where its id says (a store being upgraded): ask the view.
+            None => self.lookup("SELECT request_body FROM captures WHERE id = ?1", id)?,
+        };
+        let body = bodies::load(&self.dir, id, Which::Request, stored).ok()??;
+        Some(Vec::from(body))
+    }
+
+    fn lookup(&self, sql: &str, id: i64) -> Option<bodies::Stored> {
+        let mut stmt = self.conn.prepare_cached(sql).ok()?;
+        stmt.query_row([id], |r| r.get(0)).optional().ok()?
     }
 }

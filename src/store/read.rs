@@ -36,6 +36,11 @@ impl Store {
         self.conn
     }
 
+    /// The database file.
+    pub(super) fn file(&self) -> &Path {
+        &self.path
+    }
+
     pub(super) fn fail(&self, e: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.path, e)
     }

@@ -1,6 +1,7 @@
 //! Store tests: a temp file or `:memory:`, with the real writer thread.
 
 use super::*;
+use crate::query::Query;
 
 fn header(name: &str, value: &[u8]) -> Header {
     Header {
@@ -143,10 +144,10 @@ async fn keep_prunes_the_oldest_and_ids_are_never_reused() {
         }
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.ids(&Filter::default()).unwrap(), [3, 4, 5]);
+    assert_eq!(store.ids(None).unwrap(), [3, 4, 5]);
     let writer = writer_at(&path, keep);
     assert_eq!(save(&writer, record(None, "/", Some(200))).await, 6);
-    assert_eq!(store.ids(&Filter::default()).unwrap(), [4, 5, 6]);
+    assert_eq!(store.ids(None).unwrap(), [4, 5, 6]);
 }
 
 #[tokio::test]
@@ -176,7 +177,7 @@ async fn large_limits_prune_a_generation_at_a_time_in_few_generations() {
         for p in pending {
             p.await.unwrap().unwrap();
         }
-        let ids = store.ids(&Filter::default()).unwrap();
+        let ids = store.ids(None).unwrap();
         if ids.len() >= 64 {
             // Busy: the newest 64, and at most the slack more.
             assert!(ids.len() <= 72, "{} captures kept", ids.len());
@@ -194,7 +195,7 @@ async fn large_limits_prune_a_generation_at_a_time_in_few_generations() {
     let newest = save(&writer, record(None, "/", Some(200))).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let ids = loop {
-        let ids = store.ids(&Filter::default()).unwrap();
+        let ids = store.ids(None).unwrap();
         if ids.len() == 64 || std::time::Instant::now() > deadline {
             break ids;
         }
@@ -226,7 +227,7 @@ async fn an_idle_writer_prunes_to_the_exact_limit() {
     // Within the slack, so only the idle writer's tidying removes the oldest three.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let ids = loop {
-        let ids = store.ids(&Filter::default()).unwrap();
+        let ids = store.ids(None).unwrap();
         if ids.len() == 64 || std::time::Instant::now() > deadline {
             break ids;
         }
@@ -256,7 +257,7 @@ async fn keep_days_prunes_old_captures_at_start() {
     // The writer prunes before its first batch; a save is a barrier for that.
     save(&writer, record(None, "/newer", Some(200))).await;
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.ids(&Filter::default()).unwrap(), [2, 3]);
+    assert_eq!(store.ids(None).unwrap(), [2, 3]);
 }
 
 #[tokio::test]
@@ -280,7 +281,7 @@ async fn keep_days_keeps_the_newest_capture_so_ids_never_start_again() {
     let next = save(&writer, record(None, "/new", Some(200))).await;
     assert_eq!(next, 4);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.ids(&Filter::default()).unwrap(), [3, 4]);
+    assert_eq!(store.ids(None).unwrap(), [3, 4]);
 }
 
 #[tokio::test]
@@ -328,43 +329,79 @@ async fn filters_select_by_status_event_path_and_age() {
         save(&writer, r).await;
     }
     let store = Store::open(&path).unwrap();
-    let ids = |filter: Filter| store.ids(&filter).unwrap();
-    let status = |s: &str| Filter {
-        status: Some(s.parse().unwrap()),
-        ..Filter::default()
-    };
-    assert_eq!(ids(status("5xx")), [2]);
-    assert_eq!(ids(status("200")), [1]);
-    assert_eq!(ids(status("4xx")), [3]);
-    assert_eq!(ids(status("error")), [4]);
-    let event = Filter {
-        event: Some("invoice.paid".into()),
-        ..Filter::default()
-    };
-    assert_eq!(ids(event), [1]);
-    let path_prefix = |p: &str| Filter {
-        path: Some(p.into()),
-        ..Filter::default()
-    };
+    let ids = |text: &str| store.ids(Some(&Query::parse(text).unwrap())).unwrap();
+    assert_eq!(ids("status:5xx"), [2]);
+    assert_eq!(ids("status:200"), [1]);
+    assert_eq!(ids("status:4xx"), [3]);
+    assert_eq!(ids("status:error"), [4]);
+    assert_eq!(ids("NOT status:error"), [1, 2, 3]);
+    assert_eq!(ids("event:invoice.paid"), [1]);
     assert_eq!(
-        ids(path_prefix("/stripe")),
+        ids("NOT event:invoice.paid"),
+        [2, 3, 4],
+        "no event is not invoice.paid"
+    );
+    assert_eq!(
+        ids("path:/stripe*"),
         [1, 2],
         "a stored path without '/' matches too"
     );
-    assert_eq!(ids(path_prefix("/git%")), Vec::<i64>::new());
-    let recent = Filter {
-        since: Some(Duration::from_secs(3600)),
-        originals_only: true,
-        ..Filter::default()
-    };
-    assert_eq!(ids(recent), [1, 4]);
-    let newest: Vec<i64> = store
-        .list(&Filter::default(), 2)
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    assert_eq!(ids("path:/git%*"), Vec::<i64>::new());
+    assert_eq!(
+        ids("path:/stripe"),
+        [2],
+        "the query is not part of the path"
+    );
+    assert_eq!(ids("since:1h replay:false"), [1, 4]);
+    assert_eq!(ids("replay:true OR status:503"), [2, 3]);
+    assert_eq!(ids("route:*"), Vec::<i64>::new());
+    assert_eq!(ids("NOT route:*"), [1, 2, 3, 4]);
+    let newest: Vec<i64> = store.list(None, 2).unwrap().iter().map(|s| s.id).collect();
     assert_eq!(newest, [4, 3]);
+}
+
+/// Headers and bodies in the rows and in files, read only for rows the columns kept.
+#[tokio::test]
+async fn headers_and_bodies_are_matched_in_rows_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let writer = writer_at(&path, Retention::default());
+    let mut small = record(None, "/a", Some(200));
+    small.request.body = Bytes::from_static(br#"{"data":{"customer":"cus_42","amount":2000}}"#);
+    small.signature = Some(r#"{"provider":"stripe","verdict":"valid","reason":null}"#.into());
+    let mut large = record(None, "/b", Some(500));
+    let mut body = br#"{"data":{"customer":"cus_7","amount":99},"pad":""#.to_vec();
+    body.resize(bodies::FILE_FROM + 10, b'x');
+    body.extend_from_slice(b"\"}");
+    large.request.body = Bytes::from(body);
+    for r in [small, large] {
+        save(&writer, r).await;
+    }
+    assert!(
+        bodies::dir_of(&path).join("2.request").exists(),
+        "the large body is a file"
+    );
+    let store = Store::open(&path).unwrap();
+    let ids = |text: &str| store.ids(Some(&Query::parse(text).unwrap())).unwrap();
+    assert_eq!(ids("json./data/customer:cus_42"), [1]);
+    assert_eq!(ids("json./data/amount:<1000"), [2]);
+    assert_eq!(ids("json./data/amount:>0 status:5xx"), [2]);
+    assert_eq!(ids("header.x-dup:2 header.x-bin:*latin"), [1, 2]);
+    assert_eq!(ids("NOT header.x-dup:3"), [1, 2]);
+    assert_eq!(ids(r#"body~"cus_\d{2}""#), [1]);
+    assert_eq!(ids("size:>256KiB"), [2]);
+    assert_eq!(ids("size:<100"), [1]);
+    assert_eq!(ids("provider:Stripe verdict:valid"), [1]);
+    assert_eq!(ids("NOT verdict:valid"), [2]);
+    assert_eq!(ids("verdict:invalid"), Vec::<i64>::new());
+    let listed = store
+        .list(Some(&Query::parse("json./data:*").unwrap()), 1)
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [2],
+        "newest first, limited"
+    );
 }
 
 #[test]
@@ -700,7 +737,7 @@ async fn the_wal_stays_bounded_while_checkpoints_run_beside_a_sustained_stream()
         "the WAL grew to {largest} bytes"
     );
     let store = Store::open(&path).unwrap();
-    let count = store.ids(&Filter::default()).unwrap().len() as u64;
+    let count = store.ids(None).unwrap().len() as u64;
     assert_eq!(count, written / big.size(), "every capture was kept");
 }
 
@@ -726,7 +763,7 @@ async fn two_writers_on_one_store_never_share_an_id() {
         "each capture the next id, whichever wrote it"
     );
     let store = Store::open(&path).unwrap();
-    let kept = store.ids(&Filter::default()).unwrap();
+    let kept = store.ids(None).unwrap();
     assert_eq!(kept.last(), Some(&40));
     assert!((16..=18 + 14).contains(&kept.len()), "{} kept", kept.len());
     for id in kept {
@@ -763,7 +800,7 @@ async fn a_larger_keep_than_last_time_fills_every_slot_and_goes_on() {
         p.await.unwrap().unwrap();
     }
     let store = Store::open(&path).unwrap();
-    let ids = store.ids(&Filter::default()).unwrap();
+    let ids = store.ids(None).unwrap();
     let expected: Vec<i64> = (ids[0]..ids[0] + ids.len() as i64).collect();
     assert_eq!(ids, expected);
     assert_eq!(ids.last(), Some(&590));
