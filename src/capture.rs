@@ -121,6 +121,7 @@ impl Recorder {
             event_type: event.and_then(|e| e.event_type.clone()),
             event_id: event.and_then(|e| e.event_id.clone()),
             replay_of: None,
+            sent: false,
         })
     }
 

@@ -343,6 +343,7 @@ async fn earlier_capture(data: &std::path::Path, channel_url: &str) {
         event_type: None,
         event_id: None,
         replay_of: None,
+        sent: false,
     };
     let pending = writer.record(record).expect("queued");
     assert_eq!(pending.await.expect("writer alive").expect("committed"), 1);

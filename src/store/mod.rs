@@ -12,6 +12,7 @@ mod generations;
 mod headers;
 mod query;
 mod read;
+mod sent;
 mod time;
 mod writer;
 
@@ -42,12 +43,13 @@ pub const FILE_NAME: &str = "captures.db";
 ///   insert update a row of `sqlite_sequence` too, and every commit write that page: about 10 %
 ///   of the writer's time). Upgrading moves the captures into the first generation once,
 ///   keeping their ids.
-const SCHEMA_VERSION: i64 = 3;
+/// - Version 4 adds the column `sent` (see the `sent` module).
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The columns of a generation table, and so of the view `captures`.
+/// The columns of a generation table at version 3; later versions add theirs with `ALTER TABLE`.
 const COLUMNS: &str = "
         id INTEGER PRIMARY KEY,
         received_at INTEGER NOT NULL,
@@ -79,41 +81,11 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         if version >= SCHEMA_VERSION {
             return Ok(());
         }
-        let table = |name: &str| {
-            conn.query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [name],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-        };
-        if table("captures")? {
-            // Versions 1 and 2: one table, the same columns in the same order, AUTOINCREMENT.
-            // Its sequence may be past its largest id (the newest captures deleted): the next
-            // id stays past both.
-            let largest: i64 =
-                conn.query_row("SELECT COALESCE(MAX(id), 0) FROM captures", [], |r| {
-                    r.get(0)
-                })?;
-            let sequence: i64 = if table("sqlite_sequence")? {
-                conn.query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'captures'",
-                    [],
-                    |r| r.get(0),
-                )?
-            } else {
-                0
-            };
-            // The old table is in the way of the view's name until its rows have moved.
-            conn.execute_batch("ALTER TABLE captures RENAME TO captures_before_v3;")?;
-            generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
-            conn.execute_batch(&format!(
-                "INSERT INTO {} SELECT * FROM captures_before_v3; DROP TABLE captures_before_v3;",
-                generations::table(0)
-            ))?;
-        } else {
-            generations::create(conn, COLUMNS, 1)?;
+        if version < 3 {
+            to_version_3(conn)?;
+        }
+        if version < 4 {
+            sent::add_column(conn)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
@@ -124,6 +96,47 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
             Err(e)
         }
     }
+}
+
+/// Brings a version 1 or 2 store (or a new, empty file) to version 3.
+fn to_version_3(conn: &Connection) -> rusqlite::Result<()> {
+    let table = |name: &str| {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+    };
+    if table("captures")? {
+        // Versions 1 and 2: one table, the same columns in the same order, AUTOINCREMENT.
+        // Its sequence may be past its largest id (the newest captures deleted): the next
+        // id stays past both.
+        let largest: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM captures", [], |r| {
+                r.get(0)
+            })?;
+        let sequence: i64 = if table("sqlite_sequence")? {
+            conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'captures'",
+                [],
+                |r| r.get(0),
+            )?
+        } else {
+            0
+        };
+        // The old table is in the way of the view's name until its rows have moved.
+        conn.execute_batch("ALTER TABLE captures RENAME TO captures_before_v3;")?;
+        generations::create(conn, COLUMNS, largest.max(sequence) + 1)?;
+        conn.execute_batch(&format!(
+            "INSERT INTO {} SELECT * FROM captures_before_v3; DROP TABLE captures_before_v3;",
+            generations::table(0)
+        ))?;
+    } else {
+        generations::create(conn, COLUMNS, 1)?;
+    }
+    Ok(())
 }
 
 /// Why the store could not do something.
@@ -278,6 +291,8 @@ pub struct Record {
     pub event_id: Option<String>,
     /// The capture this one replays.
     pub replay_of: Option<i64>,
+    /// Whether `hooks send` made this request (rather than a provider, through the relay).
+    pub sent: bool,
 }
 
 impl Record {

@@ -123,6 +123,8 @@ pub struct Summary {
     pub verdict: Option<String>,
     /// The capture this one replays.
     pub replay_of: Option<i64>,
+    /// Whether `hooks send` made it.
+    pub sent: bool,
 }
 
 impl Store {
@@ -132,7 +134,7 @@ impl Store {
         params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of FROM captures {clause} ORDER BY id DESC LIMIT ?"
+             event_id, signature, replay_of, sent FROM captures {clause} ORDER BY id DESC LIMIT ?"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
         let rows = stmt
@@ -149,6 +151,7 @@ impl Store {
                     event_id: r.get(8)?,
                     verdict: verdict(r.get::<_, Option<String>>(9)?.as_deref()),
                     replay_of: r.get(10)?,
+                    sent: r.get(11)?,
                 })
             })
             .map_err(|e| self.fail(e))?;

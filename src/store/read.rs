@@ -90,7 +90,7 @@ impl Store {
 /// The columns [`read_row`] reads, in its order.
 const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
     request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of";
+    signature, event_type, event_id, replay_of, sent";
 
 /// One row as SQLite returns it, before the header lists are decoded.
 struct Row {
@@ -113,6 +113,7 @@ struct Row {
     event_type: Option<String>,
     event_id: Option<String>,
     replay_of: Option<i64>,
+    sent: bool,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -136,6 +137,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         event_type: r.get(16)?,
         event_id: r.get(17)?,
         replay_of: r.get(18)?,
+        sent: r.get(19)?,
     })
 }
 
@@ -184,6 +186,7 @@ impl Row {
             event_type: self.event_type,
             event_id: self.event_id,
             replay_of: self.replay_of,
+            sent: self.sent,
         };
         Ok(Capture { id, record })
     }

@@ -39,6 +39,7 @@ fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Record {
         event_type: None,
         event_id: None,
         replay_of: None,
+        sent: false,
     }
 }
 
@@ -597,7 +598,7 @@ async fn a_version_1_store_is_upgraded_in_place() {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(&format!(
             "CREATE TABLE old ({});
-             INSERT INTO old SELECT * FROM captures;
+             INSERT INTO old SELECT {} FROM captures;
              DROP VIEW captures;
              DROP TABLE captures_0; DROP TABLE captures_1; DROP TABLE captures_2;
              DROP TABLE captures_3; DROP TABLE captures_4; DROP TABLE captures_5;
@@ -609,7 +610,11 @@ async fn a_version_1_store_is_upgraded_in_place() {
                  WHERE path = '/kept';
              CREATE UNIQUE INDEX captures_relay_id ON captures (channel_url, relay_id);
              PRAGMA user_version = 1;",
-            COLUMNS.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT")
+            COLUMNS.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"),
+            // The columns versions 1 to 3 had (version 4 added `sent`).
+            "id, received_at, channel, channel_url, relay_id, target, method, path, \
+             request_headers, request_body, status, response_headers, response_body, error, \
+             duration_us, signature, event_type, event_id, replay_of",
         ))
         .unwrap();
     }

@@ -627,9 +627,9 @@ fn insert_sql(slot: i64) -> String {
     format!(
         "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
-             duration_us, signature, event_type, event_id, replay_of, id)
+             duration_us, signature, event_type, event_id, replay_of, id, sent)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19)",
+             ?19, ?20)",
         generations::table(slot)
     )
 }
@@ -685,6 +685,7 @@ fn insert(
             record.event_id,
             record.replay_of,
             id,
+            record.sent,
         ])
     })();
     if inserted.is_err() {
