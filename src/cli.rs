@@ -8,6 +8,7 @@ use relay_server::config::{parse_duration, parse_offline};
 use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
+pub use crate::send::SendArgs;
 use crate::store::{CaptureRef, StatusFilter};
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
@@ -41,6 +42,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print a captured request as a curl command, raw HTTP or HAR
     Export(ExportArgs),
+    /// Send a provider's event, signed like the real one, to your app or through hooks listen
+    Send(SendArgs),
 }
 
 /// Flags of `hooks listen`.
@@ -320,7 +323,8 @@ pub enum ExportFormat {
     Har,
 }
 
-fn parse_header(text: &str) -> Result<(String, String), String> {
+/// A `-H 'Name: value'` flag: the name lowercased, the value as given.
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| format!("{text:?} is not a header: use 'Name: value'"))?;

@@ -15,6 +15,7 @@ pub mod list;
 pub mod listen;
 pub mod raw_request;
 pub mod replay;
+pub mod send;
 pub mod show;
 pub mod store;
 pub mod target;
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Show(args) => success(blocking(move || show::show(&args)).await),
         Command::Replay(args) => success(replay::replay(args, shutdown).await),
         Command::Export(args) => success(blocking(move || export::export(&args)).await),
+        Command::Send(args) => send::run(args, shutdown).await,
     }
 }
 
