@@ -62,7 +62,10 @@ pub struct SendArgs {
     pub private_key: Option<PrivateKey>,
 
     /// Print the signed request as raw HTTP (what hooks verify reads) instead of sending it
-    #[arg(long)]
+    ///
+    /// Without --to it is addressed to https://localhost/, the URL signed for Twilio, Square and
+    /// HubSpot unless --signed-url says otherwise (give hooks verify the same URL with --url).
+    #[arg(long, conflicts_with = "json")]
     pub print: bool,
 
     /// The URL to sign for providers that sign it (Twilio, Square, HubSpot): the public URL your

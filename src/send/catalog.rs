@@ -165,16 +165,26 @@ fn read_project_file(dir: &Path, relative: &Path) -> Result<Template, UsageError
         .ok_or_else(|| fail("not under a provider folder".into()))?;
     let joined = rest.join("/");
     let (syntax, event) = Syntax::of(&joined).ok_or_else(|| fail("not .toml or .json".into()))?;
-    let size = std::fs::metadata(&path).map_err(|e| fail(e.to_string()))?.len();
+    let size = std::fs::metadata(&path)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
     if size > MAX_TEMPLATE_BYTES {
         return Err(fail(format!("larger than {MAX_TEMPLATE_BYTES} bytes")));
     }
     let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
     let provider = provider.to_ascii_lowercase();
-    Template::parse(&provider, event, &text, syntax, Source::Project(path.clone())).map_err(fail)
+    Template::parse(
+        &provider,
+        event,
+        &text,
+        syntax,
+        Source::Project(path.clone()),
+    )
+    .map_err(fail)
 }
 
-/// "did you mean X or Y?" for the names closest to `wanted`, else the names there are.
+/// "did you mean X?" for the names closest to `wanted` (all at the same distance), else the
+/// names there are.
 fn suggest(wanted: &str, names: &[&str], what: &str) -> String {
     let wanted_lower = wanted.to_ascii_lowercase();
     let mut scored: Vec<(usize, &str)> = names
@@ -182,10 +192,12 @@ fn suggest(wanted: &str, names: &[&str], what: &str) -> String {
         .map(|name| (distance(&wanted_lower, &name.to_ascii_lowercase()), *name))
         .collect();
     scored.sort();
+    // Close enough to be a typo, and no further than the closest.
     let limit = (wanted.chars().count() / 3).max(2);
+    let best = scored.first().map_or(usize::MAX, |(d, _)| *d);
     let close: Vec<&str> = scored
         .iter()
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, _)| *d <= limit && *d == best)
         .take(3)
         .map(|(_, n)| *n)
         .collect();
@@ -236,11 +248,22 @@ mod tests {
         assert_eq!(all.len(), BUILT_IN.len());
         for template in all {
             let rendered = template
-                .render(&mut super::super::render::Values::fresh(), std::time::SystemTime::now())
+                .render(
+                    &mut super::super::render::Values::fresh(),
+                    std::time::SystemTime::now(),
+                )
                 .unwrap();
-            if rendered.header("content-type").is_some_and(|t| t.contains("json")) {
+            if rendered
+                .header("content-type")
+                .is_some_and(|t| t.contains("json"))
+            {
                 let parsed = serde_json::from_slice::<serde_json::Value>(&rendered.body);
-                assert!(parsed.is_ok(), "{}/{}: {parsed:?}", template.provider, template.event);
+                assert!(
+                    parsed.is_ok(),
+                    "{}/{}: {parsed:?}",
+                    template.provider,
+                    template.event
+                );
             }
             assert!(!template.description.is_empty());
             assert!(template.scheme.is_some(), "{}", template.provider);
@@ -268,7 +291,10 @@ mod tests {
         );
         let err = catalog.find("zzzzzzzz", "x").unwrap_err().0;
         assert!(err.contains("known providers: calendly, clerk,"), "{err}");
-        assert_eq!(catalog.find("svix", "user.created").unwrap().provider, "standard-webhooks");
+        assert_eq!(
+            catalog.find("svix", "user.created").unwrap().provider,
+            "standard-webhooks"
+        );
         assert_eq!(catalog.find("GitHub", "PUSH").unwrap().event, "push");
     }
 }

@@ -83,7 +83,9 @@ fn put(root: &mut Value, pointer: &str, value: Value) -> Result<(), String> {
         .skip(1)
         .map(|t| t.replace("~1", "/").replace("~0", "~"))
         .collect();
-    let (last, path) = tokens.split_last().expect("a pointer that is not empty has a token");
+    let (last, path) = tokens
+        .split_last()
+        .expect("a pointer that is not empty has a token");
     let mut at = root;
     for token in path {
         at = match at {
@@ -175,10 +177,8 @@ impl Scratch {
         use std::io::Write as _;
         let mut random = [0u8; 8];
         let _ = getrandom::fill(&mut random);
-        let path = std::env::temp_dir().join(format!(
-            "hooks-send-{}.{extension}",
-            hex::encode(random)
-        ));
+        let path =
+            std::env::temp_dir().join(format!("hooks-send-{}.{extension}", hex::encode(random)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -268,7 +268,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("body.json");
         std::fs::write(&path, b"\xff\x00bytes").unwrap();
-        assert_eq!(data(&format!("@{}", path.display())).unwrap(), b"\xff\x00bytes");
+        assert_eq!(
+            data(&format!("@{}", path.display())).unwrap(),
+            b"\xff\x00bytes"
+        );
         let missing = data("@/nonexistent/file").unwrap_err().0;
         assert!(missing.starts_with("--data: could not read /nonexistent/file"));
     }

@@ -152,7 +152,7 @@ fn describe(e: &ForwardError, target: &Target) -> String {
 
 /// Prints what was sent: one JSON object (as `hooks show --json`), or a line such as
 /// `#15 stripe invoice.paid evt_… → 200 3.1 ms`.
-pub fn print_sent(capture: &Capture, note: &str, json: bool) -> anyhow::Result<()> {
+pub fn print_sent(capture: &Capture, provider: &str, note: &str, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &crate::show::capture_json(capture))?;
@@ -163,12 +163,16 @@ pub fn print_sent(capture: &Capture, note: &str, json: bool) -> anyhow::Result<(
             Outcome::Answered(response) => response.status.to_string(),
             Outcome::Failed(_) => "no answer".to_owned(),
         };
-        let event = [&record.event_type, &record.event_id]
-            .iter()
-            .filter_map(|part| part.as_deref())
-            .map(sanitize)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let event = [
+            Some(provider),
+            record.event_type.as_deref(),
+            record.event_id.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join(" ");
         writeln!(
             out,
             "#{} {event} → {} {status} {:.1} ms{note}",
@@ -193,7 +197,9 @@ pub fn raw(request: &Rendered, target: Option<&Target>) -> Vec<u8> {
         None => ("/".to_owned(), "localhost".to_owned()),
     };
     let mut out = Vec::with_capacity(request.body.len() + 1024);
-    out.extend_from_slice(format!("{} {path} HTTP/1.1\r\nHost: {host}\r\n", request.method).as_bytes());
+    out.extend_from_slice(
+        format!("{} {path} HTTP/1.1\r\nHost: {host}\r\n", request.method).as_bytes(),
+    );
     for (name, value) in &request.headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }

@@ -45,7 +45,10 @@ pub fn public_of(provider: Provider, private: &Secret) -> Result<String, String>
             let seed = <[u8; 32]>::try_from(&bytes[..bytes.len().min(32)])
                 .map_err(|_| "a whsk_ key holds a 32-byte seed (or a 64-byte keypair)")?;
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            Ok(format!("whpk_{}", BASE64.encode(key.verifying_key().as_bytes())))
+            Ok(format!(
+                "whpk_{}",
+                BASE64.encode(key.verifying_key().as_bytes())
+            ))
         }
         Provider::SendGrid => {
             let key = BASE64

@@ -41,8 +41,8 @@ const OUT_OF_ORDER_GAP: Duration = Duration::from_secs(10);
 
 /// Runs `hooks send`.
 pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
-    let here = std::env::current_dir()
-        .map_err(|e| anyhow!("could not tell the current folder: {e}"))?;
+    let here =
+        std::env::current_dir().map_err(|e| anyhow!("could not tell the current folder: {e}"))?;
     let catalog = Catalog::load(catalog::project_events(&here).as_deref())?;
     if args.list {
         list(&catalog, args.provider.as_deref(), args.json)?;
@@ -65,7 +65,7 @@ pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<
     })?;
     let data = args.data.as_deref().map(change::data).transpose()?;
     let mut sink = match (&target, args.print) {
-        (Some(target), false) => Sink::Send(Delivery::open(target.clone()).await?),
+        (Some(target), false) => Sink::Send(Box::new(Delivery::open(target.clone()).await?)),
         _ => Sink::Print(target),
     };
     let sender = Sender {
@@ -98,7 +98,11 @@ fn signed_url(args: &SendArgs, target: Option<&Target>) -> String {
         &target.base_path
     };
     // As typed: the Target adds a default port (`:443`) that the sender's URL does not have.
-    match args.to.as_deref().and_then(|to| to.trim().split_once("://")) {
+    match args
+        .to
+        .as_deref()
+        .and_then(|to| to.trim().split_once("://"))
+    {
         Some((scheme, rest)) => {
             let authority = rest.split('/').next().unwrap_or(rest);
             format!("{scheme}://{authority}{path}")
@@ -109,8 +113,8 @@ fn signed_url(args: &SendArgs, target: Option<&Target>) -> String {
 
 /// Where events go.
 enum Sink {
-    /// To the target, recorded.
-    Send(Delivery),
+    /// To the target, recorded (boxed: a forwarder and a writer are large, and there is one).
+    Send(Box<Delivery>),
     /// To stdout as raw HTTP, addressed to the target if there is one.
     Print(Option<Target>),
 }
@@ -213,7 +217,8 @@ impl Sender<'_> {
         note: &str,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        self.signer.sign(&mut event, &self.url, at, &self.args.header)?;
+        self.signer
+            .sign(&mut event, &self.url, at, &self.args.header)?;
         match sink {
             Sink::Print(target) => {
                 let mut out = std::io::stdout().lock();
@@ -224,7 +229,7 @@ impl Sender<'_> {
             Sink::Send(delivery) => {
                 let verdict = self.signer.verdict(&event, &self.url);
                 let sent = delivery.send(&event, Some(verdict), shutdown).await?;
-                deliver::print_sent(&sent.capture, note, self.args.json)?;
+                deliver::print_sent(&sent.capture, &self.template.provider, note, self.args.json)?;
                 match sent.failure {
                     Some(failure) => Err(anyhow!("{failure}")),
                     None => Ok(()),
@@ -266,7 +271,11 @@ fn list(catalog: &Catalog, provider: Option<&str>, json: bool) -> anyhow::Result
         }
     } else {
         let width = |f: fn(&Template) -> &str| {
-            templates.iter().map(|t| f(t).chars().count()).max().unwrap_or(0)
+            templates
+                .iter()
+                .map(|t| f(t).chars().count())
+                .max()
+                .unwrap_or(0)
         };
         let provider_width = width(|t| &t.provider).max("PROVIDER".len());
         let event_width = width(|t| &t.event).max("EVENT".len());

@@ -164,11 +164,12 @@ fn generate(kind: &str, arg: Option<&str>) -> Result<String, String> {
             ))
         }
         "uuid" => Err("uuid takes no argument (use #LABEL for another value)".into()),
-        _ => Err(format!(
-            "unknown placeholder; expected now, now_ms, now_iso, now_iso_ms (each with an offset \
-             like +30d or -5m if needed), id:PREFIX, uuid, hex:N, digits:N (or event_id, \
-             event_uuid, event_hex, event_digits), braces"
-        )),
+        _ => Err(
+            "unknown placeholder; expected now, now_ms, now_iso, now_iso_ms (each with an \
+                  offset like +30d or -5m if needed), id:PREFIX, uuid, hex:N, digits:N (or \
+                  event_id, event_uuid, event_hex, event_digits), braces"
+                .into(),
+        ),
     }
 }
 
@@ -296,7 +297,10 @@ mod tests {
         assert!(err("{{hex}}").contains("give a length from 1 to 256"));
         assert!(err("{{digits:0}}").contains("give a length"));
         assert!(err("a {{now").starts_with("unclosed placeholder \"{{now\""));
-        assert_eq!(render("{{braces}}x}}", &mut Values::fresh(), at()).unwrap(), "{{x}}");
+        assert_eq!(
+            render("{{braces}}x}}", &mut Values::fresh(), at()).unwrap(),
+            "{{x}}"
+        );
         assert!(check("plain } text { here").is_ok());
     }
 }

@@ -64,10 +64,9 @@ impl Signer {
                 kept(scheme, &data_dir()?)
             }
             (None, None) if keys::private_only(scheme) => kept(scheme, &data_dir()?),
-            (None, Some(PrivateKey::Kept)) => Err(UsageError(format!(
-                "{scheme} signs with a shared secret: use --secret"
-            ))
-            .into()),
+            (None, Some(PrivateKey::Kept)) => {
+                Err(UsageError(format!("{scheme} signs with a shared secret: use --secret")).into())
+            }
             (None, None) => Err(UsageError(format!(
                 "no --secret: pass the {scheme} signing secret your app verifies with (or set \
                  HOOKS_SECRET), or --unsigned to send the event without a signature"
@@ -110,7 +109,10 @@ impl Signer {
             verify::sign(scheme, key, &input, at).map_err(|e| UsageError(e.to_string()))?
         };
         for (name, value) in signed.headers {
-            if !keep.iter().any(|(kept, _)| kept.eq_ignore_ascii_case(&name)) {
+            if !keep
+                .iter()
+                .any(|(kept, _)| kept.eq_ignore_ascii_case(&name))
+            {
                 request.set_header(&name, value);
             }
         }
@@ -143,7 +145,11 @@ impl Signer {
                 report.verdict().as_str().to_owned(),
                 report.reason,
             ),
-            Err(e) => (scheme.map(Provider::name), "unchecked".into(), Some(e.to_string())),
+            Err(e) => (
+                scheme.map(Provider::name),
+                "unchecked".into(),
+                Some(e.to_string()),
+            ),
         };
         json!({"provider": provider, "verdict": verdict, "reason": reason}).to_string()
     }

@@ -126,9 +126,9 @@ impl Template {
         let body = match (file.body, file.form) {
             (Some(_), Some(_)) => return Err("give body or form, not both".into()),
             (Some(BodySource::Text(text)), None) => Body::Text(text),
-            (Some(BodySource::Json(value)), None) => Body::Text(
-                serde_json::to_string_pretty(&value).map_err(|e| format!("body: {e}"))?,
-            ),
+            (Some(BodySource::Json(value)), None) => {
+                Body::Text(serde_json::to_string_pretty(&value).map_err(|e| format!("body: {e}"))?)
+            }
             (None, Some(fields)) => Body::Form(fields),
             (None, None) => Body::Empty,
         };
@@ -187,7 +187,8 @@ impl Template {
             Body::Form(fields) => {
                 let mut form = form_urlencoded::Serializer::new(String::new());
                 for (name, value) in fields {
-                    let value = render::render(value, values, at).map_err(|e| describe(name, &e))?;
+                    let value =
+                        render::render(value, values, at).map_err(|e| describe(name, &e))?;
                     form.append_pair(name, &value);
                 }
                 form.finish().into_bytes()
