@@ -114,6 +114,10 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
     pub delay: Option<Duration>,
 
+    /// How long to wait for your app's answer before giving up (exit 1), e.g. 500ms, 90s, 10m
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_delay)]
+    pub timeout: Duration,
+
     /// Print one JSON object per line: each sent capture as hooks show --json prints it, or
     /// with --list each template's provider, event and description
     #[arg(long)]

@@ -2,7 +2,7 @@
 //! as sent; or printing it as raw HTTP (`--print`).
 
 use std::io::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use crate::target::Target;
 pub struct Delivery {
     forwarder: Forwarder,
     writer: Writer,
+    timeout: Duration,
 }
 
 /// What became of one send.
@@ -30,8 +31,9 @@ pub struct Sent {
 }
 
 impl Delivery {
-    /// A delivery to `target`, recording in the capture store (created if needed).
-    pub async fn open(target: Target) -> anyhow::Result<Delivery> {
+    /// A delivery to `target` that waits `timeout` for each answer, recording in the capture
+    /// store (created if needed).
+    pub async fn open(target: Target, timeout: Duration) -> anyhow::Result<Delivery> {
         let forwarder = Forwarder::new(target, protocol::DEFAULT_MAX_BODY)?;
         let path = store::path()?;
         let writer = tokio::task::spawn_blocking(move || {
@@ -41,7 +43,11 @@ impl Delivery {
         .await
         .map_err(|e| anyhow!("the capture store's task failed: {e}"))?
         .context("could not open the capture store")?;
-        Ok(Delivery { forwarder, writer })
+        Ok(Delivery {
+            forwarder,
+            writer,
+            timeout,
+        })
     }
 
     /// Sends `request` and records it with its `signature` verdict; `Err` only when it could
@@ -62,12 +68,20 @@ impl Delivery {
             forward::whole(Bytes::from(request.body.clone())),
         );
         let result = tokio::select! {
-            result = forwarded => result,
+            result = tokio::time::timeout(self.timeout, forwarded) => result,
             () = shutdown.cancelled() => return Err(anyhow!("interrupted")),
         };
         let duration = started.elapsed();
         let (outcome, failure) = match result {
-            Ok(r) => (
+            Err(_) => {
+                let why = format!(
+                    "{} did not answer within {:?}",
+                    self.forwarder.target().authority,
+                    self.timeout
+                );
+                (Outcome::Failed(why.clone()), Some(why))
+            }
+            Ok(Ok(r)) => (
                 Outcome::Answered(Response {
                     status: r.status,
                     headers: r.headers,
@@ -75,7 +89,7 @@ impl Delivery {
                 }),
                 None,
             ),
-            Err(e) => {
+            Ok(Err(e)) => {
                 let described = describe(&e, self.forwarder.target());
                 (Outcome::Failed(e.to_string()), Some(described))
             }

@@ -65,7 +65,9 @@ pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<
     })?;
     let data = args.data.as_deref().map(change::data).transpose()?;
     let mut sink = match (&target, args.print) {
-        (Some(target), false) => Sink::Send(Box::new(Delivery::open(target.clone()).await?)),
+        (Some(target), false) => Sink::Send(Box::new(
+            Delivery::open(target.clone(), args.timeout).await?,
+        )),
         _ => Sink::Print(target),
     };
     let sender = Sender {
