@@ -62,13 +62,21 @@ fn set_json(body: &[u8], changes: &[(String, String)]) -> Result<Vec<u8>, UsageE
         put(&mut root, pointer, value)
             .map_err(|why| UsageError(format!("--set {pointer}: {why}")))?;
     }
-    let indented = body.contains(&b'\n');
-    let out = if indented {
+    // Indented when a line inside it is (not just because it ends with a newline, as
+    // SendGrid's compact bodies end with CRLF); the trailing line break stays as it was.
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let indented = body[..end].windows(2).any(|w| w == b"\n ");
+    let mut out = if indented {
         serde_json::to_vec_pretty(&root)
     } else {
         serde_json::to_vec(&root)
-    };
-    out.map_err(|e| UsageError(format!("--set: could not write the body: {e}")))
+    }
+    .map_err(|e| UsageError(format!("--set: could not write the body: {e}")))?;
+    out.extend_from_slice(&body[end..]);
+    Ok(out)
 }
 
 /// Sets the value at `pointer` (RFC 6901), making the objects on the way that are missing; `-`
@@ -236,9 +244,12 @@ mod tests {
             String::from_utf8(r.body).unwrap(),
             r#"{"a":{"n":5000,"currency":"eur"},"l":[null,2,3],"new":{"deep":{"x":true}},"a/b":"s"}"#
         );
-        let mut pretty = request("application/json", "{\n  \"a\": 1\n}");
+        let mut pretty = request("application/json", "{\n  \"a\": 1\n}\n");
         set_all(&mut pretty, &[("/a", "2")]).unwrap();
-        assert_eq!(pretty.body, b"{\n  \"a\": 2\n}");
+        assert_eq!(pretty.body, b"{\n  \"a\": 2\n}\n");
+        let mut compact = request("application/json", "[{\"a\":1}]\r\n");
+        set_all(&mut compact, &[("/0/a", "2")]).unwrap();
+        assert_eq!(compact.body, b"[{\"a\":2}]\r\n");
     }
 
     #[test]
