@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use args::{PrivateKey, SendArgs};
-pub use template::{Rendered, Source, Template};
+use template::{Rendered, Source, Template};
 
 use catalog::Catalog;
 use deliver::Delivery;
