@@ -147,6 +147,7 @@ fn record(i: usize) -> Record {
         event_type: Some(if i % 3 == 0 { "invoice.paid" } else { "customer.updated" }.into()),
         event_id: Some(format!("evt_{i:024}")),
         replay_of: None,
+        sent: false,
     }
 }
 

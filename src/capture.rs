@@ -124,6 +124,7 @@ impl Recorder {
             event_type: event.and_then(|e| e.event_type.clone()),
             event_id: event.and_then(|e| e.event_id.clone()),
             replay_of: None,
+            sent: false,
         })
     }
 
@@ -277,6 +278,7 @@ mod tests {
             event_type: None,
             event_id: None,
             replay_of: None,
+            sent: false,
         })
     }
 

@@ -9,6 +9,7 @@ use relay_server::protocol::{Offline, Respond, Token};
 
 use crate::inspect::{ColorChoice, Print};
 use crate::query::value::{Pointer, StatusPattern};
+pub use crate::send::SendArgs;
 use crate::store::CaptureRef;
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
@@ -44,6 +45,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Compare two captures: exit 0 if they are the same, 1 if they differ
     Diff(DiffArgs),
+    /// Send a provider's event, signed like the real one, to your app or through hooks listen
+    Send(SendArgs),
 }
 
 /// Flags of `hooks listen`.
@@ -387,7 +390,8 @@ pub enum ExportFormat {
     Har,
 }
 
-fn parse_header(text: &str) -> Result<(String, String), String> {
+/// A `-H 'Name: value'` flag: the name lowercased, the value as given.
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| format!("{text:?} is not a header: use 'Name: value'"))?;

@@ -18,6 +18,7 @@ pub mod listen;
 pub mod query;
 pub mod raw_request;
 pub mod replay;
+pub mod send;
 pub mod show;
 pub mod store;
 pub mod target;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Diff(args) => tokio::task::spawn_blocking(move || diff::diff(&args))
             .await
             .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?,
+        Command::Send(args) => send::run(args, shutdown).await,
     }
 }
 

@@ -86,6 +86,7 @@ pub fn summary_json(row: &Summary) -> Value {
         "event_id": row.event_id,
         "verdict": row.verdict,
         "replay_of": row.replay_of,
+        "sent": row.sent,
     });
     if let Some(error) = &row.error {
         value["error"] = json!(error);
@@ -122,7 +123,7 @@ pub fn write_table(rows: &[Summary], now_ms: i64, out: &mut impl Write) -> io::R
     }
     write_line(&heading, widths, None, out)?;
     for (line, row) in cells.iter().zip(rows) {
-        write_line(line, widths, row.replay_of, out)?;
+        write_line(line, widths, Some(row), out)?;
     }
     Ok(())
 }
@@ -130,7 +131,7 @@ pub fn write_table(rows: &[Summary], now_ms: i64, out: &mut impl Write) -> io::R
 fn write_line(
     cells: &[String; 7],
     widths: [usize; 7],
-    replay_of: Option<i64>,
+    row: Option<&Summary>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let mut text = String::new();
@@ -139,9 +140,13 @@ fn write_line(
         text.extend(std::iter::repeat(' ').take(width - cell.chars().count() + 2));
     }
     let text = cut_line(text.trim_end());
-    match replay_of {
-        Some(of) => writeln!(out, "{text}  (replay of #{of})"),
-        None => writeln!(out, "{text}"),
+    match row {
+        Some(Summary {
+            replay_of: Some(of),
+            ..
+        }) => writeln!(out, "{text}  (replay of #{of})"),
+        Some(Summary { sent: true, .. }) => writeln!(out, "{text}  (sent)"),
+        _ => writeln!(out, "{text}"),
     }
 }
 
@@ -197,6 +202,7 @@ mod tests {
             event_id: None,
             verdict: None,
             replay_of: None,
+            sent: false,
         }
     }
 
@@ -207,6 +213,8 @@ mod tests {
             summary(9, "x\x1b[2J", None),
         ];
         rows[1].replay_of = Some(3);
+        rows.push(summary(15, "/", Some(202)));
+        rows[2].sent = true;
         let mut out = Vec::new();
         write_table(&rows, 1_000_000 + 125_000, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -214,7 +222,8 @@ mod tests {
             text,
             "ID   METHOD  PATH                     EVENT         STATUS  VERDICT  RECEIVED\n\
              #12  POST    /webhooks/stripe?live=1  invoice.paid  200     -        2m ago\n\
-             #9   POST    /x\\u{1b}[2J              invoice.paid  error   -        2m ago  (replay of #3)\n"
+             #9   POST    /x\\u{1b}[2J              invoice.paid  error   -        2m ago  (replay of #3)\n\
+             #15  POST    /                        invoice.paid  202     -        2m ago  (sent)\n"
         );
     }
 
@@ -227,7 +236,7 @@ mod tests {
         assert_eq!(value["received_at"], "1970-01-01T00:16:40.000Z");
         assert_eq!(value["duration_ms"], 3.104);
         assert_eq!(value["error"], "connection refused");
-        for field in ["event_type", "event_id", "verdict", "replay_of"] {
+        for field in ["event_type", "event_id", "verdict", "replay_of", "sent"] {
             assert!(value.get(field).is_some(), "{field}");
         }
     }

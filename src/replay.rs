@@ -237,6 +237,7 @@ async fn send(
         event_type: original.event_type.clone(),
         event_id: original.event_id.clone(),
         replay_of: Some(capture.id),
+        sent: false,
     };
     (record, error)
 }

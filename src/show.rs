@@ -93,6 +93,7 @@ pub fn capture_json(capture: &Capture) -> Value {
         "signature": signature,
         "verdict": store::verdict(record.signature.as_deref()),
         "replay_of": record.replay_of,
+        "sent": record.sent,
     })
 }
 
@@ -119,6 +120,8 @@ pub fn render(capture: &Capture, options: &OutputOptions) -> String {
     );
     if let Some(of) = record.replay_of {
         meta.push_str(&format!("  (replay of #{of})"));
+    } else if record.sent {
+        meta.push_str("  (sent by hooks send)");
     }
     let mut out = options.palette.dim.paint(&meta);
     out.push('\n');
@@ -207,6 +210,7 @@ mod tests {
                 event_type: None,
                 event_id: None,
                 replay_of: Some(2),
+                sent: false,
             },
         }
     }

@@ -345,6 +345,7 @@ async fn earlier_capture(data: &std::path::Path, channel_url: &str, epoch: u64, 
         event_type: None,
         event_id: None,
         replay_of: None,
+        sent: false,
     };
     let pending = writer.record(record).expect("queued");
     pending.await.expect("writer alive").expect("committed");

@@ -127,6 +127,7 @@ fn capture(request: Request, outcome: Outcome) -> Capture {
             event_type: None,
             event_id: None,
             replay_of: None,
+            sent: false,
         },
     }
 }

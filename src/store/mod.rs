@@ -12,6 +12,7 @@ mod generations;
 mod headers;
 mod query;
 mod read;
+mod sent;
 mod sql;
 mod time;
 mod upkeep;
@@ -48,7 +49,8 @@ pub const FILE_NAME: &str = "captures.db";
 ///   ids start again in a new epoch) and `redelivered` (issue 17) to every generation table,
 ///   at the end, so the view shows them too. Earlier captures have neither (`NULL`): they never
 ///   match a delivery that carries an epoch.
-const SCHEMA_VERSION: i64 = 4;
+/// - Version 5 adds the column `sent` (see the `sent` module).
+const SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,6 +101,9 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                     generations::table(slot)
                 ))?;
             }
+        }
+        if version < 5 {
+            sent::add_column(conn)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
@@ -312,6 +317,8 @@ pub struct Record {
     pub event_id: Option<String>,
     /// The capture this one replays.
     pub replay_of: Option<i64>,
+    /// Whether `hooks send` made this request (rather than a provider, through the relay).
+    pub sent: bool,
 }
 
 impl Record {

@@ -39,6 +39,8 @@ pub struct Summary {
     pub verdict: Option<String>,
     /// The capture this one replays.
     pub replay_of: Option<i64>,
+    /// Whether `hooks send` made it.
+    pub sent: bool,
 }
 
 /// Which end of the store to start from.
@@ -85,7 +87,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of, {}, {headers} FROM captures {clause} \
+             event_id, signature, replay_of, {}, {headers}, sent FROM captures {clause} \
              ORDER BY id {direction}",
             sql::REQUEST_SIZE
         );
@@ -158,6 +160,7 @@ fn read_candidate<'a>(
         event_id: row.get(8)?,
         verdict,
         replay_of: row.get(10)?,
+        sent: row.get(13)?,
     };
     Ok(Ok(Candidate {
         summary,

@@ -95,7 +95,7 @@ impl Store {
 /// The columns [`read_row`] reads, in its order.
 const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
     request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of, relay_epoch, redelivered";
+    signature, event_type, event_id, replay_of, relay_epoch, redelivered, sent";
 
 /// One row as SQLite returns it, before the header lists are decoded.
 struct Row {
@@ -120,6 +120,7 @@ struct Row {
     replay_of: Option<i64>,
     relay_epoch: Option<i64>,
     redelivered: Option<bool>,
+    sent: bool,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -145,6 +146,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         replay_of: r.get(18)?,
         relay_epoch: r.get(19)?,
         redelivered: r.get(20)?,
+        sent: r.get(21)?,
     })
 }
 
@@ -195,6 +197,7 @@ impl Row {
             event_type: self.event_type,
             event_id: self.event_id,
             replay_of: self.replay_of,
+            sent: self.sent,
         };
         Ok(Capture { id, record })
     }

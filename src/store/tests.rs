@@ -50,6 +50,7 @@ fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Record {
         event_type: None,
         event_id: None,
         replay_of: None,
+        sent: false,
     }
 }
 
@@ -663,7 +664,7 @@ async fn a_version_1_store_is_upgraded_in_place() {
                  WHERE path = '/kept';
              CREATE UNIQUE INDEX captures_relay_id ON captures (channel_url, relay_id);
              PRAGMA user_version = 1;",
-            COLUMNS.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT")
+            COLUMNS.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"),
         ))
         .unwrap();
     }

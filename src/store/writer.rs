@@ -644,9 +644,9 @@ fn insert_sql(slot: i64) -> String {
         "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
              duration_us, signature, event_type, event_id, replay_of, relay_epoch, redelivered,
-             id)
+             id, sent)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21)",
+             ?19, ?20, ?21, ?22)",
         generations::table(slot)
     )
 }
@@ -705,6 +705,7 @@ fn insert(
             // Only a redelivery is marked; the rest stay NULL, as earlier captures are.
             record.redelivered.then_some(1),
             id,
+            record.sent,
         ])
     })();
     if inserted.is_err() {

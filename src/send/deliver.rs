@@ -1,0 +1,225 @@
+//! Sending a signed event to its target and recording the exchange in the capture store, marked
+//! as sent; or printing it as raw HTTP (`--print`).
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use bytes::Bytes;
+use relay_server::protocol::{self, Header};
+use tokio_util::sync::CancellationToken;
+
+use super::template::Rendered;
+use crate::forward::{self, ForwardError, Forwarder};
+use crate::inspect::{self, sanitize};
+use crate::store::{self, Capture, Outcome, Record, Request, Response, Retention, Writer};
+use crate::target::Target;
+
+/// Sends events to one target and records them.
+pub struct Delivery {
+    forwarder: Forwarder,
+    writer: Writer,
+    timeout: Duration,
+}
+
+/// What became of one send.
+pub struct Sent {
+    /// The capture recorded for it.
+    pub capture: Capture,
+    /// Why the target did not answer, with the hint `listen` gives.
+    pub failure: Option<String>,
+}
+
+impl Delivery {
+    /// A delivery to `target` that waits `timeout` for each answer, recording in the capture
+    /// store (created if needed).
+    pub async fn open(target: Target, timeout: Duration) -> anyhow::Result<Delivery> {
+        let forwarder = Forwarder::new(target, protocol::DEFAULT_MAX_BODY)?;
+        let path = store::path()?;
+        let writer = tokio::task::spawn_blocking(move || {
+            let (conn, _) = store::open_or_replace(&path)?;
+            Writer::spawn(conn, path, Retention::default())
+        })
+        .await
+        .map_err(|e| anyhow!("the capture store's task failed: {e}"))?
+        .context("could not open the capture store")?;
+        Ok(Delivery {
+            forwarder,
+            writer,
+            timeout,
+        })
+    }
+
+    /// Sends `request` and records it with its `signature` verdict; `Err` only when it could
+    /// not be recorded or hooks is shutting down.
+    pub async fn send(
+        &self,
+        request: &Rendered,
+        signature: Option<String>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Sent> {
+        let headers = wire_headers(request);
+        let received_at_ms = store::now_ms();
+        let started = Instant::now();
+        let forwarded = self.forwarder.forward(
+            &request.method,
+            "",
+            &headers,
+            forward::whole(Bytes::from(request.body.clone())),
+        );
+        let result = tokio::select! {
+            result = tokio::time::timeout(self.timeout, forwarded) => result,
+            () = shutdown.cancelled() => return Err(anyhow!("interrupted")),
+        };
+        let duration = started.elapsed();
+        let (outcome, failure) = match result {
+            Err(_) => {
+                let why = format!(
+                    "{} did not answer within {:?}",
+                    self.forwarder.target().authority,
+                    self.timeout
+                );
+                (Outcome::Failed(why.clone()), Some(why))
+            }
+            Ok(Ok(r)) => (
+                Outcome::Answered(Response {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                }),
+                None,
+            ),
+            Ok(Err(e)) => {
+                let described = describe(&e, self.forwarder.target());
+                (Outcome::Failed(e.to_string()), Some(described))
+            }
+        };
+        let event = inspect::recognize(&headers, &request.body);
+        let target = self.forwarder.target();
+        let record = Record {
+            received_at_ms,
+            channel: None,
+            channel_url: None,
+            relay_id: None,
+            relay_epoch: None,
+            redelivered: false,
+            target: target.to_string(),
+            request: Request {
+                method: request.method.clone(),
+                path: String::new(),
+                headers: as_sent(headers, target, request.body.len()),
+                body: Bytes::from(request.body.clone()),
+            },
+            outcome,
+            duration,
+            signature,
+            event_type: event.as_ref().and_then(|e| e.event_type.clone()),
+            event_id: event.and_then(|e| e.event_id),
+            replay_of: None,
+            sent: true,
+        };
+        let pending = self.writer.record(record.clone());
+        let id = match pending {
+            Ok(pending) => pending.await.map_err(|_| store::StoreError::Closed)?,
+            Err(e) => Err(e),
+        }
+        .context("could not record the event")?;
+        Ok(Sent {
+            capture: Capture { id, record },
+            failure,
+        })
+    }
+}
+
+/// The request's headers as the forwarder takes them: lowercase names, in order.
+fn wire_headers(request: &Rendered) -> Vec<Header> {
+    request
+        .headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.to_ascii_lowercase(),
+            value: Bytes::from(value.clone()),
+        })
+        .collect()
+}
+
+/// The headers as the target got them: `Host` first, `Content-Length` last, as the forwarder
+/// sends them.
+fn as_sent(headers: Vec<Header>, target: &Target, length: usize) -> Vec<Header> {
+    let mut sent = Vec::with_capacity(headers.len() + 2);
+    sent.push(Header {
+        name: "host".into(),
+        value: Bytes::from(target.authority.clone()),
+    });
+    sent.extend(headers);
+    sent.push(Header {
+        name: "content-length".into(),
+        value: Bytes::from(length.to_string()),
+    });
+    sent
+}
+
+fn describe(e: &ForwardError, target: &Target) -> String {
+    match e.hint(target) {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
+    }
+}
+
+/// Prints what was sent: one JSON object (as `hooks show --json`), or a line such as
+/// `#15 stripe invoice.paid evt_… → 200 3.1 ms`.
+pub fn print_sent(capture: &Capture, provider: &str, note: &str, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &crate::show::capture_json(capture))?;
+        out.write_all(b"\n")?;
+    } else {
+        let record = &capture.record;
+        let status = match &record.outcome {
+            Outcome::Answered(response) => response.status.to_string(),
+            Outcome::Failed(_) => "no answer".to_owned(),
+        };
+        let event = [
+            Some(provider),
+            record.event_type.as_deref(),
+            record.event_id.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join(" ");
+        writeln!(
+            out,
+            "#{} {event} → {} {status} {:.1} ms{note}",
+            capture.id,
+            sanitize(&record.target),
+            record.duration.as_secs_f64() * 1000.0,
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The request as raw HTTP/1.1 (what `hooks verify` reads): request line, `Host`, the headers
+/// as the template spells them, `Content-Length`, a blank line and the body.
+pub fn raw(request: &Rendered, target: Option<&Target>) -> Vec<u8> {
+    let (path, host) = match target {
+        Some(target) => {
+            let uri = target.uri_for("");
+            let origin = target.scheme.len() + "://".len() + target.authority.len();
+            (uri[origin..].to_owned(), target.authority.clone())
+        }
+        None => ("/".to_owned(), "localhost".to_owned()),
+    };
+    let mut out = Vec::with_capacity(request.body.len() + 1024);
+    out.extend_from_slice(
+        format!("{} {path} HTTP/1.1\r\nHost: {host}\r\n", request.method).as_bytes(),
+    );
+    for (name, value) in &request.headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", request.body.len()).as_bytes());
+    out.extend_from_slice(&request.body);
+    out
+}
