@@ -862,7 +862,8 @@ async fn a_version_3_store_gains_the_epoch_and_redelivered_columns() {
             let table = generations::table(slot);
             conn.execute_batch(&format!(
                 "ALTER TABLE {table} DROP COLUMN relay_epoch;
-                 ALTER TABLE {table} DROP COLUMN redelivered;"
+                 ALTER TABLE {table} DROP COLUMN redelivered;
+                 ALTER TABLE {table} DROP COLUMN sent;"
             ))
             .unwrap();
             arms.push(format!("SELECT * FROM {table}"));
