@@ -13,6 +13,8 @@ pub mod forward;
 pub mod inspect;
 pub mod list;
 pub mod listen;
+pub mod manuals;
+pub mod mcp;
 pub mod raw_request;
 pub mod replay;
 pub mod show;
@@ -45,6 +47,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Show(args) => success(blocking(move || show::show(&args)).await),
         Command::Replay(args) => success(replay::replay(args, shutdown).await),
         Command::Export(args) => success(blocking(move || export::export(&args)).await),
+        Command::Mcp(args) => success(mcp::serve(args, shutdown).await),
+        Command::Completions(args) => success(manuals::completions(&args)),
+        Command::Man(args) => success(manuals::man(&args)),
     }
 }
 
