@@ -11,8 +11,12 @@ use crate::cli::{Cli, CompletionsArgs, ManArgs};
 
 /// Runs `hooks completions SHELL`: the script on stdout.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    // Into memory first: clap_complete panics on a failed write (`… | head`), and a closed
+    // stdout must be an error `main` can recognise.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "hooks", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut Cli::command(), "hooks", &mut out);
+    out.write_all(&script)?;
     out.flush()?;
     Ok(())
 }

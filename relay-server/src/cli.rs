@@ -27,7 +27,6 @@ pub fn command() -> clap::Command {
             .long("completions")
             .value_name("SHELL")
             .value_parser(clap::value_parser!(clap_complete::Shell))
-            .exclusive(true)
             .help("Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) and exit")
             .long_help(
                 "Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) and \
@@ -39,7 +38,9 @@ pub fn command() -> clap::Command {
     )
 }
 
-/// Parses the program's arguments; bad ones print clap's message and exit 2.
+/// Parses the program's arguments; bad ones print clap's message and exit 2. With
+/// `--completions` the other flags are ignored (not refused: `HOOKS_RELAY_*` variables set on a
+/// server count as flags given).
 pub fn parse() -> Invocation {
     let matches = command().get_matches();
     if let Some(shell) = matches.get_one::<clap_complete::Shell>("completions") {
@@ -52,8 +53,15 @@ pub fn parse() -> Invocation {
 }
 
 /// Writes the completion script of `hooks-relay` for `shell`.
-pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut command(), "hooks-relay", out);
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Into memory first: clap_complete panics on a failed write (`… | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "hooks-relay", &mut script);
+    out.write_all(&script)?;
+    out.flush()
 }
 
 /// Runs the relay command until Ctrl-C or SIGTERM; SIGHUP reloads the TLS certificate and the

@@ -9,8 +9,13 @@ fn main() {
     let args = match relay_server::cli::parse() {
         Invocation::Serve(args) => args,
         Invocation::Completions(shell) => {
-            relay_server::cli::completions(shell, &mut std::io::stdout().lock());
-            return;
+            match relay_server::cli::completions(shell, &mut std::io::stdout().lock()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("hooks-relay: error: could not write the script: {e}");
+                    std::process::exit(1);
+                }
+                _ => return,
+            }
         }
     };
     let settings = match relay_server::cli::settings(args) {
