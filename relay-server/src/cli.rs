@@ -12,8 +12,8 @@ use crate::config::{Args, Settings};
 
 /// What the `hooks-relay` program was asked to do.
 pub enum Invocation {
-    /// Run the relay with these flags.
-    Serve(Args),
+    /// Run the relay with these flags (boxed: they are large, the other variant is a byte).
+    Serve(Box<Args>),
     /// Print the completion script for this shell and exit.
     Completions(clap_complete::Shell),
 }
@@ -47,7 +47,7 @@ pub fn parse() -> Invocation {
         return Invocation::Completions(*shell);
     }
     match Args::from_arg_matches(&matches) {
-        Ok(args) => Invocation::Serve(args),
+        Ok(args) => Invocation::Serve(Box::new(args)),
         Err(e) => e.format(&mut command()).exit(),
     }
 }

@@ -18,7 +18,7 @@ fn main() {
             }
         }
     };
-    let settings = match relay_server::cli::settings(args) {
+    let settings = match relay_server::cli::settings(*args) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("hooks-relay: error: {err:#}");

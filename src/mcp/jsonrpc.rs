@@ -76,11 +76,13 @@ pub struct Rejected {
     pub error: RpcError,
 }
 
-/// Classifies one line of input.
-pub fn parse(line: &[u8]) -> Result<Message, Rejected> {
-    let reject = |id: Value, code, message: &str| Rejected {
-        id,
-        error: RpcError::new(code, message),
+/// Classifies one line of input (the rejection is boxed: it is large beside a message).
+pub fn parse(line: &[u8]) -> Result<Message, Box<Rejected>> {
+    let reject = |id: Value, code, message: &str| {
+        Box::new(Rejected {
+            id,
+            error: RpcError::new(code, message),
+        })
     };
     let value: Value = serde_json::from_slice(line)
         .map_err(|e| reject(Value::Null, PARSE_ERROR, &format!("not JSON: {e}")))?;
