@@ -47,6 +47,60 @@ pub enum Command {
     Diff(DiffArgs),
     /// Send a provider's event, signed like the real one, to your app or through hooks listen
     Send(SendArgs),
+    /// Serve the captures to a coding agent: an MCP server on stdin and stdout
+    Mcp(McpArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish
+    Completions(CompletionsArgs),
+    /// Write the man pages of hooks, each subcommand and hooks-relay into a folder
+    Man(ManArgs),
+}
+
+/// Flags of `hooks mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Also offer the tools that send requests (replay_capture); without it they are refused
+    ///
+    /// The other tools only read the capture store. With this flag an agent can make hooks send
+    /// HTTP requests to your app or any target it names.
+    #[arg(long)]
+    pub allow_send: bool,
+
+    /// Signing secret verify_capture checks with when the agent passes none; repeat it for
+    /// several (key rotation: valid if any matches)
+    ///
+    /// Set it in the MCP server's environment (HOOKS_SECRET) rather than in the conversation.
+    /// It is masked in every answer.
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
+}
+
+/// Flags of `hooks completions`.
+#[derive(Debug, Args)]
+#[command(after_long_help = COMPLETIONS_HELP)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// How to enable the scripts, shown by `hooks completions --help`.
+const COMPLETIONS_HELP: &str = "\
+bash:  add  source <(hooks completions bash)  to ~/.bashrc
+zsh:   hooks completions zsh > ~/.zfunc/_hooks  with  fpath=(~/.zfunc $fpath)  before compinit
+fish:  hooks completions fish > ~/.config/fish/completions/hooks.fish
+hooks-relay --completions SHELL prints the relay's.";
+
+/// Flags of `hooks man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Folder to write hooks.1, hooks-listen.1, … and hooks-relay.1 into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Flags of `hooks listen`.

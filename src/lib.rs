@@ -15,6 +15,8 @@ pub mod forward;
 pub mod inspect;
 pub mod list;
 pub mod listen;
+pub mod manuals;
+pub mod mcp;
 pub mod query;
 pub mod raw_request;
 pub mod replay;
@@ -53,6 +55,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             .await
             .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?,
         Command::Send(args) => send::run(args, shutdown).await,
+        Command::Mcp(args) => success(mcp::serve(args, shutdown).await),
+        Command::Completions(args) => success(manuals::completions(&args)),
+        Command::Man(args) => success(manuals::man(&args)),
     }
 }
 

@@ -64,6 +64,20 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
     report(failed, ids.len())
 }
 
+/// Sends `capture` again through `forwarder`, as captured, and records the new exchange: the
+/// new capture, and why the target did not answer when it did not. Prints nothing (MCP's
+/// `replay_capture` uses it; its stdout is the protocol's).
+pub async fn replay_one(
+    capture: &Capture,
+    forwarder: &Forwarder,
+    writer: &Writer,
+) -> anyhow::Result<(Capture, Option<String>)> {
+    let headers = prepare(&capture.record.request, &[]);
+    let (record, error) = send(forwarder, capture, headers).await;
+    let new = record_replay(writer, record).await?;
+    Ok((new, error.map(|e| describe(&e, forwarder.target()))))
+}
+
 /// The ids to replay, oldest first, and the open store.
 async fn select(path: std::path::PathBuf, args: &ReplayArgs) -> anyhow::Result<(Store, Vec<i64>)> {
     let reference = args.id;

@@ -5,9 +5,64 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use tokio::sync::Notify;
 
 use crate::config::{Args, Settings};
+
+/// What the `hooks-relay` program was asked to do.
+pub enum Invocation {
+    /// Run the relay with these flags (boxed: they are large, the other variant is a byte).
+    Serve(Box<Args>),
+    /// Print the completion script for this shell and exit.
+    Completions(clap_complete::Shell),
+}
+
+/// The `hooks-relay` program's command line: the relay's flags ([`Args`]) and `--completions`,
+/// which only the standalone program has (`hooks completions` covers `hooks relay`). The man
+/// page `hooks man` writes for hooks-relay is rendered from this.
+pub fn command() -> clap::Command {
+    Args::command().arg(
+        clap::Arg::new("completions")
+            .long("completions")
+            .value_name("SHELL")
+            .value_parser(clap::value_parser!(clap_complete::Shell))
+            .help("Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) and exit")
+            .long_help(
+                "Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) and \
+                 exit\n\n\
+                 bash: source <(hooks-relay --completions bash) in ~/.bashrc. zsh: write it to \
+                 _hooks-relay in a folder on $fpath. fish: write it to \
+                 ~/.config/fish/completions/hooks-relay.fish.",
+            ),
+    )
+}
+
+/// Parses the program's arguments; bad ones print clap's message and exit 2. With
+/// `--completions` the other flags are ignored (not refused: `HOOKS_RELAY_*` variables set on a
+/// server count as flags given).
+pub fn parse() -> Invocation {
+    let matches = command().get_matches();
+    if let Some(shell) = matches.get_one::<clap_complete::Shell>("completions") {
+        return Invocation::Completions(*shell);
+    }
+    match Args::from_arg_matches(&matches) {
+        Ok(args) => Invocation::Serve(Box::new(args)),
+        Err(e) => e.format(&mut command()).exit(),
+    }
+}
+
+/// Writes the completion script of `hooks-relay` for `shell`.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Into memory first: clap_complete panics on a failed write (`… | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "hooks-relay", &mut script);
+    out.write_all(&script)?;
+    out.flush()
+}
 
 /// Runs the relay command until Ctrl-C or SIGTERM; SIGHUP reloads the TLS certificate and the
 /// tokens file. `Err` only for failures after the settings were accepted.

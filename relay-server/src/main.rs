@@ -3,11 +3,22 @@
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-use relay_server::config::Args;
+use relay_server::cli::Invocation;
 
 fn main() {
-    let settings = match relay_server::cli::settings(Args::parse()) {
+    let args = match relay_server::cli::parse() {
+        Invocation::Serve(args) => args,
+        Invocation::Completions(shell) => {
+            match relay_server::cli::completions(shell, &mut std::io::stdout().lock()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("hooks-relay: error: could not write the script: {e}");
+                    std::process::exit(1);
+                }
+                _ => return,
+            }
+        }
+    };
+    let settings = match relay_server::cli::settings(*args) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("hooks-relay: error: {err:#}");
