@@ -343,10 +343,36 @@ pub struct ReplayArgs {
     /// Which capture: its id (12 or #12), or last; or use the filters to replay several
     #[arg(
         value_name = "ID|last",
-        required_unless_present_any = ["where", "status", "event", "path", "since"],
-        conflicts_with_all = ["where", "status", "event", "path", "since"]
+        required_unless_present_any = ["where", "status", "event", "path", "since", "dir"],
+        conflicts_with_all = ["where", "status", "event", "path", "since", "dir"]
     )]
     pub id: Option<CaptureRef>,
+
+    /// Replay the fixtures (*.http) in DIR, in name order, as hooks export --format fixture
+    /// writes them; needs --to, and reads and writes no capture store
+    ///
+    /// For a project's committed webhooks in CI: hooks replay --dir fixtures --to 3000 --check
+    /// exits 1 when an answer changed.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "to",
+        conflicts_with_all = ["where", "status", "event", "path", "since"]
+    )]
+    pub dir: Option<PathBuf>,
+
+    /// Compare each new answer with the captured one (or the fixture's): one line per capture,
+    /// a summary, exit 1 if any changed
+    ///
+    /// The status, the headers (less those that change on every answer, such as Date) and the
+    /// body, structurally when both are JSON. A replay that gets no answer is changed.
+    #[arg(long)]
+    pub check: bool,
+
+    /// With --check: skip this JSON pointer (and everything under it) in both bodies, or the
+    /// header header.NAME; repeatable, e.g. --ignore /data/created --ignore header.x-request-id
+    #[arg(long, value_name = "POINTER", requires = "check", value_parser = crate::check::parse_ignore)]
+    pub ignore: Vec<crate::check::Ignore>,
 
     /// Send to TARGET instead of where the capture was forwarded: 3000, localhost:3000/base, …
     #[arg(long, value_name = "TARGET")]
@@ -374,7 +400,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "NAME")]
     pub provider: Option<Provider>,
 
-    /// Print each new capture as one JSON object per line, as hooks show --json does
+    /// Print each new capture as one JSON object per line, as hooks show --json does; with
+    /// --check, one object per capture: id (or fixture), replay, same, changes
     #[arg(long)]
     pub json: bool,
 
@@ -386,13 +413,30 @@ pub struct ReplayArgs {
 /// Flags of `hooks export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Which capture: its id (12 or #12), or last
-    #[arg(value_name = "ID|last")]
-    pub id: CaptureRef,
+    /// Which capture: its id (12 or #12), or last; or --where for several
+    #[arg(
+        value_name = "ID|last",
+        required_unless_present = "where",
+        conflicts_with = "where"
+    )]
+    pub id: Option<CaptureRef>,
 
-    /// curl: a shell command; raw: the HTTP/1.1 request bytes; har: HAR 1.2 JSON
+    /// Export every capture matching EXPR (the language of hooks list --where), oldest first;
+    /// replays are left out, as hooks replay --where leaves them out
+    ///
+    /// curl prints one script with a command per capture, har one log with an entry per
+    /// capture, fixture a file per capture; raw holds one request, so it refuses several.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
+    /// curl: a shell command; raw: the HTTP/1.1 request bytes; har: HAR 1.2 JSON; fixture: a
+    /// file per capture in --dir, with the expected answer, for hooks replay --dir
     #[arg(long, value_name = "FORMAT")]
     pub format: ExportFormat,
+
+    /// Folder to write the fixtures into (created if missing), for --format fixture
+    #[arg(long, value_name = "DIR", required_if_eq("format", "fixture"))]
+    pub dir: Option<PathBuf>,
 
     /// Address the request to TARGET instead of where the capture was forwarded
     #[arg(long, value_name = "TARGET")]
@@ -442,6 +486,8 @@ pub enum ExportFormat {
     Raw,
     /// HAR 1.2 (JSON) with the request and the response.
     Har,
+    /// Files for `hooks replay --dir`: the raw request, then the expected answer.
+    Fixture,
 }
 
 /// A `-H 'Name: value'` flag: the name lowercased, the value as given.

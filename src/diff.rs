@@ -23,13 +23,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
-        let mut value = json!({"a": a.id, "b": b.id, "same": found.is_same()});
-        if let (Value::Object(head), Value::Object(rest)) =
-            (&mut value, serde_json::to_value(&found)?)
-        {
-            head.extend(rest);
-        }
-        serde_json::to_writer(&mut out, &value)?;
+        serde_json::to_writer(&mut out, &to_json(a.id, b.id, &found)?)?;
         out.write_all(b"\n")?;
     } else {
         let labels = [format!("#{}", a.id), format!("#{}", b.id)];
@@ -42,4 +36,14 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `hooks diff --json`'s object (MCP's `diff_captures` returns it too): `a`, `b`, `same`, then
+/// the diff's fields.
+pub fn to_json(a: i64, b: i64, found: &diff::Diff) -> serde_json::Result<Value> {
+    let mut value = json!({"a": a, "b": b, "same": found.is_same()});
+    if let (Value::Object(head), Value::Object(rest)) = (&mut value, serde_json::to_value(found)?) {
+        head.extend(rest);
+    }
+    Ok(value)
 }

@@ -1,4 +1,5 @@
-//! `hooks export`: one capture as a curl command, as the raw HTTP/1.1 request, or as HAR 1.2.
+//! `hooks export`: one capture as a curl command, as the raw HTTP/1.1 request, or as HAR 1.2
+//! (several, and fixtures, in `many`).
 //!
 //! The request is addressed as the app received it: `Host` is the target's authority and the path
 //! sits under the target's base path (`--to` picks another target).
@@ -23,8 +24,11 @@ const PRINTF_CHUNK: usize = 4096;
 
 /// Runs `hooks export`.
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let (Some(id), None) = (args.id, &args.dir) else {
+        return many::export(args);
+    };
     let store = Store::open(&store::path()?)?;
-    let capture = store.load(args.id)?;
+    let capture = store.load(id)?;
     let target = match &args.to {
         Some(target) => target.clone(),
         None => original_target(&capture)?,
@@ -37,6 +41,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
             text.push(b'\n');
             text
         }
+        // Says that fixtures need --dir (clap requires it; this keeps the message in one place).
+        ExportFormat::Fixture => return many::export(args),
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -181,6 +187,22 @@ fn printf(bytes: &[u8]) -> String {
 
 /// The capture as a HAR 1.2 log with one entry.
 pub fn har(capture: &Capture, target: &Target) -> Value {
+    har_log(vec![har_entry(capture, target)])
+}
+
+/// A HAR 1.2 log holding `entries`.
+pub fn har_log(entries: Vec<Value>) -> Value {
+    json!({
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "hooks", "version": env!("CARGO_PKG_VERSION")},
+            "entries": entries,
+        }
+    })
+}
+
+/// One HAR entry: the capture's request, addressed to `target`, and its response.
+pub fn har_entry(capture: &Capture, target: &Target) -> Value {
     let record = &capture.record;
     let request = &record.request;
     let mut headers = vec![json!({"name": "Host", "value": target.authority})];
@@ -206,19 +228,13 @@ pub fn har(capture: &Capture, target: &Target) -> Value {
     }
     let wait = millis(record.duration);
     json!({
-        "log": {
-            "version": "1.2",
-            "creator": {"name": "hooks", "version": env!("CARGO_PKG_VERSION")},
-            "entries": [{
-                "startedDateTime": store::rfc3339(record.received_at_ms),
-                "time": wait,
-                "request": har_request,
-                "response": har_response(&record.outcome),
-                "cache": {},
-                "timings": {"send": 0, "wait": wait, "receive": 0},
-                "comment": format!("hooks capture #{}", capture.id),
-            }],
-        }
+        "startedDateTime": store::rfc3339(record.received_at_ms),
+        "time": wait,
+        "request": har_request,
+        "response": har_response(&record.outcome),
+        "cache": {},
+        "timings": {"send": 0, "wait": wait, "receive": 0},
+        "comment": format!("hooks capture #{}", capture.id),
     })
 }
 
@@ -326,6 +342,8 @@ fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<std::borrow::Cow
 fn is_binary(body: &[u8]) -> bool {
     body.contains(&0) || std::str::from_utf8(body).is_err()
 }
+
+mod many;
 
 #[cfg(test)]
 mod tests;

@@ -88,6 +88,13 @@ pub enum ParseError {
 /// Parses a request. Lines may end in CRLF or a bare LF (files edited by hand); headers end at
 /// the first empty line, or at the end of the input.
 pub fn parse(bytes: &[u8]) -> Result<RawRequest, ParseError> {
+    parse_with_rest(bytes).map(|(request, _)| request)
+}
+
+/// Parses a request as [`parse`] does, and returns the bytes after its body too: what follows
+/// `Content-Length` bytes or the last chunk (a fixture's expected answer); nothing when neither
+/// delimits the body.
+pub fn parse_with_rest(bytes: &[u8]) -> Result<(RawRequest, &[u8]), ParseError> {
     let mut rest = bytes;
     // Blank lines before the request line are allowed (RFC 9112 §2.2).
     while let Some((line, after)) = next_line(rest) {
@@ -122,8 +129,9 @@ pub fn parse(bytes: &[u8]) -> Result<RawRequest, ParseError> {
         headers,
         body: Vec::new(),
     };
-    request.body = body(&request, rest)?;
-    Ok(request)
+    let (body, after) = body(&request, rest)?;
+    request.body = body;
+    Ok((request, after))
 }
 
 /// The line before the next LF (without its CR), and what follows; `None` at the end.
@@ -184,7 +192,8 @@ fn header_line(line: &[u8]) -> Result<(String, Vec<u8>), String> {
     Ok((name.to_owned(), value.to_vec()))
 }
 
-fn body(request: &RawRequest, rest: &[u8]) -> Result<Vec<u8>, ParseError> {
+/// The body, and the bytes after it.
+fn body<'a>(request: &RawRequest, rest: &'a [u8]) -> Result<(Vec<u8>, &'a [u8]), ParseError> {
     let chunked = request
         .header("Transfer-Encoding")
         .is_some_and(|te| te.to_ascii_lowercase().ends_with(b"chunked"));
@@ -198,7 +207,7 @@ fn body(request: &RawRequest, rest: &[u8]) -> Result<Vec<u8>, ParseError> {
         .map(|(_, v)| v.as_slice())
         .collect();
     let Some(first) = lengths.first() else {
-        return Ok(rest.to_vec());
+        return Ok((rest.to_vec(), &[]));
     };
     if lengths.iter().any(|l| l != first) {
         return Err(ParseError::Body("Content-Length headers disagree".into()));
@@ -209,16 +218,18 @@ fn body(request: &RawRequest, rest: &[u8]) -> Result<Vec<u8>, ParseError> {
         .and_then(|l| l.parse::<usize>().ok())
         .ok_or_else(|| ParseError::Body("Content-Length is not a number".into()))?;
     // Bytes after Content-Length (an editor's final newline) are not part of the body.
-    rest.get(..length).map(<[u8]>::to_vec).ok_or_else(|| {
-        ParseError::Body(format!(
+    match rest.split_at_checked(length) {
+        Some((body, after)) => Ok((body.to_vec(), after)),
+        None => Err(ParseError::Body(format!(
             "Content-Length says {length} bytes, but only {} follow the headers",
             rest.len()
-        ))
-    })
+        ))),
+    }
 }
 
 /// Decodes a chunked body: `<hex size>[;ext]` line, data, line end; `0` and trailers end it.
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+/// Returns the bytes after the `0` line too (trailers, if any, among them).
+fn dechunk(mut rest: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
     let mut body = Vec::new();
     loop {
         let (line, after) = next_line(rest).ok_or("the chunked body ends without a 0 chunk")?;
@@ -233,7 +244,7 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
             .and_then(|s| usize::from_str_radix(s, 16).ok())
             .ok_or_else(|| format!("chunk size {:?} is not hex", String::from_utf8_lossy(line)))?;
         if size == 0 {
-            return Ok(body);
+            return Ok((body, after));
         }
         let data = after
             .get(..size)

@@ -22,8 +22,37 @@ use crate::verify;
 
 /// Runs `hooks replay`. Fails when a target did not answer (any status is an answer).
 pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut failed: Vec<(i64, String)> = Vec::new();
+    let total = replay_each(&args, &shutdown, |done| {
+        print(&done.new, args.json)?;
+        if let Some(reason) = done.failure {
+            failed.push((done.original.id, reason));
+        }
+        Ok(())
+    })
+    .await?;
+    report(failed, total)
+}
+
+/// One capture sent again.
+pub struct Replayed {
+    /// The capture as it was sent (re-signed and with `--header`s, when asked).
+    pub original: Capture,
+    /// The new exchange, as recorded.
+    pub new: Capture,
+    /// Why the target did not answer, when it did not.
+    pub failure: Option<String>,
+}
+
+/// Sends every capture `args` select again, oldest first, records each new exchange and hands
+/// it to `visit` (which prints it: a line, or `--check`'s verdict); returns how many there were.
+pub async fn replay_each(
+    args: &ReplayArgs,
+    shutdown: &CancellationToken,
+    mut visit: impl FnMut(Replayed) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
     let path = store::path()?;
-    let (store, ids) = select(path.clone(), &args).await?;
+    let (store, ids) = select(path.clone(), args).await?;
     let writer = blocking(move || {
         let conn = Store::open(&path)?.into_connection();
         Writer::spawn(conn, path, Retention::default())
@@ -31,7 +60,6 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
     .await?;
     let mut forwarders: HashMap<String, Forwarder> = HashMap::new();
     let mut store = store;
-    let mut failed: Vec<(i64, String)> = Vec::new();
     for &id in &ids {
         if shutdown.is_cancelled() {
             return Err(anyhow!("interrupted"));
@@ -50,18 +78,19 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
         let forwarder = &forwarders[&key];
         if args.resign {
             let url = public_url(&capture, &target);
-            resign(&mut capture.record.request, &url, &args)
+            resign(&mut capture.record.request, &url, args)
                 .with_context(|| format!("could not re-sign capture #{id}"))?;
         }
         let headers = prepare(&capture.record.request, &args.header);
         let (record, error) = send(forwarder, &capture, headers).await;
         let new = record_replay(&writer, record).await?;
-        print(&new, args.json)?;
-        if let Some(e) = error {
-            failed.push((id, describe(&e, forwarder.target())));
-        }
+        visit(Replayed {
+            original: capture,
+            new,
+            failure: error.map(|e| describe(&e, forwarder.target())),
+        })?;
     }
-    report(failed, ids.len())
+    Ok(ids.len())
 }
 
 /// Sends `capture` again through `forwarder`, as captured, and records the new exchange: the
@@ -134,7 +163,7 @@ fn public_url(capture: &Capture, target: &Target) -> String {
 /// Signs `request` afresh as its provider would now: the signature headers are replaced (the
 /// first of each name keeps its place), and for the schemes that sign inside the body (Mailgun,
 /// Linear's timestamp) the body too.
-fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> anyhow::Result<()> {
+pub(crate) fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> anyhow::Result<()> {
     let secret = args
         .secrets
         .first()
@@ -307,7 +336,8 @@ fn print(capture: &Capture, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(e: &ForwardError, target: &Target) -> String {
+/// `e` with the hint `listen` gives for it ("is your app listening on 3000?").
+pub(crate) fn describe(e: &ForwardError, target: &Target) -> String {
     match e.hint(target) {
         Some(hint) => format!("{e} ({hint})"),
         None => e.to_string(),

@@ -54,6 +54,21 @@ impl<'a> Arguments<'a> {
         }
     }
 
+    /// A list of strings; empty when absent or null.
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, ToolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text.clone()),
+                    other => Err(self.wrong(name, "a list of strings", other)),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong(name, "a list of strings", other)),
+        }
+    }
+
     /// A whole-number argument from `min` to `max`; `None` when absent or null.
     pub fn integer(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ToolError> {
         let value = match self.map.get(name) {

@@ -1,17 +1,20 @@
 //! `hooks mcp`: a Model Context Protocol server on stdin and stdout, so a coding agent can read
-//! the capture store (list, show, verify) and, with `--allow-send`, replay captures.
+//! the capture store (list, show, verify, diff) and, with `--allow-send`, replay captures and
+//! send test events.
 //!
 //! Written here rather than with the official Rust SDK (`rmcp`): rmcp needs a newer Rust than
 //! this workspace's, and its server brings schemars, macros and more for what is a few hundred
 //! lines here. Layout: `jsonrpc` (messages and errors), `session` (the lifecycle of both
 //! protocol eras and method dispatch), `stdio` (the transport loop), `tools` (the catalogue and
-//! `tools/call`), `arguments` (checking a call's arguments), `captures` (the read-only tools)
-//! and `replay` (the tools that send).
+//! `tools/call`), `arguments` (checking a call's arguments), `captures` and `diff` (the
+//! read-only tools), `replay` and `send` (the tools that send).
 
 mod arguments;
 mod captures;
+mod diff;
 mod jsonrpc;
 mod replay;
+mod send;
 mod session;
 mod stdio;
 mod tools;
@@ -30,7 +33,7 @@ pub use stdio::{MAX_CALLS, MAX_MESSAGE};
 pub async fn serve(args: McpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = store::path()?;
     let sending = if args.allow_send {
-        "replay_capture allowed"
+        "replay_capture and send_event allowed"
     } else {
         "sending tools off (--allow-send turns them on)"
     };

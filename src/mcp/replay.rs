@@ -1,6 +1,5 @@
-//! The tools that send requests, offered only with `hooks mcp --allow-send`: `replay_capture`
-//! (through `hooks replay`'s own code), and the place where `send_event` joins it once
-//! `hooks send` is in this build.
+//! `replay_capture`, offered only with `hooks mcp --allow-send` (as `send_event` is, in
+//! `send`): a capture sent again through `hooks replay`'s own code.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,9 +8,12 @@ use serde_json::{json, Map, Value};
 
 use super::arguments::{Arguments, ToolError};
 use super::captures::{self, At, ListCall, ShowCall, VerifyCall};
+use super::diff::{self, DiffCall};
 use super::jsonrpc::RpcError;
 use super::replay::{self, ReplayCall};
+use super::send::{self, SendCall};
 use crate::inspect::Redactor;
+use crate::query::value::Pointer;
 use crate::store::CaptureRef;
 use crate::verify::{Provider, Secret};
 
@@ -40,12 +43,14 @@ impl Tools {
 
     /// `tools/list`'s tools, in a fixed order.
     pub fn list(&self) -> Vec<Value> {
-        let mut tools = vec![list_captures(), show_capture(), verify_capture()];
-        // diff_captures joins here with the diff engine (src/query, issue 19).
+        let mut tools = vec![
+            list_captures(),
+            show_capture(),
+            verify_capture(),
+            diff_captures(),
+        ];
         if self.allow_send {
-            tools.push(replay_capture());
-            // send_event joins here, behind the same gate, once `hooks send` (src/send, issue
-            // 21) is in this build; until then it is neither listed nor pretended.
+            tools.extend([replay_capture(), send_event()]);
         }
         tools
     }
@@ -72,9 +77,9 @@ impl Tools {
             "list_captures" => self.list_captures(arguments).await,
             "show_capture" => self.show_capture(arguments, &redactor).await,
             "verify_capture" => self.verify_capture(arguments, &mut redactor).await,
+            "diff_captures" => self.diff_captures(arguments, &redactor).await,
             "replay_capture" => self.replay_capture(arguments, &redactor).await,
-            "send_event" => Err(unavailable(name, "hooks send")),
-            "diff_captures" => Err(unavailable(name, "the diff engine (hooks diff)")),
+            "send_event" => self.send_event(arguments, &mut redactor).await,
             _ => {
                 return Err(RpcError::invalid_params(format!(
                     "unknown tool: {name} (tools/list names them)"
@@ -151,6 +156,63 @@ impl Tools {
         blocking(move || captures::verify(&store, &call)).await
     }
 
+    async fn diff_captures(
+        &self,
+        arguments: &Map<String, Value>,
+        redactor: &Redactor,
+    ) -> Result<Value, ToolError> {
+        let args = Arguments::new("diff_captures", arguments, &["a", "b", "ignore"])?;
+        let missing = || ToolError::new("diff_captures needs two capture ids, a and b");
+        let ignore = args
+            .strings("ignore")?
+            .iter()
+            .map(|text| {
+                Pointer::parse(text).ok_or_else(|| {
+                    ToolError::new(format!(
+                        "diff_captures: {text:?} in ignore is not a JSON pointer: use one such \
+                         as /data/object/id"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let call = DiffCall {
+            a: args.capture("a")?.ok_or_else(missing)?,
+            b: args.capture("b")?.ok_or_else(missing)?,
+            ignore,
+        };
+        let (store, redactor) = (self.store.clone(), redactor.clone());
+        blocking(move || diff::diff(&store, &call, &redactor)).await
+    }
+
+    async fn send_event(
+        &self,
+        arguments: &Map<String, Value>,
+        redactor: &mut Redactor,
+    ) -> Result<Value, ToolError> {
+        let known = ["provider", "event", "to", "secret", "set"];
+        let args = Arguments::new("send_event", arguments, &known)?;
+        let required = |name: &str| -> Result<String, ToolError> {
+            args.string(name)?
+                .filter(|text| !text.trim().is_empty())
+                .ok_or_else(|| ToolError::new(format!("send_event needs {name}")))
+        };
+        let (provider, event, to) = (required("provider")?, required("event")?, required("to")?);
+        let given = args.string("secret")?.filter(|s| !s.is_empty());
+        // Masked in this call's answer whatever happens next.
+        redactor.secrets.extend(given.clone());
+        let secret = given
+            .map(Secret::new)
+            .or_else(|| self.secrets.first().cloned());
+        let call = SendCall {
+            provider,
+            event,
+            to,
+            secret,
+            set: send::set_pairs("send_event", arguments.get("set"))?,
+        };
+        send::send(call, redactor).await
+    }
+
     async fn replay_capture(
         &self,
         arguments: &Map<String, Value>,
@@ -181,13 +243,6 @@ fn refused(name: &str) -> ToolError {
     ToolError::new(format!(
         "{name} sends requests, and this hooks mcp was started without --allow-send: restart \
          it as `hooks mcp --allow-send` (in the agent's MCP server configuration) to allow it"
-    ))
-}
-
-/// The answer to a tool that comes with a part of hooks this build does not have yet.
-fn unavailable(name: &str, with: &str) -> ToolError {
-    ToolError::new(format!(
-        "{name} is not available in this build of hooks; it comes with {with}"
     ))
 }
 
@@ -336,6 +391,72 @@ fn replay_capture() -> Value {
                 },
             },
             "required": ["id"],
+            "additionalProperties": false,
+        },
+        "annotations": {
+            "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false,
+            "openWorldHint": true,
+        },
+    })
+}
+
+fn diff_captures() -> Value {
+    json!({
+        "name": "diff_captures",
+        "title": "Compare two captured webhooks",
+        "description": "What differs between two captures, as hooks diff --json gives it: the \
+            request line, the request headers (added, removed, changed; order and repeats \
+            count), the request bodies (by JSON pointer when both are JSON, by key for forms, \
+            else the first differing byte), and the app's two answers likewise. same is true \
+            when nothing differs. Credential and signature header values are shortened.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "a": id_schema("The first capture's id (from list_captures)"),
+                "b": id_schema("The second capture's id"),
+                "ignore": {
+                    "type": "array", "items": {"type": "string"},
+                    "description": "JSON pointers to leave out of both bodies, with everything \
+                        under them (/KEY for a form key), e.g. [\"/created\", \"/data/object/id\"]",
+                },
+            },
+            "required": ["a", "b"],
+            "additionalProperties": false,
+        },
+        "annotations": {"readOnlyHint": true, "openWorldHint": false},
+    })
+}
+
+fn send_event() -> Value {
+    json!({
+        "name": "send_event",
+        "title": "Send a provider's test event",
+        "description": "Sends a provider's event (as hooks send does: Stripe invoice.paid, \
+            GitHub push, Shopify orders/create, …; hooks send --list names them all) with fresh \
+            ids and times, signed now with the secret as the provider signs it, to `to`, and \
+            records it as a capture marked sent. Returns that capture with the app's answer.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "provider": {"type": "string", "description": "The provider, e.g. stripe, github, shopify, slack"},
+                "event": {"type": "string", "description": "The event, e.g. invoice.paid, push, orders/create"},
+                "to": {
+                    "type": "string",
+                    "description": "Where to send it: 3000, localhost:3000/webhooks, http://…, \
+                        https://…, or the channel URL hooks listen printed",
+                },
+                "secret": {
+                    "type": "string",
+                    "description": "The signing secret the app verifies with; default: the \
+                        --secret (or HOOKS_SECRET) hooks mcp was started with",
+                },
+                "set": {
+                    "type": "object",
+                    "description": "Values to change before signing, by JSON pointer (/Name for \
+                        a form field), e.g. {\"/data/object/amount_paid\": 5000}",
+                },
+            },
+            "required": ["provider", "event", "to"],
             "additionalProperties": false,
         },
         "annotations": {

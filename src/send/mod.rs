@@ -4,10 +4,11 @@
 //!
 //! Modules: `template` (the format), `catalog` (built-in and project templates, lookup),
 //! `render` (placeholders), `change` (`--set`, `--data`, `--edit`), `sign` and `keys` (schemes
-//! and private keys), `deliver` (sending, recording, printing).
+//! and private keys), `deliver` (sending, recording, printing), `call` (one event for MCP).
 
 mod args;
 mod builtin;
+mod call;
 mod catalog;
 mod change;
 mod deliver;
@@ -25,6 +26,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use args::{PrivateKey, SendArgs};
+pub use call::send_event;
+pub use deliver::Sent;
 use template::{Rendered, Source, Template};
 
 use catalog::Catalog;
