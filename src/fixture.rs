@@ -131,9 +131,17 @@ pub fn file_name(capture: &Capture, request: &[u8]) -> String {
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    let (provider, _) = store::signature_facts(record.signature.as_deref());
     let what = match &record.event_type {
-        Some(event) => [provider.unwrap_or_default(), event.clone()].join("-"),
+        Some(event) => {
+            let request = &record.request;
+            let provider = store::signature_facts(record.signature.as_deref())
+                .0
+                .or_else(|| {
+                    crate::inspect::recognize(&request.headers, &request.body)
+                        .map(|r| r.provider.to_owned())
+                });
+            [provider.unwrap_or_default(), event.clone()].join("-")
+        }
         None => {
             let path = record.request.path.split('?').next().unwrap_or_default();
             format!("{}-{path}", record.request.method)

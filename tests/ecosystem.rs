@@ -332,7 +332,15 @@ async fn an_agent_reads_real_captures_over_mcp() {
         .expect("a tool list")
         .clone();
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["list_captures", "show_capture", "verify_capture"]);
+    assert_eq!(
+        names,
+        [
+            "list_captures",
+            "show_capture",
+            "verify_capture",
+            "diff_captures"
+        ]
+    );
     for tool in &tools {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
         assert!(tool["description"].as_str().is_some_and(|d| d.len() > 20));
@@ -387,6 +395,42 @@ async fn an_agent_reads_real_captures_over_mcp() {
         "{refused}"
     );
 
+    let diffed = mcp
+        .call(
+            9,
+            "diff_captures",
+            json!({"a": 1, "b": 2, "ignore": ["/id"]}),
+        )
+        .await;
+    let found = &diffed["structuredContent"];
+    assert_eq!(
+        (found["a"].as_i64(), found["same"].as_bool()),
+        (Some(1), Some(false)),
+        "{diffed}"
+    );
+    assert_eq!(
+        found["request_line"],
+        json!({"a": "POST /stripe", "b": "PUT /bin"})
+    );
+    assert_eq!(found["request_body"]["kind"], "bytes", "{found}");
+    let removed = found["request_headers"]
+        .as_array()
+        .and_then(|list| list.iter().find(|c| c["name"] == "authorization"))
+        .unwrap_or_else(|| panic!("authorization removed: {found}"));
+    assert_eq!(removed["value"], "Bearer s…(redacted, 41 chars)");
+    let send_refused = mcp
+        .call(
+            10,
+            "send_event",
+            json!({"provider": "stripe", "event": "invoice.paid", "to": "3000"}),
+        )
+        .await;
+    assert_eq!(send_refused["isError"], true, "{send_refused}");
+    assert!(
+        text(&send_refused).contains("--allow-send"),
+        "{send_refused}"
+    );
+
     mcp.send("this is not JSON").await;
     let parse = mcp.next().await;
     assert_eq!(parse["error"]["code"], -32700, "{parse}");
@@ -394,7 +438,7 @@ async fn an_agent_reads_real_captures_over_mcp() {
     let pong = mcp.request(8, "ping", json!({})).await;
     assert_eq!(pong["result"], json!({}), "the server kept going");
 
-    for answer in [&listed, &shown, &verified, &refused] {
+    for answer in [&listed, &shown, &verified, &refused, &diffed] {
         assert!(!answer.to_string().contains(STRIPE_SECRET), "{answer}");
     }
     assert_eq!(mcp.quit().await, Some(0));
@@ -413,10 +457,7 @@ async fn with_allow_send_an_agent_replays_a_capture() {
         .map(|t| t["name"].clone())
         .collect();
     assert!(names.contains(&json!("replay_capture")), "{tools}");
-    assert!(
-        !names.contains(&json!("send_event")),
-        "never listed before it works"
-    );
+    assert!(names.contains(&json!("send_event")), "{tools}");
 
     let replayed = mcp.call(3, "replay_capture", json!({"id": 1})).await;
     assert_eq!(replayed["isError"], false, "{replayed}");
@@ -449,5 +490,45 @@ async fn with_allow_send_an_agent_replays_a_capture() {
         .await;
     assert_eq!(bad["isError"], true, "{bad}");
     assert!(text(&bad).contains("invalid where expression"), "{bad}");
+
+    // send_event: signed with the server's HOOKS_SECRET, as hooks send signs it.
+    let to = format!("127.0.0.1:{}", app.port());
+    let set = json!({"/data/object/customer": "cus_mcp"});
+    let arguments = json!({"provider": "stripe", "event": "invoice.paid", "to": to, "set": set});
+    let sent = mcp.call(7, "send_event", arguments).await;
+    assert_eq!(sent["isError"], false, "{sent}");
+    assert_eq!(sent["structuredContent"]["sent"]["id"], 4, "{sent}");
+    assert_eq!(sent["structuredContent"]["sent"]["response"]["status"], 201);
+    assert!(!sent.to_string().contains(STRIPE_SECRET), "{sent}");
+    let event = app.wait_for(4).await.remove(3);
+    let body: Value = serde_json::from_slice(&event.body).expect("a JSON event");
+    assert_eq!(body["type"], "invoice.paid");
+    assert_eq!(body["data"]["object"]["customer"], "cus_mcp");
+    let signature = event.header("stripe-signature")[0].to_vec();
+    let pairs = [("stripe-signature", &signature[..])];
+    let input = VerifyInput {
+        method: "POST",
+        url: "",
+        headers: &pairs,
+        body: &event.body,
+    };
+    let secrets = [Secret::new(STRIPE_SECRET)];
+    let checked = verify::check(
+        &input,
+        &secrets,
+        Some(Provider::Stripe),
+        None,
+        SystemTime::now(),
+    )
+    .expect("checkable");
+    assert_eq!(checked.to_json()["verdict"], "valid", "{checked:?}");
+    let unknown = mcp
+        .call(
+            8,
+            "send_event",
+            json!({"provider": "stripe", "event": "nope", "to": to}),
+        )
+        .await;
+    assert_eq!(unknown["isError"], true, "{unknown}");
     assert_eq!(mcp.quit().await, Some(0));
 }

@@ -16,7 +16,7 @@ pub use compare::{compare, describe, parse_ignore, Change, Ignore, Verdict, VOLA
 
 use crate::cli::ReplayArgs;
 use crate::inspect::{cut_line, sanitize, sanitize::write_json};
-use crate::query::diff::Exchange;
+use crate::query::diff::{Answer, Exchange};
 use crate::replay::{self, Replayed};
 
 /// Runs `hooks replay` with `--check` or `--dir`.
@@ -33,7 +33,11 @@ async fn captures(args: &ReplayArgs, shutdown: &CancellationToken) -> anyhow::Re
     let mut tally = Tally::default();
     replay::replay_each(args, shutdown, |done: Replayed| {
         let expected = Exchange::of(&done.original).answer;
-        let got = Exchange::of(&done.new).answer;
+        // The failure with its hint ("is your app listening on 3000?"), as replay says it.
+        let got = match &done.failure {
+            Some(why) => Answer::Failed(why),
+            None => Exchange::of(&done.new).answer,
+        };
         let verdict = compare(expected, got, &args.ignore, None);
         let checked = Checked {
             subject: Subject::Capture {
