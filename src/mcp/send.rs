@@ -27,8 +27,10 @@ pub struct SendCall {
     pub set: Vec<(String, String)>,
 }
 
-/// `set`'s object (`{"/data/object/amount": 5000}`) as `--set` pairs: a string value stays a
-/// string (it is passed quoted), anything else is passed as JSON.
+/// `set`'s object (`{"/data/object/amount": 5000}`) as `--set` pairs, whose value `--set`
+/// parses as JSON or else takes as text: a string is passed as its text (so a form field gets
+/// it as is), quoted only when its text would read as another JSON value (`"5000"`, `"true"`),
+/// so that it stays a string; anything else is passed as JSON.
 pub fn set_pairs(tool: &str, set: Option<&Value>) -> Result<Vec<(String, String)>, ToolError> {
     let empty = Map::new();
     let map = match set {
@@ -43,7 +45,13 @@ pub fn set_pairs(tool: &str, set: Option<&Value>) -> Result<Vec<(String, String)
     };
     Ok(map
         .iter()
-        .map(|(pointer, value)| (pointer.clone(), value.to_string()))
+        .map(|(pointer, value)| {
+            let text = match value {
+                Value::String(text) if serde_json::from_str::<Value>(text).is_err() => text.clone(),
+                other => other.to_string(),
+            };
+            (pointer.clone(), text)
+        })
         .collect())
 }
 
@@ -80,5 +88,26 @@ pub async fn send(call: SendCall, redactor: &Redactor) -> Result<Value, ToolErro
         None => Ok(json!({
             "sent": capture_json(&sent.capture, DEFAULT_BODY_BYTES as usize, redactor),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_values_keep_their_json_type() {
+        let set = json!({"/a": 5000, "/b": "eur", "/c": "5000", "/d": {"x": true}});
+        assert_eq!(
+            set_pairs("send_event", Some(&set)).unwrap(),
+            [
+                ("/a".to_owned(), "5000".to_owned()),
+                ("/b".to_owned(), "eur".to_owned()),
+                ("/c".to_owned(), "\"5000\"".to_owned()),
+                ("/d".to_owned(), r#"{"x":true}"#.to_owned()),
+            ]
+        );
+        assert!(set_pairs("send_event", Some(&json!(["/a=1"]))).is_err());
+        assert_eq!(set_pairs("send_event", None).unwrap(), []);
     }
 }
