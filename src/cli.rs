@@ -58,7 +58,8 @@ pub enum Command {
 /// Flags of `hooks mcp`.
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Also offer the tools that send requests (replay_capture); without it they are refused
+    /// Also offer the tools that send requests (replay_capture, send_event); without it they
+    /// are refused
     ///
     /// The other tools only read the capture store. With this flag an agent can make hooks send
     /// HTTP requests to your app or any target it names.

@@ -185,7 +185,15 @@ async fn the_lifecycle_goes_on_past_malformed_lines() {
         .iter()
         .map(|t| t["name"].clone())
         .collect();
-    assert_eq!(names, ["list_captures", "show_capture", "verify_capture"]);
+    assert_eq!(
+        names,
+        [
+            "list_captures",
+            "show_capture",
+            "verify_capture",
+            "diff_captures"
+        ]
+    );
     let unknown = client.request(4, "resources/list", json!({})).await;
     assert_eq!(unknown["error"]["code"], jsonrpc::METHOD_NOT_FOUND);
     let no_tool = client
