@@ -423,7 +423,8 @@ pub struct ExportArgs {
     pub id: Option<CaptureRef>,
 
     /// Export every capture matching EXPR (the language of hooks list --where), oldest first;
-    /// replays are left out, as hooks replay --where leaves them out
+    /// replays are left out, as hooks replay --where leaves them out, unless EXPR has a replay:
+    /// term
     ///
     /// curl prints one script with a command per capture, har one log with an entry per
     /// capture, fixture a file per capture; raw holds one request, so it refuses several.

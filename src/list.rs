@@ -36,7 +36,8 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
 }
 
 /// The query `args` ask for: `--where`, and the shorthand flags as terms of the same
-/// language; `originals_only` leaves replays out. `None` selects everything.
+/// language; `originals_only` leaves replays out unless `--where` has a `replay:` term.
+/// `None` selects everything.
 pub fn query(args: &FilterArgs, originals_only: bool) -> Result<Option<Query>, UsageError> {
     let term = |term| Expr::Term(term, Span::default());
     let mut all = Vec::new();
@@ -52,9 +53,6 @@ pub fn query(args: &FilterArgs, originals_only: bool) -> Result<Option<Query>, U
     if let Some(since) = args.since {
         all.push(term(Term::Since(TimePoint::Ago(since))));
     }
-    if originals_only {
-        all.push(term(Term::Replay(false)));
-    }
     let given = match &args.r#where {
         Some(text) => Some(
             Query::parse(text)
@@ -62,6 +60,10 @@ pub fn query(args: &FilterArgs, originals_only: bool) -> Result<Option<Query>, U
         ),
         None => None,
     };
+    // An expression that says which replays it wants (replay:true) gets them.
+    if originals_only && !given.as_ref().is_some_and(|q| names_replay(q.expr())) {
+        all.push(term(Term::Replay(false)));
+    }
     Ok(match (given, all.len()) {
         (given, 0) => given,
         (None, 1) => Some(Query::new(all.remove(0))),
@@ -71,6 +73,15 @@ pub fn query(args: &FilterArgs, originals_only: bool) -> Result<Option<Query>, U
             Some(Query::new(Expr::And(all)))
         }
     })
+}
+
+/// Whether `expr` has a `replay:` term anywhere.
+fn names_replay(expr: &Expr) -> bool {
+    match expr {
+        Expr::Term(term, _) => matches!(term, Term::Replay(_)),
+        Expr::Not(inner) => names_replay(inner),
+        Expr::And(all) | Expr::Or(all) => all.iter().any(names_replay),
+    }
 }
 
 /// One NDJSON line of `hooks list --json`.

@@ -239,6 +239,16 @@ async fn issue_19_export_where_in_every_format() {
     assert_eq!(entries[1]["request"]["postData"]["text"], invoice("cus_7"));
     assert_eq!(entries[1]["response"]["status"], 200);
 
+    // Replays are there when the expression asks for them.
+    let replays = hooks(
+        &["export", "--where", "replay:true", "--format", "har"],
+        &data,
+    )
+    .await;
+    assert_eq!(replays.code, Some(0), "{}", replays.stderr);
+    let log: Value = serde_json::from_str(&replays.stdout).expect("one HAR document");
+    assert_eq!(log["log"]["entries"][0]["comment"], "hooks capture #4");
+
     // raw: one request, or a refusal that says what to use instead.
     let refused = hooks(&with("raw"), &data).await;
     assert_eq!(refused.code, Some(2));
