@@ -39,9 +39,10 @@ pub enum Command {
     List(ListArgs),
     /// Show one captured request and your app's answer
     Show(ShowArgs),
-    /// Send captured requests again, to your app or another target
+    /// Send captured requests (or fixtures) again, to your app or another target; --check
+    /// compares the answers
     Replay(ReplayArgs),
-    /// Print a captured request as a curl command, raw HTTP or HAR
+    /// Print captured requests as curl commands, raw HTTP or HAR, or write them as fixtures
     Export(ExportArgs),
     /// Compare two captures: exit 0 if they are the same, 1 if they differ
     Diff(DiffArgs),
