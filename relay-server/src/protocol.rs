@@ -978,6 +978,151 @@ mod tests {
         );
     }
 
+    /// The exact bytes of every message: the wire format is a contract with CLIs and relays of
+    /// other versions, so a change to how a message is declared must not change them.
+    #[test]
+    fn every_message_has_pinned_bytes() {
+        let header = |name: &str, value: &'static [u8]| Header {
+            name: name.into(),
+            value: Bytes::from_static(value),
+        };
+        let pinned = |message: &dyn erased::Encode, meta: &str| {
+            let frame = message.encode(b"\x00body");
+            let mut expected = (meta.len() as u32).to_be_bytes().to_vec();
+            expected.extend_from_slice(meta.as_bytes());
+            expected.extend_from_slice(b"\x00body");
+            assert_eq!(
+                frame.as_ref(),
+                expected.as_slice(),
+                "{}",
+                String::from_utf8_lossy(&frame)
+            );
+        };
+        pinned(
+            &ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: Some("abc".into()),
+                respond: Respond::Status(202),
+                timeout_ms: Some(5),
+                offline: Some(Offline::Reject),
+                token: Some(Token("t".into())),
+                stream_bodies: true,
+            },
+            r#"{"type":"hello","version":1,"channel":"abc","respond":{"status":202},"timeout_ms":5,"offline":"reject","token":"t","stream_bodies":true}"#,
+        );
+        pinned(
+            &ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: None,
+                respond: Respond::App,
+                timeout_ms: None,
+                offline: None,
+                token: None,
+                stream_bodies: false,
+            },
+            r#"{"type":"hello","version":1,"channel":null,"respond":"app","timeout_ms":null,"offline":null,"token":null,"stream_bodies":false}"#,
+        );
+        pinned(
+            &ClientMessage::Response {
+                id: RequestId(3),
+                status: 418,
+                headers: vec![
+                    header("content-type", b"text/plain"),
+                    header("x-bin", b"\xff\x00"),
+                ],
+            },
+            r#"{"type":"response","id":3,"status":418,"headers":[["content-type","text/plain"],["x-bin",[255,0]]]}"#,
+        );
+        pinned(
+            &ClientMessage::Ack { id: RequestId(4) },
+            r#"{"type":"ack","id":4}"#,
+        );
+        pinned(
+            &ClientMessage::Failed {
+                id: RequestId(5),
+                reason: "connection refused".into(),
+            },
+            r#"{"type":"failed","id":5,"reason":"connection refused"}"#,
+        );
+        pinned(
+            &RelayMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: "abc".into(),
+                url: "http://relay/abc".into(),
+                respond: Respond::App,
+                timeout_ms: 30_000,
+                epoch: 7,
+                max_body: Some(1 << 20),
+            },
+            r#"{"type":"hello","version":1,"channel":"abc","url":"http://relay/abc","respond":"app","timeout_ms":30000,"epoch":7,"max_body":1048576}"#,
+        );
+        pinned(
+            &RelayMessage::Hello {
+                version: PROTOCOL_VERSION,
+                channel: "abc".into(),
+                url: "http://relay/abc".into(),
+                respond: Respond::Status(202),
+                timeout_ms: 0,
+                epoch: 0,
+                max_body: None,
+            },
+            r#"{"type":"hello","version":1,"channel":"abc","url":"http://relay/abc","respond":{"status":202},"timeout_ms":0,"epoch":0}"#,
+        );
+        pinned(
+            &RelayMessage::Request {
+                id: RequestId(6),
+                received_at_ms: 2,
+                method: "PUT".into(),
+                target: "/big?x=1".into(),
+                headers: vec![header("x-a", b"1"), header("x-a", b"2")],
+                body_len: None,
+                redelivered: false,
+            },
+            r#"{"type":"request","id":6,"received_at_ms":2,"method":"PUT","target":"/big?x=1","headers":[["x-a","1"],["x-a","2"]]}"#,
+        );
+        pinned(
+            &RelayMessage::Request {
+                id: RequestId(6),
+                received_at_ms: 2,
+                method: "POST".into(),
+                target: "".into(),
+                headers: Vec::new(),
+                body_len: Some(10 << 20),
+                redelivered: true,
+            },
+            r#"{"type":"request","id":6,"received_at_ms":2,"method":"POST","target":"","headers":[],"body_len":10485760,"redelivered":true}"#,
+        );
+        pinned(
+            &RelayMessage::Body { id: RequestId(6) },
+            r#"{"type":"body","id":6}"#,
+        );
+        pinned(
+            &RelayMessage::Abort {
+                id: RequestId(6),
+                reason: "gone".into(),
+            },
+            r#"{"type":"abort","id":6,"reason":"gone"}"#,
+        );
+        pinned(
+            &RelayMessage::Error {
+                message: "no \"such\" channel".into(),
+            },
+            r#"{"type":"error","message":"no \"such\" channel"}"#,
+        );
+    }
+
+    /// Either direction's message, for [`every_message_has_pinned_bytes`].
+    mod erased {
+        pub trait Encode {
+            fn encode(&self, payload: &[u8]) -> bytes::Bytes;
+        }
+        impl<M: serde::Serialize> Encode for M {
+            fn encode(&self, payload: &[u8]) -> bytes::Bytes {
+                super::encode(self, payload)
+            }
+        }
+    }
+
     /// A frame carrying `meta` as its JSON and no body.
     fn frame(meta: &str) -> Bytes {
         let mut frame = BytesMut::new();
