@@ -7,7 +7,6 @@ use http_body_util::Full;
 use tracing::warn;
 
 use crate::channel::Reply;
-use crate::protocol;
 use crate::quote::quote;
 use crate::route::{text, Body};
 
@@ -75,7 +74,7 @@ pub(crate) fn respond(reply: Reply, is_head: bool, max_body: usize) -> Response<
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let map = response.headers_mut();
-    for (name, value) in protocol::end_to_end(&received) {
+    for (name, value) in crate::headers::end_to_end(&received) {
         if name != header::CONTENT_LENGTH {
             map.append(name, value.clone());
         }
@@ -106,7 +105,7 @@ mod tests {
             status,
             headers: headers
                 .iter()
-                .map(|(name, value)| protocol::Header {
+                .map(|(name, value)| crate::protocol::Header {
                     name: (*name).to_owned(),
                     value: Bytes::copy_from_slice(value.as_bytes()),
                 })

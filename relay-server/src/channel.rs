@@ -317,10 +317,10 @@ async fn send_to(session: &Attached, frame: Bytes) -> bool {
 
 /// The frame telling the CLI that `id`'s body will not come, and why.
 fn abort_frame(id: RequestId, reason: &str) -> Bytes {
-    let message = crate::protocol::RelayMessage::Abort {
+    let message = crate::protocol::RelayMessage::Abort(crate::protocol::Abort {
         id,
         reason: reason.to_owned(),
-    };
+    });
     crate::protocol::encode(&message, &[])
 }
 

@@ -13,6 +13,7 @@ mod channel;
 pub mod cli;
 pub mod config;
 mod frames;
+pub mod headers;
 mod ids;
 mod metrics;
 pub mod protocol;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 
 pub use accept::{run, run_with_reload};
 pub use config::Config;
-pub use session::{ws_config, OUTBOX_BYTES};
+pub use protocol::session::ws_config;
+pub use session::OUTBOX_BYTES;
 pub use tokens::is_token_refusal;
 
 use crate::protocol::RequestId;

@@ -163,7 +163,7 @@ fn connect(
         );
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let config = session::ws_config(relay.config.max_body, session::RELAY_READ_BUFFER);
+    let config = protocol::session::ws_config(relay.config.max_body, session::RELAY_READ_BUFFER);
     sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -295,14 +295,14 @@ async fn webhook(
     let received_at_ms = unix_ms();
     let method = parts.method.as_str().to_owned();
     let is_head = parts.method == Method::HEAD;
-    let headers = protocol::forwardable_headers(&parts.headers);
+    let headers = crate::headers::forwardable_headers(&parts.headers);
     // Registered before any of the request can reach the CLI: the app may answer a streamed
     // request before its body is all in.
     let waiter =
         (status.attached && status.settings.respond == Respond::App).then(|| channel.wait_for(id));
     let mut stream = match declared {
         Some(len) if status.attached && len >= protocol::STREAM_FROM as u64 => {
-            let head = RelayMessage::Request {
+            let head = RelayMessage::Request(protocol::Request {
                 id,
                 received_at_ms,
                 method: method.clone(),
@@ -310,12 +310,12 @@ async fn webhook(
                 headers: headers.clone(),
                 body_len: Some(len),
                 redelivered: false,
-            };
+            });
             channel.start_stream(id, &protocol::encode(&head, &[]))
         }
         _ => None,
     };
-    let request = RelayMessage::Request {
+    let request = RelayMessage::Request(protocol::Request {
         id,
         received_at_ms,
         method,
@@ -323,7 +323,7 @@ async fn webhook(
         headers,
         body_len: None,
         redelivered: false,
-    };
+    });
     // A body declared long goes to its frame file as it arrives (in a durable queue), whether
     // or not it is streamed to a CLI: the relay then holds a few pieces of it, not all of it.
     let read = match declared {
@@ -397,7 +397,10 @@ async fn webhook(
         // Pending before its last piece goes, so the acknowledgement finds it.
         Some(stream) => {
             if channel.streamed(&stream, frame, &relay.budget) {
-                stream.finish(protocol::encode(&RelayMessage::Body { id }, &last));
+                stream.finish(protocol::encode(
+                    &RelayMessage::Body(protocol::Body { id }),
+                    &last,
+                ));
             } else {
                 // The session that had the first pieces is gone; the request went whole to
                 // the one attached now, or waits for one.
@@ -599,7 +602,7 @@ async fn read_streamed(
     stream: &mut Option<crate::channel::Stream>,
     mut file: Option<FrameFile>,
 ) -> Result<Read, ReadError> {
-    let RelayMessage::Request { id, .. } = reading.request else {
+    let RelayMessage::Request(protocol::Request { id, .. }) = reading.request else {
         unreachable!("only requests have bodies to stream")
     };
     // In memory: the whole frame, whose payload starts at `start`. With a file: only what
@@ -642,7 +645,7 @@ async fn read_streamed(
         while buffer.len() - sent > protocol::CHUNK_LEN {
             let Some(to) = stream.as_ref() else { break };
             let piece = &buffer[sent..sent + protocol::CHUNK_LEN];
-            let piece = protocol::encode(&RelayMessage::Body { id: *id }, piece);
+            let piece = protocol::encode(&RelayMessage::Body(protocol::Body { id: *id }), piece);
             sent += protocol::CHUNK_LEN;
             match tokio::time::timeout(reading.timeout, to.send(piece)).await {
                 Ok(true) => {}
