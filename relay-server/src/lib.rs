@@ -24,6 +24,7 @@ mod route;
 mod session;
 mod tls;
 mod tokens;
+mod webhook;
 
 use std::sync::Arc;
 
