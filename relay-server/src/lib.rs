@@ -12,9 +12,7 @@ mod budget;
 mod channel;
 pub mod cli;
 pub mod config;
-mod frames;
 pub mod headers;
-mod ids;
 mod metrics;
 pub mod protocol;
 pub mod queue;
@@ -71,7 +69,7 @@ impl Relay {
         }
     }
 
-    /// A fresh request id, never handed out before by this relay's queue (see `ids`).
+    /// A fresh request id, never handed out before by this relay's queue (see `queue/ids.rs`).
     async fn next_id(&self) -> Result<RequestId, queue::QueueError> {
         self.queue.next_id().await
     }

@@ -30,10 +30,10 @@ use crate::answer::{self, text, Body, REJECT_RETRY_AFTER};
 use crate::channel::{Channel, Reply, Settings, Stream, WaiterGuard};
 use crate::headers::forwardable_headers;
 use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
-use crate::queue::Committing;
+use crate::queue::{Committing, Frame};
 use crate::quote::quote;
 use crate::Relay;
-use read::{Kept, Read};
+use read::Read;
 
 /// Queues a webhook for channel `name` (`target` is the rest of its URL) and answers the
 /// sender as the channel's settings say.
@@ -204,16 +204,11 @@ async fn store_and_deliver(
 ) -> Result<Committing, Response<Body>> {
     let Read { kept, last, .. } = read;
     let (id, channel) = (webhook.id, &webhook.channel);
-    let (committing, frame) = match kept {
-        Kept::File(file) => (relay.queue.submit_file(id, &channel.name, file).await, None),
-        Kept::Whole(frame) => {
-            let committing = relay
-                .queue
-                .submit_insert(id, &channel.name, frame.clone())
-                .await;
-            (committing, Some(frame))
-        }
+    let frame = match &kept {
+        Frame::Whole(frame) => Some(frame.clone()),
+        Frame::File(_) => None,
     };
+    let committing = relay.queue.submit(id, &channel.name, kept).await;
     if matches!(committing, Committing::Done(Err(_))) {
         if let Some(stream) = webhook.stream.take() {
             stream.abort("the relay could not store it");

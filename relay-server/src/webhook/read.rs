@@ -16,7 +16,7 @@ use crate::answer::{self, text, Body};
 use crate::budget::Budget;
 use crate::channel::Stream;
 use crate::protocol::{self, RelayMessage, RequestId};
-use crate::queue::{FrameFile, QueueError};
+use crate::queue::{Frame, FrameFile, QueueError};
 use crate::Relay;
 
 /// The second stage: reads `webhook`'s body (see [`read_streamed`] and [`read_whole`]). `Err` is
@@ -36,7 +36,7 @@ pub(super) async fn read_body(
     // A body declared long goes to its frame file as it arrives (in a durable queue), whether
     // or not it is streamed to a CLI: the relay then holds a few pieces of it, not all of it.
     let read = match webhook.declared {
-        Some(len) if webhook.stream.is_some() || len >= crate::frames::FILE_FROM as u64 => {
+        Some(len) if webhook.stream.is_some() || len >= crate::queue::FILE_FROM as u64 => {
             let file = relay.queue.frame_file(webhook.id).await;
             read_streamed(body, reading, len as usize, &mut webhook.stream, file).await
         }
@@ -106,17 +106,9 @@ impl ReadError {
     }
 }
 
-/// Where a read request's frame is.
-pub(super) enum Kept {
-    /// In memory, whole (carrying its charge against the memory budget).
-    Whole(Bytes),
-    /// In its file, which the queue took in as the body arrived.
-    File(FrameFile),
-}
-
 /// A webhook's body, read.
 pub(super) struct Read {
-    pub(super) kept: Kept,
+    pub(super) kept: Frame,
     /// When streamed: the end of the body not yet sent in pieces, held back until the request
     /// is stored.
     pub(super) last: Bytes,
@@ -186,7 +178,7 @@ async fn read_whole(
         return Err(ReadError::Broken("less body than declared".into()));
     }
     Ok(Read {
-        kept: Kept::Whole(charge.attach(frame.freeze())),
+        kept: Frame::Whole(charge.attach(frame.freeze())),
         last: Bytes::new(),
         body_len,
     })
@@ -306,8 +298,8 @@ async fn read_streamed(
     let buffer = charge.attach(buffer.freeze());
     let last = buffer.slice(sent..);
     let kept = match file {
-        Some(file) => Kept::File(file),
-        None => Kept::Whole(buffer),
+        Some(file) => Frame::File(file),
+        None => Frame::Whole(buffer),
     };
     Ok(Read {
         kept,
