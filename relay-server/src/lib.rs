@@ -5,6 +5,7 @@
 //! `127.0.0.1:0` and the CLI embeds it when no relay is configured.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod accept;
 mod answer;

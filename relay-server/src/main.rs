@@ -2,6 +2,7 @@
 //! to an exit code (2 for bad settings, 1 for failures).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::process::ExitCode;
 

@@ -27,6 +27,7 @@ impl Memory {
         self.0.lock().expect("memory queue lock is never poisoned")
     }
 
+    /// Holds request `id`'s frame.
     pub(super) fn insert(&self, id: RequestId, channel: String, frame: Bytes) {
         let stored = Stored {
             channel,
@@ -36,14 +37,17 @@ impl Memory {
         self.map().insert(id, stored);
     }
 
+    /// Request `id`'s frame, if it is held.
     pub(super) fn load(&self, id: RequestId) -> Option<Bytes> {
         self.map().get(&id).map(|s| s.frame.clone())
     }
 
+    /// Forgets request `id`.
     pub(super) fn ack(&self, id: RequestId) {
         self.map().remove(&id);
     }
 
+    /// Forgets each channel's requests up to the id given.
     pub(super) fn forget_channels(&self, channels: &[(String, RequestId)]) {
         let mut map = self.map();
         for (name, last) in channels {
@@ -51,6 +55,7 @@ impl Memory {
         }
     }
 
+    /// Forgets the requests received `older_than` ago or earlier; returns them.
     pub(super) fn expire(&self, older_than: Duration) -> Vec<(String, RequestId)> {
         let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let mut map = self.map();

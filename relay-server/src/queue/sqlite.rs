@@ -134,6 +134,7 @@ impl Sqlite {
         }
     }
 
+    /// [`super::Queue::submit`] of a frame in memory.
     pub(super) async fn submit_insert(
         &self,
         id: RequestId,
@@ -149,6 +150,7 @@ impl Sqlite {
         .await
     }
 
+    /// [`super::Queue::submit`] of a frame written to its file.
     pub(super) async fn submit_file(
         &self,
         id: RequestId,
@@ -169,6 +171,7 @@ impl Sqlite {
         .await
     }
 
+    /// A file for request `id`'s frame (see [`super::Queue::frame_file`]).
     pub(super) async fn frame_file(&self, id: RequestId) -> Option<FrameFile> {
         match FrameFile::create(&self.frames, id).await {
             Ok(file) => Some(file),
@@ -179,10 +182,12 @@ impl Sqlite {
         }
     }
 
+    /// Reads a frame back (see [`super::Queue::load`]).
     pub(super) async fn load(&self, id: RequestId) -> Result<Option<Bytes>, QueueError> {
         self.call(|done| Command::Load { id, done }).await
     }
 
+    /// Deletes an acknowledged request in the background (see [`super::Queue::ack`]).
     /// Not async, so a session's reader does not carry a send's state for every ack it reads:
     /// when the store thread is behind, a task waits for room instead.
     pub(super) fn ack(&self, id: RequestId) {
@@ -196,20 +201,24 @@ impl Sqlite {
         }
     }
 
+    /// Commits the acknowledgements held back (see [`super::Queue::flush`]).
     pub(super) async fn flush(&self) -> Result<(), QueueError> {
         self.call(|done| Command::Flush { done }).await
     }
 
+    /// Remembers a channel (see [`super::Queue::save_channel`]).
     pub(super) async fn save_channel(&self, record: ChannelRecord) -> Result<(), QueueError> {
         self.call(|done| Command::SaveChannel { record, done })
             .await
     }
 
+    /// Records when a channel's session ended (see [`super::Queue::channel_left`]).
     pub(super) async fn channel_left(&self, name: String, at: i64) -> Result<(), QueueError> {
         self.call(|done| Command::ChannelLeft { name, at, done })
             .await
     }
 
+    /// Forgets idle channels (see [`super::Queue::forget_channels`]).
     pub(super) async fn forget_channels(
         &self,
         channels: Vec<(String, RequestId)>,
@@ -223,6 +232,7 @@ impl Sqlite {
         .await
     }
 
+    /// Deletes old requests (see [`super::Queue::expire`]).
     pub(super) async fn expire(
         &self,
         older_than: Duration,
