@@ -116,7 +116,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let reload = Arc::new(Notify::new());
     watch_sighup(Arc::clone(&reload));
-    crate::run_with_reload(
+    crate::accept::run_with_reload(
         listener,
         settings.config,
         shutdown_signal(),

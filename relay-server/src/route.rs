@@ -21,7 +21,7 @@ use tracing::debug;
 
 use crate::answer::{text, Body};
 use crate::protocol;
-use crate::Relay;
+use crate::relay::Relay;
 use crate::{session, webhook};
 
 /// Handles one HTTP request from `peer`.

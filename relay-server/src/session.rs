@@ -23,8 +23,8 @@ use crate::protocol::{
     Response,
 };
 use crate::quote::{excerpt, quote};
+use crate::relay::Relay;
 use crate::tokens::Licence;
-use crate::Relay;
 
 /// Bytes of frames a session's outbox holds, with those its writer is sending (or one frame,
 /// when a frame is larger: see [`crate::channel::Outbox`]). Frames beyond wait for room, so a

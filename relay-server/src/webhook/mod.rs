@@ -32,7 +32,7 @@ use crate::headers::forwardable_headers;
 use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
 use crate::queue::{Committing, Frame};
 use crate::quote::quote;
-use crate::Relay;
+use crate::relay::Relay;
 use read::Read;
 
 /// Queues a webhook for channel `name` (`target` is the rest of its URL) and answers the

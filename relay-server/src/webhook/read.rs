@@ -17,7 +17,7 @@ use crate::budget::Budget;
 use crate::channel::Stream;
 use crate::protocol::{self, RelayMessage, RequestId};
 use crate::queue::{Frame, FrameFile, QueueError};
-use crate::Relay;
+use crate::relay::Relay;
 
 /// The second stage: reads `webhook`'s body (see [`read_streamed`] and [`read_whole`]). `Err` is
 /// the answer to a sender whose body could not be read; a stream of it to the session is
