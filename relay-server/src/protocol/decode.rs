@@ -6,6 +6,7 @@
 //! (its derived `Deserialize`), without a copy of its fields here.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 use serde::{de, Deserialize};
@@ -28,57 +29,69 @@ fn fields<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(map: A) -> Result<T, 
     T::deserialize(de::value::MapAccessDeserializer::new(map))
 }
 
-const CLIENT_VARIANTS: &[&str] = &["hello", "response", "ack", "failed"];
-const RELAY_VARIANTS: &[&str] = &["hello", "request", "body", "abort", "error"];
+/// A message enum decoded tag first: each names its variants, and picks one by its tag.
+trait TagFirst: Sized {
+    /// What the decoder expected, for its errors: "a message from the CLI".
+    const EXPECTING: &'static str;
+    /// The tags of its variants, for its errors.
+    const VARIANTS: &'static [&'static str];
+    /// The variant `tag` names, its fields read from the rest of `map`; `None` for an unknown
+    /// tag.
+    fn variant<'de, A: de::MapAccess<'de>>(tag: &str, map: A) -> Result<Option<Self>, A::Error>;
+}
+
+/// Decodes any [`TagFirst`] enum.
+struct TagFirstVisitor<M>(PhantomData<M>);
+
+impl<'de, M: TagFirst> de::Visitor<'de> for TagFirstVisitor<M> {
+    type Value = M;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(M::EXPECTING)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<M, A::Error> {
+        let tag = message_tag(&mut map)?;
+        M::variant(&tag, map)?.ok_or_else(|| de::Error::unknown_variant(&tag, M::VARIANTS))
+    }
+}
+
+impl TagFirst for ClientMessage {
+    const EXPECTING: &'static str = "a message from the CLI";
+    const VARIANTS: &'static [&'static str] = &["hello", "response", "ack", "failed"];
+    fn variant<'de, A: de::MapAccess<'de>>(tag: &str, map: A) -> Result<Option<Self>, A::Error> {
+        Ok(Some(match tag {
+            "hello" => ClientMessage::Hello(fields(map)?),
+            "response" => ClientMessage::Response(fields(map)?),
+            "ack" => ClientMessage::Ack(fields(map)?),
+            "failed" => ClientMessage::Failed(fields(map)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+impl TagFirst for RelayMessage {
+    const EXPECTING: &'static str = "a message from the relay";
+    const VARIANTS: &'static [&'static str] = &["hello", "request", "body", "abort", "error"];
+    fn variant<'de, A: de::MapAccess<'de>>(tag: &str, map: A) -> Result<Option<Self>, A::Error> {
+        Ok(Some(match tag {
+            "hello" => RelayMessage::Hello(fields(map)?),
+            "request" => RelayMessage::Request(fields(map)?),
+            "body" => RelayMessage::Body(fields(map)?),
+            "abort" => RelayMessage::Abort(fields(map)?),
+            "error" => RelayMessage::Error(fields(map)?),
+            _ => return Ok(None),
+        }))
+    }
+}
 
 impl<'de> Deserialize<'de> for ClientMessage {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> de::Visitor<'de> for Visitor {
-            type Value = ClientMessage;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a message from the CLI")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<ClientMessage, A::Error> {
-                Ok(match message_tag(&mut map)?.as_str() {
-                    "hello" => ClientMessage::Hello(fields(map)?),
-                    "response" => ClientMessage::Response(fields(map)?),
-                    "ack" => ClientMessage::Ack(fields(map)?),
-                    "failed" => ClientMessage::Failed(fields(map)?),
-                    other => return Err(de::Error::unknown_variant(other, CLIENT_VARIANTS)),
-                })
-            }
-        }
-        d.deserialize_map(Visitor)
+        d.deserialize_map(TagFirstVisitor(PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for RelayMessage {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> de::Visitor<'de> for Visitor {
-            type Value = RelayMessage;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a message from the relay")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RelayMessage, A::Error> {
-                Ok(match message_tag(&mut map)?.as_str() {
-                    "hello" => RelayMessage::Hello(fields(map)?),
-                    "request" => RelayMessage::Request(fields(map)?),
-                    "body" => RelayMessage::Body(fields(map)?),
-                    "abort" => RelayMessage::Abort(fields(map)?),
-                    "error" => RelayMessage::Error(fields(map)?),
-                    other => return Err(de::Error::unknown_variant(other, RELAY_VARIANTS)),
-                })
-            }
-        }
-        d.deserialize_map(Visitor)
+        d.deserialize_map(TagFirstVisitor(PhantomData))
     }
 }
 

@@ -145,14 +145,7 @@ async fn read_whole(
         .try_charge(frame.capacity())
         .ok_or(ReadError::OverMemory)?;
     let deadline = tokio::time::Instant::now() + reading.timeout;
-    loop {
-        let next = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
-            Ok(None) => break,
-            Err(_) => return Err(ReadError::TimedOut),
-        };
-        // Trailers are not forwarded.
-        let Ok(data) = next.into_data() else { continue };
+    while let Some(data) = next_data(&mut body, deadline).await? {
         let len = frame.len() + data.len();
         if len > largest {
             return Err(ReadError::TooLarge);
@@ -182,6 +175,24 @@ async fn read_whole(
         last: Bytes::new(),
         body_len,
     })
+}
+
+/// The next piece of `body`'s data, `None` at its end, once `deadline` has not passed.
+/// Trailers are passed over: they are not forwarded.
+async fn next_data(
+    body: &mut Incoming,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Bytes>, ReadError> {
+    loop {
+        let next = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(ReadError::TimedOut),
+        };
+        if let Ok(data) = next.into_data() {
+            return Ok(Some(data));
+        }
+    }
 }
 
 /// Makes `frame`'s capacity `capacity` (more than it is). `reserve` grows as a vector does, to
@@ -240,14 +251,7 @@ async fn read_streamed(
     let mut written = 0;
     let mut received = 0;
     let mut deadline = tokio::time::Instant::now() + reading.timeout;
-    loop {
-        let next = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(next)) => next.map_err(|e| ReadError::Broken(e.to_string()))?,
-            Ok(None) => break,
-            Err(_) => return Err(ReadError::TimedOut),
-        };
-        // Trailers are not forwarded (nor are they when a body is read whole).
-        let Ok(data) = next.into_data() else { continue };
+    while let Some(data) = next_data(&mut body, deadline).await? {
         if received + data.len() > len {
             return Err(ReadError::Broken("more body than declared".into()));
         }
