@@ -9,7 +9,7 @@ use crate::protocol::Header;
 /// Headers that belong to one HTTP hop and are never passed on, in requests or in responses
 /// (RFC 9110 §7.6.1), besides those a `Connection` header names. `upgrade` is one: the relay
 /// upgrades only its own session endpoint.
-const HOP_BY_HOP: [&str; 9] = [
+pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",

@@ -27,7 +27,7 @@ use crate::relay::Relay;
 use crate::tokens::Licence;
 
 /// Bytes of frames a session's outbox holds, with those its writer is sending (or one frame,
-/// when a frame is larger: see [`crate::channel::Outbox`]). Frames beyond wait for room, so a
+/// when a frame is larger: see `channel/outbox.rs`). Frames beyond wait for room, so a
 /// slow or stalled CLI slows its own delivery rather than growing the relay's memory. 2 MiB is
 /// 32 pieces of a streamed body, and more than a socket's send buffer takes at once.
 pub const OUTBOX_BYTES: usize = 2 * 1024 * 1024;

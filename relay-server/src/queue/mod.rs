@@ -101,7 +101,7 @@ impl Committing {
 }
 
 /// A request's frame as the relay read it, on its way into the queue.
-pub(crate) enum Frame {
+pub enum Frame {
     /// In memory, whole (carrying its charge against the relay's memory budget).
     Whole(Bytes),
     /// In its file, written as the body arrived (see [`Queue::frame_file`]).
@@ -157,7 +157,7 @@ impl Queue {
     /// A file to write request `id`'s frame into as it arrives, so that a long body need not be
     /// held whole in memory: `None` for the queue in memory, or when the file cannot be made
     /// (the frame is then kept in memory and stored whole).
-    pub(crate) async fn frame_file(&self, id: RequestId) -> Option<FrameFile> {
+    pub async fn frame_file(&self, id: RequestId) -> Option<FrameFile> {
         match &self.store {
             Store::Sqlite(sqlite) => sqlite.frame_file(id).await,
             Store::Memory(_) => None,
@@ -167,7 +167,7 @@ impl Queue {
     /// Starts writing request `id`'s frame: returns once the write is queued, before it is
     /// committed, so the caller can deliver the request meanwhile. Commands run in the order
     /// they are queued, so a later acknowledgement of `id` deletes it after it is written.
-    pub(crate) async fn submit(&self, id: RequestId, channel: &str, frame: Frame) -> Committing {
+    pub async fn submit(&self, id: RequestId, channel: &str, frame: Frame) -> Committing {
         let channel = channel.to_owned();
         match (&self.store, frame) {
             (Store::Sqlite(sqlite), Frame::Whole(frame)) => {

@@ -35,7 +35,7 @@ pub(super) enum Command {
         frame: Bytes,
         done: Done,
     },
-    /// A frame already written to its file ([`FrameFile`]), `len` bytes long.
+    /// A frame already written to its file ([`FrameFile`](super::FrameFile)), `len` bytes long.
     InsertFile {
         id: RequestId,
         channel: String,
@@ -163,7 +163,7 @@ fn insert(
     Ok(true)
 }
 
-/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`]), which it
+/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`](super::FrameFile)), which it
 /// renames to the frame's file first. If either fails, the file goes.
 fn insert_file(
     tx: &rusqlite::Transaction<'_>,
