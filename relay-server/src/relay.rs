@@ -22,7 +22,8 @@ pub(crate) struct Relay {
     pub(crate) sessions: Arc<tokio::sync::Semaphore>,
     /// Refused sessions, logged at a bounded rate per peer.
     pub(crate) refusals: refusals::RefusalLog,
-    /// One permit per session that may still be reading its hello ([`crate::session::MAX_OPENING`]).
+    /// One permit per session that may still be reading its hello
+    /// ([`crate::session::MAX_OPENING`]).
     pub(crate) opening: tokio::sync::Semaphore,
     pub(crate) queue: queue::Queue,
     pub(crate) channels: channel::Channels,

@@ -455,8 +455,8 @@ async fn send_one(
         // otherwise carry this call's state all its life.
         None => match Box::pin(load(relay, attached, id)).await {
             Ok(Some(frame)) => frame,
-            // Acknowledged or expired meanwhile, or its frame file was lost (see `queue/frames.rs`): no
-            // longer pending either way.
+            // Acknowledged or expired meanwhile, or its frame file was lost (see
+            // `queue/frames.rs`): no longer pending either way.
             Ok(None) => {
                 attached.release(id);
                 channel.forget(id);

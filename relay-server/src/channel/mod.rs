@@ -4,8 +4,10 @@
 //! The queue is the truth; a [`Channel`] keeps the ids of its unacknowledged requests in order,
 //! and keeps recent frames in memory so live delivery does not read them back from disk.
 //! [`Channels`] (`channels.rs`) holds them all by name. The session attached to a channel is an
-//! [`Attached`] (`attached.rs`), with its [`Outbox`](outbox::Outbox) (`outbox.rs`) and the [`Stream`]s of long
+//! [`Attached`] (`attached.rs`), with its [`Outbox`] (`outbox.rs`) and the [`Stream`]s of long
 //! bodies sent to it in pieces.
+//!
+//! [`Outbox`]: outbox::Outbox
 
 mod attached;
 mod channels;

@@ -4,8 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::limits::{MAX_HEADERS, MAX_META_LEN};
 use super::messages::{Header, RelayMessage};
-use super::{MAX_HEADERS, MAX_META_LEN};
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]

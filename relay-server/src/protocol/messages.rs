@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
-use super::{CHUNK_LEN, PROTOCOL_VERSION, STREAM_FROM};
+use super::limits::{CHUNK_LEN, PROTOCOL_VERSION, STREAM_FROM};
 
 /// Identifies one webhook request within a relay, and matches its response to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -35,7 +35,8 @@ pub(super) enum Command {
         frame: Bytes,
         done: Done,
     },
-    /// A frame already written to its file ([`FrameFile`](super::FrameFile)), `len` bytes long.
+    /// A frame already written to its file ([`FrameFile`](super::FrameFile)), `len` bytes
+    /// long.
     InsertFile {
         id: RequestId,
         channel: String,
@@ -163,8 +164,10 @@ fn insert(
     Ok(true)
 }
 
-/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`](super::FrameFile)), which it
+/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`]), which it
 /// renames to the frame's file first. If either fails, the file goes.
+///
+/// [`FrameFile`]: super::FrameFile
 fn insert_file(
     tx: &rusqlite::Transaction<'_>,
     frames: &Frames,

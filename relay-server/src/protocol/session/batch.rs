@@ -3,24 +3,10 @@
 
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+use crate::protocol::limits::FRAGMENT_LEN;
+
 /// Most frames written with one flush.
 pub const WRITE_BATCH: usize = 64;
-
-/// Longest WebSocket frame either side writes. A longer message (one carrying a large body) goes
-/// out as several frames of one message (RFC 6455 fragmentation), which the peer's WebSocket
-/// joins again before it hands the message on, so the protocol's messages are unchanged.
-///
-/// Why: tungstenite copies each frame whole into its write buffer, and after every partial
-/// write to the socket moves the unwritten rest to the buffer's front. A 10 MiB body in one
-/// frame was moved again and again while the socket drained it; in frames of this size each
-/// byte is copied once, and the write buffer stays this small.
-///
-/// The price is on the receiving side, and lasts only while the message does: tungstenite joins
-/// fragments into a vector that grows by doubling, so a 10 MiB message is held in 16 MiB, and is
-/// copied once more; one frame was read into a buffer of its exact size. A write buffer, by
-/// contrast, keeps its largest size for the session's whole life, in each of the relay's
-/// sessions.
-pub const FRAGMENT_LEN: usize = 64 * 1024;
 
 /// The sending half of a session's WebSocket, as both sides hold it.
 pub trait MessageSink: futures_util::Sink<WsMessage, Error = WsError> + Unpin {}

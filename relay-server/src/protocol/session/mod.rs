@@ -23,12 +23,13 @@ pub use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-pub use batch::{feed, write_batch, MessageSink, FRAGMENT_LEN, WRITE_BATCH};
+pub use batch::{feed, write_batch, MessageSink, WRITE_BATCH};
 
-use super::{
-    decode, encode, max_frame_len, version_mismatch, ClientHello, ClientMessage, Error,
-    ProtocolError, RelayHello, RelayMessage, HELLO_TIMEOUT, PROTOCOL_VERSION, SILENCE_LIMIT,
+use super::codec::{decode, encode, ProtocolError};
+use super::limits::{
+    max_frame_len, version_mismatch, HELLO_TIMEOUT, PROTOCOL_VERSION, SILENCE_LIMIT,
 };
+use super::messages::{ClientHello, ClientMessage, Error, RelayHello, RelayMessage};
 
 /// A WebSocket a session runs on: a sink and a stream of WebSocket messages, as
 /// `tokio_tungstenite::WebSocketStream` is over any connection.

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use super::*;
-use crate::protocol::{Ack, Request, RequestId, Respond, Response, PING_INTERVAL};
+use crate::protocol::{Ack, Request, RequestId, Respond, Response, FRAGMENT_LEN, PING_INTERVAL};
 
 type Ws = WebSocketStream<DuplexStream>;
 
