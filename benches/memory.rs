@@ -30,14 +30,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::HOST;
 use http::Request;
 use http_body_util::{combinators::BoxBody, BodyExt as _, Full, StreamBody};
 use hyper_util::rt::TokioIo;
+use relay_server::protocol::session::{CliSession, Outgoing};
 use relay_server::protocol::{self, ClientMessage, RelayMessage, Respond, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -134,10 +133,9 @@ async fn scenario(label: String, burst: Burst, count: usize, mib: usize) -> Stri
     let stalled = match burst {
         Burst::Flood { .. } | Burst::Drained => {
             // Claimed, then left: webhooks to it are queued for a CLI that is not there.
-            let ws = open_session(relay.addr, &channel).await;
-            match ws {
-                Ok(mut ws) => {
-                    let _ = ws.close(None).await;
+            match open_session(relay.addr, &channel).await {
+                Ok(mut session) => {
+                    let _ = session.close(None).await;
                 }
                 Err(e) => eprintln!("memory bench: could not claim the channel: {e}"),
             }
@@ -145,7 +143,7 @@ async fn scenario(label: String, burst: Burst, count: usize, mib: usize) -> Stri
             None
         }
         Burst::Stalled => match open_session(relay.addr, &channel).await {
-            Ok(ws) => Some(stall(ws)),
+            Ok(session) => Some(stall(session)),
             Err(e) => {
                 eprintln!("memory bench: could not open the stalled session: {e}");
                 None
@@ -247,10 +245,11 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<T
 
 /// Opens a session on `channel` (taking streamed bodies, as `hooks listen` does) and waits for
 /// the relay's hello.
-async fn open_session(relay: SocketAddr, channel: &str) -> Result<Ws, BoxError> {
+async fn open_session(relay: SocketAddr, channel: &str) -> Result<CliSession<Ws>, BoxError> {
     let url = format!("ws://{relay}{}", protocol::CONNECT_PATH);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    let hello = ClientMessage::Hello {
+    let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let mut session = CliSession::new(ws);
+    let hello = protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: Some(channel.to_owned()),
         respond: Respond::App,
@@ -259,50 +258,29 @@ async fn open_session(relay: SocketAddr, channel: &str) -> Result<Ws, BoxError> 
         token: None,
         stream_bodies: true,
     };
-    ws.send(Message::Binary(protocol::encode(&hello, &[])))
-        .await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(frame))) => {
-                let (message, _): (RelayMessage, Bytes) = protocol::decode(frame)?;
-                return match message {
-                    RelayMessage::Hello { .. } => Ok(ws),
-                    other => Err(format!("unexpected first message: {other:?}").into()),
-                };
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err("closed before its hello".into()),
-        }
-    }
+    session.hello(&hello).await?;
+    Ok(session)
 }
 
 /// Attaches a CLI to `channel` that acknowledges every request it is sent, and waits (up to a
 /// minute) until the relay's queue is empty.
 async fn drain(relay: SocketAddr, channel: &str) {
-    let ws = match open_session(relay, channel).await {
-        Ok(ws) => ws,
+    let session = match open_session(relay, channel).await {
+        Ok(session) => session,
         Err(e) => {
             eprintln!("memory bench: could not open the draining session: {e}");
             return;
         }
     };
-    let (mut sink, mut stream) = ws.split();
+    let (mut writer, mut reader) = session.split();
     let acking = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let Message::Binary(frame) = message else {
-                continue;
-            };
+        while let Ok((message, _)) = reader.recv().await {
             // Queued requests come whole, never streamed.
-            let Ok((RelayMessage::Request { id, .. }, _)) = protocol::decode(frame) else {
+            let RelayMessage::Request(protocol::Request { id, .. }) = message else {
                 continue;
             };
-            let ack = ClientMessage::Ack { id };
-            if sink
-                .send(Message::Binary(protocol::encode(&ack, &[])))
-                .await
-                .is_err()
-            {
+            let ack = ClientMessage::Ack(protocol::Ack { id });
+            if writer.send(&ack, &[]).await.is_err() {
                 return;
             }
         }
@@ -316,12 +294,12 @@ async fn drain(relay: SocketAddr, channel: &str) {
 
 /// Pings the relay every second and never reads: a CLI stuck but alive. Aborting the task
 /// closes the session.
-fn stall(ws: Ws) -> tokio::task::JoinHandle<()> {
-    let (mut sink, stream) = ws.split();
+fn stall(session: CliSession<Ws>) -> tokio::task::JoinHandle<()> {
+    let (mut writer, reader) = session.split();
     tokio::spawn(async move {
-        let _unread = stream;
+        let _unread = reader;
         loop {
-            if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+            if writer.write_batch(Outgoing::Ping, || None).await.is_err() {
                 return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

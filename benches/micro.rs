@@ -39,7 +39,7 @@ fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame");
     for size in [1024usize, 64 * 1024, 1024 * 1024] {
         let body = vec![b'x'; size];
-        let message = RelayMessage::Request {
+        let message = RelayMessage::Request(protocol::Request {
             id: RequestId(42),
             received_at_ms: 1_764_182_862_000,
             method: "POST".into(),
@@ -47,7 +47,7 @@ fn codec(c: &mut Criterion) {
             headers: headers(),
             body_len: None,
             redelivered: false,
-        };
+        });
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("encode", size), &body, |b, body| {
             b.iter(|| protocol::encode(black_box(&message), black_box(body)))

@@ -28,16 +28,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::HOST;
 use http::Request;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use relay_server::protocol::{self, ClientMessage, RelayMessage, Respond, PROTOCOL_VERSION};
+use relay_server::protocol::session::CliSession;
+use relay_server::protocol::{self, Respond, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// Sessions opened unless `HOOKS_BENCH_SESSIONS` says otherwise.
@@ -229,8 +228,8 @@ async fn session(
     let permit = opening.acquire_owned().await;
     let ws = tokio::time::timeout(OPEN_TIMEOUT, open_session(&url)).await;
     drop(permit);
-    let mut ws = match ws {
-        Ok(Ok(ws)) => ws,
+    let mut session = match ws {
+        Ok(Ok(session)) => session,
         Ok(Err(e)) => {
             let _ = opened.send(Err(e.to_string()));
             return;
@@ -245,29 +244,28 @@ async fn session(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            message = ws.next() => match message {
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    counts.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+            // Pings are answered while it waits; the relay sends nothing else to an idle session.
+            received = session.recv() => if received.is_err() {
+                counts.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             },
         }
     }
-    let _ = ws.close(None).await;
+    let _ = session.close(None).await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// Connects, says hello for a fresh random channel, and waits for the relay's hello.
-async fn open_session(url: &str) -> Result<Ws, BoxError> {
+async fn open_session(url: &str) -> Result<CliSession<Ws>, BoxError> {
     // Small buffers: this client's memory is not what is measured, but 10,000 default buffers
     // (128 KiB each) would crowd the machine.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
-    let hello = ClientMessage::Hello {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    let mut session = CliSession::new(ws);
+    let hello = protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: None,
         respond: Respond::App,
@@ -276,24 +274,8 @@ async fn open_session(url: &str) -> Result<Ws, BoxError> {
         token: None,
         stream_bodies: false,
     };
-    ws.send(Message::Binary(protocol::encode(&hello, &[])))
-        .await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(frame))) => {
-                let (message, _): (RelayMessage, Bytes) = protocol::decode(frame)?;
-                return match message {
-                    RelayMessage::Hello { .. } => Ok(ws),
-                    RelayMessage::Error { message } => Err(format!("refused: {message}").into()),
-                    other => Err(format!("unexpected first message: {other:?}").into()),
-                };
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(other)) => return Err(format!("unexpected message: {other:?}").into()),
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err("closed before its hello".into()),
-        }
-    }
+    session.hello(&hello).await?;
+    Ok(session)
 }
 
 /// `hooks_sessions` on the relay's metrics page.

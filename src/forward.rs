@@ -14,7 +14,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use relay_server::protocol::{self, Header};
+use relay_server::protocol::Header;
 
 use crate::target::Target;
 
@@ -203,7 +203,7 @@ impl Forwarder {
         };
         Ok(AppResponse {
             status: parts.status.as_u16(),
-            headers: protocol::forwardable_headers(&parts.headers),
+            headers: relay_server::headers::forwardable_headers(&parts.headers),
             body,
         })
     }

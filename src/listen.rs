@@ -181,7 +181,7 @@ impl Context {
     /// Acknowledges each of `deliveries` on the current session (those of its epoch).
     async fn ack_all(&self, deliveries: &[Delivery]) {
         for &delivery in deliveries {
-            let ack = ClientMessage::Ack { id: delivery.id };
+            let ack = ClientMessage::Ack(protocol::Ack { id: delivery.id });
             self.send(delivery, &ack, &[]).await;
         }
     }
@@ -334,7 +334,7 @@ async fn attach_loop(
     let ws_url = connect_url(relay_url)?;
     // For messages: a relay URL's user info is a credential (and never sent).
     let relay_url = inspect::redact::userinfo(relay_url);
-    let mut hello = ClientMessage::Hello {
+    let mut hello = ClientMessage::Hello(protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: args.channel.clone(),
         respond: args.respond,
@@ -344,7 +344,7 @@ async fn attach_loop(
         offline: args.offline,
         token: args.token.clone(),
         stream_bodies: true,
-    };
+    });
     // Only a wss:// relay needs TLS: loading the platform's roots costs memory and start-up time.
     let tls = match (ws_url.starts_with("wss://"), args.ca_cert.as_deref()) {
         (false, None) => Connector::Plain,
@@ -396,7 +396,7 @@ async fn attach_loop(
                 let _ = context.events.send(event).await;
                 attached_once = true;
                 // Reconnect to the same channel, so the URL stays the same.
-                if let ClientMessage::Hello { channel, .. } = &mut hello {
+                if let ClientMessage::Hello(protocol::ClientHello { channel, .. }) = &mut hello {
                     *channel = Some(name);
                 }
                 match serve(ws, epoch, context, shutdown).await {
@@ -546,11 +546,16 @@ async fn connect(
         }
     };
     match protocol::decode::<RelayMessage>(frame) {
-        Ok((RelayMessage::Hello { version, .. }, _)) if version != PROTOCOL_VERSION => Err(
-            ConnectError::Refused(protocol::version_mismatch(version, PROTOCOL_VERSION)),
-        ),
+        Ok((RelayMessage::Hello(protocol::RelayHello { version, .. }), _))
+            if version != PROTOCOL_VERSION =>
+        {
+            Err(ConnectError::Refused(protocol::version_mismatch(
+                version,
+                PROTOCOL_VERSION,
+            )))
+        }
         Ok((
-            RelayMessage::Hello {
+            RelayMessage::Hello(protocol::RelayHello {
                 channel,
                 url,
                 respond,
@@ -558,7 +563,7 @@ async fn connect(
                 epoch,
                 max_body,
                 ..
-            },
+            }),
             _,
         )) => {
             let timeout = (respond == Respond::App).then(|| Duration::from_millis(timeout_ms));
@@ -573,9 +578,9 @@ async fn connect(
                 },
             ))
         }
-        Ok((RelayMessage::Error { message }, _)) => Err(ConnectError::Refused(format!(
-            "the relay refused the session: {message}"
-        ))),
+        Ok((RelayMessage::Error(protocol::Error { message }), _)) => Err(ConnectError::Refused(
+            format!("the relay refused the session: {message}"),
+        )),
         Ok(_) => Err(ConnectError::Unreachable(anyhow!(
             "the relay sent a request before its hello"
         ))),
@@ -664,7 +669,7 @@ async fn write_loop(
             },
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
-        if protocol::write_batch(&mut sink, message, || outbox.try_recv().ok())
+        if protocol::session::write_batch(&mut sink, message, || outbox.try_recv().ok())
             .await
             .is_err()
         {
@@ -706,7 +711,7 @@ async fn read_loop(
         };
         match protocol::decode::<RelayMessage>(frame) {
             Ok((
-                RelayMessage::Request {
+                RelayMessage::Request(protocol::Request {
                     id,
                     received_at_ms,
                     method,
@@ -714,7 +719,7 @@ async fn read_loop(
                     headers,
                     body_len,
                     redelivered,
-                },
+                }),
                 body,
             )) => {
                 let mut job = Job {
@@ -743,14 +748,16 @@ async fn read_loop(
                     }
                 }
             }
-            Ok((RelayMessage::Body { id }, piece)) => {
+            Ok((RelayMessage::Body(protocol::Body { id }), piece)) => {
                 if let Err(reason) = streams.piece(id, piece) {
                     return reason;
                 }
             }
-            Ok((RelayMessage::Abort { id, reason }, _)) => streams.abort(id, reason),
-            Ok((RelayMessage::Error { message }, _)) => return message,
-            Ok((RelayMessage::Hello { .. }, _)) => debug!("ignoring a second hello"),
+            Ok((RelayMessage::Abort(protocol::Abort { id, reason }), _)) => {
+                streams.abort(id, reason)
+            }
+            Ok((RelayMessage::Error(protocol::Error { message }), _)) => return message,
+            Ok((RelayMessage::Hello(_), _)) => debug!("ignoring a second hello"),
             Err(e) => return format!("the relay sent a bad frame: {e}"),
         }
     }
@@ -771,9 +778,9 @@ async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) -> b
         }
         // Its acknowledgement was lost: acknowledge again, don't forward again.
         Seen::Done => {
-            let ack = ClientMessage::Ack {
+            let ack = ClientMessage::Ack(protocol::Ack {
                 id: job.delivery.id,
-            };
+            });
             context.send(job.delivery, &ack, &[]).await
         }
         // Still at the app; its handler acknowledges it when done.
@@ -951,11 +958,11 @@ async fn handle(mut job: Job, context: Arc<Context>) {
     let result = result.and_then(|response| context.within_relay_limit(response));
     let (answer, status, error, hint) = match &result {
         Ok(response) => {
-            let message = ClientMessage::Response {
+            let message = ClientMessage::Response(protocol::Response {
                 id,
                 status: response.status,
                 headers: response.headers.clone(),
-            };
+            });
             context.send(job.delivery, &message, &response.body).await;
             let answer = inspect::Answer {
                 status: response.status,
@@ -971,7 +978,11 @@ async fn handle(mut job: Job, context: Arc<Context>) {
                 None => e.to_string(),
             };
             context
-                .send(job.delivery, &ClientMessage::Failed { id, reason }, &[])
+                .send(
+                    job.delivery,
+                    &ClientMessage::Failed(protocol::Failed { id, reason }),
+                    &[],
+                )
                 .await;
             (None, 502, Some(e.to_string()), hint)
         }
@@ -1036,7 +1047,7 @@ async fn handle(mut job: Job, context: Arc<Context>) {
         }
     }
     context
-        .send(job.delivery, &ClientMessage::Ack { id }, &[])
+        .send(job.delivery, &ClientMessage::Ack(protocol::Ack { id }), &[])
         .await;
     let _ = context.events.send(Event::Request(exchange)).await;
 }
@@ -1163,9 +1174,9 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
         .lock()
         .expect("handled lock is never poisoned")
         .finish(job.delivery);
-    let ack = ClientMessage::Ack {
+    let ack = ClientMessage::Ack(protocol::Ack {
         id: job.delivery.id,
-    };
+    });
     context.send(job.delivery, &ack, &[]).await;
     true
 }

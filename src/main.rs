@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `hooks relay`: the relay program under the hooks binary, as `hooks-relay` runs it.
     if let Command::Relay(args) = cli.command {
-        return relay(args);
+        return relay_server::cli::main(args, report);
     }
     init_logging();
     // One thread: the CLI waits on the network, and on a laptop's few cores every hop between
@@ -54,39 +55,6 @@ fn report(err: &anyhow::Error) {
         "hooks: error: {}",
         hooks::inspect::sanitize_lines(&format!("{err:#}"))
     );
-}
-
-/// `hooks relay`: the relay program under the hooks binary.
-fn relay(args: relay_server::config::Args) -> ExitCode {
-    let settings = match relay_server::cli::settings(args) {
-        Ok(settings) => settings,
-        Err(err) => {
-            report(&err);
-            return ExitCode::from(2);
-        }
-    };
-    let workers = match relay_server::cli::worker_threads() {
-        Ok(workers) => workers,
-        Err(err) => {
-            report(&err);
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match relay_server::cli::runtime(workers) {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("hooks: error: could not start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    relay_server::cli::init_logging(&settings.log_format);
-    match runtime.block_on(relay_server::cli::serve(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            report(&err);
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Logs go to stderr, quiet unless `RUST_LOG` asks for more. tungstenite's trace level is

@@ -44,7 +44,7 @@ fn connect_url(relay_url: &str) -> String {
 
 /// A hello asking for `channel`, answering senders with the app's response.
 fn hello(channel: &str, offline: Option<Offline>) -> ClientMessage {
-    ClientMessage::Hello {
+    ClientMessage::Hello(protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: Some(channel.to_owned()),
         respond: Respond::App,
@@ -52,7 +52,7 @@ fn hello(channel: &str, offline: Option<Offline>) -> ClientMessage {
         offline,
         token: None,
         stream_bodies: false,
-    }
+    })
 }
 
 /// Connects to the relay and sends `hello`; returns the relay's first message.
@@ -94,7 +94,7 @@ impl FakeCli {
     async fn attach_with(relay_url: &str, hello: ClientMessage) -> FakeCli {
         let (ws, first) = say_hello(relay_url, &hello).await;
         assert!(
-            matches!(first, RelayMessage::Hello { .. }),
+            matches!(first, RelayMessage::Hello(_)),
             "the relay accepts the session: {first:?}"
         );
         FakeCli { ws }
@@ -104,7 +104,9 @@ impl FakeCli {
     async fn next_request(&mut self) -> Delivered {
         let next = within("a request for the fake CLI", next_frame(&mut self.ws)).await;
         match next {
-            Some((RelayMessage::Request { id, target, .. }, _)) => Delivered { id, target },
+            Some((RelayMessage::Request(protocol::Request { id, target, .. }), _)) => {
+                Delivered { id, target }
+            }
             other => panic!("expected a request, got {other:?}"),
         }
     }
@@ -118,11 +120,11 @@ impl FakeCli {
                 value: Bytes::copy_from_slice(value.as_bytes()),
             })
             .collect();
-        let response = ClientMessage::Response {
+        let response = ClientMessage::Response(protocol::Response {
             id,
             status,
             headers,
-        };
+        });
         self.ws
             .send(Message::Binary(protocol::encode(&response, body)))
             .await
@@ -364,7 +366,7 @@ async fn issue_17_a_huge_channel_name_is_refused_briefly_and_logged_briefly() {
 
     for _ in 0..burst {
         let (_ws, first) = say_hello(&relay.url, &hello(&huge, None)).await;
-        let RelayMessage::Error { message } = first else {
+        let RelayMessage::Error(protocol::Error { message }) = first else {
             panic!("the hello is refused: {first:?}");
         };
         assert_eq!(
@@ -411,7 +413,7 @@ async fn issue_17_a_huge_channel_name_is_refused_briefly_and_logged_briefly() {
 async fn issue_17_a_bad_channel_name_is_quoted_cut_and_escaped() {
     let relay = start_relay(Config::default()).await;
     let (_ws, first) = say_hello(&relay.url, &hello("bad\u{1b}[2J", None)).await;
-    let RelayMessage::Error { message } = first else {
+    let RelayMessage::Error(protocol::Error { message }) = first else {
         panic!("the hello is refused: {first:?}");
     };
     assert_eq!(
@@ -428,7 +430,8 @@ async fn issue_17_a_bad_channel_name_is_quoted_cut_and_escaped() {
     let mut frame = (junk.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(junk.as_bytes());
     ws.send(Message::Binary(frame.into())).await.expect("send");
-    let Some((RelayMessage::Error { message }, _)) = next_frame(&mut ws).await else {
+    let Some((RelayMessage::Error(protocol::Error { message }), _)) = next_frame(&mut ws).await
+    else {
         panic!("the relay refuses the junk hello");
     };
     assert!(message.len() < 300, "{} bytes: {message:?}", message.len());
@@ -591,7 +594,7 @@ async fn issue_17_with_subdomains_channel_names_are_lowercase() {
     let relay = start_relay_on(listener, config).await;
 
     let (_ws, first) = say_hello(relay.url(), &hello("MyApp", None)).await;
-    let RelayMessage::Error { message } = first else {
+    let RelayMessage::Error(protocol::Error { message }) = first else {
         panic!("a name with uppercase letters is refused: {first:?}");
     };
     assert_eq!(

@@ -47,7 +47,7 @@ async fn open_session(
     )
     .await
     .expect("upgrade to a WebSocket");
-    let hello = ClientMessage::Hello {
+    let hello = ClientMessage::Hello(protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: Some(channel.to_owned()),
         respond,
@@ -55,7 +55,7 @@ async fn open_session(
         offline: None,
         token: None,
         stream_bodies,
-    };
+    });
     ws.send(Message::Binary(protocol::encode(&hello, &[])))
         .await
         .expect("send the hello");
@@ -64,7 +64,7 @@ async fn open_session(
         if let Some(Ok(Message::Binary(frame))) = message {
             let (reply, _): (RelayMessage, Bytes) = protocol::decode(frame).expect("a frame");
             assert!(
-                matches!(reply, RelayMessage::Hello { .. }),
+                matches!(reply, RelayMessage::Hello(_)),
                 "expected the relay's hello, got {reply:?}"
             );
             return ws;
@@ -91,8 +91,10 @@ fn acknowledge_all(ws: Ws) -> tokio::task::JoinHandle<()> {
             let Message::Binary(frame) = message else {
                 continue;
             };
-            if let Ok((RelayMessage::Request { id, .. }, _)) = protocol::decode(frame) {
-                let ack = ClientMessage::Ack { id };
+            if let Ok((RelayMessage::Request(protocol::Request { id, .. }), _)) =
+                protocol::decode(frame)
+            {
+                let ack = ClientMessage::Ack(protocol::Ack { id });
                 if sink
                     .send(Message::Binary(protocol::encode(&ack, &[])))
                     .await

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let (decoded, payload) = protocol::decode::<ClientMessage>(again).expect("re-encoded frames decode");
         assert_eq!(decoded, message);
         assert_eq!(payload, body);
-        if let ClientMessage::Response { headers, .. } = &message {
+        if let ClientMessage::Response(protocol::Response { headers, .. }) = &message {
             let _ = protocol::check_headers(headers);
         }
     }

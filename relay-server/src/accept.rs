@@ -18,12 +18,14 @@ use tracing::{debug, info, warn};
 use anyhow::Context as _;
 
 use crate::channel::{Channels, Settings};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::protocol::Respond;
 use crate::queue::Queue;
+use crate::relay::Relay;
+use crate::route;
 use crate::tls::Tls;
 use crate::tokens::Tokens;
-use crate::{route, Config, Relay};
 
 /// How often requests past the retention are deleted.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);

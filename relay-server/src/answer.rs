@@ -1,5 +1,6 @@
-//! The sender's answer built from a CLI's reply. The relay frames it itself, so that nothing a
-//! CLI sends can be read by the sender as more than the answer to its own request (issue 17).
+//! Every answer the relay gives a sender: a line of plain text (its refusals), and the app's
+//! reply. The relay frames the app's reply itself, so that nothing a CLI sends can be read by the
+//! sender as more than the answer to its own request (issue 17).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -7,9 +8,75 @@ use http_body_util::Full;
 use tracing::warn;
 
 use crate::channel::Reply;
-use crate::protocol;
+use crate::queue::QueueError;
 use crate::quote::quote;
-use crate::route::{text, Body};
+
+/// The relay's response body type: always fully buffered.
+pub(crate) type Body = Full<Bytes>;
+
+/// `Retry-After` seconds suggested when a channel refuses a webhook for now.
+pub(crate) const REJECT_RETRY_AFTER: &str = "30";
+
+/// `Retry-After` seconds suggested when the relay's memory budget is spent: what holds it is on
+/// its way (bodies being read, frames being sent), so room comes back within moments.
+const MEMORY_RETRY_AFTER: &str = "5";
+
+/// A plain-text response of one line.
+pub(crate) fn text(status: StatusCode, line: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{line}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// `response`, suggesting the sender retry after `seconds`.
+pub(crate) fn retry_after(mut response: Response<Body>, seconds: &'static str) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    response
+}
+
+/// An empty answer with `status` (a channel's `--respond STATUS`).
+pub(crate) fn status(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer to a sender whose request could not be queued.
+pub(crate) fn not_stored(result: Result<(), QueueError>) -> Response<Body> {
+    if let Err(e) = result {
+        warn!(error = %e, "could not queue a request");
+    }
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the relay could not store this request; retry later",
+    )
+}
+
+/// The answer to a sender when the relay's memory budget (`--max-memory`) has no room for its
+/// request.
+pub(crate) fn over_memory(limit: usize) -> Response<Body> {
+    let line = format!(
+        "the relay holds its limit of {limit} bytes of requests in memory (--max-memory); retry later"
+    );
+    retry_after(
+        text(StatusCode::SERVICE_UNAVAILABLE, &line),
+        MEMORY_RETRY_AFTER,
+    )
+}
+
+/// The answer to a sender whose body is over `--max-body`.
+pub(crate) fn too_large(max_body: usize) -> Response<Body> {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("request body exceeds this relay's limit of {max_body} bytes (--max-body)"),
+    )
+}
 
 /// Builds the sender's response from the CLI's reply to a request (a `HEAD` one when `is_head`).
 ///
@@ -75,7 +142,7 @@ pub(crate) fn respond(reply: Reply, is_head: bool, max_body: usize) -> Response<
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let map = response.headers_mut();
-    for (name, value) in protocol::end_to_end(&received) {
+    for (name, value) in crate::headers::end_to_end(&received) {
         if name != header::CONTENT_LENGTH {
             map.append(name, value.clone());
         }
@@ -106,7 +173,7 @@ mod tests {
             status,
             headers: headers
                 .iter()
-                .map(|(name, value)| protocol::Header {
+                .map(|(name, value)| crate::protocol::Header {
                     name: (*name).to_owned(),
                     value: Bytes::copy_from_slice(value.as_bytes()),
                 })

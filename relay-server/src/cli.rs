@@ -2,6 +2,7 @@
 //! file, logging, signals, and a first stdout line saying where it listens.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -64,6 +65,36 @@ pub fn completions(
     out.flush()
 }
 
+/// The relay program (`hooks-relay`, and `hooks relay`) from its flags to its exit code: the
+/// settings (flags and the config file) and the worker threads, the runtime, logging, then
+/// [`serve`]. Bad settings exit 2; a runtime that does not start, or a relay that fails, exit 1.
+/// `report` prints an error once, in the calling program's words.
+pub fn main(args: Args, report: impl Fn(&anyhow::Error)) -> ExitCode {
+    let started = settings(args).and_then(|settings| Ok((settings, worker_threads()?)));
+    let (settings, workers) = match started {
+        Ok(started) => started,
+        Err(err) => {
+            report(&err);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match runtime(workers).context("could not start the async runtime") {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            report(&err);
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&settings.log_format);
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the relay command until Ctrl-C or SIGTERM; SIGHUP reloads the TLS certificate and the
 /// tokens file. `Err` only for failures after the settings were accepted.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -85,7 +116,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let reload = Arc::new(Notify::new());
     watch_sighup(Arc::clone(&reload));
-    crate::run_with_reload(
+    crate::accept::run_with_reload(
         listener,
         settings.config,
         shutdown_signal(),
@@ -100,7 +131,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// queue's SQLite thread and the kernel's side of the network: on 2 cores, one worker instead
 /// of two cut the latency of a webhook by 8–9 % and the time of a 10 MiB one by about 30 %, and
 /// raised throughput at 32 senders by 5 % (BENCHMARKS.md).
-pub fn worker_threads() -> anyhow::Result<usize> {
+fn worker_threads() -> anyhow::Result<usize> {
     match std::env::var("TOKIO_WORKER_THREADS") {
         Ok(value) => match value.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
@@ -114,7 +145,7 @@ pub fn worker_threads() -> anyhow::Result<usize> {
 }
 
 /// The relay's runtime, with `workers` worker threads (see [`worker_threads`]).
-pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -122,12 +153,12 @@ pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Merges flags and the config file; errors are usage errors (exit 2).
-pub fn settings(args: Args) -> anyhow::Result<Settings> {
+fn settings(args: Args) -> anyhow::Result<Settings> {
     args.settings()
 }
 
 /// Logs on stderr in `text` or `json`, at `info` unless `RUST_LOG` says otherwise.
-pub fn init_logging(format: &str) {
+fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -8,27 +8,26 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::channel::{Attached, Channel, Reply, Settings, Taken};
+use crate::protocol::session::{
+    self as wire, CloseCode, CloseFrame, HelloError, Outgoing, RecvError, RelaySession,
+};
 use crate::protocol::{
-    self, ClientMessage, RelayMessage, RequestId, Respond, Token, PROTOCOL_VERSION,
+    self, Ack, ClientHello, ClientMessage, Failed, RelayHello, RelayMessage, RequestId, Respond,
+    Response,
 };
 use crate::quote::{excerpt, quote};
+use crate::relay::Relay;
 use crate::tokens::Licence;
-use crate::Relay;
 
 /// Bytes of frames a session's outbox holds, with those its writer is sending (or one frame,
-/// when a frame is larger: see [`crate::channel::Outbox`]). Frames beyond wait for room, so a
+/// when a frame is larger: see `channel/outbox.rs`). Frames beyond wait for room, so a
 /// slow or stalled CLI slows its own delivery rather than growing the relay's memory. 2 MiB is
 /// 32 pieces of a streamed body, and more than a socket's send buffer takes at once.
 pub const OUTBOX_BYTES: usize = 2 * 1024 * 1024;
@@ -77,45 +76,38 @@ fn base32_lower(bytes: &[u8]) -> String {
     out
 }
 
-/// WebSocket settings for a session that may carry bodies up to `max_body`.
-///
-/// `read_buffer` is allocated up front for every session: the relay, which holds thousands of
-/// mostly idle sessions, uses [`RELAY_READ_BUFFER`]; the CLI, one session that may receive
-/// 25 MiB bodies, can afford tungstenite's 128 KiB.
-pub fn ws_config(max_body: usize, read_buffer: usize) -> WebSocketConfig {
-    let max = protocol::max_frame_len(max_body);
-    WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        .read_buffer_size(read_buffer)
-}
-
 /// Read buffer of one relay session. What the relay reads from a CLI is mostly small (answers,
 /// acknowledgements); 128 KiB per idle session would be 1.3 GB at 10,000 sessions. The price:
 /// tungstenite reads at most this much per system call, so a large response body from the app
 /// takes one read per 2 KiB (about 5,000 for 10 MiB, a few milliseconds).
 pub const RELAY_READ_BUFFER: usize = 2 * 1024;
 
+/// A session's WebSocket, as hyper's upgrade hands it over.
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// The relay's end of a session.
+type Session = RelaySession<Ws>;
 
 /// Runs one CLI session of `peer` from its hello to its end.
 pub(crate) async fn run(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationToken) {
     static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
     let span = tracing::info_span!("session", id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
-    serve(relay, ws, peer, shutdown).instrument(span).await
+    serve(relay, Session::new(ws), peer, shutdown)
+        .instrument(span)
+        .await
 }
 
 /// What a CLI asked for in its hello.
 struct Hello {
     channel: Option<String>,
     settings: Settings,
-    token: Option<Token>,
+    token: Option<protocol::Token>,
     stream_bodies: bool,
 }
 
 /// A session past its hello, attached to its channel.
 struct Opened<'r> {
-    ws: Ws,
+    session: Session,
     name: String,
     channel: Arc<Channel>,
     attached: Arc<Attached>,
@@ -125,14 +117,14 @@ struct Opened<'r> {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-async fn serve(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationToken) {
+async fn serve(relay: Arc<Relay>, session: Session, peer: IpAddr, shutdown: CancellationToken) {
     // Opening is boxed, and over before pumping starts: a session's future keeps the size of
     // its largest phase for as long as it lives, and only pumping lasts.
-    let Some(opened) = Box::pin(open(&relay, ws, peer)).await else {
+    let Some(opened) = Box::pin(open(&relay, session, peer)).await else {
         return;
     };
     let Opened {
-        ws,
+        session,
         name,
         channel,
         attached,
@@ -140,7 +132,15 @@ async fn serve(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationTo
         _slot,
     } = opened;
     info!(channel = %name, queued = channel.status().queued, "session attached");
-    pump(&relay, &channel, &attached, licence.as_ref(), ws, shutdown).await;
+    pump(
+        &relay,
+        &channel,
+        &attached,
+        licence.as_ref(),
+        session,
+        shutdown,
+    )
+    .await;
     relay
         .channels
         .leave(&relay.queue, &channel, &attached)
@@ -151,17 +151,17 @@ async fn serve(relay: Arc<Relay>, ws: Ws, peer: IpAddr, shutdown: CancellationTo
 /// Reads the hello, checks the token, takes a session slot, attaches the channel and answers
 /// the hello; `None` when the session was refused or lost on the way. The slot is taken only
 /// once the token is accepted, so strangers cannot fill `--max-sessions`.
-async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
+async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opened<'_>> {
     let Ok(opening) = relay.opening.try_acquire() else {
         let message = "too many hooks sessions are starting at once; try again shortly";
-        refuse(relay, ws, peer, message.to_owned()).await;
+        refuse(relay, session, peer, message.to_owned()).await;
         return None;
     };
     let subdomains = relay.subdomain_host.is_some();
-    let hello = match read_hello(&mut ws, relay.channels.defaults(), subdomains).await {
+    let hello = match read_hello(&mut session, relay.channels.defaults(), subdomains).await {
         Ok(hello) => hello,
         Err(message) => {
-            refuse(relay, ws, peer, message).await;
+            refuse(relay, session, peer, message).await;
             return None;
         }
     };
@@ -172,7 +172,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
     let licence = match relay.tokens.check(token, &name) {
         Ok(licence) => licence,
         Err(message) => {
-            refuse(relay, ws, peer, message).await;
+            refuse(relay, session, peer, message).await;
             return None;
         }
     };
@@ -182,7 +182,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
             "this relay is at its limit of {} sessions (--max-sessions); try again later",
             relay.config.max_sessions
         );
-        refuse(relay, ws, peer, message).await;
+        refuse(relay, session, peer, message).await;
         return None;
     };
     let attached = Arc::new(Attached::new(
@@ -203,23 +203,20 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
     {
         Ok(channel) => channel,
         Err(message) => {
-            refuse(relay, ws, peer, message).await;
+            refuse(relay, session, peer, message).await;
             return None;
         }
     };
-    let reply = RelayMessage::Hello {
-        version: PROTOCOL_VERSION,
+    let reply = RelayMessage::Hello(RelayHello {
+        version: protocol::PROTOCOL_VERSION,
         channel: name.clone(),
         url: relay.channel_url(&name),
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
         epoch: relay.queue.epoch(),
         max_body: Some(relay.config.max_body as u64),
-    };
-    let greeted = ws
-        .send(Message::Binary(protocol::encode(&reply, &[])))
-        .await;
-    if greeted.is_err() {
+    });
+    if session.send(&reply, &[]).await.is_err() {
         relay
             .channels
             .leave(&relay.queue, &channel, &attached)
@@ -228,7 +225,7 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
         return None;
     }
     Some(Opened {
-        ws,
+        session,
         name,
         channel,
         attached,
@@ -239,31 +236,26 @@ async fn open(relay: &Relay, mut ws: Ws, peer: IpAddr) -> Option<Opened<'_>> {
 
 /// Reads the CLI's hello; `Err` carries the sentence refusing it. With `subdomains`, a channel
 /// name is a DNS label, where case does not count.
-async fn read_hello(ws: &mut Ws, defaults: Settings, subdomains: bool) -> Result<Hello, String> {
-    let first = tokio::time::timeout(protocol::HELLO_TIMEOUT, ws.next()).await;
-    let frame = match first {
-        Ok(Some(Ok(Message::Binary(frame)))) => frame,
-        Ok(_) => return Err("expected a hello message first".into()),
-        Err(_) => return Err("no hello received in time".into()),
-    };
-    // A decoder's message may quote the peer's text at any length.
-    let (message, _) = protocol::decode::<ClientMessage>(frame)
-        .map_err(|e| format!("could not read hello: {}", excerpt(&e.to_string())))?;
-    let ClientMessage::Hello {
-        version,
+async fn read_hello(
+    session: &mut Session,
+    defaults: Settings,
+    subdomains: bool,
+) -> Result<Hello, String> {
+    let ClientHello {
         channel,
         respond,
         timeout_ms,
         offline,
         token,
         stream_bodies,
-    } = message
-    else {
-        return Err("expected a hello message first".into());
-    };
-    if version != PROTOCOL_VERSION {
-        return Err(protocol::version_mismatch(PROTOCOL_VERSION, version));
-    }
+        ..
+    } = session.recv_hello().await.map_err(|e| match e {
+        // A decoder's message may quote the peer's text at any length.
+        HelloError::Malformed(e) => format!("could not read hello: {}", excerpt(&e.to_string())),
+        // Whatever came first was no hello, if anything came.
+        HelloError::Lost(_) | HelloError::Closed => HelloError::OutOfOrder.to_string(),
+        e => e.to_string(),
+    })?;
     if let Some(name) = &channel {
         check_channel(name, subdomains)?;
     }
@@ -306,19 +298,15 @@ fn check_channel(name: &str, subdomains: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends `message` refusing the session of `peer` and closes it. The message is the relay's own
+/// Refuses the session of `peer` with `message` and closes it. The message is the relay's own
 /// sentence, any peer input in it quoted short (see [`crate::quote`]).
-async fn refuse(relay: &Relay, mut ws: Ws, peer: IpAddr, message: String) {
+async fn refuse(relay: &Relay, session: Session, peer: IpAddr, message: String) {
     relay.refusals.refused(peer, &message);
     relay
         .metrics
         .sessions_refused
         .fetch_add(1, Ordering::Relaxed);
-    let error = RelayMessage::Error { message };
-    let _ = ws
-        .send(Message::Binary(protocol::encode(&error, &[])))
-        .await;
-    let _ = ws.close(None).await;
+    session.refuse(message).await;
 }
 
 /// Moves frames both ways until the CLI leaves, goes silent, the relay shuts down, or a reload
@@ -328,99 +316,109 @@ async fn pump(
     channel: &Channel,
     attached: &Attached,
     licence: Option<&Licence<'_>>,
-    ws: Ws,
+    session: Session,
     shutdown: CancellationToken,
 ) {
-    let (mut sink, mut stream) = ws.split();
-    let writer = async move {
-        let mut ping = tokio::time::interval(PING_INTERVAL);
-        let revoked = async {
-            match licence {
-                Some(licence) => licence.revoked().await,
-                None => std::future::pending().await,
+    let (writer, reader) = session.split();
+    tokio::select! {
+        _ = write(writer, channel, attached, licence, shutdown) => {}
+        _ = read(reader, relay, channel, attached) => {}
+        _ = deliver(relay, channel, attached) => {}
+    }
+}
+
+/// The session's writer: the outbox's frames, in batches, and pings, until the writing fails,
+/// the relay shuts down or the session's token is revoked.
+async fn write(
+    mut writer: wire::Writer<Ws, wire::Relay>,
+    channel: &Channel,
+    attached: &Attached,
+    licence: Option<&Licence<'_>>,
+    shutdown: CancellationToken,
+) {
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let revoked = async {
+        match licence {
+            Some(licence) => licence.revoked().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(revoked);
+    loop {
+        // What the writer took from the outbox counts there until it is written.
+        let mut taken = Taken::default();
+        let first = tokio::select! {
+            frame = attached.outbox.recv(&mut taken) => Outgoing::Frame(frame),
+            _ = ping.tick() => Outgoing::Ping,
+            reason = &mut revoked => {
+                info!(channel = %channel.name, %reason, "session ended by a reload of the tokens file");
+                end_revoked(&mut writer, reason).await;
+                return;
+            }
+            _ = shutdown.cancelled() => {
+                let close = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "relay is shutting down".into(),
+                };
+                let _ = writer.close(Some(close)).await;
+                return;
             }
         };
-        tokio::pin!(revoked);
-        loop {
-            // What the writer took from the outbox counts there until it is written.
-            let mut taken = Taken::default();
-            let message = tokio::select! {
-                frame = attached.outbox.recv(&mut taken) => Message::Binary(frame),
-                _ = ping.tick() => Message::Ping(Bytes::new()),
-                reason = &mut revoked => {
-                    info!(channel = %channel.name, %reason, "session ended by a reload of the tokens file");
-                    end_revoked(&mut sink, reason).await;
-                    break;
-                }
-                _ = shutdown.cancelled() => {
-                    let close = CloseFrame {
-                        code: CloseCode::Away,
-                        reason: "relay is shutting down".into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(close))).await;
-                    break;
-                }
-            };
-            let waiting = || attached.outbox.try_recv(&mut taken).map(Message::Binary);
-            let written = protocol::write_batch(&mut sink, message, waiting).await;
-            attached.outbox.written(taken);
-            if let Err(e) = written {
-                debug!(error = %e, "session write failed");
-                break;
-            }
+        let waiting = || attached.outbox.try_recv(&mut taken);
+        let written = writer.write_batch(first, waiting).await;
+        attached.outbox.written(taken);
+        if let Err(e) = written {
+            debug!(error = %e, "session write failed");
+            return;
         }
-    };
-    let reader = async {
-        loop {
-            let message = match tokio::time::timeout(protocol::SILENCE_LIMIT, stream.next()).await {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(e))) => {
-                    debug!(error = %e, "session read failed");
-                    break;
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    warn!(
-                        "session silent for {:?}; dropping it",
-                        protocol::SILENCE_LIMIT
-                    );
-                    break;
-                }
-            };
-            match message {
-                Message::Binary(frame) => {
-                    if let Err(e) = receive(relay, channel, attached, frame).await {
-                        let error = excerpt(&e.to_string());
-                        warn!(%error, "bad frame from CLI; ending session");
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
+    }
+}
+
+/// The session's reader: the CLI's answers and acknowledgements, until it leaves, goes silent
+/// or sends what is not a message of the protocol.
+async fn read(
+    mut reader: wire::Reader<Ws, wire::Relay>,
+    relay: &Relay,
+    channel: &Channel,
+    attached: &Attached,
+) {
+    loop {
+        let received = reader
+            .recv()
+            .await
+            .and_then(|(message, body)| receive(relay, channel, attached, message, body));
+        match received {
+            Ok(()) => {}
+            Err(RecvError::Lost(e)) => {
+                debug!(error = %e, "session read failed");
+                return;
             }
+            Err(RecvError::Silent(limit)) => {
+                warn!("session silent for {limit:?}; dropping it");
+                return;
+            }
+            Err(RecvError::Malformed(e)) => {
+                let error = excerpt(&e.to_string());
+                warn!(%error, "bad frame from CLI; ending session");
+                return;
+            }
+            Err(RecvError::Closed(_) | RecvError::Ended) => return,
         }
-    };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
-        _ = deliver(relay, channel, attached) => {}
     }
 }
 
 /// Ends a session that the tokens file no longer allows: its reason as an `Error` message, which
 /// the CLI shows, then a close frame.
-async fn end_revoked(sink: &mut SplitSink<Ws, Message>, reason: String) {
-    let error = RelayMessage::Error {
+async fn end_revoked(writer: &mut wire::Writer<Ws, wire::Relay>, reason: String) {
+    let error = RelayMessage::Error(protocol::Error {
         message: reason.clone(),
-    };
-    let _ = sink
-        .send(Message::Binary(protocol::encode(&error, &[])))
-        .await;
+    });
+    let _ = writer.send(&error, &[]).await;
     let close = CloseFrame {
         code: CloseCode::Policy,
         reason: reason.into(),
     };
-    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = writer.close(Some(close)).await;
 }
 
 /// Sends the channel's pending requests to the session, oldest first: first what waited while
@@ -457,8 +455,8 @@ async fn send_one(
         // otherwise carry this call's state all its life.
         None => match Box::pin(load(relay, attached, id)).await {
             Ok(Some(frame)) => frame,
-            // Acknowledged or expired meanwhile, or its frame file was lost (see `frames`): no
-            // longer pending either way.
+            // Acknowledged or expired meanwhile, or its frame file was lost (see
+            // `queue/frames.rs`): no longer pending either way.
             Ok(None) => {
                 attached.release(id);
                 channel.forget(id);
@@ -511,20 +509,22 @@ async fn load(
         .map(|frame| charge.attach(frame)))
 }
 
-async fn receive(
+/// Passes one message from the CLI on: an answer to the sender waiting for it, an
+/// acknowledgement to the queue. A message with too many headers is a bad frame.
+fn receive(
     relay: &Relay,
     channel: &Channel,
     attached: &Attached,
-    frame: Bytes,
-) -> Result<(), protocol::ProtocolError> {
-    let (message, body) = protocol::decode::<ClientMessage>(frame)?;
+    message: ClientMessage,
+    body: Bytes,
+) -> Result<(), RecvError> {
     match message {
-        ClientMessage::Response {
+        ClientMessage::Response(Response {
             id,
             status,
             headers,
-        } => {
-            protocol::check_headers(&headers)?;
+        }) => {
+            protocol::check_headers(&headers).map_err(RecvError::Malformed)?;
             let reply = Reply::Response {
                 status,
                 headers,
@@ -532,15 +532,17 @@ async fn receive(
             };
             channel.complete(id, reply);
         }
-        ClientMessage::Failed { id, reason } => channel.complete(id, Reply::Failed { reason }),
-        ClientMessage::Ack { id } => {
+        ClientMessage::Failed(Failed { id, reason }) => {
+            channel.complete(id, Reply::Failed { reason })
+        }
+        ClientMessage::Ack(Ack { id }) => {
             attached.release(id);
             // Only this channel's own requests: a CLI cannot acknowledge another channel's.
             if channel.forget(id) {
                 relay.queue.ack(id);
             }
         }
-        ClientMessage::Hello { .. } => debug!("ignoring a second hello"),
+        ClientMessage::Hello(_) => debug!("ignoring a second hello"),
     }
     Ok(())
 }

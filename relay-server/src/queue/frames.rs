@@ -100,7 +100,8 @@ fn part_path(dir: &Path, id: RequestId) -> PathBuf {
 }
 
 /// A long frame written to its file as it arrives (see `Queue::frame_file`), then handed to
-/// `Queue::submit_file`, after which the queue's thread renames it ([`Frames::adopt`]).
+/// `Queue::submit` (as a `Frame::File`), after which the queue's thread renames it
+/// ([`Frames::adopt`]).
 /// Dropped before that, its file is removed.
 pub struct FrameFile {
     file: Option<tokio::fs::File>,
