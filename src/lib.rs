@@ -5,10 +5,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod delivery;
 pub mod diff;
 pub mod export;
 pub mod forward;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::delivery::Delivery;
 use crate::cli::ListenArgs;
-use crate::delivery::Delivery;
 use crate::inspect::{Answer, Exchange};
 use crate::store::{self, Outcome, Record, Request, Response, Retention, StoreError};
 

@@ -1,0 +1,236 @@
+//! Handling one request: forward it to the app (while its body may still be arriving), answer
+//! the relay, then, beside the hot path, recognise the event, check the signature, record the
+//! exchange and have it acknowledged and printed (see `settle`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use relay_server::protocol::{self, ClientMessage};
+
+use super::delivery::Delivery;
+use super::session::Streamed;
+use super::Context;
+use crate::forward::{self, AppResponse, ForwardError};
+use crate::inspect::{self, Event, Exchange};
+use crate::verify;
+
+/// One request from the relay, ready to forward.
+pub(super) struct Job {
+    pub delivery: Delivery,
+    /// The relay sent it before, to an earlier session (see `RelayMessage::Request`).
+    pub redelivered: bool,
+    pub received_at_ms: u64,
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<protocol::Header>,
+    /// The body; empty until it is all in when it arrives in pieces (`streamed`).
+    pub body: Bytes,
+    /// The length of a body that arrives in pieces.
+    pub body_len: Option<u64>,
+    pub streamed: Option<Streamed>,
+}
+
+/// `--secret`, `--provider`, `--tolerance`.
+pub(super) struct Signatures {
+    pub secrets: Vec<verify::Secret>,
+    pub provider: Option<verify::Provider>,
+    pub tolerance: Option<Duration>,
+}
+
+/// Forwards one request, answers the relay, records the capture, acknowledges the request, then
+/// tells the printer.
+pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
+    if skip_redelivery(&job, &context).await {
+        return;
+    }
+    let Some((result, duration)) = forward(&mut job, &context).await else {
+        // The relay abandoned it (the sender went away: nothing was stored) or the session
+        // ended (the relay delivers it again, whole, on the next one): nothing to answer,
+        // record or acknowledge. Forgotten at once, before a redelivery can come.
+        context.handled().forget(job.delivery);
+        return;
+    };
+    let result = result.and_then(|response| context.within_relay_limit(response));
+    let (answer, status, error, hint) = answer(&job, result, &context).await;
+    // The answer is on its way to the relay; what follows never delays a webhook.
+    let event = inspect::recognize(&job.headers, &job.body);
+    let (public_url, sender_timeout) = context.public_url(&job.target);
+    let signature = check_signature(&context.signatures, &job, &public_url);
+    context.handled().finish(job.delivery);
+    let id = job.delivery.id;
+    let exchange = Box::new(Exchange {
+        id: id.0,
+        relay_id: id.0,
+        relay_epoch: job.delivery.epoch,
+        redelivered: job.redelivered,
+        received_at_ms: job.received_at_ms,
+        method: job.method,
+        path: job.target,
+        request_headers: job.headers,
+        request_body: job.body,
+        answer,
+        status,
+        error,
+        hint,
+        duration,
+        event,
+        signature,
+        sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
+    });
+    let exchange = match &context.recorder {
+        // `settle` acknowledges and prints it once committed.
+        Some(recorder) => match context.settle.record(recorder, job.delivery, exchange) {
+            None => return,
+            Some(exchange) => exchange,
+        },
+        None => exchange,
+    };
+    context.outbox.ack(job.delivery).await;
+    let _ = context.events.send(Event::Request(exchange)).await;
+}
+
+/// Forwards `job` to the app; its result and the app's time, until it answered (even when that
+/// was before the last piece of the body came). `None` when a body arriving in pieces will not
+/// be all in; `job.body` is the whole body otherwise.
+async fn forward(
+    job: &mut Job,
+    context: &Context,
+) -> Option<(Result<AppResponse, ForwardError>, Duration)> {
+    let started = Instant::now();
+    let (body, whole) = match job.streamed.take() {
+        Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
+        None => (forward::whole(job.body.clone()), None),
+    };
+    let forwarding = context
+        .forwarder
+        .forward(&job.method, &job.target, &job.headers, body);
+    let Some(mut whole) = whole else {
+        return Some((forwarding.await, started.elapsed()));
+    };
+    // Watched beside the app's answer, which may come before the last piece or, when the app
+    // is not reading, not at all until the body is in.
+    tokio::pin!(forwarding);
+    let mut answered = None;
+    let body = loop {
+        tokio::select! {
+            body = &mut whole => break body,
+            result = &mut forwarding, if answered.is_none() => {
+                answered = Some((result, started.elapsed()));
+            }
+        }
+    };
+    // Without the whole body the app's request is dropped with `forwarding`.
+    job.body = body.ok()?;
+    Some(match answered {
+        Some(answered) => answered,
+        None => (forwarding.await, started.elapsed()),
+    })
+}
+
+/// Answers the relay with the app's response (or why there is none); returns the answer as
+/// shown, the status the sender got, and the error and its hint.
+async fn answer(
+    job: &Job,
+    result: Result<AppResponse, ForwardError>,
+    context: &Context,
+) -> (Option<inspect::Answer>, u16, Option<String>, Option<String>) {
+    let id = job.delivery.id;
+    match result {
+        Ok(response) => {
+            let message = ClientMessage::Response {
+                id,
+                status: response.status,
+                headers: response.headers.clone(),
+            };
+            context
+                .outbox
+                .send(job.delivery, &message, &response.body)
+                .await;
+            let status = response.status;
+            let answer = inspect::Answer {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            };
+            (Some(answer), status, None, None)
+        }
+        Err(e) => {
+            let hint = e.hint(context.forwarder.target());
+            let reason = match &hint {
+                Some(hint) => format!("{e} ({hint})"),
+                None => e.to_string(),
+            };
+            let failed = ClientMessage::Failed { id, reason };
+            context.outbox.send(job.delivery, &failed, &[]).await;
+            (None, 502, Some(e.to_string()), hint)
+        }
+    }
+}
+
+/// Acknowledges, without forwarding it again, a request that an earlier run captured (so
+/// forwarded) and died before acknowledging; says whether it did. One it has no capture of is
+/// forwarded, and flagged if the relay says it sent it before (`Job::redelivered`).
+async fn skip_redelivery(job: &Job, context: &Context) -> bool {
+    let Some(recorder) = &context.recorder else {
+        return false;
+    };
+    if !recorder.seen_before(job.delivery) {
+        return false;
+    }
+    context.handled().finish(job.delivery);
+    context.outbox.ack(job.delivery).await;
+    true
+}
+
+/// The signature verdict for one webhook, as shown.
+fn check_signature(signatures: &Signatures, job: &Job, url: &str) -> Option<inspect::Signature> {
+    let headers: Vec<(&str, &[u8])> = job
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), &h.value[..]))
+        .collect();
+    let input = verify::VerifyInput {
+        method: &job.method,
+        url,
+        headers: &headers,
+        body: &job.body,
+    };
+    let checked = verify::check(
+        &input,
+        &signatures.secrets,
+        signatures.provider,
+        signatures.tolerance,
+        std::time::SystemTime::now(),
+    );
+    let unchecked = |provider: verify::Provider, reason: String| inspect::Signature {
+        provider: Some(provider.name().to_owned()),
+        assumed: signatures.provider.is_none(),
+        verdict: "unchecked".to_owned(),
+        reason: Some(reason),
+    };
+    match checked {
+        Ok(report) => {
+            let expected = !signatures.secrets.is_empty() || signatures.provider.is_some();
+            let verdict = report.verdict().as_str().to_owned();
+            let reason = match report.provider {
+                // An unsigned webhook is news only when a signature was expected.
+                None if !expected => None,
+                _ => report.reason.or(report.note.map(str::to_owned)),
+            };
+            Some(inspect::Signature {
+                provider: report.provider.map(|p| p.name().to_owned()),
+                assumed: report.assumed,
+                verdict,
+                reason,
+            })
+        }
+        Err(verify::VerifyError::NoSecret { provider }) => Some(unchecked(
+            provider,
+            "signed, not checked: pass --secret (or set HOOKS_SECRET) to check it".to_owned(),
+        )),
+        Err(e @ verify::VerifyError::UnusableSecret { provider, .. }) => {
+            Some(unchecked(provider, e.to_string()))
+        }
+    }
+}
