@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::cli::DiffArgs;
 use crate::inspect::Palette;
-use crate::query::diff::{self, Exchange, Options};
+use crate::query::diff::{self, Options};
 use crate::store::{self, Store};
 
 /// Runs `hooks diff`.
@@ -19,7 +19,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         ignore: args.ignore.clone(),
         ignore_headers: Vec::new(),
     };
-    let found = diff::diff(&Exchange::of(&a), &Exchange::of(&b), &options);
+    let found = diff::diff(&a, &b, &options);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
@@ -32,7 +32,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &value)?;
         out.write_all(b"\n")?;
     } else {
-        let labels = [format!("#{}", a.id), format!("#{}", b.id)];
+        let labels = [format!("#{}", a.number()), format!("#{}", b.number())];
         let palette = Palette::new(args.color.enabled());
         diff::render(&found, [&labels[0], &labels[1]], &palette, &mut out)?;
     }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod diff;
+pub mod exchange;
 pub mod export;
 pub mod forward;
 pub mod inspect;

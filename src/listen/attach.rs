@@ -77,7 +77,7 @@ pub(super) async fn attach_loop(
             Ok((ws, attachment)) => {
                 failures = 0;
                 let epoch = attachment.epoch;
-                let name = announce(context, attachment, attached_once, embedded).await;
+                let name = announce(context, attachment, attached_once, embedded);
                 attached_once = true;
                 // Reconnect to the same channel, so the URL stays the same.
                 if let ClientMessage::Hello { channel, .. } = &mut hello {
@@ -87,7 +87,7 @@ pub(super) async fn attach_loop(
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(reason) => {
                         disconnected_since = Some(Instant::now());
-                        let _ = context.events.send(Event::Disconnected { reason }).await;
+                        context.printer.show(Event::Disconnected { reason });
                     }
                 }
             }
@@ -119,7 +119,7 @@ fn hello(args: &ListenArgs) -> ClientMessage {
 
 /// Makes `attachment` the current session and says so (ready, or reconnected); returns the
 /// channel's name.
-async fn announce(
+fn announce(
     context: &Context,
     attachment: connect::Attachment,
     again: bool,
@@ -127,11 +127,8 @@ async fn announce(
 ) -> String {
     let name = attachment.channel.clone();
     let url = attachment.url.clone();
-    if let Some(recorder) = &context.recorder {
-        recorder.attached(&name, &url);
-    }
     context.attach(attachment);
-    let event = if again {
+    context.printer.show(if again {
         Event::Reconnected { url }
     } else {
         Event::Ready {
@@ -140,8 +137,7 @@ async fn announce(
             forward_to: context.forwarder.target().to_string(),
             embedded,
         }
-    };
-    let _ = context.events.send(event).await;
+    });
     name
 }
 

@@ -11,8 +11,8 @@ use relay_server::protocol::{self, ClientMessage};
 use super::delivery::Delivery;
 use super::session::Streamed;
 use super::Context;
-use crate::forward::{self, AppResponse, ForwardError};
-use crate::inspect::{self, Event, Exchange};
+use crate::exchange::{Exchange, Outcome, Request, Response, Signature, Verdict};
+use crate::forward::{self, ForwardError};
 use crate::verify;
 
 /// One request from the relay, ready to forward.
@@ -52,42 +52,63 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
         return;
     };
     let result = result.and_then(|response| context.within_relay_limit(response));
-    let (answer, status, error, hint) = answer(&job, result, &context).await;
+    let (outcome, hint) = answer(&job, result, &context).await;
     // The answer is on its way to the relay; what follows never delays a webhook.
-    let event = inspect::recognize(&job.headers, &job.body);
-    let (public_url, sender_timeout) = context.public_url(&job.target);
-    let signature = check_signature(&context.signatures, &job, &public_url);
     context.handled().finish(job.delivery);
-    let id = job.delivery.id;
-    let exchange = Box::new(Exchange {
-        id: id.0,
-        relay_id: id.0,
-        relay_epoch: job.delivery.epoch,
-        redelivered: job.redelivered,
-        received_at_ms: job.received_at_ms,
-        method: job.method,
-        path: job.target,
-        request_headers: job.headers,
-        request_body: job.body,
-        answer,
-        status,
-        error,
-        hint,
-        duration,
-        event,
-        signature,
-        sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
-    });
+    let delivery = job.delivery;
+    let exchange = Box::new(exchange(job, outcome, hint, duration, &context));
     let exchange = match &context.recorder {
         // `settle` acknowledges and prints it once committed.
-        Some(recorder) => match context.settle.record(recorder, job.delivery, exchange) {
+        Some(recorder) => match context.settle.record(recorder, delivery, exchange) {
             None => return,
             Some(exchange) => exchange,
         },
         None => exchange,
     };
-    context.outbox.ack(job.delivery).await;
-    let _ = context.events.send(Event::Request(exchange)).await;
+    context.outbox.ack(delivery).await;
+    context.printer.offer(exchange);
+}
+
+/// The exchange of `job`, with the event recognised in it and its signature verdict.
+fn exchange(
+    job: Job,
+    outcome: Outcome,
+    hint: Option<String>,
+    duration: Duration,
+    context: &Context,
+) -> Exchange {
+    let session = context.session().clone();
+    let (public_url, sender_timeout) = match &session {
+        Some(session) => (format!("{}{}", session.url, job.target), session.timeout),
+        None => (job.target.clone(), None),
+    };
+    let request = Request {
+        method: job.method,
+        path: job.target,
+        headers: job.headers,
+        body: job.body,
+    };
+    let event = verify::recognize(&request.headers, &request.body);
+    let signature = check_signature(&context.signatures, &request, &public_url);
+    let (channel, channel_url) = session.map(|s| (s.channel, s.url)).unzip();
+    Exchange {
+        channel,
+        channel_url,
+        relay_id: Some(job.delivery.id.0),
+        relay_epoch: Some(job.delivery.epoch).filter(|&epoch| epoch != 0),
+        redelivered: job.redelivered,
+        hint,
+        sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
+        event,
+        signature,
+        ..Exchange::new(
+            i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
+            context.forwarder.target().to_string(),
+            request,
+            outcome,
+            duration,
+        )
+    }
 }
 
 /// Forwards `job` to the app; its result and the app's time, until it answered (even when that
@@ -96,7 +117,7 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
 async fn forward(
     job: &mut Job,
     context: &Context,
-) -> Option<(Result<AppResponse, ForwardError>, Duration)> {
+) -> Option<(Result<Response, ForwardError>, Duration)> {
     let started = Instant::now();
     let (body, whole) = match job.streamed.take() {
         Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
@@ -128,13 +149,13 @@ async fn forward(
     })
 }
 
-/// Answers the relay with the app's response (or why there is none); returns the answer as
-/// shown, the status the sender got, and the error and its hint.
+/// Answers the relay with the app's response, or why there is none (and a hint for a known
+/// mistake).
 async fn answer(
     job: &Job,
-    result: Result<AppResponse, ForwardError>,
+    result: Result<Response, ForwardError>,
     context: &Context,
-) -> (Option<inspect::Answer>, u16, Option<String>, Option<String>) {
+) -> (Outcome, Option<String>) {
     let id = job.delivery.id;
     match result {
         Ok(response) => {
@@ -147,13 +168,7 @@ async fn answer(
                 .outbox
                 .send(job.delivery, &message, &response.body)
                 .await;
-            let status = response.status;
-            let answer = inspect::Answer {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            };
-            (Some(answer), status, None, None)
+            (Outcome::Answered(response), None)
         }
         Err(e) => {
             let hint = e.hint(context.forwarder.target());
@@ -163,7 +178,7 @@ async fn answer(
             };
             let failed = ClientMessage::Failed { id, reason };
             context.outbox.send(job.delivery, &failed, &[]).await;
-            (None, 502, Some(e.to_string()), hint)
+            (Outcome::Failed(e.to_string()), hint)
         }
     }
 }
@@ -175,7 +190,8 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
     let Some(recorder) = &context.recorder else {
         return false;
     };
-    if !recorder.seen_before(job.delivery) {
+    let channel_url = context.session().as_ref().map(|s| s.url.clone());
+    if !channel_url.is_some_and(|url| recorder.seen_before(&url, job.delivery)) {
         return false;
     }
     context.handled().finish(job.delivery);
@@ -184,17 +200,17 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
 }
 
 /// The signature verdict for one webhook, as shown.
-fn check_signature(signatures: &Signatures, job: &Job, url: &str) -> Option<inspect::Signature> {
-    let headers: Vec<(&str, &[u8])> = job
+fn check_signature(signatures: &Signatures, request: &Request, url: &str) -> Option<Signature> {
+    let headers: Vec<(&str, &[u8])> = request
         .headers
         .iter()
         .map(|h| (h.name.as_str(), &h.value[..]))
         .collect();
     let input = verify::VerifyInput {
-        method: &job.method,
+        method: &request.method,
         url,
         headers: &headers,
-        body: &job.body,
+        body: &request.body,
     };
     let checked = verify::check(
         &input,
@@ -203,23 +219,23 @@ fn check_signature(signatures: &Signatures, job: &Job, url: &str) -> Option<insp
         signatures.tolerance,
         std::time::SystemTime::now(),
     );
-    let unchecked = |provider: verify::Provider, reason: String| inspect::Signature {
-        provider: Some(provider.name().to_owned()),
+    let unchecked = |provider: verify::Provider, reason: String| Signature {
+        provider: Some(provider),
         assumed: signatures.provider.is_none(),
-        verdict: "unchecked".to_owned(),
+        verdict: Verdict::Unchecked,
         reason: Some(reason),
     };
     match checked {
         Ok(report) => {
             let expected = !signatures.secrets.is_empty() || signatures.provider.is_some();
-            let verdict = report.verdict().as_str().to_owned();
+            let verdict = report.verdict();
             let reason = match report.provider {
                 // An unsigned webhook is news only when a signature was expected.
                 None if !expected => None,
                 _ => report.reason.or(report.note.map(str::to_owned)),
             };
-            Some(inspect::Signature {
-                provider: report.provider.map(|p| p.name().to_owned()),
+            Some(Signature {
+                provider: report.provider,
                 assumed: report.assumed,
                 verdict,
                 reason,

@@ -21,15 +21,14 @@ mod session;
 mod settle;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::cli::ListenArgs;
-use crate::forward::{self, Forwarder};
-use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
+use crate::exchange::Response;
+use crate::forward::{ForwardError, Forwarder};
+use crate::inspect::{self, OutputOptions, Printer};
 use connect::Attachment;
 use delivery::Handled;
 use handle::Signatures;
@@ -40,7 +39,8 @@ use settle::Settle;
 /// What every request handler shares, across reconnections.
 struct Context {
     forwarder: Forwarder,
-    events: Events,
+    /// What the terminal shows.
+    printer: Printer,
     /// Where answers and acknowledgements go: the attached session, if any.
     outbox: Outbox,
     handled: Mutex<Handled>,
@@ -55,24 +55,11 @@ struct Context {
 }
 
 impl Context {
-    /// The public URL a webhook was sent to, and how long its sender waits for the app.
-    fn public_url(&self, target: &str) -> (String, Option<Duration>) {
-        match &*self.session() {
-            Some(session) => (format!("{}{target}", session.url), session.timeout),
-            None => (target.to_owned(), None),
-        }
-    }
-
     /// `response`, unless its body is over the relay's `--max-body`: the relay would answer
     /// `502` to it, and might end the session rather than read so large a frame.
-    fn within_relay_limit(
-        &self,
-        response: forward::AppResponse,
-    ) -> Result<forward::AppResponse, forward::ForwardError> {
+    fn within_relay_limit(&self, response: Response) -> Result<Response, ForwardError> {
         match self.session().as_ref().and_then(|s| s.max_body) {
-            Some(max) if response.body.len() > max => {
-                Err(forward::ForwardError::OverRelayLimit(max))
-            }
+            Some(max) if response.body.len() > max => Err(ForwardError::OverRelayLimit(max)),
             _ => Ok(response),
         }
     }
@@ -102,10 +89,11 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
     let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
     let mut recorder = record::open(&args).await?;
     let commits = recorder.as_mut().and_then(Recorder::take_commits);
-    let (events, printer) = inspect::spawn_printer(output_options(&args));
+    let stored = recorder.is_some();
+    let (printer, printing) = inspect::spawn_printer(output_options(&args), stored);
     let context = Arc::new(Context {
         forwarder,
-        events,
+        printer,
         outbox: Outbox::default(),
         handled: Mutex::new(Handled::default()),
         session: Mutex::new(None),
@@ -118,30 +106,16 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         settle: Settle::default(),
     });
     let settle_stop = CancellationToken::new();
-    let settler = commits.map(|commits| {
-        // Lines go to the printer through a task of their own, so a terminal that does not
-        // read (a paused pipe) never holds up acknowledgements.
-        let (lines, mut lines_rx) = mpsc::unbounded_channel::<Box<Exchange>>();
-        let events = context.events.clone();
-        let printing = tokio::spawn(async move {
-            while let Some(exchange) = lines_rx.recv().await {
-                let _ = events.send(Event::Request(exchange)).await;
+    let settling = commits.map(|commits| {
+        let context = Arc::clone(&context);
+        let stop = settle_stop.clone();
+        tokio::spawn(async move {
+            if let Some(recorder) = &context.recorder {
+                let (outbox, printer) = (&context.outbox, &context.printer);
+                let settle = &context.settle;
+                settle.run(outbox, recorder, printer, commits, stop).await;
             }
-        });
-        let settling = tokio::spawn({
-            let context = Arc::clone(&context);
-            let stop = settle_stop.clone();
-            async move {
-                if let Some(recorder) = &context.recorder {
-                    let outbox = &context.outbox;
-                    context
-                        .settle
-                        .run(outbox, recorder, commits, stop, lines)
-                        .await;
-                }
-            }
-        });
-        (settling, printing)
+        })
     });
     let relay_stop = CancellationToken::new();
     let (relay_url, embedded) = match &args.relay {
@@ -155,20 +129,15 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         attach::attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
     // Print what is still waiting for its commit, then let the printer finish.
     settle_stop.cancel();
-    if let Some((settling, printing)) = settler {
-        for (task, what) in [
-            (settling, "uncommitted captures"),
-            (printing, "unprinted lines"),
-        ] {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                debug!("{what} left at exit");
-                abort.abort();
-            }
+    if let Some(task) = settling {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+            debug!("uncommitted captures left at exit");
+            abort.abort();
         }
     }
     drop(context);
-    let _ = printer.await;
+    let _ = printing.await;
     relay_stop.cancel();
     if let Some(task) = embedded {
         let _ = task.await;

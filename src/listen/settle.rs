@@ -8,14 +8,15 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::delivery::Delivery;
-use super::record::{self, Recorder};
+use super::record::Recorder;
 use super::session::Outbox;
-use crate::inspect::Exchange;
+use crate::exchange::Exchange;
+use crate::inspect::Printer;
 use crate::store;
 
 /// Longest the acknowledgement of a request waits for its capture to be committed.
@@ -45,13 +46,13 @@ struct Queue {
     closed: bool,
 }
 
-/// An exchange waiting for its capture's commit.
+/// An exchange waiting for its capture's commit (the exchange itself is with the store's
+/// writer, which hands it back with the commit).
 struct Waiting {
     delivery: Delivery,
     queued_at: Instant,
     /// Acknowledged already, because the commit took longer than [`ACK_WAIT`].
     acked: bool,
-    exchange: Box<Exchange>,
 }
 
 impl Settle {
@@ -66,50 +67,41 @@ impl Settle {
         &self,
         recorder: &Recorder,
         delivery: Delivery,
-        mut exchange: Box<Exchange>,
+        exchange: Box<Exchange>,
     ) -> Option<Box<Exchange>> {
-        let capture = recorder.capture(&mut exchange);
         // Queued and remembered under one lock, so the queue is in the order of the commits.
         let mut queue = self.queue();
         if queue.closed {
-            let copy = capture.clone();
-            let _ = recorder.record(capture);
-            record::restore(&mut exchange, copy);
+            let _ = recorder.record(exchange.clone());
             return Some(exchange);
         }
-        match recorder.record(capture) {
-            Ok(()) => {
-                if queue.unacked == 0 {
-                    // The oldest unacknowledged entry now: `run` times it.
-                    self.added.notify_one();
-                }
-                queue.unacked += 1;
-                queue.waiting.push_back(Waiting {
-                    delivery,
-                    queued_at: Instant::now(),
-                    acked: false,
-                    exchange,
-                });
-                None
-            }
-            Err(capture) => {
-                record::restore(&mut exchange, capture);
-                Some(exchange)
-            }
+        if let Err(exchange) = recorder.record(exchange) {
+            return Some(exchange);
         }
+        if queue.unacked == 0 {
+            // The oldest unacknowledged entry now: `run` times it.
+            self.added.notify_one();
+        }
+        queue.unacked += 1;
+        queue.waiting.push_back(Waiting {
+            delivery,
+            queued_at: Instant::now(),
+            acked: false,
+        });
+        None
     }
 
     /// Acknowledges and prints exchanges as their captures are committed; acknowledges those
     /// whose commit takes longer than [`ACK_WAIT`] without waiting for it. Ends when `stop` is
-    /// cancelled and nothing waits, or when the store closes; then it acknowledges and prints
-    /// what is left, and handlers do their own from then on.
+    /// cancelled and nothing waits, or when the store closes; then it acknowledges what is left
+    /// (whose exchanges went with the store), and handlers do their own from then on.
     pub async fn run(
         &self,
         outbox: &Outbox,
         recorder: &Recorder,
+        printer: &Printer,
         mut commits: store::Commits,
         stop: CancellationToken,
-        lines: mpsc::UnboundedSender<Box<Exchange>>,
     ) {
         loop {
             let (overdue_at, empty) = self.due();
@@ -131,12 +123,8 @@ impl Settle {
             let count = settled.len();
             let mut acks = Vec::with_capacity(count);
             let mut printed = Vec::with_capacity(count);
-            for (waiting, (outcome, capture)) in settled.into_iter().zip(outcomes) {
-                let mut exchange = waiting.exchange;
-                record::restore(&mut exchange, capture);
-                if let Some(id) = recorder.committed(outcome) {
-                    exchange.id = id.unsigned_abs();
-                }
+            for (waiting, (outcome, mut exchange)) in settled.into_iter().zip(outcomes) {
+                exchange.id = recorder.committed(outcome);
                 if !waiting.acked {
                     acks.push(waiting.delivery);
                 }
@@ -144,12 +132,12 @@ impl Settle {
             }
             outbox.ack_all(&acks).await;
             for exchange in printed {
-                let _ = lines.send(exchange);
+                printer.offer(exchange);
             }
             self.queue().settling -= count;
             self.settled.notify_waiters();
         }
-        // The store is gone, or hooks is stopping: what is left goes out without a capture id.
+        // The store is gone, or hooks is stopping (with nothing waiting).
         let left = self.close();
         let acks: Vec<Delivery> = left
             .iter()
@@ -157,9 +145,6 @@ impl Settle {
             .map(|w| w.delivery)
             .collect();
         outbox.ack_all(&acks).await;
-        for waiting in left {
-            let _ = lines.send(waiting.exchange);
-        }
         self.settled.notify_waiters();
     }
 

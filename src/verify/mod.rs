@@ -1,5 +1,6 @@
 //! Webhook signature verification: one [`Outcome`] type, one file per provider's scheme, and the
-//! dispatch between them ([`check`], [`detect`], [`sign`]).
+//! dispatch between them ([`check`], [`detect`], [`sign`]), and the recognition of each
+//! provider's events ([`recognize`]).
 //!
 //! [`check`] never panics and never fails on what a request contains: a missing, malformed or
 //! wrong signature is an [`Outcome`]. It fails only when it cannot check at all: no secret was
@@ -14,6 +15,7 @@ mod detect;
 mod diagnose;
 mod discord;
 mod eddsa;
+mod event;
 mod github;
 mod gitlab;
 mod hubspot;
@@ -24,6 +26,7 @@ mod mailgun;
 mod outcome;
 mod paddle;
 mod provider;
+mod pruned;
 mod secret;
 mod sendgrid;
 mod shopify;
@@ -40,6 +43,7 @@ mod zoom;
 use std::time::{Duration, SystemTime};
 
 pub use detect::{detect, Detection};
+pub use event::{recognize, Recognized};
 pub use outcome::{Age, Outcome, Report, Verdict};
 pub use provider::{Provider, UnknownProvider, Window};
 pub use secret::{EmptySecret, Secret};

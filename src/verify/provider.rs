@@ -184,6 +184,21 @@ impl Provider {
         }
     }
 
+    /// How long the provider waits for a response before it counts the delivery as failed and
+    /// retries, as it documents (Stripe publishes no number; 20 s is what its dashboard's
+    /// timeouts show in practice).
+    pub const fn delivery_timeout(self) -> Option<Duration> {
+        let seconds = match self {
+            Provider::Slack | Provider::Zoom => 3,
+            Provider::Shopify => 5,
+            Provider::GitHub => 10,
+            Provider::Calendly | Provider::Twilio => 15,
+            Provider::Stripe => 20,
+            _ => return None,
+        };
+        Some(Duration::from_secs(seconds))
+    }
+
     /// Whether the scheme signs a timestamp at all (so `--tolerance` can apply).
     pub const fn signs_timestamp(self) -> bool {
         match self {

@@ -4,15 +4,17 @@
 use relay_server::protocol::Header;
 use serde_json::Value;
 
+use super::Provider;
+
 /// Bodies larger than this are not parsed for recognition (the event type of a 20 MB payload is
 /// not worth the time).
 const MAX_PARSED_BODY: usize = 4 * 1024 * 1024;
 
 /// A provider event recognised in a webhook.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recognized {
-    /// The provider, by its `--provider` name.
-    pub provider: &'static str,
+    /// The provider.
+    pub provider: Provider,
     /// The event type, e.g. `invoice.paid`, `pull_request.opened`.
     pub event_type: Option<String>,
     /// The provider's id of this event (the same on every redelivery).
@@ -152,7 +154,7 @@ fn dotted(first: &str, second: Option<String>) -> String {
 fn github(i: &Input<'_>) -> Option<Recognized> {
     let event = i.header("x-github-event")?;
     Some(Recognized {
-        provider: "github",
+        provider: Provider::GitHub,
         event_type: Some(dotted(event, i.text("/action"))),
         event_id: i.header("x-github-delivery").map(str::to_owned),
         occurred_at: None,
@@ -163,7 +165,7 @@ fn github(i: &Input<'_>) -> Option<Recognized> {
 fn shopify(i: &Input<'_>) -> Option<Recognized> {
     let topic = i.header("x-shopify-topic").or(i.header("shopify-topic"))?;
     Some(Recognized {
-        provider: "shopify",
+        provider: Provider::Shopify,
         event_type: Some(topic.to_owned()),
         event_id: i
             .header("x-shopify-webhook-id")
@@ -180,7 +182,7 @@ fn stripe(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "stripe",
+        provider: Provider::Stripe,
         event_type: i.text("/type"),
         event_id: i.text("/id"),
         occurred_at: i.json("/created").and_then(Value::as_i64),
@@ -191,7 +193,7 @@ fn stripe(i: &Input<'_>) -> Option<Recognized> {
 fn twitch(i: &Input<'_>) -> Option<Recognized> {
     let kind = i.header("twitch-eventsub-subscription-type")?;
     Some(Recognized {
-        provider: "twitch",
+        provider: Provider::Twitch,
         event_type: Some(kind.to_owned()),
         event_id: i.header("twitch-eventsub-message-id").map(str::to_owned),
         occurred_at: i
@@ -204,7 +206,7 @@ fn twitch(i: &Input<'_>) -> Option<Recognized> {
 fn linear(i: &Input<'_>) -> Option<Recognized> {
     let kind = i.header("linear-event")?;
     Some(Recognized {
-        provider: "linear",
+        provider: Provider::Linear,
         event_type: Some(dotted(kind, i.text("/action"))),
         event_id: i.header("linear-delivery").map(str::to_owned),
         occurred_at: i
@@ -218,7 +220,7 @@ fn linear(i: &Input<'_>) -> Option<Recognized> {
 fn gitlab(i: &Input<'_>) -> Option<Recognized> {
     let kind = i.header("x-gitlab-event")?;
     Some(Recognized {
-        provider: "gitlab",
+        provider: Provider::GitLab,
         event_type: Some(i.text("/object_kind").unwrap_or_else(|| kind.to_owned())),
         event_id: i
             .header("x-gitlab-event-uuid")
@@ -234,7 +236,7 @@ fn paddle(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "paddle",
+        provider: Provider::Paddle,
         event_type: i.text("/event_type"),
         event_id: i.text("/event_id").or(i.text("/notification_id")),
         occurred_at: i.text("/occurred_at").as_deref().and_then(rfc3339),
@@ -275,7 +277,7 @@ fn slack(i: &Input<'_>) -> Option<Recognized> {
         (None, None, None)
     };
     Some(Recognized {
-        provider: "slack",
+        provider: Provider::Slack,
         event_type,
         event_id,
         occurred_at,
@@ -293,7 +295,7 @@ fn twilio(i: &Input<'_>) -> Option<Recognized> {
         .or_else(|| status("CallStatus", "call"))
         .or_else(|| i.form("Body").map(|_| "message.incoming".to_owned()));
     Some(Recognized {
-        provider: "twilio",
+        provider: Provider::Twilio,
         event_type,
         event_id: i
             .form("MessageSid")
@@ -309,7 +311,7 @@ fn zoom(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "zoom",
+        provider: Provider::Zoom,
         event_type: i.text("/event"),
         event_id: i.header("x-zm-trackingid").map(str::to_owned),
         occurred_at: i
@@ -325,7 +327,7 @@ fn square(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "square",
+        provider: Provider::Square,
         event_type: i.text("/type"),
         event_id: i.text("/event_id"),
         occurred_at: i.text("/created_at").as_deref().and_then(rfc3339),
@@ -351,7 +353,7 @@ fn sendgrid(i: &Input<'_>) -> Option<Recognized> {
         kind.to_owned()
     };
     Some(Recognized {
-        provider: "sendgrid",
+        provider: Provider::SendGrid,
         event_type: Some(event_type),
         event_id: first
             .get("sg_event_id")
@@ -370,7 +372,7 @@ fn typeform(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "typeform",
+        provider: Provider::Typeform,
         event_type: i.text("/event_type"),
         event_id: i.text("/event_id"),
         occurred_at: i
@@ -386,7 +388,7 @@ fn calendly(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "calendly",
+        provider: Provider::Calendly,
         event_type: i.text("/event"),
         event_id: None,
         occurred_at: i.text("/created_at").as_deref().and_then(rfc3339),
@@ -399,7 +401,7 @@ fn hubspot(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "hubspot",
+        provider: Provider::HubSpot,
         event_type: i.text("/0/subscriptionType"),
         event_id: i.text("/0/eventId"),
         occurred_at: i
@@ -426,7 +428,7 @@ fn discord(i: &Input<'_>) -> Option<Recognized> {
         .to_owned()
     });
     Some(Recognized {
-        provider: "discord",
+        provider: Provider::Discord,
         event_type,
         event_id: i.text("/id"),
         occurred_at: None,
@@ -439,7 +441,7 @@ fn intercom(i: &Input<'_>) -> Option<Recognized> {
         return None;
     }
     Some(Recognized {
-        provider: "intercom",
+        provider: Provider::Intercom,
         event_type: i.text("/topic"),
         event_id: i.text("/id"),
         occurred_at: i.json("/created_at").and_then(Value::as_i64),
@@ -454,7 +456,7 @@ fn standard_webhooks(i: &Input<'_>) -> Option<Recognized> {
         (None, None) => return None,
     };
     Some(Recognized {
-        provider: "standard-webhooks",
+        provider: Provider::StandardWebhooks,
         event_type: i.text("/type"),
         event_id: Some(id.to_owned()),
         occurred_at: timestamp.and_then(seconds),
@@ -465,7 +467,7 @@ fn standard_webhooks(i: &Input<'_>) -> Option<Recognized> {
 fn mailgun(i: &Input<'_>) -> Option<Recognized> {
     i.json("/signature/token")?;
     Some(Recognized {
-        provider: "mailgun",
+        provider: Provider::Mailgun,
         event_type: i.text("/event-data/event"),
         event_id: i.text("/event-data/id"),
         occurred_at: i
@@ -526,7 +528,7 @@ mod tests {
     fn stripe_event_from_body() {
         let body = br#"{"id":"evt_1","object":"event","type":"invoice.paid","created":1700000000,"data":{"object":{"id":"in_9"}}}"#;
         let got = recognize(&headers(&[("stripe-signature", "t=1,v1=x")]), body).unwrap();
-        assert_eq!(got.provider, "stripe");
+        assert_eq!(got.provider, Provider::Stripe);
         assert_eq!(got.event_type.as_deref(), Some("invoice.paid"));
         assert_eq!(got.event_id.as_deref(), Some("evt_1"));
         assert_eq!(got.occurred_at, Some(1_700_000_000));
@@ -557,7 +559,7 @@ mod tests {
             b"AccountSid=AC1&MessageSid=SM1&MessageStatus=delivered",
         )
         .unwrap();
-        assert_eq!(got.provider, "twilio");
+        assert_eq!(got.provider, Provider::Twilio);
         assert_eq!(got.event_type.as_deref(), Some("message.delivered"));
         assert_eq!(got.event_id.as_deref(), Some("SM1"));
     }
@@ -569,7 +571,7 @@ mod tests {
             br#"{"type":"user.created","data":{"id":"u1"}}"#,
         )
         .unwrap();
-        assert_eq!(got.provider, "standard-webhooks");
+        assert_eq!(got.provider, Provider::StandardWebhooks);
         assert_eq!(got.event_type.as_deref(), Some("user.created"));
         assert_eq!(got.occurred_at, Some(1_700_000_000));
         assert_eq!(recognize(&headers(&[]), b"{\"type\":\"x\"}"), None);
