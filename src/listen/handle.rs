@@ -9,10 +9,9 @@ use bytes::Bytes;
 use relay_server::protocol::{self, ClientMessage};
 
 use super::delivery::Delivery;
-use super::session::Streamed;
 use super::Context;
 use crate::exchange::{Exchange, Outcome, Request, Response, Signature, Verdict};
-use crate::forward::{self, ForwardError};
+use crate::forward::{self, ForwardError, Pieces};
 use crate::verify;
 
 /// One request from the relay, ready to forward.
@@ -29,6 +28,12 @@ pub(super) struct Job {
     /// The length of a body that arrives in pieces.
     pub body_len: Option<u64>,
     pub streamed: Option<Streamed>,
+}
+
+/// A job's body still arriving: what its handler forwards, and the whole body once in.
+pub(super) struct Streamed {
+    pub pieces: Pieces,
+    pub whole: tokio::sync::oneshot::Receiver<Bytes>,
 }
 
 /// `--secret`, `--provider`, `--tolerance`.

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::connect::{describe, Ws};
 use super::delivery::{Delivery, Seen};
-use super::handle::{handle, Job};
+use super::handle::{handle, Job, Streamed};
 use super::Context;
 use crate::forward::{Cut, Pieces};
 
@@ -270,12 +270,6 @@ struct Incoming {
     body: bytes::BytesMut,
     len: usize,
     whole: tokio::sync::oneshot::Sender<Bytes>,
-}
-
-/// A job's body still arriving: what its handler forwards, and the whole body once in.
-pub(super) struct Streamed {
-    pub pieces: Pieces,
-    pub whole: tokio::sync::oneshot::Receiver<Bytes>,
 }
 
 impl Streams {

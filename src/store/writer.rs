@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::bodies::{Bodies, Which};
 use super::checkpoint::{self, Checkpointer};
-use super::generations::{self, Place, Sizes};
+use super::generations::{self, Place, Sizes, PRUNE_SLACK};
 use super::upkeep::Upkeep;
 use super::{signature, StoreError};
 use crate::exchange::{now_ms, CaptureId, Exchange, Outcome};
@@ -34,15 +34,6 @@ const LINGER: Duration = Duration::from_millis(4);
 /// A commit within this long of the previous one means load: the next batch lingers. A lone
 /// webhook is committed at once.
 const BUSY: Duration = Duration::from_millis(20);
-
-/// Past `--keep N`, captures are deleted once the writer is idle ([`IDLE`]), or, under
-/// sustained load, a generation of N/PRUNE_SLACK at a time (so at most 12.5 % more are kept for
-/// a moment): dropping a table costs far less per row than deleting rows, and deleting between
-/// bursts costs the burst nothing. Each new generation changes the schema, which every
-/// connection then parses again, view and all: eighths rather than sixteenths halve both how
-/// often and how much (see the `generations` module). Small limits are exact (`--keep 3` keeps
-/// 3).
-pub(super) const PRUNE_SLACK: u64 = 8;
 
 /// WAL written since the last checkpoint beyond which one starts, even under load, on the
 /// checkpoint thread ([`Checkpointer`]). Otherwise checkpoints (which copy the WAL into the
