@@ -1,5 +1,7 @@
-//! Recognises the provider's event in a webhook: its type, id, time and the object it is about,
-//! from the headers and body each provider documents.
+//! What recognising a provider's event in a webhook works with: the request as the recognizers
+//! read it ([`Input`]: headers, and the body parsed once as JSON or a form) and what they find
+//! ([`Recognized`]: the event's type, id, time and the object it is about). Each provider's file
+//! has its recognizer; `verify::recognize` tries them in turn.
 
 use relay_server::protocol::Header;
 use serde_json::Value;
@@ -26,14 +28,26 @@ pub struct Recognized {
 }
 
 /// What recognition looks at.
-struct Input<'a> {
-    headers: &'a [Header],
-    json: Option<Value>,
-    form: Option<Vec<(String, String)>>,
+pub(super) struct Input<'a> {
+    pub headers: &'a [Header],
+    /// The body as JSON, holding only what the recognizers read (see `pruned`).
+    pub json: Option<Value>,
+    /// The body as a form, when it is one.
+    pub form: Option<Vec<(String, String)>>,
 }
 
-impl Input<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+impl<'a> Input<'a> {
+    /// The request with `headers` and `body`, its body parsed once for every recognizer.
+    pub fn new(headers: &'a [Header], body: &[u8]) -> Input<'a> {
+        Input {
+            headers,
+            json: parse_json(body),
+            form: parse_form(headers, body),
+        }
+    }
+
+    /// The first header called `name` (any case), as trimmed text.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
@@ -41,14 +55,15 @@ impl Input<'_> {
             .map(str::trim)
     }
 
-    fn has(&self, name: &str) -> bool {
+    /// Whether there is a header called `name` (any case).
+    pub fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
     }
 
     /// The value at `pointer`, a JSON pointer without `~` escapes (none of the recognizers'
     /// keys has one). Walked here rather than with `Value::pointer`, which allocates two
     /// strings per step to unescape it.
-    fn json(&self, pointer: &str) -> Option<&Value> {
+    pub fn json(&self, pointer: &str) -> Option<&Value> {
         let mut at = self.json.as_ref()?;
         for token in pointer.split('/').skip(1) {
             at = match at {
@@ -60,7 +75,8 @@ impl Input<'_> {
         Some(at)
     }
 
-    fn text(&self, pointer: &str) -> Option<String> {
+    /// The string or number at `pointer`, as text.
+    pub fn text(&self, pointer: &str) -> Option<String> {
         match self.json(pointer)? {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
@@ -68,7 +84,8 @@ impl Input<'_> {
         }
     }
 
-    fn form(&self, key: &str) -> Option<String> {
+    /// The form field `key`.
+    pub fn form(&self, key: &str) -> Option<String> {
         self.form
             .as_ref()?
             .iter()
@@ -76,41 +93,6 @@ impl Input<'_> {
             .map(|(_, v)| v.clone())
     }
 }
-
-/// Recognises the event in a webhook, if its provider is one hooks knows.
-pub fn recognize(headers: &[Header], body: &[u8]) -> Option<Recognized> {
-    let input = Input {
-        headers,
-        json: parse_json(body),
-        form: parse_form(headers, body),
-    };
-    RECOGNIZERS.iter().find_map(|recognize| recognize(&input))
-}
-
-type Recognizer = fn(&Input<'_>) -> Option<Recognized>;
-
-/// In order: distinctive headers first, body shapes last.
-const RECOGNIZERS: [Recognizer; 19] = [
-    github,
-    shopify,
-    stripe,
-    twitch,
-    linear,
-    gitlab,
-    paddle,
-    slack,
-    twilio,
-    zoom,
-    square,
-    sendgrid,
-    typeform,
-    calendly,
-    hubspot,
-    discord,
-    intercom,
-    standard_webhooks,
-    mailgun,
-];
 
 /// The body as JSON, holding only the values the recognizers read (see `pruned`).
 fn parse_json(body: &[u8]) -> Option<Value> {
@@ -136,351 +118,27 @@ fn parse_form(headers: &[Header], body: &[u8]) -> Option<Vec<(String, String)>> 
 }
 
 /// Unix seconds of an RFC 3339 time.
-fn rfc3339(text: &str) -> Option<i64> {
+pub(super) fn rfc3339(text: &str) -> Option<i64> {
     text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-fn seconds(text: &str) -> Option<i64> {
+/// Unix seconds written as a number.
+pub(super) fn seconds(text: &str) -> Option<i64> {
     text.trim().parse().ok()
 }
 
-fn dotted(first: &str, second: Option<String>) -> String {
+/// `first.second`, or `first` when there is no second.
+pub(super) fn dotted(first: &str, second: Option<String>) -> String {
     match second {
         Some(second) if !second.is_empty() => format!("{first}.{second}"),
         _ => first.to_owned(),
     }
 }
 
-fn github(i: &Input<'_>) -> Option<Recognized> {
-    let event = i.header("x-github-event")?;
-    Some(Recognized {
-        provider: Provider::GitHub,
-        event_type: Some(dotted(event, i.text("/action"))),
-        event_id: i.header("x-github-delivery").map(str::to_owned),
-        occurred_at: None,
-        object_id: None,
-    })
-}
-
-fn shopify(i: &Input<'_>) -> Option<Recognized> {
-    let topic = i.header("x-shopify-topic").or(i.header("shopify-topic"))?;
-    Some(Recognized {
-        provider: Provider::Shopify,
-        event_type: Some(topic.to_owned()),
-        event_id: i
-            .header("x-shopify-webhook-id")
-            .or(i.header("x-shopify-event-id"))
-            .map(str::to_owned),
-        occurred_at: i.header("x-shopify-triggered-at").and_then(rfc3339),
-        object_id: i.text("/admin_graphql_api_id").or(i.text("/id")),
-    })
-}
-
-fn stripe(i: &Input<'_>) -> Option<Recognized> {
-    let is_event = i.text("/object").as_deref() == Some("event");
-    if !i.has("stripe-signature") && !is_event {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Stripe,
-        event_type: i.text("/type"),
-        event_id: i.text("/id"),
-        occurred_at: i.json("/created").and_then(Value::as_i64),
-        object_id: i.text("/data/object/id"),
-    })
-}
-
-fn twitch(i: &Input<'_>) -> Option<Recognized> {
-    let kind = i.header("twitch-eventsub-subscription-type")?;
-    Some(Recognized {
-        provider: Provider::Twitch,
-        event_type: Some(kind.to_owned()),
-        event_id: i.header("twitch-eventsub-message-id").map(str::to_owned),
-        occurred_at: i
-            .header("twitch-eventsub-message-timestamp")
-            .and_then(rfc3339),
-        object_id: None,
-    })
-}
-
-fn linear(i: &Input<'_>) -> Option<Recognized> {
-    let kind = i.header("linear-event")?;
-    Some(Recognized {
-        provider: Provider::Linear,
-        event_type: Some(dotted(kind, i.text("/action"))),
-        event_id: i.header("linear-delivery").map(str::to_owned),
-        occurred_at: i
-            .json("/webhookTimestamp")
-            .and_then(Value::as_i64)
-            .map(|ms| ms / 1000),
-        object_id: i.text("/data/id"),
-    })
-}
-
-fn gitlab(i: &Input<'_>) -> Option<Recognized> {
-    let kind = i.header("x-gitlab-event")?;
-    Some(Recognized {
-        provider: Provider::GitLab,
-        event_type: Some(i.text("/object_kind").unwrap_or_else(|| kind.to_owned())),
-        event_id: i
-            .header("x-gitlab-event-uuid")
-            .or(i.header("idempotency-key"))
-            .map(str::to_owned),
-        occurred_at: None,
-        object_id: None,
-    })
-}
-
-fn paddle(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("paddle-signature") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Paddle,
-        event_type: i.text("/event_type"),
-        event_id: i.text("/event_id").or(i.text("/notification_id")),
-        occurred_at: i.text("/occurred_at").as_deref().and_then(rfc3339),
-        object_id: i.text("/data/id"),
-    })
-}
-
-fn slack(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-slack-signature") {
-        return None;
-    }
-    let (event_type, event_id, occurred_at) = if let Some(kind) = i.text("/type") {
-        let inner = i.text("/event/type");
-        let event_type = match (kind.as_str(), inner) {
-            ("event_callback", Some(inner)) => inner,
-            _ => kind,
-        };
-        (
-            Some(event_type),
-            i.text("/event_id"),
-            i.json("/event_time").and_then(Value::as_i64),
-        )
-    } else if let Some(command) = i.form("command") {
-        (
-            Some(format!("command {command}")),
-            i.form("trigger_id"),
-            None,
-        )
-    } else if let Some(payload) = i.form("payload") {
-        let payload: Option<Value> = serde_json::from_str(&payload).ok();
-        let kind = payload
-            .as_ref()
-            .and_then(|p| p.get("type"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        (kind, None, None)
-    } else {
-        (None, None, None)
-    };
-    Some(Recognized {
-        provider: Provider::Slack,
-        event_type,
-        event_id,
-        occurred_at,
-        object_id: None,
-    })
-}
-
-fn twilio(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-twilio-signature") && i.form("AccountSid").is_none() {
-        return None;
-    }
-    let status = |key: &str, kind: &str| i.form(key).map(|s| format!("{kind}.{s}"));
-    let event_type = status("MessageStatus", "message")
-        .or_else(|| status("SmsStatus", "message"))
-        .or_else(|| status("CallStatus", "call"))
-        .or_else(|| i.form("Body").map(|_| "message.incoming".to_owned()));
-    Some(Recognized {
-        provider: Provider::Twilio,
-        event_type,
-        event_id: i
-            .form("MessageSid")
-            .or_else(|| i.form("SmsSid"))
-            .or_else(|| i.form("CallSid")),
-        occurred_at: None,
-        object_id: None,
-    })
-}
-
-fn zoom(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-zm-signature") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Zoom,
-        event_type: i.text("/event"),
-        event_id: i.header("x-zm-trackingid").map(str::to_owned),
-        occurred_at: i
-            .json("/event_ts")
-            .and_then(Value::as_i64)
-            .map(|ms| ms / 1000),
-        object_id: i.text("/payload/object/id"),
-    })
-}
-
-fn square(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-square-hmacsha256-signature") && !i.has("x-square-signature") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Square,
-        event_type: i.text("/type"),
-        event_id: i.text("/event_id"),
-        occurred_at: i.text("/created_at").as_deref().and_then(rfc3339),
-        object_id: i.text("/data/id"),
-    })
-}
-
-fn sendgrid(i: &Input<'_>) -> Option<Recognized> {
-    let first = i.json("/0")?;
-    first.get("sg_event_id")?;
-    let count = i
-        .json
-        .as_ref()
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let kind = first
-        .get("event")
-        .and_then(Value::as_str)
-        .unwrap_or("event");
-    let event_type = if count > 1 {
-        format!("{kind} (+{} more)", count - 1)
-    } else {
-        kind.to_owned()
-    };
-    Some(Recognized {
-        provider: Provider::SendGrid,
-        event_type: Some(event_type),
-        event_id: first
-            .get("sg_event_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        occurred_at: first.get("timestamp").and_then(Value::as_i64),
-        object_id: first
-            .get("sg_message_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
-fn typeform(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("typeform-signature") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Typeform,
-        event_type: i.text("/event_type"),
-        event_id: i.text("/event_id"),
-        occurred_at: i
-            .text("/form_response/submitted_at")
-            .as_deref()
-            .and_then(rfc3339),
-        object_id: i.text("/form_response/token"),
-    })
-}
-
-fn calendly(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("calendly-webhook-signature") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Calendly,
-        event_type: i.text("/event"),
-        event_id: None,
-        occurred_at: i.text("/created_at").as_deref().and_then(rfc3339),
-        object_id: i.text("/payload/uri"),
-    })
-}
-
-fn hubspot(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-hubspot-signature") && !i.has("x-hubspot-signature-v3") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::HubSpot,
-        event_type: i.text("/0/subscriptionType"),
-        event_id: i.text("/0/eventId"),
-        occurred_at: i
-            .json("/0/occurredAt")
-            .and_then(Value::as_i64)
-            .map(|ms| ms / 1000),
-        object_id: i.text("/0/objectId"),
-    })
-}
-
-fn discord(i: &Input<'_>) -> Option<Recognized> {
-    if !i.has("x-signature-ed25519") {
-        return None;
-    }
-    let event_type = i.json("/type").and_then(Value::as_u64).map(|kind| {
-        match kind {
-            1 => "PING",
-            2 => "APPLICATION_COMMAND",
-            3 => "MESSAGE_COMPONENT",
-            4 => "APPLICATION_COMMAND_AUTOCOMPLETE",
-            5 => "MODAL_SUBMIT",
-            _ => "interaction",
-        }
-        .to_owned()
-    });
-    Some(Recognized {
-        provider: Provider::Discord,
-        event_type,
-        event_id: i.text("/id"),
-        occurred_at: None,
-        object_id: None,
-    })
-}
-
-fn intercom(i: &Input<'_>) -> Option<Recognized> {
-    if i.text("/type").as_deref() != Some("notification_event") {
-        return None;
-    }
-    Some(Recognized {
-        provider: Provider::Intercom,
-        event_type: i.text("/topic"),
-        event_id: i.text("/id"),
-        occurred_at: i.json("/created_at").and_then(Value::as_i64),
-        object_id: i.text("/data/item/id"),
-    })
-}
-
-fn standard_webhooks(i: &Input<'_>) -> Option<Recognized> {
-    let (id, timestamp) = match (i.header("webhook-id"), i.header("svix-id")) {
-        (Some(id), _) => (id, i.header("webhook-timestamp")),
-        (None, Some(id)) => (id, i.header("svix-timestamp")),
-        (None, None) => return None,
-    };
-    Some(Recognized {
-        provider: Provider::StandardWebhooks,
-        event_type: i.text("/type"),
-        event_id: Some(id.to_owned()),
-        occurred_at: timestamp.and_then(seconds),
-        object_id: i.text("/data/id"),
-    })
-}
-
-fn mailgun(i: &Input<'_>) -> Option<Recognized> {
-    i.json("/signature/token")?;
-    Some(Recognized {
-        provider: Provider::Mailgun,
-        event_type: i.text("/event-data/event"),
-        event_id: i.text("/event-data/id"),
-        occurred_at: i
-            .json("/event-data/timestamp")
-            .and_then(Value::as_f64)
-            .map(|t| t as i64),
-        object_id: i.text("/event-data/message/headers/message-id"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::recognize;
     use bytes::Bytes;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
