@@ -4,6 +4,7 @@
 //! drive it directly.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
