@@ -46,13 +46,6 @@ pub struct Request {
     pub body: Bytes,
 }
 
-impl Request {
-    /// The value of the first header called `name` (lowercase), if it is text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
-    }
-}
-
 /// The app's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

@@ -196,4 +196,19 @@ mod tests {
             )
         );
     }
+
+    /// The line that says how many requests the terminal fell too far behind to show.
+    #[test]
+    fn skipped_lines_say_how_many() {
+        let mut out = Vec::new();
+        let skipped = Event::Skipped {
+            count: 37,
+            stored: true,
+        };
+        session(&skipped, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"type\":\"skipped\",\"count\":37}\n"
+        );
+    }
 }

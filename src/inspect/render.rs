@@ -8,7 +8,7 @@ use super::body;
 use super::history::Flags;
 use super::sanitize::{cut_line, sanitize, truncate};
 use super::{Event, OutputOptions};
-use crate::exchange::{display_path, Exchange, Header, Verdict};
+use crate::exchange::{display_path, header, Exchange, Header, Verdict};
 
 /// Writes the session part of `event` (connected, disconnected) to stderr; in `--json` mode also
 /// the errors that human mode shows under the request line.
@@ -232,7 +232,11 @@ fn details(out: &mut String, e: &Exchange, options: &OutputOptions) {
     }
     if print.request_body {
         let request = &e.request;
-        for line in body::lines(&request.body, content_type(&request.headers), style) {
+        for line in body::lines(
+            &request.body,
+            header(&request.headers, "content-type"),
+            style,
+        ) {
             let _ = writeln!(out, "  {line}");
         }
     }
@@ -252,7 +256,7 @@ fn details(out: &mut String, e: &Exchange, options: &OutputOptions) {
         headers(out, "  < ", &answer.headers, options);
     }
     if print.response_body {
-        for line in body::lines(&answer.body, content_type(&answer.headers), style) {
+        for line in body::lines(&answer.body, header(&answer.headers, "content-type"), style) {
             let _ = writeln!(out, "  {line}");
         }
     }
@@ -269,13 +273,6 @@ fn headers(out: &mut String, prefix: &str, list: &[Header], options: &OutputOpti
             sanitize(&value)
         );
     }
-}
-
-fn content_type(headers: &[Header]) -> Option<&str> {
-    headers
-        .iter()
-        .find(|h| h.name == "content-type")
-        .and_then(|h| std::str::from_utf8(&h.value).ok())
 }
 
 /// Splits `room` columns between the path and the event: the path keeps at least 24 (it is

@@ -76,11 +76,6 @@ impl Context {
     fn handled(&self) -> MutexGuard<'_, Handled> {
         self.handled.lock().expect("handled lock is never poisoned")
     }
-
-    /// Waits until every queued capture is committed and acknowledged.
-    async fn wait_settled(&self) {
-        self.settle.wait().await;
-    }
 }
 
 /// Runs `hooks listen` until Ctrl-C/SIGTERM (`Ok`) or a failure that reconnecting cannot fix.

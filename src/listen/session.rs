@@ -102,7 +102,7 @@ pub(super) async fn serve(
         // Finish what the app is handling, answer and acknowledge it, then close cleanly.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             in_flight.wait().await;
-            context.wait_settled().await;
+            context.settle.wait().await;
         })
         .await;
         context.outbox.set(None);
