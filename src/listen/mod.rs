@@ -3,14 +3,14 @@
 //!
 //! The stages, in the order a webhook goes through them:
 //!
-//! 1. [`attach`]: attaching, and reconnecting with backoff (the embedded relay, `--exit-after`);
-//! 2. [`connect`]: one connection: the URL, TLS, the hello each way;
-//! 3. [`session`]: the session's read and write loops, and bodies that arrive in pieces;
-//! 4. [`handle`]: one request: forward it, answer the relay, verdict, record;
-//! 5. [`settle`]: acknowledge and print it once its capture is committed.
+//! 1. `attach`: attaching, and reconnecting with backoff (the embedded relay, `--exit-after`);
+//! 2. `connect`: one connection: the URL, TLS, the hello each way;
+//! 3. `session`: the session's read and write loops, and bodies that arrive in pieces;
+//! 4. `handle`: one request: forward it, answer the relay, verdict, record;
+//! 5. `settle`: acknowledge and print it once its capture is committed.
 //!
-//! [`delivery`] tells requests apart across sessions, and [`record`] is the capture store as
-//! `listen` writes it. What every stage shares is the [`Context`] here.
+//! `delivery` tells requests apart across sessions, and `record` is the capture store as
+//! `listen` writes it. What every stage shares is the `Context` here.
 
 mod attach;
 mod connect;
