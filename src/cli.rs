@@ -292,6 +292,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Which captures (the --where language and its shorthand flags).
     #[command(flatten)]
     pub filters: FilterArgs,
 }

@@ -9,13 +9,12 @@ use std::io::{self, Write};
 use anyhow::anyhow;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::exchange::{millis, rfc3339, Exchange, Header, Outcome, Request};
 use crate::inspect::sanitize::is_unsafe;
-use crate::list::millis;
-use crate::store::{self, Capture, Outcome, Request, Store};
+use crate::store::{self, Store};
 use crate::target::Target;
 
 /// Body bytes per `printf` in a curl export, so no argument nears the system's limit (128 KiB on
@@ -34,8 +33,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         None => original_target(&capture)?,
     };
     let output = match args.format {
-        ExportFormat::Curl => curl(&capture.record.request, &target).into_bytes(),
-        ExportFormat::Raw => raw(&capture.record.request, &target),
+        ExportFormat::Curl => curl(&capture.request, &target).into_bytes(),
+        ExportFormat::Raw => raw(&capture.request, &target),
         ExportFormat::Har => {
             let mut text = serde_json::to_vec_pretty(&har(&capture, &target))?;
             text.push(b'\n');
@@ -52,12 +51,12 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
 }
 
 /// Where `capture` was forwarded.
-pub fn original_target(capture: &Capture) -> anyhow::Result<Target> {
-    capture.record.target.parse().map_err(|e| {
+pub fn original_target(capture: &Exchange) -> anyhow::Result<Target> {
+    capture.target.parse().map_err(|e| {
         anyhow!(
             "capture #{} has an unusable target {:?} ({e}); pass --to",
-            capture.id,
-            capture.record.target
+            capture.number(),
+            capture.target
         )
     })
 }
@@ -186,7 +185,7 @@ fn printf(bytes: &[u8]) -> String {
 }
 
 /// The capture as a HAR 1.2 log with one entry.
-pub fn har(capture: &Capture, target: &Target) -> Value {
+pub fn har(capture: &Exchange, target: &Target) -> Value {
     har_log(vec![har_entry(capture, target)])
 }
 
@@ -202,9 +201,8 @@ pub fn har_log(entries: Vec<Value>) -> Value {
 }
 
 /// One HAR entry: the capture's request, addressed to `target`, and its response.
-pub fn har_entry(capture: &Capture, target: &Target) -> Value {
-    let record = &capture.record;
-    let request = &record.request;
+pub fn har_entry(capture: &Exchange, target: &Target) -> Value {
+    let request = &capture.request;
     let mut headers = vec![json!({"name": "Host", "value": target.authority})];
     headers.extend(
         request
@@ -226,15 +224,15 @@ pub fn har_entry(capture: &Capture, target: &Target) -> Value {
     if !request.body.is_empty() {
         har_request["postData"] = post_data(request);
     }
-    let wait = millis(record.duration);
+    let wait = millis(capture.duration);
     json!({
-        "startedDateTime": store::rfc3339(record.received_at_ms),
+        "startedDateTime": rfc3339(capture.received_at_ms),
         "time": wait,
         "request": har_request,
-        "response": har_response(&record.outcome),
+        "response": har_response(&capture.outcome),
         "cache": {},
         "timings": {"send": 0, "wait": wait, "receive": 0},
-        "comment": format!("hooks capture #{}", capture.id),
+        "comment": format!("hooks capture #{}", capture.number()),
     })
 }
 

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hooks::inspect::{
-    print, Answer, BodyStyle, Event, Exchange, History, OutputOptions, Palette, Print, Redactor,
-};
+use hooks::exchange::{CaptureId, Exchange, Outcome, Request, Response};
+use hooks::inspect::{print, BodyStyle, Event, History, OutputOptions, Palette, Print, Redactor};
 use relay_server::protocol::Header;
 
 /// Asserts a snapshot with the local time of day replaced, so it holds in every time zone.
@@ -30,28 +29,23 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
 
 fn exchange(id: u64, path: &str, request: Vec<Header>, body: impl Into<Bytes>) -> Exchange {
     let body = body.into();
-    Exchange {
-        id,
-        relay_id: id,
-        relay_epoch: 0,
-        redelivered: false,
-        received_at_ms: 1_764_182_862_000,
+    let request = Request {
         method: "POST".into(),
         path: path.into(),
-        event: hooks::inspect::recognize(&request, &body),
-        request_headers: request,
-        request_body: body,
-        answer: Some(Answer {
-            status: 200,
-            headers: headers(&[("content-type", "text/plain"), ("content-length", "2")]),
-            body: Bytes::from_static(b"ok"),
-        }),
+        headers: request,
+        body,
+    };
+    let answer = Outcome::Answered(Response {
         status: 200,
-        error: None,
-        hint: None,
-        duration: Duration::from_micros(12_400),
-        signature: None,
-        sender_timed_out: None,
+        headers: headers(&[("content-type", "text/plain"), ("content-length", "2")]),
+        body: Bytes::from_static(b"ok"),
+    });
+    let duration = Duration::from_micros(12_400);
+    Exchange {
+        id: Some(CaptureId(id as i64)),
+        relay_id: Some(id),
+        event: hooks::verify::recognize(&request.headers, &request.body),
+        ..Exchange::new(1_764_182_862_000, String::new(), request, answer, duration)
     }
 }
 
@@ -169,9 +163,9 @@ fn one_megabyte_json_body_is_cut() {
 fn duplicate_event() {
     let first = stripe_exchange("evt_dup", 1_764_182_800);
     let mut again = stripe_exchange("evt_dup", 1_764_182_800);
-    again.id = 2;
+    again.id = Some(CaptureId(2));
     let mut older = stripe_exchange("evt_older", 1_764_182_700);
-    older.id = 3;
+    older.id = Some(CaptureId(3));
     let text = render(vec![first, again, older], &options(""));
     assert_output!("duplicate_event", text);
 }
@@ -194,8 +188,7 @@ fn app_answers_500() {
         headers(&[("content-type", "application/json")]),
         r#"{"ok":false}"#,
     );
-    e.status = 500;
-    e.answer = Some(Answer {
+    e.outcome = Outcome::Answered(Response {
         status: 500,
         headers: headers(&[("content-type", "application/json")]),
         body: Bytes::from_static(br#"{"error":"database is locked"}"#),
@@ -207,9 +200,7 @@ fn app_answers_500() {
 #[test]
 fn app_down() {
     let mut e = exchange(7, "/webhooks", headers(&[]), "{}");
-    e.status = 502;
-    e.answer = None;
-    e.error = Some("could not connect to localhost:3000: connection refused".into());
+    e.outcome = Outcome::Failed("could not connect to localhost:3000: connection refused".into());
     e.hint = Some("is your app listening on 3000?".into());
     let text = render(vec![e], &options(""));
     assert_output!("app_down", text);

@@ -317,35 +317,35 @@ async fn an_unusable_data_dir_stops_listen_with_exit_1() {
 /// A capture of delivery `relay_id` of relay epoch `epoch` on `channel_url`, as an earlier
 /// `hooks listen` that died before acknowledging it would have left.
 async fn earlier_capture(data: &std::path::Path, channel_url: &str, epoch: u64, relay_id: u64) {
-    use hooks::store::{self, Outcome, Record, Request, Response, Retention, Writer};
+    use hooks::exchange::{now_ms, Exchange, Outcome, Request, Response};
+    use hooks::store::{self, Retention, Writer};
     let path = data.join(store::FILE_NAME);
     let (conn, _) = store::open_or_replace(&path).expect("open store");
     let writer = Writer::spawn(conn, path, Retention::default()).expect("writer");
-    let record = Record {
-        received_at_ms: store::now_ms(),
+    let request = Request {
+        method: "POST".into(),
+        path: "/first".into(),
+        headers: Vec::new(),
+        body: bytes::Bytes::from_static(b"first"),
+    };
+    let outcome = Outcome::Answered(Response {
+        status: 200,
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    });
+    let duration = std::time::Duration::from_millis(1);
+    let record = Exchange {
         channel: Some("dedup".into()),
         channel_url: Some(channel_url.to_owned()),
         relay_id: Some(relay_id),
         relay_epoch: Some(epoch),
-        redelivered: false,
-        target: "http://127.0.0.1:9".into(),
-        request: Request {
-            method: "POST".into(),
-            path: "/first".into(),
-            headers: Vec::new(),
-            body: bytes::Bytes::from_static(b"first"),
-        },
-        outcome: Outcome::Answered(Response {
-            status: 200,
-            headers: Vec::new(),
-            body: bytes::Bytes::new(),
-        }),
-        duration: std::time::Duration::from_millis(1),
-        signature: None,
-        event_type: None,
-        event_id: None,
-        replay_of: None,
-        sent: false,
+        ..Exchange::new(
+            now_ms(),
+            "http://127.0.0.1:9".into(),
+            request,
+            outcome,
+            duration,
+        )
     };
     let pending = writer.record(record).expect("queued");
     pending.await.expect("writer alive").expect("committed");

@@ -613,3 +613,102 @@ fn bad_forward_to_is_a_usage_error() {
     assert!(stderr.contains("abc:xyz"), "{stderr}");
     assert!(stderr.contains("--forward-to"), "{stderr}");
 }
+
+/// Issue 18: with stdout a pipe nobody reads (`hooks listen -v | less`, paused), every webhook
+/// is still forwarded and answered, and what waits for the terminal is bounded: the requests it
+/// could not hold are counted, and once the pipe is drained hooks says how many it did not show.
+/// (Before, every exchange, bodies included, waited in memory for the terminal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_18_a_terminal_not_read_costs_bounded_memory_and_says_what_it_skipped() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    const WEBHOOKS: usize = 320;
+    const BODY: usize = 256 * 1024;
+    let app = App::ok().await;
+    let relay = start_relay(Config::default()).await;
+    let data = tempfile::tempdir().expect("temp data dir");
+    let forward_to = format!("127.0.0.1:{}", app.port());
+    let args = [
+        "listen",
+        "-v",
+        "--relay",
+        &relay.url,
+        "--forward-to",
+        &forward_to,
+    ];
+    let mut child = hooks_command(&args, data.path())
+        .spawn()
+        .expect("spawn hooks listen");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    // Human output says where to send on stderr; stdout is left unread for now.
+    let url = within("the ready line on stderr", async {
+        loop {
+            let line = stderr.next_line().await.expect("stderr").expect("a line");
+            if let Some(rest) = line.strip_prefix("Ready: forwarding ") {
+                break rest.split(' ').next().expect("a URL").to_owned();
+            }
+        }
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+
+    let sender = Sender::default();
+    // Text, so that each is 40 lines on the terminal (`--max-body-lines`): the pipe fills soon.
+    let text: String = (0..)
+        .map(|i| format!("line {i:08}\n"))
+        .take(BODY / 14)
+        .collect();
+    let body = Bytes::from(text);
+    let mut statuses = Vec::new();
+    // Eight at a time.
+    for batch in 0..WEBHOOKS / 8 {
+        let sends = (0..8).map(|i| {
+            let (sender, body) = (sender.clone(), body.clone());
+            let url = format!("{url}/big/{}", batch * 8 + i);
+            let text = headers(&[("content-type", "text/plain")]);
+            tokio::spawn(async move { sender.send("POST", &url, &text, full(body)).await.status })
+        });
+        for send in sends {
+            statuses.push(send.await.expect("send task"));
+        }
+    }
+    assert_eq!(statuses, [200; WEBHOOKS]);
+    assert_eq!(app.requests().len(), WEBHOOKS);
+
+    // Drained at last: the lines it kept, then how many it did not show, add up to all of them.
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut shown, mut skipped) = (0, 0);
+    while shown + skipped < WEBHOOKS {
+        let line = within("the next line on stdout", lines.next_line())
+            .await
+            .expect("stdout")
+            .unwrap_or_else(|| panic!("stdout closed after {shown} shown, {skipped} skipped"));
+        // The summary line (`12:00:00 POST /big/7  → 200 OK …`), not the `  > POST` detail.
+        if line
+            .get(8..)
+            .is_some_and(|rest| rest.starts_with(" POST /big/"))
+        {
+            shown += 1;
+        } else if let Some(rest) = line.strip_prefix("… ") {
+            assert!(
+                rest.ends_with(" not shown (the terminal fell behind); hooks list has them"),
+                "{line}"
+            );
+            skipped += rest
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no count in {line:?}"));
+        }
+    }
+    assert!(
+        skipped > 0,
+        "the terminal fell behind, yet nothing was skipped"
+    );
+    assert!(shown > 0, "what the terminal could hold is shown");
+    if let Some(pid) = child.id() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak = status.lines().find(|l| l.starts_with("VmHWM"));
+        eprintln!("{shown} shown, {skipped} skipped; hooks listen {peak:?}");
+    }
+}

@@ -99,46 +99,6 @@ proptest! {
     }
 }
 
-/// Header names every scheme reads, so random values land where parsers look.
-const NAMES: &[&str] = &[
-    "Stripe-Signature",
-    "X-Hub-Signature-256",
-    "X-Hub-Signature",
-    "X-GitHub-Event",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "svix-id",
-    "svix-timestamp",
-    "svix-signature",
-    "X-Slack-Signature",
-    "X-Slack-Request-Timestamp",
-    "X-Shopify-Hmac-Sha256",
-    "shopify-hmac-sha256",
-    "X-Twilio-Signature",
-    "Content-Type",
-    "X-Signature-Ed25519",
-    "X-Signature-Timestamp",
-    "Paddle-Signature",
-    "Linear-Signature",
-    "x-zm-signature",
-    "x-zm-request-timestamp",
-    "x-square-hmacsha256-signature",
-    "x-square-signature",
-    "X-Gitlab-Token",
-    "X-Twilio-Email-Event-Webhook-Signature",
-    "X-Twilio-Email-Event-Webhook-Timestamp",
-    "Twitch-Eventsub-Message-Signature",
-    "Twitch-Eventsub-Message-Id",
-    "Twitch-Eventsub-Message-Timestamp",
-    "Typeform-Signature",
-    "Calendly-Webhook-Signature",
-    "X-HubSpot-Signature-v3",
-    "X-HubSpot-Request-Timestamp",
-    "X-HubSpot-Signature",
-    "X-HubSpot-Signature-Version",
-];
-
 /// Header values: arbitrary bytes, or text shaped like a signature header with odd parts.
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -185,7 +145,8 @@ proptest! {
     fn arbitrary_headers_never_panic(
         headers in proptest::collection::vec(
             (prop_oneof![
-                (0..NAMES.len()).prop_map(|i| NAMES[i].to_owned()),
+                // Header names every scheme reads, so random values land where parsers look.
+                prop::sample::select(Provider::header_names()).prop_map(str::to_owned),
                 "[A-Za-z-]{1,20}",
             ], header_value()),
             0..8,

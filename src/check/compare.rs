@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::query::diff::{self, Answer, BodyDiff, Exchange, HeaderChange, JsonChange, Status};
+use crate::exchange::Outcome;
+use crate::query::diff::{self, BodyDiff, HeaderChange, JsonChange, Status};
 use crate::query::value::Pointer;
 
 /// Changes named on a line; the rest are counted.
@@ -130,8 +131,8 @@ impl Verdict {
 /// those names (a fixture compares the headers it lists); the volatile ones and the ignored
 /// ones are never compared.
 pub fn compare(
-    expected: Answer<'_>,
-    got: Answer<'_>,
+    expected: &Outcome,
+    got: &Outcome,
     ignore: &[Ignore],
     only_headers: Option<&[String]>,
 ) -> Verdict {
@@ -143,8 +144,9 @@ pub fn compare(
             Ignore::Header(name) => ignore_headers.push(name.clone()),
         }
     }
-    if let (Some(only), Answer::Response { headers, .. }) = (only_headers, got) {
-        let unlisted = headers
+    if let (Some(only), Some(got)) = (only_headers, got.response()) {
+        let unlisted = got
+            .headers
             .iter()
             .filter(|h| !only.iter().any(|n| n.eq_ignore_ascii_case(&h.name)));
         ignore_headers.extend(unlisted.map(|h| h.name.clone()));
@@ -153,16 +155,7 @@ pub fn compare(
         ignore: pointers,
         ignore_headers,
     };
-    // The same request on both sides: only the answers can differ.
-    let exchange = |answer| Exchange {
-        method: "",
-        target: "",
-        headers: &[],
-        body: &[],
-        answer,
-    };
-    let found = diff::diff(&exchange(expected), &exchange(got), &options);
-    flatten(found.response)
+    flatten(diff::answers(expected, got, &options))
 }
 
 fn flatten(response: diff::ResponseDiff) -> Verdict {

@@ -196,7 +196,7 @@ pub fn check_times(what: &str, raw: &Raw) {
             value: bytes::Bytes::from(v.clone()),
         })
         .collect();
-    let event = hooks::inspect::recognize(&headers, &raw.body)
+    let event = hooks::verify::recognize(&headers, &raw.body)
         .unwrap_or_else(|| panic!("{what}: hooks listen recognises no event"));
     if let Some(at) = event.occurred_at {
         assert_fresh(at, &format!("{what}: the event's time"));

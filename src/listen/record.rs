@@ -1,25 +1,21 @@
 //! What `hooks listen` records: each forwarded exchange goes to the capture store once the
 //! answer is on its way to the relay, and a delivery already captured by an earlier run (the
 //! relay redelivers what was not acknowledged) is recognised so the app does not get it twice.
-//! Commits are reported in batches, in the order captures were queued (see `listen`).
+//! Commits are reported in batches, in the order captures were queued (see `settle`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::delivery::Delivery;
 use crate::cli::ListenArgs;
-use crate::delivery::Delivery;
-use crate::inspect::{Answer, Exchange};
-use crate::store::{self, Outcome, Record, Request, Response, Retention, StoreError};
+use crate::exchange::{CaptureId, Exchange};
+use crate::store::{self, Retention, StoreError};
 
 /// Records `listen`'s exchanges; absent with `--no-capture`.
 pub struct Recorder {
     writer: store::Writer,
-    /// Where `listen` forwards, recorded with each capture.
-    target: String,
-    /// The attached channel's name and public URL.
-    channel: Mutex<Option<(String, String)>>,
     /// Whether captures are being saved, so a failing disk is reported once, not per request.
     health: Mutex<SaveHealth>,
 }
@@ -54,34 +50,17 @@ pub async fn open(args: &ListenArgs) -> anyhow::Result<Option<Recorder>> {
     }
     Ok(Some(Recorder {
         writer,
-        target: args.forward_to.to_string(),
-        channel: Mutex::new(None),
         health: Mutex::new(SaveHealth::default()),
     }))
 }
 
 impl Recorder {
-    /// Notes the channel the session is attached to, recorded with each capture.
-    pub fn attached(&self, channel: &str, url: &str) {
-        *self.channel.lock().expect("channel lock is never poisoned") =
-            Some((channel.to_owned(), url.to_owned()));
-    }
-
-    fn channel(&self) -> (Option<String>, Option<String>) {
-        match &*self.channel.lock().expect("channel lock is never poisoned") {
-            Some((name, url)) => (Some(name.clone()), Some(url.clone())),
-            None => (None, None),
-        }
-    }
-
-    /// Whether `delivery` was captured by an earlier run of hooks on this channel.
-    pub fn seen_before(&self, delivery: Delivery) -> bool {
-        let channel = self.channel.lock().expect("channel lock is never poisoned");
-        channel.as_ref().is_some_and(|(_, url)| {
-            self.writer
-                .captured_before(url, delivery.epoch, delivery.id.0)
-                .is_some()
-        })
+    /// Whether `delivery`, on the channel at `channel_url`, was captured by an earlier run of
+    /// hooks.
+    pub fn seen_before(&self, channel_url: &str, delivery: Delivery) -> bool {
+        self.writer
+            .captured_before(channel_url, delivery.epoch, delivery.id.0)
+            .is_some()
     }
 
     /// The outcomes of [`Recorder::record`]'s captures, one message per commit, in the order they
@@ -90,56 +69,20 @@ impl Recorder {
         self.writer.take_commits()
     }
 
-    /// The capture of `exchange`, for [`Recorder::record`]. Its headers and bodies move into
-    /// the record rather than being copied (a dozen allocations and frees per webhook);
-    /// [`restore`] puts them back once the record returns from its commit.
-    pub fn capture(&self, exchange: &mut Exchange) -> Box<Record> {
-        let (channel, channel_url) = self.channel();
-        let outcome = match (&mut exchange.answer, &exchange.error) {
-            (Some(answer), _) => Outcome::Answered(Response {
-                status: answer.status,
-                headers: std::mem::take(&mut answer.headers),
-                body: std::mem::take(&mut answer.body),
-            }),
-            (None, error) => Outcome::Failed(error.clone().unwrap_or_default()),
-        };
-        let event = exchange.event.as_ref();
-        Box::new(Record {
-            received_at_ms: i64::try_from(exchange.received_at_ms).unwrap_or(i64::MAX),
-            channel,
-            channel_url,
-            relay_id: Some(exchange.relay_id),
-            relay_epoch: Some(exchange.relay_epoch).filter(|&epoch| epoch != 0),
-            redelivered: exchange.redelivered,
-            target: self.target.clone(),
-            request: Request {
-                method: exchange.method.clone(),
-                path: exchange.path.clone(),
-                headers: std::mem::take(&mut exchange.request_headers),
-                body: std::mem::take(&mut exchange.request_body),
-            },
-            outcome,
-            duration: exchange.duration,
-            signature: exchange.signature.as_ref().map(signature_json),
-            event_type: event.and_then(|e| e.event_type.clone()),
-            event_id: event.and_then(|e| e.event_id.clone()),
-            replay_of: None,
-            sent: false,
-        })
-    }
-
-    /// Queues `record`; its outcome comes on the commits stream ([`Recorder::take_commits`]),
-    /// in turn, with the record. When it cannot be queued (reported on stderr), the record
-    /// comes back at once.
-    pub fn record(&self, record: Box<Record>) -> Result<(), Box<Record>> {
-        self.writer.record_in_turn(record).map_err(|(e, record)| {
-            self.failed(&e);
-            record
-        })
+    /// Queues `exchange`; its outcome comes on the commits stream
+    /// ([`Recorder::take_commits`]), in turn, with the exchange. When it cannot be queued
+    /// (reported on stderr), the exchange comes back at once.
+    pub fn record(&self, exchange: Box<Exchange>) -> Result<(), Box<Exchange>> {
+        self.writer
+            .record_in_turn(exchange)
+            .map_err(|(e, exchange)| {
+                self.failed(&e);
+                exchange
+            })
     }
 
     /// The capture id from a commit's outcome; a failure is reported on stderr.
-    pub fn committed(&self, outcome: Result<i64, StoreError>) -> Option<i64> {
+    pub fn committed(&self, outcome: Result<CaptureId, StoreError>) -> Option<CaptureId> {
         match outcome {
             Ok(id) => {
                 if let Some(message) = self.health().saved(Instant::now()) {
@@ -221,65 +164,23 @@ impl SaveHealth {
     }
 }
 
-/// Moves the headers and bodies that [`Recorder::capture`] took from `exchange` back.
-pub fn restore(exchange: &mut Exchange, record: Box<Record>) {
-    let Record {
-        request, outcome, ..
-    } = *record;
-    exchange.request_headers = request.headers;
-    exchange.request_body = request.body;
-    if let (Some(answer), Outcome::Answered(response)) = (&mut exchange.answer, outcome) {
-        let Answer { headers, body, .. } = answer;
-        *headers = response.headers;
-        *body = response.body;
-    }
-}
-
-/// A signature verdict as the store keeps it: `{"provider","verdict","reason"}`.
-fn signature_json(signature: &crate::inspect::Signature) -> String {
-    #[derive(serde::Serialize)]
-    struct Stored<'a> {
-        provider: &'a Option<String>,
-        verdict: &'a str,
-        reason: &'a Option<String>,
-    }
-    serde_json::to_string(&Stored {
-        provider: &signature.provider,
-        verdict: &signature.verdict,
-        reason: &signature.reason,
-    })
-    .expect("a verdict always serializes to JSON")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::{Outcome, Request};
     use crate::store::{Retention, Store, Writer};
     use bytes::Bytes;
 
-    fn record(body_len: usize) -> Box<Record> {
-        Box::new(Record {
-            received_at_ms: 0,
-            channel: None,
-            channel_url: None,
-            relay_id: None,
-            relay_epoch: None,
-            redelivered: false,
-            target: "http://localhost:3000".into(),
-            request: Request {
-                method: "POST".into(),
-                path: "/".into(),
-                headers: Vec::new(),
-                body: Bytes::from(vec![7u8; body_len]),
-            },
-            outcome: Outcome::Failed("refused".into()),
-            duration: Duration::ZERO,
-            signature: None,
-            event_type: None,
-            event_id: None,
-            replay_of: None,
-            sent: false,
-        })
+    fn exchange(body_len: usize) -> Box<Exchange> {
+        let request = Request {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: Vec::new(),
+            body: Bytes::from(vec![7u8; body_len]),
+        };
+        let refused = Outcome::Failed("refused".into());
+        let target = "http://localhost:3000".into();
+        Box::new(Exchange::new(0, target, request, refused, Duration::ZERO))
     }
 
     const FULL: &str = "hooks: error: could not save a capture: could not write to the capture \
@@ -307,7 +208,7 @@ mod tests {
         for second in 0..4 {
             let now = start + Duration::from_secs(second);
             for size in [1 << 20, 16] {
-                writer.record_in_turn(record(size)).unwrap();
+                writer.record_in_turn(exchange(size)).unwrap();
                 for (outcome, _) in commits.recv().await.unwrap() {
                     outcomes.push(outcome.is_ok());
                     printed.extend(match outcome {
