@@ -1,6 +1,6 @@
 //! End-to-end tests: everything that starts a process or opens a socket. The real relay (in this
 //! process, or as a `hooks relay` process to kill and restart), a recording app and the real
-//! `hooks` binary, all on `127.0.0.1:0`, with the clean environment of `support::hooks`.
+//! `hooks` binary, all on `127.0.0.1:0`, with the clean environment of `support::cli`.
 //!
 //! One test binary for all of them, so the project is linked once (not once per file); each
 //! former file is a module, so `cargo test --test e2e tunnel::` runs the tunnel's tests.
