@@ -374,8 +374,8 @@ pub struct ReplayArgs {
 
     /// With --check: skip this JSON pointer (and everything under it) in both bodies, or the
     /// header header.NAME; repeatable, e.g. --ignore /data/created --ignore header.x-request-id
-    #[arg(long, value_name = "POINTER", requires = "check", value_parser = crate::check::parse_ignore)]
-    pub ignore: Vec<crate::check::Ignore>,
+    #[arg(long, value_name = "POINTER", requires = "check", value_parser = crate::query::diff::parse_ignore)]
+    pub ignore: Vec<crate::query::diff::Ignore>,
 
     /// Send to TARGET instead of where the capture was forwarded: 3000, localhost:3000/base, …
     #[arg(long, value_name = "TARGET")]

@@ -17,6 +17,8 @@ use crate::inspect::sanitize::is_unsafe;
 use crate::store::{self, Store};
 use crate::target::Target;
 
+pub use crate::raw_request::raw;
+
 /// Body bytes per `printf` in a curl export, so no argument nears the system's limit (128 KiB on
 /// Linux) even if `printf` is not a shell builtin.
 const PRINTF_CHUNK: usize = 4096;
@@ -62,48 +64,6 @@ pub fn original_target(capture: &Exchange) -> anyhow::Result<Target> {
 }
 
 /// The request-target (`/base/a?x=1`) for `path` under `target`.
-fn request_target(target: &Target, path: &str) -> String {
-    let uri = target.uri_for(path);
-    let origin = target.scheme.len() + "://".len() + target.authority.len();
-    uri[origin..].to_owned()
-}
-
-/// The request as HTTP/1.1 bytes: request line, `Host`, the other headers in order, blank line,
-/// body. `Content-Length` always matches the body (added when the request was chunked).
-pub fn raw(request: &Request, target: &Target) -> Vec<u8> {
-    let mut out = Vec::with_capacity(request.body.len() + 1024);
-    let line = format!(
-        "{} {} HTTP/1.1\r\nHost: {}\r\n",
-        request.method,
-        request_target(target, &request.path),
-        target.authority
-    );
-    out.extend_from_slice(line.as_bytes());
-    let length = request.body.len().to_string();
-    let mut has_length = false;
-    for h in request.headers.iter().filter(|h| h.name != "host") {
-        let value: &[u8] = if h.name == "content-length" {
-            if has_length {
-                continue;
-            }
-            has_length = true;
-            length.as_bytes()
-        } else {
-            &h.value
-        };
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !has_length && !request.body.is_empty() {
-        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&request.body);
-    out
-}
-
 /// A POSIX `sh` command line that makes curl send this request: same method, path and query,
 /// headers in order, body bytes (through `printf` octal escapes, so any byte survives).
 pub fn curl(request: &Request, target: &Target) -> String {

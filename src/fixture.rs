@@ -75,7 +75,7 @@ pub fn write(capture: &Exchange, target: &Target) -> Option<(String, Vec<u8>)> {
     let Outcome::Answered(response) = &capture.outcome else {
         return None;
     };
-    let mut bytes = crate::export::raw(&delimited(&capture.request), target);
+    let mut bytes = crate::raw_request::raw(&delimited(&capture.request), target);
     let name = file_name(capture, &bytes);
     bytes.extend_from_slice(b"\n");
     let reason = http::StatusCode::from_u16(response.status)

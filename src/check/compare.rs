@@ -6,8 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::exchange::Outcome;
-use crate::query::diff::{self, BodyDiff, HeaderChange, JsonChange, Status};
-use crate::query::value::Pointer;
+use crate::query::diff::{self, BodyDiff, HeaderChange, Ignore, JsonChange, Status};
 
 /// Changes named on a line; the rest are counted.
 const SHOWN: usize = 3;
@@ -40,31 +39,6 @@ pub const VOLATILE_HEADERS: [&str; 20] = [
     "server-timing",
     "cf-ray",
 ];
-
-/// Something `--ignore` leaves out of the comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ignore {
-    /// A JSON pointer, with everything under it, in both bodies.
-    Pointer(Pointer),
-    /// A response header (name lowercase).
-    Header(String),
-}
-
-/// `--ignore`'s value: `header.NAME`, else a JSON pointer.
-pub fn parse_ignore(text: &str) -> Result<Ignore, String> {
-    if let Some(name) = text.strip_prefix("header.") {
-        return match http::HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) => Ok(Ignore::Header(name.as_str().to_owned())),
-            Err(_) => Err(format!("{name:?} is not a header name")),
-        };
-    }
-    Pointer::parse(text).map(Ignore::Pointer).ok_or_else(|| {
-        format!(
-            "{text:?} is neither a JSON pointer (/data/object/id, or \"\" for the whole body) \
-             nor header.NAME"
-        )
-    })
-}
 
 /// One difference between the expected answer and the new one.
 #[derive(Debug, Clone, PartialEq, Serialize)]

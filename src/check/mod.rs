@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub use compare::{compare, describe, parse_ignore, Change, Ignore, Verdict, VOLATILE_HEADERS};
+pub use crate::query::diff::{parse_ignore, Ignore};
+pub use compare::{compare, describe, Change, Verdict, VOLATILE_HEADERS};
 
 use crate::cli::ReplayArgs;
 use crate::exchange::Outcome;

@@ -5,6 +5,8 @@ use relay_server::protocol::Header;
 use serde_json::json;
 
 use super::*;
+use crate::query::diff::parse_ignore;
+use crate::query::value::Pointer;
 
 fn header(name: &str, value: &str) -> Header {
     Header {
