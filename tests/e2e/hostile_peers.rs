@@ -663,3 +663,26 @@ async fn issue_17_an_app_answer_over_the_relays_max_body_is_502_and_the_session_
     assert_eq!(lines[0]["path"], "/big", "{}", lines[0]);
     assert_eq!(lines[1]["path"], "/small", "{}", lines[1]);
 }
+
+/// Issue 17: before its token is checked, a stranger's hello may be no larger than a hello
+/// needs (its meta limit), whatever the relay's `--max-body`: 1,024 strangers at once could
+/// otherwise make the relay read 25 MiB each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_hello_larger_than_a_hello_needs_is_refused_unread() {
+    let relay = start_relay(Config::default()).await;
+    let mut hello = hello("big-hello", None);
+    if let ClientMessage::Hello(h) = &mut hello {
+        h.token = Some(protocol::Token("t".repeat(2 * 1024 * 1024)));
+    }
+    let (_ws, first) = say_hello(&relay.url, &hello).await;
+    let RelayMessage::Error(protocol::Error { message }) = first else {
+        panic!("the hello is refused: {first:?}");
+    };
+    assert_eq!(
+        message,
+        format!(
+            "a hello may be at most {} bytes; this one is larger",
+            protocol::MAX_META_LEN
+        )
+    );
+}
