@@ -11,7 +11,8 @@
 #   sleep <role:thread> <per webhook>                  (switched out while waiting: voluntary)
 #   preempt <role:thread> <per webhook>                (switched out while runnable)
 #   sys <role:thread> <system call> <per webhook>
-# and with timeline=1, first, each event in order: `+µs role:thread what`.
+# and with timeline=1, first, each event in order: `+µs role:thread what`, up to the driver's
+# first new connection after the webhooks (its poll of the relay's metrics).
 
 BEGIN {
     # x86_64 system call numbers of the calls these processes make.
@@ -48,6 +49,9 @@ function field(name,    i, v) {
         start = t
     }
     at = sprintf("+%8.0f", (t - start) * 1e6)
+    # The timeline stops where the driver starts asking the relay whether its queue is empty
+    # (a new connection): what follows is the driver's, and the relay's delayed commit.
+    if (timeline && ev == "raw_syscalls:sys_enter" && me ~ /^client:/ && $(i + 4) + 0 == 41) timeline = 0
     if (ev == "sched:sched_wakeup") {
         wakee = field("pid")
         if (!(wakee in who)) next

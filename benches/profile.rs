@@ -27,8 +27,9 @@
 //! echoing the request's; `HOOKS_PROFILE_HOLD_MS` holds the window open that long before the
 //! webhooks (with 0 webhooks: the idle cost of a window); `HOOKS_PROFILE_DRAIN_SECS` (default
 //! 120) bounds the wait for the CLI; `HOOKS_PROFILE_OUT=<file>` appends one tab-separated row
-//! per process and thread (`path clients role thread cpu_us user_us sys_us vcs nvcs syscr
-//! syscw`, all per webhook) for the driver to take medians of. `HOOKS_BENCH_BIN` and
+//! per process and thread (`tag path clients role thread cpu_us user_us sys_us vcs nvcs syscr
+//! syscw`, all per webhook; `tag` is `HOOKS_PROFILE_TAG`, e.g. the round) for the driver to
+//! take medians of, after a `load` row with webhooks/s and p50 µs. `HOOKS_BENCH_BIN` and
 //! `HOOKS_BENCH_PEER_BIN` name the binaries as for the tunnel bench.
 //!
 //! Figures: CPU from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on a CPU), split into user
@@ -544,36 +545,45 @@ fn report(
     }
     println!();
     if let Ok(path) = std::env::var("HOOKS_PROFILE_OUT") {
-        let mut out = String::new();
-        for row in &table {
-            // Thread ids differ from run to run; names do not.
-            let thread = row
-                .thread
-                .rsplit_once(' ')
-                .map_or(&*row.thread, |(name, _)| name);
-            out.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{:.3}\t{:.3}\t{:.3}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\n",
-                settings.through.name(),
-                settings.clients,
-                row.role,
-                thread,
-                row.cpu_us,
-                row.user_us,
-                row.sys_us,
-                row.vcs,
-                row.nvcs,
-                row.syscr,
-                row.syscw
-            ));
-        }
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut file| file.write_all(out.as_bytes()));
-        if let Err(e) = written {
-            eprintln!("profile: could not append to {path}: {e}");
-        }
+        append_rows(&path, settings, sent, loaded, p50, &table);
+    }
+}
+
+/// Appends the run's rows to the TSV at `path`: first a `load` row (webhooks/s and p50 µs in
+/// the first two figures), then one per process and thread (see the module's doc).
+fn append_rows(
+    path: &str,
+    settings: &Settings,
+    sent: &Sent,
+    loaded: Duration,
+    p50: Duration,
+    table: &[Row],
+) {
+    let tag = std::env::var("HOOKS_PROFILE_TAG").unwrap_or_else(|_| "-".to_owned());
+    let head = format!("{tag}\t{}\t{}", settings.through.name(), settings.clients);
+    let mut out = format!(
+        "{head}\tload\t-\t{:.1}\t{:.1}\t0\t0\t0\t0\t0\n",
+        sent.ok as f64 / loaded.as_secs_f64(),
+        p50.as_secs_f64() * 1e6
+    );
+    for row in table {
+        // Thread ids differ from run to run; names do not.
+        let thread = row
+            .thread
+            .rsplit_once(' ')
+            .map_or(&*row.thread, |(name, _)| name);
+        out.push_str(&format!(
+            "{head}\t{}\t{thread}\t{:.3}\t{:.3}\t{:.3}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\n",
+            row.role, row.cpu_us, row.user_us, row.sys_us, row.vcs, row.nvcs, row.syscr, row.syscw
+        ));
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(out.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("profile: could not append to {path}: {e}");
     }
 }
 

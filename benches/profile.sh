@@ -4,7 +4,9 @@
 # `hooks-relay --data-dir` and `hooks listen --json` with its capture store) under each tool, and
 # writes every raw output and a summary into target/profile/<date>/ (the summary also to stdout).
 #
-#   benches/profile.sh [--no-build] [cpu] [strace] [callgrind] [perf] [hops]   (default: all)
+#   benches/profile.sh [--no-build] [--dir DIR] [cpu] [strace] [callgrind] [perf] [hops] [breakdown]
+#
+# (default: all; --dir writes into DIR, e.g. to redo the breakdown of an earlier run)
 #
 #   cpu        CPU time (schedstat, utime/stime), context switches and read/write-like system
 #              calls per webhook of every process and thread, from /proc, at c=1 and c=32, for
@@ -22,7 +24,7 @@
 #              system calls per webhook, from the scheduler's tracepoints (perf record -a), at
 #              c=1 and c=32, and the events of one webhook in order
 #
-# Sizes: PROFILE_ROUNDS [5], PROFILE_CPU_REQUESTS [20000 at c=32, a tenth at c=1],
+# Sizes: PROFILE_ROUNDS [5], PROFILE_CPU_REQUESTS [20000 at c=32, a quarter at c=1],
 # PROFILE_TRACE_REQUESTS [2000] (strace, callgrind, perf use that many, perf ten times as many).
 # Builds the release binaries as ./install.sh does (fat LTO, about 5 minutes on 2 cores) unless
 # --no-build; installs bore and rathole into target/bench-peers as `benches/run.sh --peers` does.
@@ -32,14 +34,20 @@ set -eu
 
 build=1
 parts=""
-for arg in "$@"; do
-    case $arg in
+dir=""
+usage="usage: benches/profile.sh [--no-build] [--dir DIR] [cpu] [strace] [callgrind] [perf] [hops] [breakdown]"
+while [ $# -gt 0 ]; do
+    case $1 in
         --no-build) build=0 ;;
-        cpu|strace|callgrind|perf|hops) parts="$parts $arg" ;;
-        *) echo "usage: benches/profile.sh [--no-build] [cpu] [strace] [callgrind] [perf] [hops]" >&2; exit 2 ;;
+        --dir) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; dir=$2; shift ;;
+        cpu|strace|callgrind|perf|hops|breakdown) parts="$parts $1" ;;
+        *) echo "$usage" >&2; exit 2 ;;
     esac
+    shift
 done
 [ -n "$parts" ] || parts=" cpu strace callgrind perf hops"
+# The breakdown combines the cpu, callgrind and perf parts: it comes last.
+case $parts in *cpu*callgrind*perf*) parts="$parts breakdown" ;; esac
 
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -48,7 +56,7 @@ case $target in /*) ;; *) target=$here/$target ;; esac
 rounds=${PROFILE_ROUNDS:-5}
 cpu_n=${PROFILE_CPU_REQUESTS:-20000}
 trace_n=${PROFILE_TRACE_REQUESTS:-2000}
-out=$target/profile/$(date +%Y%m%d-%H%M%S)
+out=${dir:-$target/profile/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 summary=$out/summary.md
 
@@ -76,9 +84,15 @@ drive() {
     cargo bench --quiet --bench profile 2>>"$out/driver.stderr"
 }
 
-# Medians over rounds of the per-webhook figures in a TSV of the driver (HOOKS_PROFILE_OUT).
+# Medians over rounds of the per-webhook figures in a TSV of the driver (HOOKS_PROFILE_OUT),
+# by path, concurrency, process and thread.
 medians() {
-    sort -t "$(printf '\t')" -k1,1 -k2,2n -k3,3 -k4,4 "$1" | awk -F '\t' '
+    # Threads of one name in one run (a runtime's workers) are summed first.
+    grep -v '	load	' "$1" | awk -F '\t' -v OFS='\t' '
+        { k = $1 OFS $2 OFS $3 OFS $4 OFS $5; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+          for (f = 6; f <= 12; f++) sum[k, f] += $f }
+        END { for (i = 1; i <= n; i++) { k = order[i]; line = k; for (f = 6; f <= 12; f++) line = line OFS sum[k, f]; print line } }' \
+        | cut -f2- | sort -t "$(printf '\t')" -k1,1 -k2,2n -k3,3 -k4,4 | awk -F '\t' '
         function flush(   i, j, t, k, row) {
             if (n == 0) return
             row = key
@@ -99,6 +113,35 @@ medians() {
         END { flush() }'
 }
 
+# Per path and concurrency, medians over rounds of: webhooks/s and its ratio to the direct
+# path's in the same round, p50, and the tunnel's CPU per webhook (its two processes together).
+tunnels() {
+    awk -F '\t' '
+        $4 == "load" { rate[$1, $2, $3] = $6; p50[$1, $2, $3] = $7; paths[$2] = 1; cs[$3] = 1; tags[$1] = 1; next }
+        $5 == "(all)" && $4 != "app" && $4 != "load client" {
+            cpu[$1, $2, $3] += $6; usr[$1, $2, $3] += $7; sys[$1, $2, $3] += $8; vcs[$1, $2, $3] += $9; nvcs[$1, $2, $3] += $10
+        }
+        $5 == "(all)" && $4 == "app" { app[$1, $2, $3] = $6 }
+        $5 == "(all)" && $4 == "load client" { cl[$1, $2, $3] = $6 }
+        function med(arr, p, c,   n, i, j, t, v, k) {
+            n = 0
+            split("", v)
+            for (k in tags) if (((k, p, c) in arr)) v[++n] = arr[k, p, c]
+            if (n == 0) return 0
+            for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+            return (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+        }
+        END {
+            for (c in cs) for (p in paths) {
+                for (k in tags) if (((k, p, c) in rate) && ((k, "direct", c) in rate) && rate[k, "direct", c] > 0)
+                    ratio[k, p, c] = rate[k, p, c] / rate[k, "direct", c]
+                printf "| %s | %s | %.0f | %.2f× | %.0f | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f |\n", p, c,
+                    med(rate, p, c), med(ratio, p, c), med(p50, p, c), med(cpu, p, c), med(usr, p, c), med(sys, p, c),
+                    med(vcs, p, c), med(nvcs, p, c), med(app, p, c), med(cl, p, c)
+            }
+        }' "$1" | sort -t'|' -k3,3n -k2,2
+}
+
 cpu() {
     say "## CPU, context switches and system calls per webhook (/proc), medians of $rounds rounds"
     say ""
@@ -110,18 +153,30 @@ cpu() {
         for path in $paths; do
             for c in 1 32; do
                 n=$cpu_n
-                [ "$c" -eq 1 ] && n=$((cpu_n / 10))
+                [ "$c" -eq 1 ] && n=$((cpu_n / 4))
                 echo "profile.sh: cpu round $r/$rounds: $path c=$c, $n webhooks" >&2
                 bin_var=""
                 case $path in bore|rathole) bin_var=$peers/$path ;; esac
                 HOOKS_PROFILE_PATH=$path HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$n \
-                    HOOKS_BENCH_PEER_BIN=$bin_var HOOKS_PROFILE_OUT=$out/cpu.tsv \
+                    HOOKS_BENCH_PEER_BIN=$bin_var HOOKS_PROFILE_OUT=$out/cpu.tsv HOOKS_PROFILE_TAG=$r \
                     drive >>"$out/cpu.md"
             done
         done
         # The next round starts with another path, so slow drift hits every path alike.
         paths="$(echo "$paths" | cut -d' ' -f2-) $(echo "$paths" | cut -d' ' -f1)"
     done
+    say "### The tunnels side by side"
+    say ""
+    say "Tunnel CPU: the relay and the CLI together for hooks, server and client for the peers (none"
+    say "for direct); ratio: webhooks/s against the direct path's in the same round. Webhooks/s and p50"
+    say "are the driver's (c=1: $((cpu_n / 4)) webhooks; c=32: $cpu_n), not a latency benchmark."
+    say ""
+    say "| path | c | webhooks/s | × direct | p50 µs | tunnel CPU µs | user µs | sys µs | vol. cs | invol. cs | app CPU µs | load client CPU µs |"
+    say "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    tunnels "$out/cpu.tsv" | tee -a "$summary"
+    say ""
+    say "### Every process and thread"
+    say ""
     say "| path | c | process | thread | CPU µs | user µs | sys µs | vol. cs | invol. cs | syscr | syscw | rounds |"
     say "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     medians "$out/cpu.tsv" | tee -a "$summary"
@@ -182,7 +237,9 @@ strace_part() {
 # measured webhooks and dumping them after.
 callgrind_run() {
     role=$1 c=$2
-    dir=$out/callgrind-$role-c$c
+    # An idle window (cg_n=0, held cg_hold ms) counts per second (cg_per) instead.
+    n=${cg_n:-$trace_n} per=${cg_per:-$trace_n} unit=${cg_unit:-webhook}
+    dir=$out/callgrind-$role-c$c-n$n
     mkdir -p "$dir"
     wrap="valgrind --tool=callgrind --separate-threads=yes --dump-instr=no --callgrind-out-file=$dir/cg.out --log-file=$dir/valgrind.log"
     pidvar=PROFILE_SERVER_PID
@@ -194,8 +251,8 @@ callgrind_run() {
         unset HOOKS_PROFILE_WRAP_RELAY
         pidvar=PROFILE_CLIENT_PID
     fi
-    HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$trace_n HOOKS_PROFILE_WARMUP=200 \
-    HOOKS_PROFILE_SETTLE_MS=3000 \
+    HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$n HOOKS_PROFILE_WARMUP=200 \
+    HOOKS_PROFILE_SETTLE_MS=3000 HOOKS_PROFILE_HOLD_MS=${cg_hold:-0} \
     HOOKS_PROFILE_BEFORE="callgrind_control -z \$$pidvar >$dir/zero.log" \
     HOOKS_PROFILE_AFTER="
         ls /proc/\$$pidvar/task | sort -n | while read t; do cat /proc/\$$pidvar/task/\$t/comm; done >$dir/threads
@@ -208,9 +265,13 @@ callgrind_run() {
     files=$(ls "$dir"/cg.out.1-* 2>/dev/null || true)
     [ -n "$files" ] || { echo "profile.sh: no callgrind dump in $dir" >&2; return 1; }
     # shellcheck disable=SC2086
-    awk -v per="$trace_n" -v root="$here" -f benches/callgrind-stages.awk $files >"$dir/stages.tsv"
+    awk -v per="$per" -v root="$here" -f benches/callgrind-stages.awk $files >"$dir/stages.tsv"
     total=$(awk -F '\t' '$1 == "total" { print $3 }' "$dir/stages.tsv")
-    say "### $role at c=$c: $total instructions per webhook ($trace_n webhooks, callgrind)"
+    say "### $role at c=$c: $total instructions per $unit ($n webhooks, callgrind)"
+    if [ "$n" -eq 0 ]; then
+        say ""
+        return 0
+    fi
     say ""
     say "| thread (callgrind dump, name) | Ir per webhook | its largest stage |"
     say "|---|---:|---|"
@@ -254,6 +315,10 @@ callgrind_part() {
         callgrind_run relay "$c"
         callgrind_run cli "$c"
     done
+    # What a window costs with no webhook at all (pings, timers), per second, to set against
+    # the windows above (their length is in each driver.md).
+    cg_n=0 cg_hold=10000 cg_per=13 cg_unit="second idle (10 s held + 3 s settled)" callgrind_run relay 1
+    cg_n=0 cg_hold=10000 cg_per=13 cg_unit="second idle (10 s held + 3 s settled)" callgrind_run cli 1
 }
 
 # Samples the relay or the CLI ($1) with perf while c=32 webhooks run.
@@ -295,8 +360,8 @@ perf_run() {
     say "Kernel time by entry point (inclusive; a system call's share includes the wake-ups and loopback delivery it causes):"
     say ""
     say '```'
-    grep -E '\[k\] (__x64_sys_|__x86_sys_|x64_sys_call|do_syscall_64|entry_SYSCALL|schedule$|__schedule|finish_task_switch|asm_sysvec|irq_exit|__do_softirq|handle_softirqs|net_rx_action|try_to_wake_up|futex_wake|futex_wait|tcp_sendmsg|tcp_recvmsg|ep_poll|do_epoll_wait)' \
-        "$dir/children.txt" | head -n 30 | tee -a "$summary"
+    grep -E '\[k\] (do_syscall_64|do_writev|__sys_sendto|__sys_recvfrom|__x64_sys_pwrite64|__x64_sys_pread64|__x64_sys_fsync|__x64_sys_fdatasync|__x64_sys_futex|do_epoll_wait|__x64_sys_fcntl|ksys_write|__x64_sys_clock_nanosleep|schedule|handle_softirqs|try_to_wake_up|tcp_sendmsg|tcp_recvmsg|asm_exc_page_fault|asm_sysvec_apic_timer_interrupt|asm_sysvec_reschedule_ipi|asm_sysvec_call_function_single)$' \
+        "$dir/children.txt" | tee -a "$summary"
     say '```'
     say ""
     say "Self time, top 30 symbols:"
@@ -374,7 +439,34 @@ hops_part() {
     done
 }
 
-{
+# The relay's and the CLI's CPU per webhook at c=32, by stage: user time split by callgrind's
+# instruction shares, kernel time by perf's system call shares (benches/breakdown.awk). Needs the
+# cpu, callgrind and perf parts of this run.
+breakdown() {
+    for role in relay cli; do
+        cpu=$(medians "$out/cpu.tsv" | awk -F ' [|] ' -v r="$role" '$1 == "| hooks" && $2 == "32" && $3 == r && $4 == "(all)" { print $5 }')
+        awk -v cpu="$cpu" -f benches/breakdown.awk "$out/perf-$role-c32/dsos.txt" \
+            "$out/perf-$role-c32/children.txt" "$out/callgrind-$role-c32-n$trace_n/stages.tsv" \
+            >"$out/breakdown-$role.tsv"
+    done
+    say "## Where the CPU of one webhook goes, c=32 (relay and CLI)"
+    say ""
+    say "µs per webhook: the process's CPU (cpu part, median), its kernel share from perf, user time split"
+    say "by callgrind's instruction shares, kernel time by perf's inclusive share of each system call."
+    say ""
+    say "| | stage | relay µs | relay Ir | CLI µs | CLI Ir |"
+    say "|---|---|---:|---:|---:|---:|"
+    awk -F '\t' '
+        FILENAME ~ /relay/ { r[$1 "\t" $2] = $3; ri[$1 "\t" $2] = $4; keys[$1 "\t" $2] = 1 }
+        FILENAME ~ /cli/ { c[$1 "\t" $2] = $3; ci[$1 "\t" $2] = $4; keys[$1 "\t" $2] = 1 }
+        END { for (k in keys) { split(k, kk, "\t")
+            order = (kk[1] == "user" ? 1 : kk[1] == "kernel" ? 2 : 3)
+            printf "%d\t%09.1f\t| %s | %s | %s | %s | %s | %s |\n", order, 1e6 - r[k] - c[k], kk[1], kk[2], r[k], ri[k], c[k], ci[k] } }' \
+        "$out/breakdown-relay.tsv" "$out/breakdown-cli.tsv" | sort | cut -f3- | tee -a "$summary"
+    say ""
+}
+
+[ -f "$summary" ] || {
     echo "# hooks: profile of one webhook ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
     echo ""
     echo "- machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr)"
@@ -388,6 +480,7 @@ for part in $parts; do
         callgrind) callgrind_part ;;
         perf) perf_part ;;
         hops) hops_part ;;
+        breakdown) breakdown ;;
     esac
 done
 echo "profile.sh: everything is in $out (summary: $summary)" >&2
