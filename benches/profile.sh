@@ -16,16 +16,20 @@
 #              attached for the measured webhooks only), at c=1 and c=32
 #   callgrind  instructions per webhook of the relay and of the CLI (valgrind --tool=callgrind,
 #              counters zeroed before the measured webhooks and dumped after them), by thread,
-#              stage, crate and function, at c=1 and c=32; the same count twice whatever else
-#              the machine does
+#              stage, crate and function, at c=1 and c=32, and of windows with no webhook; the
+#              same count (within 1 % at c=1) whatever else the machine does
 #   perf       where the CPU time goes, the kernel included (perf record -e cpu-clock -g
 #              attached for the measured webhooks), by system call and by symbol, at c=32
 #   hops       who wakes whom (thread to thread, process to process), context switches and
 #              system calls per webhook, from the scheduler's tracepoints (perf record -a), at
 #              c=1 and c=32, and the events of one webhook in order
+#   breakdown  the relay's and the CLI's CPU per webhook at c=32 by stage: their CPU (cpu part)
+#              split into kernel time by system call (perf part) and user time by instruction
+#              shares (callgrind part); runs by itself after those three
 #
 # Sizes: PROFILE_ROUNDS [5], PROFILE_CPU_REQUESTS [20000 at c=32, a quarter at c=1],
-# PROFILE_TRACE_REQUESTS [2000] (strace, callgrind, perf use that many, perf ten times as many).
+# PROFILE_TRACE_REQUESTS [2000] (strace and callgrind use that many, hops a quarter of it at c=1,
+# perf ten times as many). The relay's and the CLI's data directories are in $TMPDIR (or /tmp).
 # Builds the release binaries as ./install.sh does (fat LTO, about 5 minutes on 2 cores) unless
 # --no-build; installs bore and rathole into target/bench-peers as `benches/run.sh --peers` does.
 # Needs Linux (/proc), valgrind, strace and perf for their parts. Hardware counters (perf stat
