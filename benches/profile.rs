@@ -35,9 +35,10 @@
 //! Figures: CPU from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on a CPU), split into user
 //! and system time by `utime`/`stime` of `/proc/<pid>/stat` (10 ms ticks: use thousands of
 //! webhooks); voluntary and involuntary context switches from each thread's `status`; `syscr`
-//! and `syscw` (read-like and write-like system calls) from each thread's `io`. A thread that
-//! ends inside the window is missing from the thread rows (its time is still in the process's
-//! `utime`/`stime`).
+//! and `syscw` from each thread's `io` (reads and writes through the VFS: `read`, `write`,
+//! `readv`, `writev`, `pread64`, `pwrite64`; not `recvfrom`/`sendto`, so `strace` or the
+//! `hops` part of `profile.sh` give the whole count). A thread that ends inside the window is
+//! missing from the thread rows (its time is still in the process's `utime`/`stime`).
 
 #[path = "support/peers.rs"]
 #[allow(dead_code)]
@@ -523,7 +524,7 @@ fn report(
         p50.as_secs_f64() * 1e6,
         window.as_secs_f64()
     );
-    println!("- per webhook: CPU (schedstat), user and system time (ticks), voluntary and involuntary context switches, read- and write-like system calls");
+    println!("- per webhook: CPU (schedstat), user and system time (ticks), voluntary and involuntary context switches, VFS reads and writes (syscr, syscw; not recvfrom or sendto)");
     println!();
     println!(
         "| process | thread | CPU µs | user µs | sys µs | vol. cs | invol. cs | syscr | syscw |"

@@ -8,8 +8,8 @@
 #
 # (default: all; --dir writes into DIR, e.g. to redo the breakdown of an earlier run)
 #
-#   cpu        CPU time (schedstat, utime/stime), context switches and read/write-like system
-#              calls per webhook of every process and thread, from /proc, at c=1 and c=32, for
+#   cpu        CPU time (schedstat, utime/stime), context switches and VFS reads and writes
+#              per webhook of every process and thread, from /proc, at c=1 and c=32, for
 #              hooks, rathole 0.5, bore 0.6 and the direct path, PROFILE_ROUNDS rounds (the
 #              order of the paths turns every round); medians over rounds
 #   strace     system calls per webhook, per thread, of the relay and of the CLI (strace -f -ff
