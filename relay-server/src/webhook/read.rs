@@ -29,7 +29,7 @@ pub(super) async fn read_body(
 ) -> Result<Read, Response<Body>> {
     let reading = Reading {
         id: webhook.id,
-        request: &webhook.request,
+        head: std::mem::take(&mut webhook.head),
         budget: &relay.budget,
         timeout: relay.config.read_timeout,
     };
@@ -119,8 +119,8 @@ pub(super) struct Read {
 struct Reading<'a> {
     /// The request's id.
     id: RequestId,
-    /// The request message whose frame the body completes.
-    request: &'a RelayMessage,
+    /// The start of the request's frame, which the body completes.
+    head: bytes::BytesMut,
     /// What the body's bytes in memory count against.
     budget: &'a Arc<Budget>,
     /// How long the sender may take to send it (`--read-timeout`).
@@ -137,7 +137,8 @@ async fn read_whole(
     max_body: usize,
 ) -> Result<Read, ReadError> {
     let declared = declared.map(|len| len as usize);
-    let mut frame = protocol::frame_for(reading.request, declared.unwrap_or(0));
+    let mut frame = reading.head;
+    frame.reserve(declared.unwrap_or(0));
     let start = frame.len();
     let largest = start + max_body;
     let mut charge = reading
@@ -232,13 +233,15 @@ async fn read_streamed(
     // is not yet both sent and written, from `start` = 0.
     let (mut buffer, start) = match &mut file {
         Some(file) => {
-            let head = protocol::frame_for(reading.request, 0);
-            file.write(&head).await.map_err(ReadError::NotStored)?;
+            file.write(&reading.head)
+                .await
+                .map_err(ReadError::NotStored)?;
             let room = FILE_BATCH + 2 * protocol::CHUNK_LEN;
             (bytes::BytesMut::with_capacity(room), 0)
         }
         None => {
-            let frame = protocol::frame_for(reading.request, len);
+            let mut frame = reading.head;
+            frame.reserve(len);
             let start = frame.len();
             (frame, start)
         }
