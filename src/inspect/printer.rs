@@ -110,15 +110,7 @@ pub fn spawn_printer(
     options: OutputOptions,
     stored: bool,
 ) -> (Printer, tokio::task::JoinHandle<()>) {
-    let (events, mut rx) = mpsc::unbounded_channel::<Event>();
-    let printer = Printer {
-        events,
-        waiting: Arc::default(),
-        print: options.print,
-        json: options.json,
-        stored,
-    };
-    let waiting = Arc::clone(&printer.waiting);
+    let (printer, Feed { mut rx, waiting, .. }) = channel(options.print, options.json, stored);
     let handle = tokio::task::spawn_blocking(move || {
         let mut thread = Thread {
             options,
@@ -135,6 +127,77 @@ pub fn spawn_printer(
         thread.note(skipped);
     });
     (printer, handle)
+}
+
+/// A [`Printer`] and the receiving end of what it is offered.
+fn channel(print: Print, json: bool, stored: bool) -> (Printer, Feed) {
+    let (events, rx) = mpsc::unbounded_channel::<Event>();
+    let printer = Printer {
+        events,
+        waiting: Arc::default(),
+        print,
+        json,
+        stored,
+    };
+    let waiting = Arc::clone(&printer.waiting);
+    (
+        printer,
+        Feed {
+            rx,
+            waiting,
+            stored,
+        },
+    )
+}
+
+/// A [`Printer`] whose events go to another consumer than the printing thread: the inspector
+/// (`hooks listen --ui`). It gets the same bounds: exchanges without their headers and bodies
+/// (the inspector loads those from the store), at most [`MAX_WAITING`] waiting, and a
+/// [`Event::Skipped`] for those it fell too far behind to be offered.
+pub fn feed(stored: bool) -> (Printer, Feed) {
+    channel(Print::default(), false, stored)
+}
+
+/// What a [`Printer`] made with [`feed`] was offered, in order.
+pub struct Feed {
+    rx: mpsc::UnboundedReceiver<Event>,
+    waiting: Arc<Mutex<Waiting>>,
+    stored: bool,
+}
+
+impl Feed {
+    /// The next event if one is waiting; `Err(true)` once every [`Printer`] is gone. Once
+    /// the feed is empty, the exchanges skipped since the last note are one
+    /// [`Event::Skipped`] (the printer says so before the next exchange it offers, and there
+    /// may be none for a while).
+    pub fn try_next(&mut self) -> Result<Event, bool> {
+        match self.rx.try_recv() {
+            Ok(event) => {
+                self.taken(&event);
+                Ok(event)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let mut waiting = self.waiting.lock().expect("printer lock is never poisoned");
+                match std::mem::take(&mut waiting.skipped) {
+                    0 => Err(false),
+                    count => Ok(Event::Skipped {
+                        count,
+                        stored: self.stored,
+                    }),
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(true),
+        }
+    }
+
+    /// Makes room for another exchange once `event` is out of the feed.
+    fn taken(&self, event: &Event) {
+        if let Event::Request(exchange) = event {
+            let mut waiting = self.waiting.lock().expect("printer lock is never poisoned");
+            waiting.count -= 1;
+            waiting.bytes -= exchange.size();
+        }
+    }
 }
 
 /// The printer thread's state.
