@@ -6,10 +6,10 @@ pub mod history;
 mod json;
 pub mod palette;
 mod printer;
-pub mod ui;
 pub mod redact;
 mod render;
 pub mod sanitize;
+pub mod ui;
 
 use std::io::Write;
 

@@ -110,7 +110,12 @@ pub fn spawn_printer(
     options: OutputOptions,
     stored: bool,
 ) -> (Printer, tokio::task::JoinHandle<()>) {
-    let (printer, Feed { mut rx, waiting, .. }) = channel(options.print, options.json, stored);
+    let (
+        printer,
+        Feed {
+            mut rx, waiting, ..
+        },
+    ) = channel(options.print, options.json, stored);
     let handle = tokio::task::spawn_blocking(move || {
         let mut thread = Thread {
             options,
@@ -151,11 +156,16 @@ fn channel(print: Print, json: bool, stored: bool) -> (Printer, Feed) {
 }
 
 /// A [`Printer`] whose events go to another consumer than the printing thread: the inspector
-/// (`hooks listen --ui`). It gets the same bounds: exchanges without their headers and bodies
-/// (the inspector loads those from the store), at most [`MAX_WAITING`] waiting, and a
-/// [`Event::Skipped`] for those it fell too far behind to be offered.
+/// (`hooks listen --ui`). It gets the same bounds: at most [`MAX_WAITING`] exchanges and
+/// [`MAX_WAITING_BYTES`] waiting, and an [`Event::Skipped`] for those it fell too far behind to
+/// be offered. Exchanges keep their request (the list shows its size) and lose their answer's
+/// headers and body (the detail view reads those from the store).
 pub fn feed(stored: bool) -> (Printer, Feed) {
-    channel(Print::default(), false, stored)
+    let print = Print {
+        request_body: true,
+        ..Print::default()
+    };
+    channel(print, false, stored)
 }
 
 /// What a [`Printer`] made with [`feed`] was offered, in order.

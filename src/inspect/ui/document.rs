@@ -65,9 +65,8 @@ impl Body {
             && content_type.starts_with("application/x-www-form-urlencoded"))
         .then(|| form_fields(&bytes))
         .flatten();
-        let text = (u32::try_from(bytes.len()).is_ok()
-            && as_text(&bytes, &content_type).is_some())
-        .then(|| line_starts(&bytes));
+        let text = (u32::try_from(bytes.len()).is_ok() && as_text(&bytes, &content_type).is_some())
+            .then(|| line_starts(&bytes));
         Body {
             bytes,
             content_type,
@@ -317,7 +316,9 @@ mod tests {
             Some("application/x-www-form-urlencoded"),
         );
         assert_eq!(form.default_mode(), Mode::Tree);
-        assert!(matches!(form.rows(Mode::Tree), Rows::Form(f) if f[1] == ("b".into(), "x y".into())));
+        assert!(
+            matches!(form.rows(Mode::Tree), Rows::Form(f) if f[1] == ("b".into(), "x y".into()))
+        );
         let text = Body::new(Bytes::from_static(b"one\ntwo\n"), Some("text/plain"));
         assert!(matches!(text.rows(Mode::Tree), Rows::Text(s) if s == [0, 4]));
         let binary = Body::new(Bytes::from_static(&[0, 1, 2, 255]), None);

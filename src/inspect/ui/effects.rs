@@ -245,7 +245,11 @@ fn run(job: Job, store: &Store, context: &mut Context) -> anyhow::Result<Vec<Rep
         }
         Job::Replay(id, resign, target) => {
             let capture = store.get(id)?;
-            let what = if resign { "replayed re-signed" } else { "replayed" };
+            let what = if resign {
+                "replayed re-signed"
+            } else {
+                "replayed"
+            };
             send(context, capture, resign, target, what)?;
             Ok(Vec::new())
         }
@@ -307,7 +311,10 @@ fn export_to(capture: &Exchange, target: &Target, path: &Path) -> anyhow::Result
             text.push(b'\n');
             ("HAR", text)
         }
-        "sh" | "curl" => ("a curl command", export::curl(&capture.request, target).into_bytes()),
+        "sh" | "curl" => (
+            "a curl command",
+            export::curl(&capture.request, target).into_bytes(),
+        ),
         _ => ("raw HTTP", export::raw(&capture.request, target)),
     };
     let mut file = std::fs::OpenOptions::new()
@@ -315,8 +322,7 @@ fn export_to(capture: &Exchange, target: &Target, path: &Path) -> anyhow::Result
         .create_new(true)
         .open(path)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut file, &bytes)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, &bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(format!(
         "exported #{} to {} ({format}, {} bytes)",
         capture.number(),
@@ -365,7 +371,11 @@ fn send(
                 let text = format!("{what} #{id} → #{}: {}", new.number(), sanitize(&why));
                 done(text, true, true)
             }
-            Err(e) => done(format!("could not record the replay of #{id}: {e:#}"), true, false),
+            Err(e) => done(
+                format!("could not record the replay of #{id}: {e:#}"),
+                true,
+                false,
+            ),
         };
         let _ = replies.send(Reply::Msg(msg));
     });

@@ -76,8 +76,7 @@ impl Worker {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     next_poll = Instant::now() + self.poll;
-                    if self.changed() && self.replies.send(Reply::Msg(Msg::StoreChanged)).is_err()
-                    {
+                    if self.changed() && self.replies.send(Reply::Msg(Msg::StoreChanged)).is_err() {
                         return;
                     }
                 }
@@ -158,12 +157,7 @@ fn select(
     after: Option<CaptureId>,
     through: CaptureId,
 ) -> Result<Vec<Row>, StoreError> {
-    let id = |op, value: CaptureId| {
-        Query::term(Term::Id(Compare {
-            op,
-            value: value.0,
-        }))
-    };
+    let id = |op, value: CaptureId| Query::term(Term::Id(Compare { op, value: value.0 }));
     let mut query = id(Op::Le, through);
     if let Some(after) = after {
         query = query.and(id(Op::Gt, after));

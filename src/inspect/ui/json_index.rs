@@ -18,8 +18,13 @@ pub struct Span {
 /// What one line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A string, number, `true`, `false`, `null`, or an empty `{}` or `[]`.
+    /// A string, number, `true`, `false` or `null`.
     Scalar,
+    /// `{}` or `[]` (the blanks inside, if any, are not shown).
+    Empty {
+        /// Whether it is an array.
+        array: bool,
+    },
     /// `{` or `[` with members; the line after its last member closes it.
     Open {
         /// Whether it is an array.
@@ -167,16 +172,25 @@ impl Scan<'_> {
         let start = self.at;
         let close = if array { b']' } else { b'}' };
         self.at += 1;
+        let bracket = self.span(start);
         self.skip_blank();
         if self.peek() == close {
             self.at += 1;
-            return self.scalar(depth, key, start);
+            self.lines.push(Line {
+                depth,
+                key,
+                value: self.span(start),
+                kind: Kind::Empty { array },
+                partner: 0,
+                comma: false,
+            });
+            return;
         }
         let open = self.lines.len();
         self.lines.push(Line {
             depth,
             key,
-            value: self.span(start),
+            value: bracket,
             kind: Kind::Open { array, members: 0 },
             partner: 0,
             comma: false,
@@ -206,13 +220,13 @@ impl Scan<'_> {
             }
             break;
         }
-        let bracket = self.at;
+        let closing_at = self.at;
         self.at += 1;
         let closing = self.lines.len() as u32;
         self.lines.push(Line {
             depth,
             key: None,
-            value: self.span(bracket),
+            value: self.span(closing_at),
             kind: Kind::Close,
             partner: open as u32,
             comma: false,
@@ -233,15 +247,21 @@ mod tests {
 
     #[test]
     fn lines_follow_the_pretty_form() {
-        let body = br#" {"a": [1, {"b": "x\"}"}], "c": {}, "d": null} "#;
+        let body = br#" {"a": [ 1, {"b": "x\"}"}], "c": { }, "d": null} "#;
         let index = JsonIndex::build(body).unwrap();
         let shown: Vec<String> = index
             .lines
             .iter()
             .map(|l| {
-                let key = l.key.map_or(String::new(), |k| format!("{}: ", text(body, k)));
+                let key = l
+                    .key
+                    .map_or(String::new(), |k| format!("{}: ", text(body, k)));
                 let comma = if l.comma { "," } else { "" };
-                format!("{}{key}{}{comma}", "  ".repeat(l.depth as usize), text(body, l.value))
+                let value = match l.kind {
+                    Kind::Empty { array: false } => "{}",
+                    _ => text(body, l.value),
+                };
+                format!("{}{key}{value}{comma}", "  ".repeat(l.depth as usize))
             })
             .collect();
         assert_eq!(

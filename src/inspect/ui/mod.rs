@@ -24,7 +24,7 @@ mod view;
 pub use document::{Body, Mode, Pos};
 pub use effects::Reply;
 pub use loaded::load;
-pub use run::{run, Options};
+pub use run::{inspect, run, Options};
 pub use state::{
     Ask, Connection, Content, Detail, DiffView, Loaded, Masking, Message, Prompt, Row, Screen,
     Source, State, Tab, MAX_ROWS,

@@ -202,7 +202,7 @@ fn toggle_fold(detail: &mut Detail) {
     let open = match line.kind {
         Kind::Open { .. } => n as u32,
         Kind::Close => line.partner,
-        Kind::Scalar => return,
+        Kind::Scalar | Kind::Empty { .. } => return,
     };
     if !pane.folds.remove(&open) {
         pane.folds.insert(open);

@@ -68,7 +68,10 @@ fn delete_word(prompt: &mut Prompt) {
     while start > 0 && chars[start - 1] != ' ' {
         start -= 1;
     }
-    let (from, to) = (byte_at(&prompt.text, start), byte_at(&prompt.text, prompt.cursor));
+    let (from, to) = (
+        byte_at(&prompt.text, start),
+        byte_at(&prompt.text, prompt.cursor),
+    );
     prompt.text.replace_range(from..to, "");
     prompt.cursor = start;
 }

@@ -24,6 +24,7 @@ use crate::inspect::Feed;
 use crate::query::Query;
 use crate::target::Target;
 use crate::verify::{Provider, Secret};
+use crate::UsageError;
 
 /// Longest wait for a key before the loop looks at the feed and the worker again.
 const TICK: Duration = Duration::from_millis(40);
@@ -67,6 +68,37 @@ pub async fn run(
         tokio::task::spawn_blocking(move || run_blocking(options, feed, &stop, runtime)).await;
     shutdown.cancel();
     result.map_err(|e| anyhow!("the inspector's thread failed: {e}"))?
+}
+
+/// Runs `hooks inspect`: the inspector over the capture store, live. Without a terminal it is a
+/// usage error (exit 2).
+pub async fn inspect(
+    args: crate::cli::InspectArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if !terminal::is_terminal() {
+        return Err(UsageError(
+            "hooks inspect needs a terminal (its stdin and stdout are not one); hooks list and hooks show print captures without one".into(),
+        )
+        .into());
+    }
+    let filter = match args.r#where {
+        Some(text) => {
+            let query = Query::parse(&text)
+                .map_err(|e| UsageError(format!("invalid --where expression\n{e}")))?;
+            Some((query, text))
+        }
+        None => None,
+    };
+    let options = Options {
+        source: Source::Store,
+        store: crate::store::path()?,
+        secrets: args.secrets,
+        provider: args.provider,
+        target: args.to,
+        filter,
+    };
+    run(options, None, shutdown).await
 }
 
 /// What the loop owns.
@@ -232,7 +264,10 @@ impl Loop {
             let sequence = format!("\x1b]52;c;{}\x07", BASE64.encode(text));
             match self.guard.write_raw(sequence.as_bytes()) {
                 Ok(()) => (
-                    format!("copied #{id} as curl ({} bytes) to the clipboard", group(text.len())),
+                    format!(
+                        "copied #{id} as curl ({} bytes) to the clipboard",
+                        group(text.len())
+                    ),
                     false,
                 ),
                 Err(e) => (format!("could not copy #{id}: {e}"), true),

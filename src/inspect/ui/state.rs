@@ -481,12 +481,22 @@ impl State {
 
     /// How many rows the list shows at once.
     pub fn list_height(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(LIST_TOP + BOTTOM + self.prompt_lines())).max(1)
+        usize::from(
+            self.size
+                .1
+                .saturating_sub(LIST_TOP + BOTTOM + self.prompt_lines()),
+        )
+        .max(1)
     }
 
     /// How many lines a detail's pane shows at once.
     pub fn pane_height(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(DETAIL_TOP + BOTTOM + self.prompt_lines())).max(1)
+        usize::from(
+            self.size
+                .1
+                .saturating_sub(DETAIL_TOP + BOTTOM + self.prompt_lines()),
+        )
+        .max(1)
     }
 
     /// Lines the prompt's error takes above the bottom line.

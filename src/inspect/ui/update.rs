@@ -9,7 +9,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::navigate;
 use super::prompt;
-use super::state::{Ask, Connection, Content, DiffView, Loaded, Message, Prompt, Row, Screen, State};
+use super::state::{
+    Ask, Connection, Content, DiffView, Loaded, Message, Prompt, Row, Screen, State,
+};
 use super::state::{Detail, Pane, MAX_ROWS};
 use crate::exchange::CaptureId;
 use crate::inspect::Event;
@@ -279,7 +281,11 @@ fn capture_key(state: &mut State, c: char, id: CaptureId) -> Effect {
 fn diff(state: &mut State, b: CaptureId) -> Effect {
     match state.mark {
         None => {
-            say(state, "mark a capture with m first, then press = on another", true);
+            say(
+                state,
+                "mark a capture with m first, then press = on another",
+                true,
+            );
             Effect::None
         }
         Some(a) if a == b => {
@@ -472,7 +478,10 @@ fn note_flags(state: &mut State, row: &mut Row) {
 }
 
 fn loaded(state: &mut State, id: CaptureId, result: Result<Box<Loaded>, String>) {
-    let flags = state.row(id).map(|row| row.flags.clone()).unwrap_or_default();
+    let flags = state
+        .row(id)
+        .map(|row| row.flags.clone())
+        .unwrap_or_default();
     let Screen::Detail(detail) = &mut state.screen else {
         return;
     };
@@ -501,7 +510,11 @@ fn diffed(state: &mut State, a: CaptureId, b: CaptureId, result: Result<Vec<Stri
     };
     if let Some(why) = failed {
         state.screen = Screen::List;
-        say(state, &format!("could not compare #{a} and #{b}: {why}"), true);
+        say(
+            state,
+            &format!("could not compare #{a} and #{b}: {why}"),
+            true,
+        );
     }
 }
 

@@ -40,6 +40,7 @@ pub fn line(
             let value = slice(&text, line.value);
             match line.kind {
                 Kind::Scalar => spans.push(Span::styled(value.clone(), scalar_style(&value))),
+                Kind::Empty { array } => spans.push(Span::raw(if array { "[]" } else { "{}" })),
                 Kind::Open { array, members } if folds.contains(&(n as u32)) => {
                     let (brackets, unit) = if array {
                         ("[…]", "items")
@@ -47,7 +48,11 @@ pub fn line(
                         ("{…}", "keys")
                     };
                     spans.push(Span::raw(brackets));
-                    let unit = if members == 1 { &unit[..unit.len() - 1] } else { unit };
+                    let unit = if members == 1 {
+                        &unit[..unit.len() - 1]
+                    } else {
+                        unit
+                    };
                     spans.push(Span::styled(format!(" {members} {unit}"), theme::DIM));
                     let closing = json.lines.get(line.partner as usize);
                     if closing.is_some_and(|c| c.comma) {

@@ -14,7 +14,10 @@ use crate::inspect::ui::state::DiffView;
 pub fn draw(diff: &DiffView, frame: &mut Frame, area: Rect) {
     let width = usize::from(area.width);
     let title = format!(" diff #{} (marked) → #{}", diff.a, diff.b);
-    let mut lines = vec![Line::styled(truncate(&title, width), theme::BOLD), Line::raw("")];
+    let mut lines = vec![
+        Line::styled(truncate(&title, width), theme::BOLD),
+        Line::raw(""),
+    ];
     let height = usize::from(area.height).saturating_sub(lines.len());
     match &diff.lines {
         None => lines.push(Line::styled(" comparing…", theme::DIM)),

@@ -12,17 +12,29 @@ use super::theme;
 pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓  j k", "move (pauses follow mode)"),
     ("PgUp PgDn", "move a page"),
-    ("g G  Home End", "first, last (G and End resume follow mode)"),
+    (
+        "g G  Home End",
+        "first, last (G and End resume follow mode)",
+    ),
     ("Enter", "open the capture"),
     ("Esc", "back to the list"),
     ("/", "filter (the --where language; empty clears)"),
     ("r", "replay as captured"),
     ("R", "replay re-signed (needs --secret)"),
-    ("e  E", "edit the raw request in $VISUAL/$EDITOR and send it (E re-signs)"),
-    ("m  =", "mark a capture; diff the marked one against this one"),
+    (
+        "e  E",
+        "edit the raw request in $VISUAL/$EDITOR, then send it (E re-signs)",
+    ),
+    (
+        "m  =",
+        "mark a capture; diff the marked one against this one",
+    ),
     ("c", "copy as curl to the clipboard (OSC 52)"),
     ("x", "export to a file (.har, .sh for curl, else raw HTTP)"),
-    ("t", "set the replay target (empty: where each was forwarded)"),
+    (
+        "t",
+        "set the replay target (empty: where each was forwarded)",
+    ),
     ("Tab  1 2 3", "detail: overview, request, response"),
     ("v", "detail: body as tree, raw or hex"),
     ("Space  f  F", "detail: fold here, fold all, unfold all"),
@@ -33,7 +45,7 @@ pub const KEYS: &[(&str, &str)] = &[
 
 /// Draws the help box centered in `area`.
 pub fn draw(frame: &mut Frame, area: Rect) {
-    let width = 74.min(area.width);
+    let width = 78.min(area.width);
     let height = (KEYS.len() as u16 + 2).min(area.height);
     let box_area = Rect {
         x: area.x + (area.width - width) / 2,

@@ -19,7 +19,7 @@ const TIME: usize = 8;
 const METHOD: usize = 7;
 const VERDICT: usize = 9;
 const STATUS: usize = 3;
-const DURATION: usize = 7;
+const DURATION: usize = 8;
 const SIZE: usize = 8;
 const ID: usize = 7;
 
