@@ -317,6 +317,10 @@ pub(super) fn set_filter(state: &mut State, filter: Option<Query>, text: String)
     state.filter = filter;
     state.filter_text = text;
     state.generation += 1;
+    // The rows of the old filter go; those the feed brings while the store is read stay.
+    state.rows.clear();
+    state.first_of_event.clear();
+    (state.selected, state.offset) = (0, 0);
     state.catching_up = false;
     state.catch_up_again = false;
     start(state)

@@ -78,12 +78,12 @@ fn status_line(state: &State, width: usize) -> Line<'static> {
     };
     spans.push(Span::raw("  "));
     spans.push(Span::styled(connection, style));
-    spans.push(Span::raw("  "));
-    spans.extend(counts(&state.rows));
     if state.not_shown > 0 {
         let text = format!("  +{} not shown", state.not_shown);
         spans.push(Span::styled(text, theme::WARNING));
     }
+    spans.push(Span::raw("  "));
+    spans.extend(counts(&state.rows));
     if state.filter.is_some() {
         spans.push(Span::raw("  filter: "));
         spans.push(Span::styled(sanitize(&state.filter_text), theme::BOLD));
