@@ -89,12 +89,17 @@ impl Worker {
     /// `hooks listen` made the store).
     fn store(&mut self) -> Result<&Store, StoreError> {
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.path)?);
+            let store = Store::open(&self.path)?;
+            // The version to compare with is taken before anything is read, so a commit made
+            // while the first rows are read is noticed at the next look.
+            self.version = store.data_version().ok();
+            self.store = Some(store);
         }
         Ok(self.store.as_ref().expect("opened above"))
     }
 
-    /// Whether another connection committed since the last look (a new store counts).
+    /// Whether another connection committed since the last look (a store that appeared
+    /// counts).
     fn changed(&mut self) -> bool {
         let had_store = self.store.is_some();
         let Ok(store) = self.store() else {
@@ -102,7 +107,7 @@ impl Worker {
         };
         let version = store.data_version().ok();
         let before = std::mem::replace(&mut self.version, version);
-        !had_store || (before.is_some() && before != version)
+        !had_store || before != version
     }
 }
 

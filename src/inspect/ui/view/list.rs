@@ -74,7 +74,10 @@ fn status_line(state: &State, width: usize) -> Line<'static> {
             format!("reconnecting ({})", sanitize(why)),
             theme::SERVER_ERROR,
         ),
-        Connection::Store => (format!("{} captures", state.rows.len()), Style::new()),
+        Connection::Store => match state.rows.len() {
+            1 => ("1 capture".to_owned(), Style::new()),
+            n => (format!("{n} captures"), Style::new()),
+        },
     };
     spans.push(Span::raw("  "));
     spans.push(Span::styled(connection, style));
