@@ -298,3 +298,48 @@ fn report(result: std::io::Result<()>, stderr: &std::io::Stderr) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{Outcome, Request};
+
+    fn exchange() -> Box<Exchange> {
+        let request = Request {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(b"{}"),
+        };
+        let outcome = Outcome::Failed("refused".into());
+        let duration = std::time::Duration::ZERO;
+        Box::new(Exchange::new(0, String::new(), request, outcome, duration))
+    }
+
+    /// The inspector's feed holds at most MAX_WAITING exchanges; the rest are counted, and the
+    /// count comes out once the feed is drained, even with no exchange after it.
+    #[test]
+    fn a_feed_that_falls_behind_says_how_many_it_skipped() {
+        let (printer, mut feed) = feed(true);
+        for _ in 0..MAX_WAITING + 6 {
+            printer.offer(exchange());
+        }
+        let mut requests = 0;
+        let skipped = loop {
+            match feed.try_next() {
+                Ok(Event::Request(e)) => {
+                    assert_eq!(&e.request.body[..], b"{}", "the request body is kept");
+                    requests += 1;
+                }
+                Ok(Event::Skipped { count, stored }) => break (count, stored),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!((requests, skipped), (MAX_WAITING, (6, true)));
+        assert!(matches!(feed.try_next(), Err(false)), "empty, still open");
+        printer.offer(exchange());
+        assert!(matches!(feed.try_next(), Ok(Event::Request(_))), "room again");
+        drop(printer);
+        assert!(matches!(feed.try_next(), Err(true)), "closed");
+    }
+}
