@@ -85,12 +85,13 @@ fn status_line(state: &State, width: usize) -> Line<'static> {
         let text = format!("  +{} not shown", state.not_shown);
         spans.push(Span::styled(text, theme::WARNING));
     }
-    spans.push(Span::raw("  "));
-    spans.extend(counts(&state.rows));
+    // The filter before the counts: it says what they count.
     if state.filter.is_some() {
         spans.push(Span::raw("  filter: "));
         spans.push(Span::styled(sanitize(&state.filter_text), theme::BOLD));
     }
+    spans.push(Span::raw("  "));
+    spans.extend(counts(&state.rows));
     if state.follow && !state.rows.is_empty() {
         spans.push(Span::styled("  following", theme::DIM));
     }
