@@ -338,7 +338,10 @@ mod tests {
         assert_eq!((requests, skipped), (MAX_WAITING, (6, true)));
         assert!(matches!(feed.try_next(), Err(false)), "empty, still open");
         printer.offer(exchange());
-        assert!(matches!(feed.try_next(), Ok(Event::Request(_))), "room again");
+        assert!(
+            matches!(feed.try_next(), Ok(Event::Request(_))),
+            "room again"
+        );
         drop(printer);
         assert!(matches!(feed.try_next(), Err(true)), "closed");
     }

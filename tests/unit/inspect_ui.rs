@@ -363,3 +363,29 @@ fn duplicates_of_an_event_are_flagged() {
     assert_eq!(state.rows[1].flags.duplicate_of, Some(1));
     assert_eq!(state.rows[0].flags.duplicate_of, None);
 }
+
+#[test]
+fn untrusted_text_reaches_the_screen_escaped() {
+    let mut state = state(80, 24, 0);
+    let mut hostile = row(1, "/x\u{1b}]52;c;aGk=\u{7}", Some(200));
+    hostile.method = "PO\u{1b}[2JST".into();
+    read(&mut state, vec![hostile], false);
+    ui::update(
+        &mut state,
+        Msg::Done {
+            text: "refused: \u{1b}[31mred\u{202e}".into(),
+            error: true,
+            changed: false,
+        },
+    );
+    let screen = crate::inspector::screen(&state);
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "{screen}"
+    );
+    assert!(screen.contains("\\u{1b}]52;c;aGk="), "{screen}");
+    assert!(
+        screen.contains("refused: \\u{1b}[31mred\\u{202e}"),
+        "{screen}"
+    );
+}

@@ -15,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::state::{Ask, Screen, State, BOTTOM};
-use crate::inspect::sanitize::truncate;
+use crate::inspect::sanitize::{sanitize, truncate};
 
 /// The styles of the screen.
 mod theme {
@@ -79,7 +79,8 @@ fn draw_bottom(state: &State, frame: &mut Frame, area: Rect) {
     if let Some(prompt) = &state.prompt {
         if let Some(error) = &prompt.error {
             for text in error.lines().take(3) {
-                lines.push(Line::styled(truncate(text, width), theme::SERVER_ERROR));
+                let text = truncate(&sanitize(text), width);
+                lines.push(Line::styled(text, theme::SERVER_ERROR));
             }
         }
         let label = match prompt.ask {
@@ -94,7 +95,7 @@ fn draw_bottom(state: &State, frame: &mut Frame, area: Rect) {
         let shown: String = prompt.text.chars().skip(skip).take(room).collect();
         lines.push(Line::from(vec![
             Span::styled(label, theme::BOLD),
-            Span::raw(crate::inspect::sanitize(&shown)),
+            Span::raw(sanitize(&shown)),
         ]));
         let x = area.x + (label_width + prompt.cursor - skip).min(width.saturating_sub(1)) as u16;
         let y = area.y + area.height.saturating_sub(1);
@@ -105,7 +106,11 @@ fn draw_bottom(state: &State, frame: &mut Frame, area: Rect) {
         } else {
             Style::new()
         };
-        lines.push(Line::styled(truncate(&message.text, width), style));
+        // Messages quote what peers and files said (a store error, a refusal).
+        lines.push(Line::styled(
+            truncate(&sanitize(&message.text), width),
+            style,
+        ));
     } else {
         lines.push(Line::styled(truncate(hints(state), width), theme::DIM));
     }
