@@ -93,12 +93,14 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
             upgrade_to_v3(conn)?;
         }
         // The view (`SELECT *` over the tables) shows the new columns by itself.
-        for slot in 0..generations::SLOTS {
-            for column in COLUMNS_V4 {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {column}",
-                    generations::table(slot)
-                ))?;
+        if version < 4 {
+            for slot in 0..generations::SLOTS {
+                for column in COLUMNS_V4 {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN {column}",
+                        generations::table(slot)
+                    ))?;
+                }
             }
         }
         if version < 5 {
