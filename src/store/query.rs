@@ -42,6 +42,10 @@ pub struct Summary {
     pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made it.
     pub sent: bool,
+    /// The route that took it.
+    pub route: Option<String>,
+    /// Whether it is a copy route's copy.
+    pub copy: bool,
 }
 
 /// Which end of the store to start from.
@@ -88,7 +92,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of, {}, {headers}, sent FROM captures {clause} \
+             event_id, signature, replay_of, {}, {headers}, sent, route, copy FROM captures {clause} \
              ORDER BY id {direction}",
             sql::REQUEST_SIZE
         );
@@ -166,6 +170,8 @@ fn read_candidate<'a>(
         verdict,
         replay_of: row.get::<_, Option<i64>>(10)?.map(CaptureId),
         sent: row.get(13)?,
+        route: row.get(14)?,
+        copy: row.get(15)?,
     };
     Ok(Ok(Candidate {
         summary,
@@ -222,6 +228,9 @@ impl Subject for Candidate<'_> {
     }
     fn replay_of(&self) -> Option<i64> {
         self.summary.replay_of.map(|id| id.0)
+    }
+    fn route(&self) -> Option<&str> {
+        self.summary.route.as_deref()
     }
 }
 
