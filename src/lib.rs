@@ -63,10 +63,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         }
         Command::List(args) => success(blocking(move || list::list(&args)).await),
         Command::Show(args) => success(blocking(move || show::show(&args)).await),
-        Command::Replay(args) if args.check || args.dir.is_some() => {
-            check::run(args, shutdown).await
+        Command::Replay(args) => {
+            replay::check_resign(&args)?;
+            if args.check || args.dir.is_some() {
+                check::run(args, shutdown).await
+            } else {
+                success(replay::replay(args, shutdown).await)
+            }
         }
-        Command::Replay(args) => success(replay::replay(args, shutdown).await),
         Command::Export(args) => success(blocking(move || export::export(&args)).await),
         Command::Diff(args) => tokio::task::spawn_blocking(move || diff::diff(&args))
             .await
