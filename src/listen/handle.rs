@@ -64,6 +64,9 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
         return;
     };
     let event = choice.event.take().flatten();
+    if choice.copies.is_empty() {
+        return primary(job, choice.via, event, &table, &context).await;
+    }
     let copies = choice.copies.iter().map(|&i| {
         let job = copy_of(&job);
         copy(job, Via::Route(i), event.clone(), &table, &context)
@@ -77,6 +80,9 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
 /// and when a copy route gets the request (a copy needs it whole); `None` when it will not be
 /// all in.
 async fn choose(job: &mut Job, table: &Table, context: &Context) -> Option<Choice> {
+    if !table.has_routes() {
+        return Some(table.unrouted(&job.method, &job.target));
+    }
     if table.needs_body() {
         whole_body(job).await?;
     }

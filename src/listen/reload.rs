@@ -100,7 +100,9 @@ pub(super) async fn watch(file: PathBuf, context: Arc<Context>, stop: Cancellati
             let parsed = project::parse_file(&file, &text)?;
             let routing = &context.routing;
             let forward_to = routing.forward_to.clone();
-            Routes::new(Some(file.clone()), parsed, &routing.flags, forward_to)
+            let routes = Routes::new(Some(file.clone()), parsed, &routing.flags, forward_to)?;
+            project::somewhere(&routes).map_err(|e| e.0)?;
+            Ok(routes)
         });
         let kept = context.routing.table().routes.routes.len();
         match outcome {

@@ -158,6 +158,20 @@ impl Table {
         self.needs_body
     }
 
+    /// Whether there are routes to choose from (else everything goes to the default).
+    pub fn has_routes(&self) -> bool {
+        !self.routes.routes.is_empty()
+    }
+
+    /// Where a request no route takes goes: the default, or nowhere.
+    pub fn unrouted(&self, method: &str, target: &str) -> Choice {
+        Choice {
+            via: self.nowhere_or_default(method, target),
+            copies: Vec::new(),
+            event: None,
+        }
+    }
+
     /// Where `request` (whose body is `size` bytes; empty here unless [`Table::needs_body`])
     /// goes; `check` gives its signature verdict under the session's settings.
     pub fn choose(
@@ -167,33 +181,25 @@ impl Table {
         received_at_ms: i64,
         check: impl Fn(&Request) -> Option<Verdict>,
     ) -> Choice {
-        if self.routes.routes.is_empty() {
-            return Choice {
-                via: self.unrouted(request),
-                copies: Vec::new(),
-                event: None,
-            };
+        if !self.has_routes() {
+            return self.unrouted(&request.method, &request.path);
         }
         let subject = Incoming::new(request, size, received_at_ms, check);
         let decision = routes::decide(&self.routes.routes, &subject);
         Choice {
             via: match decision.primary {
                 Some(i) => Via::Route(i),
-                None => self.unrouted(request),
+                None => self.nowhere_or_default(&request.method, &request.path),
             },
             copies: decision.copies,
             event: subject.take_event(),
         }
     }
 
-    fn unrouted(&self, request: &Request) -> Via {
+    fn nowhere_or_default(&self, method: &str, target: &str) -> Via {
         match self.default {
             Some(_) => Via::Default,
-            None => Via::Nowhere(routes::unrouted_reason(
-                &self.routes.routes,
-                &request.method,
-                &request.path,
-            )),
+            None => Via::Nowhere(routes::unrouted_reason(&self.routes.routes, method, target)),
         }
     }
 
