@@ -70,17 +70,7 @@ pub async fn replay_each(
         let (back, mut capture) = with_store(store, move |s| s.get(id)).await?;
         store = back;
         let route = book.route_of(&capture, args)?;
-        let (target, path) = match (&args.to, &route) {
-            (Some(target), _) => (target.clone(), capture.request.path.clone()),
-            (None, Some(route)) => {
-                let path = routes::strip(&capture.request.path, route.strip_prefix.as_deref());
-                (route.to.clone(), path.into_owned())
-            }
-            (None, None) => (
-                crate::export::original_target(&capture)?,
-                capture.request.path.clone(),
-            ),
-        };
+        let (target, path) = destination(&capture, route.as_ref(), args.to.as_ref())?;
         let key = target.to_string();
         if !forwarders.contains_key(&key) {
             let forwarder = Forwarder::new(target.clone(), protocol::DEFAULT_MAX_BODY)?;
@@ -119,6 +109,24 @@ pub async fn replay_one(
     let (record, error) = send(forwarder, capture, &capture.request.path, headers).await;
     let new = record_replay(writer, record).await?;
     Ok((new, error.map(|e| describe(&e, forwarder.target()))))
+}
+
+/// Where `capture` goes again, and the request target sent there: `to` with the path as
+/// captured, else its route's target with the route's prefix taken off, else where it went.
+fn destination(
+    capture: &Exchange,
+    route: Option<&Route>,
+    to: Option<&Target>,
+) -> anyhow::Result<(Target, String)> {
+    let path = &capture.request.path;
+    Ok(match (to, route) {
+        (Some(target), _) => (target.clone(), path.clone()),
+        (None, Some(route)) => {
+            let stripped = routes::strip(path, route.strip_prefix.as_deref());
+            (route.to.clone(), stripped.into_owned())
+        }
+        (None, None) => (crate::export::original_target(capture)?, path.clone()),
+    })
 }
 
 /// The routes replays follow: the project file's, read when a capture first needs them.

@@ -187,9 +187,13 @@ fn write_explanation(
         sanitize(&display_path(&request.path)),
         sanitize(&goes)
     );
-    if capture.route != route {
-        let was = capture.route.as_deref().unwrap_or("no route");
-        head.push_str(&format!("  (captured through {})", sanitize(was)));
+    match (&capture.route, capture.copy) {
+        (Some(copy), true) => head.push_str(&format!("  (the copy for {})", sanitize(copy))),
+        (was, false) if *was != route => {
+            let was = was.as_deref().unwrap_or("no route");
+            head.push_str(&format!("  (captured through {})", sanitize(was)));
+        }
+        _ => {}
     }
     writeln!(out, "{}", cut_line(&head))?;
     let width = routes
