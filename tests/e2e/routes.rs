@@ -223,6 +223,31 @@ mode = "copy"
             &Value::from(format!("http://127.0.0.1:{}/billing", billing.port()))
         )
     );
+    // From the project's folder, explain finds the file as listen did.
+    let args = ["routes", "explain", "--where", "route:ci-mirror"];
+    let explained = hooks_at(&args, data.path(), Some(&sub), &[]).await;
+    assert_eq!(explained.code, Some(0), "{}", explained.stderr);
+    let first = explained
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first.ends_with(&format!(
+            "POST /github?ref=main  → default: {default}/github?ref=main  (the copy for ci-mirror)"
+        )),
+        "{}",
+        explained.stdout
+    );
+    assert!(
+        explained.stdout.contains(&format!(
+            "    ci-mirror  copy, gets it: http://127.0.0.1:{}/ci/github?ref=main\n",
+            ci.port()
+        )),
+        "{}",
+        explained.stdout
+    );
     let table = run(&["list", "--where", "route:*"], data.path())
         .await
         .success();
