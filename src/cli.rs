@@ -283,8 +283,8 @@ pub struct FilterArgs {
     /// duration (>1s, <=200ms), size (>1MiB), provider, event (glob), verdict (valid, invalid,
     /// expired, unsigned, unchecked), replay (true, false), since and before (30m, 7d or an RFC
     /// 3339 time), header.NAME (value glob; header.NAME:* when present), query.KEY,
-    /// json.POINTER (json./data/amount:>1000), body~"regex". The flags below are shorthands for
-    /// terms of the same language.
+    /// json.POINTER (json./data/amount:>1000), body~"regex", route (the hooks.toml route that
+    /// took it, a glob). The flags below are shorthands for terms of the same language.
     #[arg(long = "where", value_name = "EXPR")]
     pub r#where: Option<String>,
 
