@@ -27,6 +27,7 @@ mod replay_resign;
 mod resilience;
 mod routes;
 mod send;
+mod slow_peers;
 mod store_cli;
 mod store_replay;
 mod streaming;
