@@ -1,4 +1,7 @@
 //! Command-line types (clap derive only; behaviour lives in the modules these feed).
+// The doc comments of the arguments are their --help text, written for a terminal:
+// <URL> is a placeholder there, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! The relay's settings: command-line flags, the optional TOML config file, and the [`Config`]
 //! that [`crate::run`] takes. A flag (or its `HOOKS_RELAY_*` variable) beats the file, which
 //! beats the default.
+// The doc comments of the arguments are their --help text, written for a terminal:
+// <URL> is a placeholder there, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -156,8 +156,8 @@ fn channel(print: Print, json: bool, stored: bool) -> (Printer, Feed) {
 }
 
 /// A [`Printer`] whose events go to another consumer than the printing thread: the inspector
-/// (`hooks listen --ui`). It gets the same bounds: at most [`MAX_WAITING`] exchanges and
-/// [`MAX_WAITING_BYTES`] waiting, and an [`Event::Skipped`] for those it fell too far behind to
+/// (`hooks listen --ui`). It gets the same bounds: at most `MAX_WAITING` exchanges and
+/// `MAX_WAITING_BYTES` waiting, and an [`Event::Skipped`] for those it fell too far behind to
 /// be offered. Exchanges keep their request (the list shows its size) and lose their answer's
 /// headers and body (the detail view reads those from the store).
 pub fn feed(stored: bool) -> (Printer, Feed) {

@@ -33,7 +33,7 @@ impl Store {
         Store::open(Path::new(":memory:"))
     }
 
-    /// The connection, to hand to a [`Writer`] (tests use this with [`Store::in_memory`]).
+    /// The connection, to hand to a [`Writer`](super::Writer) (tests use this with [`Store::in_memory`]).
     pub fn into_connection(self) -> Connection {
         self.conn
     }

@@ -57,7 +57,7 @@ const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How many captures to keep, and for how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep this many; the oldest go first, in generations of `keep / 8` (see [`PRUNE_SLACK`]).
+    /// Keep this many; the oldest go first, in generations of `keep / 8` (see `PRUNE_SLACK`).
     pub keep: Option<u64>,
     /// Delete captures received longer ago than this.
     pub max_age: Option<Duration>,
@@ -181,7 +181,7 @@ impl Writer {
     }
 
     /// Queues `exchange` for the next commit, without waiting for room: when the thread is
-    /// [`COMMAND_CAPACITY`] behind, the capture is dropped ([`StoreError::Behind`]).
+    /// `COMMAND_CAPACITY` behind, the capture is dropped ([`StoreError::Behind`]).
     pub fn record(&self, exchange: Exchange) -> Result<Pending, StoreError> {
         let (done, pending) = oneshot::channel();
         self.queue(Box::new(exchange), Reply::One(done))
@@ -212,7 +212,7 @@ impl Writer {
 
     /// The capture of delivery `relay_id` of the relay queue's `relay_epoch` (0: none) on
     /// `channel_url`, if one was made before this writer started (a redelivery after a
-    /// restart), among the newest [`PREVIOUS_LIMIT`] captures then. Answered from memory;
+    /// restart), among the newest `PREVIOUS_LIMIT` captures then. Answered from memory;
     /// repeats within one process are the caller's to spot.
     pub fn captured_before(
         &self,
@@ -227,7 +227,7 @@ impl Writer {
     }
 }
 
-/// The newest [`PREVIOUS_LIMIT`] captures of relay deliveries. Those from before epochs (or
+/// The newest `PREVIOUS_LIMIT` captures of relay deliveries. Those from before epochs (or
 /// from a relay without one) have epoch 0.
 fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<Previous> {
     // Table by table rather than through the view: the view's ten-way merge compiles to a
