@@ -300,7 +300,8 @@ fn share(room: usize, path: usize, event: usize) -> (usize, usize) {
     (path_room, if event_room >= 8 { event_room } else { 0 })
 }
 
-fn format_duration(d: std::time::Duration) -> String {
+/// A duration as lines show it: `2.5 ms`, `250 ms`, `12.3 s`.
+pub(crate) fn format_duration(d: std::time::Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
         format!("{ms:.1} ms")

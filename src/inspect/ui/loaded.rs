@@ -206,16 +206,9 @@ fn sizes(e: &Exchange) -> String {
     }
 }
 
-/// A duration as the list shows it: `2.5 ms`, `250 ms`, `12.3 s`.
+/// A duration as the list shows it: `2.5 ms`, `250 ms`, `12.3 s` (as the printed lines do).
 pub fn duration(d: std::time::Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 10_000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
+    crate::inspect::render::format_duration(d)
 }
 
 /// The reason phrase of `status` (empty when it has none).
