@@ -400,7 +400,7 @@ impl Drop for WaiterGuard {
 /// digest) and just `created` or not: its owner may, a new name goes to whoever claims it, and
 /// the tokens file may give any name to a token. A channel claimed while the relay was open
 /// (no owner) goes to no token by asking first, since what it queued was meant for someone.
-fn may_claim(
+pub(crate) fn may_claim(
     name: &str,
     owner: Option<&str>,
     created: bool,
