@@ -24,6 +24,7 @@ use crate::cli::ListenArgs;
 use crate::delivery::{Delivery, Handled, Seen};
 use crate::forward::{self, Cut, Forwarder, Pieces};
 use crate::inspect::{self, Event, Events, Exchange, OutputOptions};
+use crate::relays;
 use crate::store;
 use crate::verify;
 
@@ -331,9 +332,17 @@ async fn attach_loop(
     context: &Arc<Context>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let ws_url = connect_url(relay_url)?;
+    // Several URLs are the nodes of a relay cluster, tried in order on every (re)connect.
+    let ws_urls = relays::parse(relay_url)
+        .iter()
+        .map(|url| connect_url(url))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // For messages: a relay URL's user info is a credential (and never sent).
-    let relay_url = inspect::redact::userinfo(relay_url);
+    let relay_url = relays::parse(relay_url)
+        .iter()
+        .map(|url| inspect::redact::userinfo(url).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut hello = ClientMessage::Hello(protocol::ClientHello {
         version: PROTOCOL_VERSION,
         channel: args.channel.clone(),
@@ -346,7 +355,8 @@ async fn attach_loop(
         stream_bodies: true,
     });
     // Only a wss:// relay needs TLS: loading the platform's roots costs memory and start-up time.
-    let tls = match (ws_url.starts_with("wss://"), args.ca_cert.as_deref()) {
+    let wss = ws_urls.iter().any(|url| url.starts_with("wss://"));
+    let tls = match (wss, args.ca_cert.as_deref()) {
         (false, None) => Connector::Plain,
         (_, ca_cert) => tls_connector(ca_cert)?,
     };
@@ -361,7 +371,7 @@ async fn attach_loop(
             .zip(disconnected_since)
             .map(|(limit, since)| since + limit);
         let attempt = tokio::select! {
-            attempt = connect(&ws_url, &hello, &tls) => attempt,
+            attempt = connect_first(&ws_urls, &hello, &tls) => attempt,
             () = sleep_until(give_up_at) => Err(ConnectError::Unreachable(anyhow!(
                 "still connecting at the --exit-after limit"
             ))),
@@ -503,6 +513,25 @@ fn connect_url(relay_url: &str) -> anyhow::Result<String> {
         other => return Err(anyhow!("relay URL scheme {other:?} is not http or https")),
     };
     Ok(format!("{ws_scheme}://{rest}{}", protocol::CONNECT_PATH))
+}
+
+/// [`connect`] to each of `ws_urls` in turn (the nodes of a relay cluster) until one attaches.
+/// When none does: a refusal, if one refused (its sentence is what the user must read), else
+/// the first failure.
+async fn connect_first(
+    ws_urls: &[String],
+    hello: &ClientMessage,
+    tls: &Connector,
+) -> Result<(Ws, Attachment), ConnectError> {
+    match relays::first(ws_urls, |url| connect(url, hello, tls)).await {
+        Ok((_, attached)) => Ok(attached),
+        Err(mut failures) => {
+            let refused = failures
+                .iter()
+                .position(|e| matches!(e, ConnectError::Refused(_)));
+            Err(failures.swap_remove(refused.unwrap_or(0)))
+        }
+    }
 }
 
 /// Opens a session: WebSocket, hello both ways. Returns the socket, channel and public URL.

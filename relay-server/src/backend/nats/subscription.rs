@@ -355,29 +355,27 @@ impl Subscription for NatsSubscription {
 
     async fn detach(self) {
         self.attached.close();
-        {
-            let mut sessions = self.shared.lock_sessions();
-            let ours = sessions
-                .get(&self.name)
-                .is_some_and(|held| Arc::ptr_eq(&held.attached, &self.attached));
-            if ours {
-                sessions.remove(&self.name);
-            }
-        }
         // Only while the lease is ours: a node that lost it must not touch what the session
         // that holds the channel now has made.
-        if !self.lease.renew().await {
-            return;
-        }
-        if let Err(e) = self.shared.stream.delete_consumer(&self.name).await {
-            if !is_not_found(&e) {
-                warn!(channel = %self.name, error = %e, "could not delete the channel's consumer; the next session replaces it");
+        if self.lease.renew().await {
+            if let Err(e) = self.shared.stream.delete_consumer(&self.name).await {
+                if !is_not_found(&e) {
+                    warn!(channel = %self.name, error = %e, "could not delete the channel's consumer; the next session replaces it");
+                }
             }
+            let sent = self.sent_up_to.load(Ordering::Relaxed);
+            if let Err(e) = self.shared.records.left(&self.name, now_ms(), sent).await {
+                warn!(channel = %self.name, error = %e, "could not record that the channel was left");
+            }
+            self.lease.release().await;
         }
-        let sent = self.sent_up_to.load(Ordering::Relaxed);
-        if let Err(e) = self.shared.records.left(&self.name, now_ms(), sent).await {
-            warn!(channel = %self.name, error = %e, "could not record that the channel was left");
+        // Last: once this node's gauge says the session is gone, so does the lease.
+        let mut sessions = self.shared.lock_sessions();
+        let ours = sessions
+            .get(&self.name)
+            .is_some_and(|held| Arc::ptr_eq(&held.attached, &self.attached));
+        if ours {
+            sessions.remove(&self.name);
         }
-        self.lease.release().await;
     }
 }
