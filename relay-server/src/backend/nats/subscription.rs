@@ -16,12 +16,13 @@ use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::records::{Lease, LEASE_RENEW};
 use super::replies::{encode_reply, unpack, Unpacked, REPLY_HEADER};
 use super::{subject, Held, Shared};
-use crate::backend::{with_id, Claim, Subscription};
+use crate::backend::{with_id, Claim, Subscription, STORE_TIMEOUT};
 use crate::channel::{may_claim, Attached, Reply};
 use crate::protocol::RequestId;
 use crate::queue::now_ms;
@@ -56,6 +57,8 @@ pub(crate) struct NatsSubscription {
     queued: usize,
     /// Requests waiting, as the stream last said (the metrics page's queue depth).
     pending: Arc<AtomicU64>,
+    /// Acknowledgements under way.
+    acks: TaskTracker,
 }
 
 /// A request sent to the session: how to acknowledge it, and its message's headers (where its
@@ -105,6 +108,7 @@ impl NatsSubscription {
                     sent_up_to: AtomicU64::new(0),
                     queued,
                     pending,
+                    acks: TaskTracker::new(),
                 })
             }
             Err(message) => {
@@ -265,17 +269,21 @@ impl NatsSubscription {
         true
     }
 
-    /// Acknowledges a request to JetStream (which deletes it) and deletes its body's object.
+    /// Acknowledges a request to JetStream (which deletes it) and deletes its body's object, in
+    /// the background. The acknowledgement waits for the server's confirmation, so that
+    /// [`Subscription::detach`] can wait for those under way before it deletes the consumer,
+    /// which would drop them.
     fn settle(&self, in_flight: InFlight) {
         let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
+        self.acks.spawn(async move {
             if let Some(ack) = in_flight.ack {
-                if let Err(e) = shared
-                    .client
-                    .publish(ack, Bytes::from_static(b"+ACK"))
-                    .await
-                {
-                    debug!(error = %e, "could not acknowledge a request; it will be delivered again");
+                let confirmed = shared.client.request(ack, Bytes::from_static(b"+ACK"));
+                match tokio::time::timeout(STORE_TIMEOUT, confirmed).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "could not acknowledge a request; it will be delivered again")
+                    }
+                    Err(_) => debug!("no confirmation of an acknowledgement; its request may be delivered again"),
                 }
             }
             shared.bodies.discard(&in_flight.headers).await;
@@ -355,6 +363,13 @@ impl Subscription for NatsSubscription {
 
     async fn detach(self) {
         self.attached.close();
+        self.acks.close();
+        if tokio::time::timeout(STORE_TIMEOUT, self.acks.wait())
+            .await
+            .is_err()
+        {
+            debug!(channel = %self.name, "acknowledgements still under way at the end of a session");
+        }
         // Only while the lease is ours: a node that lost it must not touch what the session
         // that holds the channel now has made.
         if self.lease.renew().await {
