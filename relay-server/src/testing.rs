@@ -24,6 +24,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct NatsServer {
     /// `nats://127.0.0.1:PORT`.
     pub url: String,
+    /// The server's process id (the one the ports file names: `nats-server` may be a wrapper
+    /// that starts it), for its CPU time.
+    pub pid: u32,
     port: u16,
     root: PathBuf,
     child: Option<Child>,
@@ -36,6 +39,7 @@ impl NatsServer {
         std::fs::create_dir_all(root.join("store")).expect("make the server's store folder");
         let mut server = NatsServer {
             url: String::new(),
+            pid: 0,
             port: 0,
             root,
             child: None,
@@ -92,7 +96,7 @@ impl NatsServer {
             Ok(Err(log)) => panic!("nats-server did not start:\n{log}"),
             Err(_) => panic!("nats-server did not say it was ready within {START_TIMEOUT:?}"),
         }
-        self.port = read_port(&ports).await;
+        (self.port, self.pid) = read_port(&ports).await;
         self.url = format!("nats://127.0.0.1:{}", self.port);
         self.child = Some(child);
     }
@@ -123,30 +127,40 @@ async fn ready(stderr: tokio::process::ChildStderr) -> Result<(), String> {
     Err(log)
 }
 
-/// The client port from the ports file the server writes into `dir` as it becomes ready.
-async fn read_port(dir: &Path) -> u16 {
+/// The client port from the ports file the server writes into `dir` as it becomes ready, and
+/// its process id from the file's name (`nats-server_<pid>.ports`).
+async fn read_port(dir: &Path) -> (u16, u32) {
     let file = async {
         loop {
             let found = std::fs::read_dir(dir)
                 .expect("read the ports folder")
                 .filter_map(Result::ok)
                 .find(|e| e.file_name().to_string_lossy().ends_with(".ports"));
-            if let Some(text) = found.and_then(|e| std::fs::read_to_string(e.path()).ok()) {
+            if let Some(entry) = found {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
                 if let Ok(ports) = serde_json::from_str::<serde_json::Value>(&text) {
-                    return (ports, text);
+                    return (ports, text, name);
                 }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    let (ports, text) = tokio::time::timeout(START_TIMEOUT, file)
+    let (ports, text, name) = tokio::time::timeout(START_TIMEOUT, file)
         .await
         .expect("nats-server wrote its ports file");
-    ports["nats"][0]
+    let port = ports["nats"][0]
         .as_str()
         .and_then(|url| url.rsplit(':').next())
         .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no client port in the ports file: {text}"))
+        .unwrap_or_else(|| panic!("no client port in the ports file: {text}"));
+    let pid = name
+        .trim_end_matches(".ports")
+        .rsplit('_')
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or(0);
+    (port, pid)
 }
 
 fn random_suffix() -> String {

@@ -88,6 +88,7 @@ pub(crate) struct Nats {
 /// What the node and its sessions share.
 struct Shared {
     client: async_nats::Client,
+    js: jetstream::Context,
     stream: stream::Stream,
     records: Records,
     leases: Leases,
@@ -145,6 +146,7 @@ impl Nats {
         tokio::spawn(Arc::clone(&replies).listen(client.clone(), bodies.clone()));
         let shared = Shared {
             bodies,
+            js,
             client,
             stream: layout.stream,
             records: Records {
@@ -423,8 +425,8 @@ impl Backend for Nats {
         });
         let publishing = async {
             let payload = shared.bodies.pack(frame, &mut headers).await?;
-            let js = jetstream::new(shared.client.clone());
-            let ack = js
+            let ack = shared
+                .js
                 .publish_with_headers(subject(name), headers.clone(), payload)
                 .await
                 .map_err(|e| e.to_string())?;
