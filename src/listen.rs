@@ -523,7 +523,15 @@ async fn connect_first(
     hello: &ClientMessage,
     tls: &Connector,
 ) -> Result<(Ws, Attachment), ConnectError> {
-    match relays::first(ws_urls, |url| connect(url, hello, tls)).await {
+    let channel = match hello {
+        ClientMessage::Hello(hello) => hello.channel.as_deref(),
+        _ => None,
+    };
+    let attempt = |url: &str| {
+        let url = relays::with_channel(url, channel);
+        async move { connect(&url, hello, tls).await }
+    };
+    match relays::first(ws_urls, attempt).await {
         Ok((_, attached)) => Ok(attached),
         Err(mut failures) => {
             let refused = failures

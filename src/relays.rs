@@ -35,6 +35,18 @@ where
     Err(failures)
 }
 
+/// `ws_url` naming `channel` in its query (`?channel=NAME`), when the channel is known: the relay
+/// reads the channel from the hello and ignores it, but a load balancer in front of a cluster
+/// can hash on it, as it hashes webhooks on their first path segment, so that a channel's
+/// session and its webhooks meet on one node.
+pub fn with_channel(ws_url: &str, channel: Option<&str>) -> String {
+    match channel {
+        // Channel names are letters, digits, '_' and '-': nothing to escape.
+        Some(channel) => format!("{ws_url}?channel={channel}"),
+        None => ws_url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +59,16 @@ mod tests {
         );
         assert_eq!(parse("https://one"), ["https://one"]);
         assert!(parse(" , ").is_empty());
+    }
+
+    #[test]
+    fn a_known_channel_rides_in_the_query_for_load_balancers() {
+        let url = "wss://r.example/_hooks/v1/connect";
+        assert_eq!(
+            with_channel(url, Some("my-app")),
+            "wss://r.example/_hooks/v1/connect?channel=my-app"
+        );
+        assert_eq!(with_channel(url, None), url);
     }
 
     #[tokio::test]

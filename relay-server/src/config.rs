@@ -618,6 +618,52 @@ mod tests {
     }
 
     #[test]
+    fn nats_comes_from_a_flag_list_or_the_file_and_bad_ones_are_refused() {
+        let settings = |args: &[&str]| {
+            let mut all = vec!["hooks-relay"];
+            all.extend_from_slice(args);
+            Args::parse_from(all).settings()
+        };
+        assert_eq!(settings(&[]).unwrap().config.nats, None);
+        let nats = settings(&[
+            "--nats",
+            "nats://a:4222,tls://b:4222",
+            "--nats-replicas",
+            "3",
+        ])
+        .unwrap()
+        .config
+        .nats
+        .unwrap();
+        assert_eq!(nats.urls, ["nats://a:4222", "tls://b:4222"]);
+        assert_eq!(nats.replicas, 3);
+        let err = |args: &[&str]| format!("{:#}", settings(args).unwrap_err());
+        assert!(err(&["--nats", "http://a"]).contains("not a NATS URL"));
+        assert!(err(&["--nats-replicas", "3"]).contains("need nats"));
+        assert!(err(&["--nats", "nats://a", "--nats-replicas", "7"]).contains("between 1 and 5"));
+        let debug = format!(
+            "{:?}",
+            settings(&["--nats", "nats://u:secret@a:4222"]).unwrap()
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn the_deployment_examples_are_valid_configs() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+        for file in ["relay.toml", "cluster/relay.toml"] {
+            let path = deploy.join(file);
+            let args = Args::parse_from(["hooks-relay", "--config", path.to_str().unwrap()]);
+            let settings = args.settings().unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            if file.starts_with("cluster") {
+                let nats = settings.config.nats.expect("the cluster example has nats");
+                assert_eq!((nats.urls.len(), nats.replicas), (3, 3));
+                assert!(nats.token_file.is_some());
+            }
+        }
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
