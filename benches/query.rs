@@ -113,7 +113,7 @@ fn header(name: &str, value: &str) -> Header {
 /// Capture `i`: customer `cus_{i % 1000}`, amount `i % 10000`, status 500 for one in ten.
 fn record(i: usize) -> Record {
     let body = body(i);
-    let status = if i % 10 == 0 { 500 } else { 200 };
+    let status = if i.is_multiple_of(10) { 500 } else { 200 };
     Record {
         received_at_ms: store::now_ms() - 1000,
         channel: Some("bench".into()),
@@ -144,7 +144,7 @@ fn record(i: usize) -> Record {
         }),
         duration: Duration::from_micros(1500 + (i % 100) as u64),
         signature: Some(r#"{"provider":"stripe","verdict":"valid","reason":null}"#.into()),
-        event_type: Some(if i % 3 == 0 { "invoice.paid" } else { "customer.updated" }.into()),
+        event_type: Some(if i.is_multiple_of(3) { "invoice.paid" } else { "customer.updated" }.into()),
         event_id: Some(format!("evt_{i:024}")),
         replay_of: None,
         sent: false,

@@ -148,7 +148,7 @@ fn write_line(
     let mut text = String::new();
     for (cell, width) in cells.iter().zip(widths) {
         text.push_str(cell);
-        text.extend(std::iter::repeat(' ').take(width - cell.chars().count() + 2));
+        text.extend(std::iter::repeat_n(' ', width - cell.chars().count() + 2));
     }
     let text = cut_line(text.trim_end());
     match row {

@@ -110,7 +110,7 @@ impl Store {
                 id: reason.0,
                 reason: reason.1,
             })?;
-            if query.map_or(true, |q| q.matches_at(&candidate, now)) {
+            if query.is_none_or(|q| q.matches_at(&candidate, now)) {
                 found.push(candidate.summary);
             }
         }

@@ -741,7 +741,7 @@ fn prune(
         sizes.retain(tx, keep, exact)?;
     }
     if let Some(max_age) = retention.max_age {
-        if aged_at.map_or(true, |at| at.elapsed() >= AGE_PRUNE_EVERY) {
+        if aged_at.is_none_or(|at| at.elapsed() >= AGE_PRUNE_EVERY) {
             let span = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
             sizes.expire(tx, now_ms().saturating_sub(span))?;
             *aged_at = Some(Instant::now());
