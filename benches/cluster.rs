@@ -90,6 +90,8 @@ struct Row {
     rps: f64,
     failures: usize,
     relay_cpu_us: f64,
+    /// Of which nats-server's.
+    nats_cpu_us: f64,
     cli_cpu_us: f64,
 }
 
@@ -105,8 +107,10 @@ async fn bench(requests: usize, seconds: Duration) {
         samples.sort();
         let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
         let (relay_before, cli_before) = (run.relay_cpu(), cpu(run.cli.id()));
+        let nats_before = run.nats_pid.map_or(Duration::ZERO, cpu);
         let (answered, more_failures) = throughput(run.target, &run.path, &body, seconds).await;
         let (relay_after, cli_after) = (run.relay_cpu(), cpu(run.cli.id()));
+        let nats_after = run.nats_pid.map_or(Duration::ZERO, cpu);
         let per = |after: Duration, before: Duration| {
             after.saturating_sub(before).as_secs_f64() * 1e6 / answered.max(1) as f64
         };
@@ -117,6 +121,7 @@ async fn bench(requests: usize, seconds: Duration) {
             rps: answered as f64 / seconds.as_secs_f64(),
             failures: failures + more_failures,
             relay_cpu_us: per(relay_after, relay_before),
+            nats_cpu_us: per(nats_after, nats_before),
             cli_cpu_us: per(cli_after, cli_before),
         });
     }
@@ -129,9 +134,9 @@ fn print_table(rows: &[Row], requests: usize, seconds: Duration) {
          clients for {seconds:?}; CPU per webhook during the throughput run\n"
     );
     println!(
-        "| setup | p50 | p90 | requests/s | failures | relay CPU per webhook (nodes + nats-server) | CLI CPU per webhook |"
+        "| setup | p50 | p90 | requests/s | failures | relay CPU per webhook (nodes + nats-server) | of which nats-server | CLI CPU per webhook |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let sqlite = rows.iter().find(|r| r.setup == Setup::Sqlite);
     for row in rows {
         let ratio = sqlite
@@ -139,13 +144,14 @@ fn print_table(rows: &[Row], requests: usize, seconds: Duration) {
             .map(|s| format!(" ({:.1}×)", row.relay_cpu_us / s.relay_cpu_us))
             .unwrap_or_default();
         println!(
-            "| {} | {:.0} µs | {:.0} µs | {:.0} | {} | {:.0} µs{ratio} | {:.0} µs |",
+            "| {} | {:.0} µs | {:.0} µs | {:.0} | {} | {:.0} µs{ratio} | {:.0} µs | {:.0} µs |",
             row.setup.name(),
             row.p50.as_secs_f64() * 1e6,
             row.p90.as_secs_f64() * 1e6,
             row.rps,
             row.failures,
             row.relay_cpu_us,
+            row.nats_cpu_us,
             row.cli_cpu_us,
         );
     }

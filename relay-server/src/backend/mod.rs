@@ -205,8 +205,9 @@ pub(crate) enum Backends {
 pub(crate) enum AnySubscription {
     /// On the single-node backend.
     Local(local::LocalSubscription),
-    /// On the cluster backend.
-    Nats(nats::NatsSubscription),
+    /// On the cluster backend (boxed: its consumer's description is large, and an idle session
+    /// of the single-node relay should not pay for it).
+    Nats(Box<nats::NatsSubscription>),
 }
 
 /// Calls `$method` on whichever backend `$self` is.
@@ -259,7 +260,10 @@ impl Backend for Backends {
     async fn attach(&self, claim: Claim<'_>) -> Result<AnySubscription, String> {
         match self {
             Backends::Local(b) => b.attach(claim).await.map(AnySubscription::Local),
-            Backends::Nats(b) => b.attach(claim).await.map(AnySubscription::Nats),
+            Backends::Nats(b) => b
+                .attach(claim)
+                .await
+                .map(|s| AnySubscription::Nats(Box::new(s))),
         }
     }
 

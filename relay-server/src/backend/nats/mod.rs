@@ -509,10 +509,13 @@ impl Shared {
         let mut forgotten = Vec::new();
         while let Some(key) = keys.next().await {
             let name = key.map_err(|e| format!("could not list channels: {e}"))?;
-            let Some((record, revision)) = self.records.get(&name).await? else {
+            let Some(stored) = self.records.stored(&name).await? else {
                 continue;
             };
-            let idle = record.detached_at.is_some_and(|at| at <= cutoff);
+            // A record that says a session is attached, with no lease, is one whose node died
+            // with it: left when the record was last written, at the latest.
+            let left = stored.record.detached_at.unwrap_or(stored.written_ms);
+            let (idle, revision) = (left <= cutoff, stored.revision);
             if !idle || self.leases.held(&name).await? {
                 continue;
             }

@@ -44,6 +44,14 @@ pub(crate) struct Record {
     pub delivered: u64,
 }
 
+/// A record as the bucket holds it.
+pub(crate) struct Stored {
+    pub record: Record,
+    pub revision: u64,
+    /// When it was last written (ms since the Unix epoch, by the NATS server's clock).
+    pub written_ms: i64,
+}
+
 /// Why a bucket operation failed: a sentence for the log or the refused CLI.
 pub(crate) type StoreError = String;
 
@@ -57,6 +65,14 @@ impl Records {
     /// Channel `name`'s record and its revision; `None` when it has none (never claimed, or
     /// forgotten).
     pub async fn get(&self, name: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        Ok(self
+            .stored(name)
+            .await?
+            .map(|stored| (stored.record, stored.revision)))
+    }
+
+    /// Channel `name`'s record as stored, with its revision and when it was written.
+    pub async fn stored(&self, name: &str) -> Result<Option<Stored>, StoreError> {
         let entry = self
             .store
             .entry(name)
@@ -65,7 +81,12 @@ impl Records {
         Ok(entry
             .filter(|entry| entry.operation == Operation::Put)
             .and_then(|entry| match serde_json::from_slice(&entry.value) {
-                Ok(record) => Some((record, entry.revision)),
+                Ok(record) => Some(Stored {
+                    record,
+                    revision: entry.revision,
+                    written_ms: i64::try_from(entry.created.unix_timestamp_nanos() / 1_000_000)
+                        .unwrap_or(i64::MAX),
+                }),
                 Err(e) => {
                     warn!(channel = %name, error = %e, "unreadable channel record; ignoring it");
                     None
