@@ -39,8 +39,10 @@ where
 /// reads the channel from the hello and ignores it, but a load balancer in front of a cluster
 /// can hash on it, as it hashes webhooks on their first path segment, so that a channel's
 /// session and its webhooks meet on one node.
+/// The name is the relay's (from its hello) once attached: one that is not a valid channel name
+/// (a hostile relay's) is left out, so the URL stays well-formed.
 pub fn with_channel(ws_url: &str, channel: Option<&str>) -> String {
-    match channel {
+    match channel.filter(|name| relay_server::protocol::validate_channel(name).is_ok()) {
         // Channel names are letters, digits, '_' and '-': nothing to escape.
         Some(channel) => format!("{ws_url}?channel={channel}"),
         None => ws_url.to_owned(),
@@ -69,6 +71,11 @@ mod tests {
             "wss://r.example/_hooks/v1/connect?channel=my-app"
         );
         assert_eq!(with_channel(url, None), url);
+        assert_eq!(
+            with_channel(url, Some("ch\u{1b}]52;c;x /?#")),
+            url,
+            "not a channel name"
+        );
     }
 
     #[tokio::test]
