@@ -337,6 +337,9 @@ async fn attach_loop(
         .iter()
         .map(|url| connect_url(url))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if ws_urls.is_empty() {
+        return Err(anyhow!("--relay {relay_url:?} names no relay URL"));
+    }
     // For messages: a relay URL's user info is a credential (and never sent).
     let relay_url = relays::parse(relay_url)
         .iter()
@@ -537,7 +540,10 @@ async fn connect_first(
             let refused = failures
                 .iter()
                 .position(|e| matches!(e, ConnectError::Refused(_)));
-            Err(failures.swap_remove(refused.unwrap_or(0)))
+            match refused.or((!failures.is_empty()).then_some(0)) {
+                Some(at) => Err(failures.swap_remove(at)),
+                None => Err(ConnectError::Unreachable(anyhow!("no relay URL to try"))),
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! CLI sessions: the hello, attaching to a channel, delivering its queued requests, and passing
-//! replies and acknowledgements back to the channel.
+//! CLI sessions: the hello, attaching to a channel through the backend (`crate::backend`), and
+//! pumping frames: the backend's requests out, the CLI's replies and acknowledgements back in.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,6 @@
-//! Channels: the in-memory mirror of the queue for each channel, the session attached to it, and
-//! the senders waiting for the app's reply.
+//! Channels of the single-node backend (`backend/local.rs`): the in-memory mirror of the queue
+//! for each channel, the session attached to it, and the senders waiting for the app's reply.
+//! The session's [`Attached`] (outbox and window) serves the cluster's sessions too.
 //!
 //! The queue is the truth; a [`Channel`] keeps the ids of its unacknowledged requests in order,
 //! and keeps recent frames in memory so live delivery does not read them back from disk.
