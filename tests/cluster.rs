@@ -234,6 +234,38 @@ async fn the_cli_away_gets_what_one_node_queued_in_order_when_it_attaches_to_ano
     assert!(corrupted.is_empty(), "changed on the way: {corrupted:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clis_settings_hold_at_every_node_respond_offline_and_timeout() {
+    let cluster = Cluster::start(2, &[]).await;
+    let app = App::start(|request| Answer {
+        delay: Duration::from_millis(if request.target == "/slow" { 3000 } else { 0 }),
+        ..Answer::ok("from the app")
+    })
+    .await;
+    let sender = Sender::default();
+
+    // --respond 202: the node without the session answers at once, and the app still gets it.
+    let _fixed = listen(&cluster.relays(&[1]), "fixed", &app, &["--respond", "202"]).await;
+    let reply = sender.post(&cluster.channel_url(0, "fixed"), "queued").await;
+    assert_eq!((reply.status, reply.text()), (202, String::new()));
+    app.wait_for(1).await;
+
+    // --timeout 1s: a sender at another node gets 504 from the app's slowness.
+    let _slow = listen(&cluster.relays(&[1]), "slow", &app, &["--timeout", "1s"]).await;
+    let url = format!("{}/slow", cluster.channel_url(0, "slow"));
+    let reply = sender.post(&url, "wait").await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+
+    // --offline reject: once the CLI is gone, another node refuses with 503 and Retry-After.
+    let mut strict = listen(&cluster.relays(&[1]), "strict", &app, &["--offline", "reject"]).await;
+    strict.terminate();
+    assert_eq!(strict.wait_exit().await, Some(0), "{}", strict.stderr());
+    wait_for_sessions(&cluster.nodes[1].url, 2).await;
+    let reply = sender.post(&cluster.channel_url(0, "strict"), "refused").await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), [b"30".as_slice()]);
+}
+
 /// Which node a chaos test kills.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Victim {
