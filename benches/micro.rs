@@ -129,8 +129,11 @@ fn recognition(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("stripe event", |b| {
         b.iter(|| {
-            let event = hooks::inspect::recognize(black_box(&headers), black_box(&body));
-            assert_eq!(event.map(|e| e.provider), Some("stripe"));
+            let event = hooks::verify::recognize(black_box(&headers), black_box(&body));
+            assert_eq!(
+                event.map(|e| e.provider),
+                Some(hooks::verify::Provider::Stripe)
+            );
         })
     });
     // What recognition did before it parsed only what it reads: the whole body into a tree.

@@ -15,7 +15,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hooks::store::{self, Outcome, Record, Request, Response, Retention, Writer};
+use hooks::exchange::{
+    now_ms, Exchange, Outcome, Provider, Recognized, Request, Response, Signature, Verdict,
+};
+use hooks::store::{self, Retention, Writer};
 use relay_server::protocol::Header;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -111,43 +114,62 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// Capture `i`: customer `cus_{i % 1000}`, amount `i % 10000`, status 500 for one in ten.
-fn record(i: usize) -> Record {
+fn record(i: usize) -> Exchange {
     let body = body(i);
     let status = if i.is_multiple_of(10) { 500 } else { 200 };
-    Record {
-        received_at_ms: store::now_ms() - 1000,
+    let request = Request {
+        method: "POST".into(),
+        path: "/webhooks/stripe".into(),
+        headers: vec![
+            header("host", "relay.example.com"),
+            header(
+                "user-agent",
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            ),
+            header("content-type", "application/json; charset=utf-8"),
+            header("content-length", &body.len().to_string()),
+            header(
+                "stripe-signature",
+                "t=1718000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd",
+            ),
+            header("accept", "*/*; q=0.5, application/xml"),
+            header("cache-control", "no-cache"),
+            header("x-forwarded-for", "3.18.12.63"),
+        ],
+        body: Bytes::from(body),
+    };
+    let outcome = Outcome::Answered(Response {
+        status,
+        headers: vec![header("content-type", "application/json")],
+        body: Bytes::from_static(br#"{"received":true}"#),
+    });
+    let duration = Duration::from_micros(1500 + (i % 100) as u64);
+    let target = "http://127.0.0.1:3000".into();
+    Exchange {
         channel: Some("bench".into()),
         channel_url: Some("http://127.0.0.1/bench".into()),
         relay_id: Some(i as u64),
-        relay_epoch: None,
-        redelivered: false,
-        target: "http://127.0.0.1:3000".into(),
-        request: Request {
-            method: "POST".into(),
-            path: "/webhooks/stripe".into(),
-            headers: vec![
-                header("host", "relay.example.com"),
-                header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)"),
-                header("content-type", "application/json; charset=utf-8"),
-                header("content-length", &body.len().to_string()),
-                header("stripe-signature", "t=1718000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"),
-                header("accept", "*/*; q=0.5, application/xml"),
-                header("cache-control", "no-cache"),
-                header("x-forwarded-for", "3.18.12.63"),
-            ],
-            body: Bytes::from(body),
-        },
-        outcome: Outcome::Answered(Response {
-            status,
-            headers: vec![header("content-type", "application/json")],
-            body: Bytes::from_static(br#"{"received":true}"#),
+        signature: Some(Signature {
+            provider: Some(Provider::Stripe),
+            assumed: false,
+            verdict: Verdict::Valid,
+            reason: None,
         }),
-        duration: Duration::from_micros(1500 + (i % 100) as u64),
-        signature: Some(r#"{"provider":"stripe","verdict":"valid","reason":null}"#.into()),
-        event_type: Some(if i.is_multiple_of(3) { "invoice.paid" } else { "customer.updated" }.into()),
-        event_id: Some(format!("evt_{i:024}")),
-        replay_of: None,
-        sent: false,
+        event: Some(Recognized {
+            provider: Provider::Stripe,
+            event_type: Some(
+                if i.is_multiple_of(3) {
+                    "invoice.paid"
+                } else {
+                    "customer.updated"
+                }
+                .into(),
+            ),
+            event_id: Some(format!("evt_{i:024}")),
+            occurred_at: None,
+            object_id: None,
+        }),
+        ..Exchange::new(now_ms() - 1000, target, request, outcome, duration)
     }
 }
 
@@ -243,13 +265,13 @@ impl hooks::query::Subject for Body<'_> {
     fn duration(&self) -> Option<Duration> {
         None
     }
-    fn provider(&self) -> Option<&str> {
+    fn provider(&self) -> Option<Provider> {
         None
     }
     fn event_type(&self) -> Option<&str> {
         None
     }
-    fn verdict(&self) -> Option<&str> {
+    fn verdict(&self) -> Option<Verdict> {
         None
     }
     fn replay_of(&self) -> Option<i64> {

@@ -295,6 +295,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Which captures (the --where language and its shorthand flags).
     #[command(flatten)]
     pub filters: FilterArgs,
 }
@@ -376,8 +377,8 @@ pub struct ReplayArgs {
 
     /// With --check: skip this JSON pointer (and everything under it) in both bodies, or the
     /// header header.NAME; repeatable, e.g. --ignore /data/created --ignore header.x-request-id
-    #[arg(long, value_name = "POINTER", requires = "check", value_parser = crate::check::parse_ignore)]
-    pub ignore: Vec<crate::check::Ignore>,
+    #[arg(long, value_name = "POINTER", requires = "check", value_parser = crate::query::diff::parse_ignore)]
+    pub ignore: Vec<crate::query::diff::Ignore>,
 
     /// Send to TARGET instead of where the capture was forwarded: 3000, localhost:3000/base, …
     #[arg(long, value_name = "TARGET")]

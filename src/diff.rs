@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::cli::DiffArgs;
 use crate::inspect::Palette;
-use crate::query::diff::{self, Exchange, Options};
+use crate::query::diff::{self, Options};
 use crate::store::{self, Store};
 
 /// Runs `hooks diff`.
@@ -19,14 +19,14 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         ignore: args.ignore.clone(),
         ignore_headers: Vec::new(),
     };
-    let found = diff::diff(&Exchange::of(&a), &Exchange::of(&b), &options);
+    let found = diff::diff(&a, &b, &options);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
-        serde_json::to_writer(&mut out, &to_json(a.id, b.id, &found)?)?;
+        serde_json::to_writer(&mut out, &to_json(a.number(), b.number(), &found)?)?;
         out.write_all(b"\n")?;
     } else {
-        let labels = [format!("#{}", a.id), format!("#{}", b.id)];
+        let labels = [format!("#{}", a.number()), format!("#{}", b.number())];
         let palette = Palette::new(args.color.enabled());
         diff::render(&found, [&labels[0], &labels[1]], &palette, &mut out)?;
     }
@@ -40,7 +40,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
 
 /// `hooks diff --json`'s object (MCP's `diff_captures` returns it too): `a`, `b`, `same`, then
 /// the diff's fields.
-pub fn to_json(a: i64, b: i64, found: &diff::Diff) -> serde_json::Result<Value> {
+pub fn to_json(a: u64, b: u64, found: &diff::Diff) -> serde_json::Result<Value> {
     let mut value = json!({"a": a, "b": b, "same": found.is_same()});
     if let (Value::Object(head), Value::Object(rest)) = (&mut value, serde_json::to_value(found)?) {
         head.extend(rest);

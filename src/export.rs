@@ -9,14 +9,15 @@ use std::io::{self, Write};
 use anyhow::anyhow;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::exchange::{millis, rfc3339, Exchange, Header, Outcome, Request};
 use crate::inspect::sanitize::is_unsafe;
-use crate::list::millis;
-use crate::store::{self, Capture, Outcome, Request, Store};
+use crate::store::{self, Store};
 use crate::target::Target;
+
+pub use crate::raw_request::raw;
 
 /// Body bytes per `printf` in a curl export, so no argument nears the system's limit (128 KiB on
 /// Linux) even if `printf` is not a shell builtin.
@@ -34,8 +35,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         None => original_target(&capture)?,
     };
     let output = match args.format {
-        ExportFormat::Curl => curl(&capture.record.request, &target).into_bytes(),
-        ExportFormat::Raw => raw(&capture.record.request, &target),
+        ExportFormat::Curl => curl(&capture.request, &target).into_bytes(),
+        ExportFormat::Raw => raw(&capture.request, &target),
         ExportFormat::Har => {
             let mut text = serde_json::to_vec_pretty(&har(&capture, &target))?;
             text.push(b'\n');
@@ -52,59 +53,17 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
 }
 
 /// Where `capture` was forwarded.
-pub fn original_target(capture: &Capture) -> anyhow::Result<Target> {
-    capture.record.target.parse().map_err(|e| {
+pub fn original_target(capture: &Exchange) -> anyhow::Result<Target> {
+    capture.target.parse().map_err(|e| {
         anyhow!(
             "capture #{} has an unusable target {:?} ({e}); pass --to",
-            capture.id,
-            capture.record.target
+            capture.number(),
+            capture.target
         )
     })
 }
 
 /// The request-target (`/base/a?x=1`) for `path` under `target`.
-fn request_target(target: &Target, path: &str) -> String {
-    let uri = target.uri_for(path);
-    let origin = target.scheme.len() + "://".len() + target.authority.len();
-    uri[origin..].to_owned()
-}
-
-/// The request as HTTP/1.1 bytes: request line, `Host`, the other headers in order, blank line,
-/// body. `Content-Length` always matches the body (added when the request was chunked).
-pub fn raw(request: &Request, target: &Target) -> Vec<u8> {
-    let mut out = Vec::with_capacity(request.body.len() + 1024);
-    let line = format!(
-        "{} {} HTTP/1.1\r\nHost: {}\r\n",
-        request.method,
-        request_target(target, &request.path),
-        target.authority
-    );
-    out.extend_from_slice(line.as_bytes());
-    let length = request.body.len().to_string();
-    let mut has_length = false;
-    for h in request.headers.iter().filter(|h| h.name != "host") {
-        let value: &[u8] = if h.name == "content-length" {
-            if has_length {
-                continue;
-            }
-            has_length = true;
-            length.as_bytes()
-        } else {
-            &h.value
-        };
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !has_length && !request.body.is_empty() {
-        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&request.body);
-    out
-}
-
 /// A POSIX `sh` command line that makes curl send this request: same method, path and query,
 /// headers in order, body bytes (through `printf` octal escapes, so any byte survives).
 pub fn curl(request: &Request, target: &Target) -> String {
@@ -186,7 +145,7 @@ fn printf(bytes: &[u8]) -> String {
 }
 
 /// The capture as a HAR 1.2 log with one entry.
-pub fn har(capture: &Capture, target: &Target) -> Value {
+pub fn har(capture: &Exchange, target: &Target) -> Value {
     har_log(vec![har_entry(capture, target)])
 }
 
@@ -202,9 +161,8 @@ pub fn har_log(entries: Vec<Value>) -> Value {
 }
 
 /// One HAR entry: the capture's request, addressed to `target`, and its response.
-pub fn har_entry(capture: &Capture, target: &Target) -> Value {
-    let record = &capture.record;
-    let request = &record.request;
+pub fn har_entry(capture: &Exchange, target: &Target) -> Value {
+    let request = &capture.request;
     let mut headers = vec![json!({"name": "Host", "value": target.authority})];
     headers.extend(
         request
@@ -226,15 +184,15 @@ pub fn har_entry(capture: &Capture, target: &Target) -> Value {
     if !request.body.is_empty() {
         har_request["postData"] = post_data(request);
     }
-    let wait = millis(record.duration);
+    let wait = millis(capture.duration);
     json!({
-        "startedDateTime": store::rfc3339(record.received_at_ms),
+        "startedDateTime": rfc3339(capture.received_at_ms),
         "time": wait,
         "request": har_request,
-        "response": har_response(&record.outcome),
+        "response": har_response(&capture.outcome),
         "cache": {},
         "timings": {"send": 0, "wait": wait, "receive": 0},
-        "comment": format!("hooks capture #{}", capture.id),
+        "comment": format!("hooks capture #{}", capture.number()),
     })
 }
 

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use relay_server::protocol::Header;
 use sha2::{Digest, Sha256};
 
+use crate::exchange::{rfc3339, Exchange, Outcome, Request, Response};
 use crate::raw_request::{self, ParseError, RawRequest};
-use crate::store::{self, Capture, Outcome, Request};
 use crate::target::Target;
 
 /// The extension `replay --dir` reads.
@@ -48,19 +48,9 @@ const NOT_WRITTEN: [&str; 2] = ["content-length", "transfer-encoding"];
 pub struct Fixture {
     /// The request as written.
     pub request: RawRequest,
-    /// The expected answer.
-    pub answer: Option<Expected>,
-}
-
-/// The answer a fixture expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    /// Status.
-    pub status: u16,
-    /// Headers in order (names lowercase); only these are compared, so a file may hold none.
-    pub headers: Vec<Header>,
-    /// Body.
-    pub body: Bytes,
+    /// The expected answer. Its headers (names lowercase) are the only ones compared, so a file
+    /// may hold none.
+    pub answer: Option<Response>,
 }
 
 /// Why a file is not a fixture; the message names the line.
@@ -81,11 +71,11 @@ pub enum FixtureError {
 
 /// The fixture of `capture`, addressed to `target`: its file name and bytes. `None` when the
 /// app did not answer it (there is no answer to expect).
-pub fn write(capture: &Capture, target: &Target) -> Option<(String, Vec<u8>)> {
-    let Outcome::Answered(response) = &capture.record.outcome else {
+pub fn write(capture: &Exchange, target: &Target) -> Option<(String, Vec<u8>)> {
+    let Outcome::Answered(response) = &capture.outcome else {
         return None;
     };
-    let mut bytes = crate::export::raw(&delimited(&capture.record.request), target);
+    let mut bytes = crate::raw_request::raw(&delimited(&capture.request), target);
     let name = file_name(capture, &bytes);
     bytes.extend_from_slice(b"\n");
     let reason = http::StatusCode::from_u16(response.status)
@@ -125,26 +115,21 @@ fn delimited(request: &Request) -> Request {
 
 /// `20261126T184742.120Z-stripe-invoice.paid-3f9a1c2e.http`: when it was received (UTC), what
 /// it is, and the first 8 hex digits of the SHA-256 of `request` (the request part's bytes).
-pub fn file_name(capture: &Capture, request: &[u8]) -> String {
-    let record = &capture.record;
-    let time: String = store::rfc3339(record.received_at_ms)
+pub fn file_name(capture: &Exchange, request: &[u8]) -> String {
+    let time: String = rfc3339(capture.received_at_ms)
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    let what = match &record.event_type {
-        Some(event) => {
-            let request = &record.request;
-            let provider = store::signature_facts(record.signature.as_deref())
-                .0
-                .or_else(|| {
-                    crate::inspect::recognize(&request.headers, &request.body)
-                        .map(|r| r.provider.to_owned())
-                });
-            [provider.unwrap_or_default(), event.clone()].join("-")
+    let event = capture.event.as_ref();
+    let what = match event.and_then(|e| Some((e.provider, e.event_type.as_deref()?))) {
+        Some((recognized, event_type)) => {
+            // The provider whose signature was checked, else the one the event looks like.
+            let signed = capture.signature.as_ref().and_then(|s| s.provider);
+            format!("{}-{event_type}", signed.unwrap_or(recognized))
         }
         None => {
-            let path = record.request.path.split('?').next().unwrap_or_default();
-            format!("{}-{path}", record.request.method)
+            let path = capture.request.path.split('?').next().unwrap_or_default();
+            format!("{}-{path}", capture.request.method)
         }
     };
     let hash = hex::encode(&Sha256::digest(request)[..4]);
@@ -228,7 +213,7 @@ fn is_status_line(line: &[u8]) -> bool {
 
 /// The expected answer in `rest` (blank lines first are skipped); `None` when there is none.
 /// `line` is the line number `rest` starts on.
-fn answer(rest: &[u8], mut line: usize) -> Result<Option<Expected>, FixtureError> {
+fn answer(rest: &[u8], mut line: usize) -> Result<Option<Response>, FixtureError> {
     let mut rest = rest;
     while let Some(after) = strip_line_end(rest) {
         rest = after;
@@ -273,7 +258,7 @@ fn answer(rest: &[u8], mut line: usize) -> Result<Option<Expected>, FixtureError
         });
     }
     let body = rest.strip_suffix(b"\n").unwrap_or(rest);
-    Ok(Some(Expected {
+    Ok(Some(Response {
         status,
         headers,
         body: Bytes::copy_from_slice(body),

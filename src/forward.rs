@@ -16,18 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use relay_server::protocol::Header;
 
+use crate::exchange::Response;
 use crate::target::Target;
-
-/// The app's answer to one forwarded request.
-#[derive(Debug, Clone)]
-pub struct AppResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Response headers in order, hop-by-hop headers removed.
-    pub headers: Vec<Header>,
-    /// Response body, exactly as the app sent it.
-    pub body: Bytes,
-}
 
 /// Why a request did not get a response from the app.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +167,7 @@ impl Forwarder {
         target: &str,
         headers: &[Header],
         body: ForwardBody,
-    ) -> Result<AppResponse, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         let request = self.build(method, target, headers, body)?;
         let response = self.client.request(request).await.map_err(|e| {
             let authority = self.target.authority.clone();
@@ -201,7 +191,7 @@ impl Forwarder {
                 })
             }
         };
-        Ok(AppResponse {
+        Ok(Response {
             status: parts.status.as_u16(),
             headers: relay_server::headers::forwardable_headers(&parts.headers),
             body,

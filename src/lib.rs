@@ -4,13 +4,13 @@
 //! drive it directly.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod config;
-pub mod delivery;
 pub mod diff;
+pub mod exchange;
 pub mod export;
 pub mod fixture;
 pub mod forward;

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::cli::{FilterArgs, ListArgs};
-use crate::inspect::sanitize::{cut_line, sanitize, write_json};
+use crate::exchange::{display_path, millis, now_ms, rfc3339};
+use crate::inspect::sanitize::{cut_line, sanitize, truncate, write_json};
 use crate::query::value::{Glob, TimePoint};
 use crate::query::{Expr, Query, Span, Term};
 use crate::store::{self, Store, Summary};
@@ -29,7 +30,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
     } else if rows.is_empty() {
         eprintln!("no captures match");
     } else {
-        write_table(&rows, store::now_ms(), &mut out)?;
+        write_table(&rows, now_ms(), &mut out)?;
     }
     out.flush()?;
     Ok(())
@@ -88,14 +89,14 @@ fn names_replay(expr: &Expr) -> bool {
 pub fn summary_json(row: &Summary) -> Value {
     let mut value = json!({
         "id": row.id,
-        "received_at": store::rfc3339(row.received_at_ms),
+        "received_at": rfc3339(row.received_at_ms),
         "method": row.method,
         "path": display_path(&row.path),
         "status": row.status,
         "duration_ms": millis(row.duration),
         "event_type": row.event_type,
         "event_id": row.event_id,
-        "verdict": row.verdict,
+        "verdict": row.verdict.map(|v| v.as_str()),
         "replay_of": row.replay_of,
         "sent": row.sent,
     });
@@ -103,20 +104,6 @@ pub fn summary_json(row: &Summary) -> Value {
         value["error"] = json!(error);
     }
     value
-}
-
-/// Milliseconds with microsecond precision, as `listen --json` prints them.
-pub fn millis(duration: std::time::Duration) -> f64 {
-    (duration.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// The path as people read it: `/` for the channel's root.
-pub fn display_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    }
 }
 
 /// Writes `rows` as an aligned table with a heading; `now_ms` dates the ages.
@@ -170,18 +157,9 @@ fn cells(row: &Summary, now_ms: i64) -> [String; 7] {
         row.event_type.as_deref().map_or_else(dash, sanitize),
         row.status
             .map_or_else(|| "error".to_owned(), |s| s.to_string()),
-        row.verdict.as_deref().map_or_else(dash, sanitize),
+        row.verdict.map_or_else(dash, |v| v.as_str().to_owned()),
         age(now_ms.saturating_sub(row.received_at_ms)),
     ]
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut short: String = text.chars().take(width - 1).collect();
-    short.push('…');
-    short
 }
 
 /// How long ago, in the largest whole unit: `5s ago`, `3m ago`, `2h ago`, `4d ago`.
@@ -198,11 +176,12 @@ fn age(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::CaptureId;
     use std::time::Duration;
 
     fn summary(id: i64, path: &str, status: Option<u16>) -> Summary {
         Summary {
-            id,
+            id: CaptureId(id),
             received_at_ms: 1_000_000,
             method: "POST".into(),
             path: path.into(),
@@ -223,7 +202,7 @@ mod tests {
             summary(12, "/webhooks/stripe?live=1", Some(200)),
             summary(9, "x\x1b[2J", None),
         ];
-        rows[1].replay_of = Some(3);
+        rows[1].replay_of = Some(CaptureId(3));
         rows.push(summary(15, "/", Some(202)));
         rows[2].sent = true;
         let mut out = Vec::new();

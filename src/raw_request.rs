@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+use crate::exchange::Request;
+use crate::target::Target;
+
 /// One HTTP/1.x request.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawRequest {
@@ -275,6 +278,49 @@ pub fn write(request: &RawRequest) -> Vec<u8> {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&request.body);
+    out
+}
+
+/// The request target of `path` at `target`: its path and query, with `target`'s base path.
+fn request_target(target: &Target, path: &str) -> String {
+    let uri = target.uri_for(path);
+    let origin = target.scheme.len() + "://".len() + target.authority.len();
+    uri[origin..].to_owned()
+}
+
+/// The request as HTTP/1.1 bytes: request line, `Host`, the other headers in order, blank line,
+/// body. `Content-Length` always matches the body (added when the request was chunked).
+pub fn raw(request: &Request, target: &Target) -> Vec<u8> {
+    let mut out = Vec::with_capacity(request.body.len() + 1024);
+    let line = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        request.method,
+        request_target(target, &request.path),
+        target.authority
+    );
+    out.extend_from_slice(line.as_bytes());
+    let length = request.body.len().to_string();
+    let mut has_length = false;
+    for h in request.headers.iter().filter(|h| h.name != "host") {
+        let value: &[u8] = if h.name == "content-length" {
+            if has_length {
+                continue;
+            }
+            has_length = true;
+            length.as_bytes()
+        } else {
+            &h.value
+        };
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_length && !request.body.is_empty() {
+        out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&request.body);

@@ -11,22 +11,20 @@ use relay_server::protocol::{self, Header};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReplayArgs;
+use crate::exchange::{display_path, now_ms, CaptureId, Exchange, Outcome, Request};
 use crate::forward::{self, ForwardError, Forwarder};
 use crate::inspect::{cut_line, sanitize, sanitize_lines};
-use crate::list::display_path;
-use crate::store::{
-    self, Capture, Outcome, Record, Request, Response, Retention, Store, StoreError, Writer,
-};
+use crate::store::{self, Retention, Store, StoreError, Writer};
 use crate::target::Target;
 use crate::verify;
 
 /// Runs `hooks replay`. Fails when a target did not answer (any status is an answer).
 pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut failed: Vec<(i64, String)> = Vec::new();
+    let mut failed: Vec<(CaptureId, String)> = Vec::new();
     let total = replay_each(&args, &shutdown, |done| {
         print(&done.new, args.json)?;
         if let Some(reason) = done.failure {
-            failed.push((done.original.id, reason));
+            failed.push((done.id, reason));
         }
         Ok(())
     })
@@ -36,10 +34,12 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
 
 /// One capture sent again.
 pub struct Replayed {
+    /// The capture's id.
+    pub id: CaptureId,
     /// The capture as it was sent (re-signed and with `--header`s, when asked).
-    pub original: Capture,
-    /// The new exchange, as recorded.
-    pub new: Capture,
+    pub original: Exchange,
+    /// The new exchange, as recorded (its `id` set).
+    pub new: Exchange,
     /// Why the target did not answer, when it did not.
     pub failure: Option<String>,
 }
@@ -78,13 +78,14 @@ pub async fn replay_each(
         let forwarder = &forwarders[&key];
         if args.resign {
             let url = public_url(&capture, &target);
-            resign(&mut capture.record.request, &url, args)
+            resign(&mut capture.request, &url, args)
                 .with_context(|| format!("could not re-sign capture #{id}"))?;
         }
-        let headers = prepare(&capture.record.request, &args.header);
+        let headers = prepare(&capture.request, &args.header);
         let (record, error) = send(forwarder, &capture, headers).await;
         let new = record_replay(&writer, record).await?;
         visit(Replayed {
+            id,
             original: capture,
             new,
             failure: error.map(|e| describe(&e, forwarder.target())),
@@ -97,18 +98,21 @@ pub async fn replay_each(
 /// new capture, and why the target did not answer when it did not. Prints nothing (MCP's
 /// `replay_capture` uses it; its stdout is the protocol's).
 pub async fn replay_one(
-    capture: &Capture,
+    capture: &Exchange,
     forwarder: &Forwarder,
     writer: &Writer,
-) -> anyhow::Result<(Capture, Option<String>)> {
-    let headers = prepare(&capture.record.request, &[]);
+) -> anyhow::Result<(Exchange, Option<String>)> {
+    let headers = prepare(&capture.request, &[]);
     let (record, error) = send(forwarder, capture, headers).await;
     let new = record_replay(writer, record).await?;
     Ok((new, error.map(|e| describe(&e, forwarder.target()))))
 }
 
 /// The ids to replay, oldest first, and the open store.
-async fn select(path: std::path::PathBuf, args: &ReplayArgs) -> anyhow::Result<(Store, Vec<i64>)> {
+async fn select(
+    path: std::path::PathBuf,
+    args: &ReplayArgs,
+) -> anyhow::Result<(Store, Vec<CaptureId>)> {
     let reference = args.id;
     let query = crate::list::query(&args.filters, true)?;
     let (store, ids) = blocking(move || {
@@ -152,9 +156,9 @@ async fn with_store<T: Send + 'static>(
 
 /// The URL the provider called, which Twilio, Square and HubSpot sign: the channel's public URL
 /// and the path, else the target's.
-fn public_url(capture: &Capture, target: &Target) -> String {
-    let request = &capture.record.request;
-    match &capture.record.channel_url {
+fn public_url(capture: &Exchange, target: &Target) -> String {
+    let request = &capture.request;
+    match &capture.channel_url {
         Some(base) => format!("{base}{}", request.path),
         None => target.uri_for(&request.path),
     }
@@ -233,14 +237,14 @@ pub fn prepare(request: &Request, overrides: &[(String, String)]) -> Vec<Header>
     headers
 }
 
-/// Sends one replay and returns its record (and the failure, when the target did not answer).
+/// Sends one replay and returns its exchange (and the failure, when the target did not
+/// answer).
 async fn send(
     forwarder: &Forwarder,
-    capture: &Capture,
+    original: &Exchange,
     headers: Vec<Header>,
-) -> (Record, Option<ForwardError>) {
-    let original = &capture.record;
-    let received_at_ms = store::now_ms();
+) -> (Exchange, Option<ForwardError>) {
+    let received_at_ms = now_ms();
     let started = Instant::now();
     let result = forwarder
         .forward(
@@ -252,37 +256,21 @@ async fn send(
         .await;
     let duration = started.elapsed();
     let (outcome, error) = match result {
-        Ok(r) => (
-            Outcome::Answered(Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            None,
-        ),
+        Ok(response) => (Outcome::Answered(response), None),
         Err(e) => (Outcome::Failed(e.to_string()), Some(e)),
     };
-    let record = Record {
-        received_at_ms,
-        channel: original.channel.clone(),
-        channel_url: None,
-        relay_id: None,
-        relay_epoch: None,
-        redelivered: false,
-        target: forwarder.target().to_string(),
-        request: Request {
-            headers: as_sent(headers, forwarder.target()),
-            ..original.request.clone()
-        },
-        outcome,
-        duration,
-        signature: None,
-        event_type: original.event_type.clone(),
-        event_id: original.event_id.clone(),
-        replay_of: Some(capture.id),
-        sent: false,
+    let request = Request {
+        headers: as_sent(headers, forwarder.target()),
+        ..original.request.clone()
     };
-    (record, error)
+    let target = forwarder.target().to_string();
+    let replay = Exchange {
+        channel: original.channel.clone(),
+        event: original.event.clone(),
+        replay_of: original.id,
+        ..Exchange::new(received_at_ms, target, request, outcome, duration)
+    };
+    (replay, error)
 }
 
 /// The headers as the target got them: `Host` is the target's authority.
@@ -300,35 +288,35 @@ fn as_sent(headers: Vec<Header>, target: &Target) -> Vec<Header> {
         .collect()
 }
 
-async fn record_replay(writer: &Writer, record: Record) -> anyhow::Result<Capture> {
-    let pending = writer.record(record.clone());
+async fn record_replay(writer: &Writer, mut replay: Exchange) -> anyhow::Result<Exchange> {
+    let pending = writer.record(replay.clone());
     let id = match pending {
         Ok(pending) => pending.await.map_err(|_| StoreError::Closed)?,
         Err(e) => Err(e),
     }
     .context("could not record the replay")?;
-    Ok(Capture { id, record })
+    replay.id = Some(id);
+    Ok(replay)
 }
 
 /// Prints the new capture: one JSON object, or `#13 POST /a → 200 3.1 ms (replay of #5)`.
-fn print(capture: &Capture, json: bool) -> anyhow::Result<()> {
+fn print(capture: &Exchange, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         crate::inspect::sanitize::write_json(&mut out, &crate::show::capture_json(capture))?;
         out.write_all(b"\n")?;
     } else {
-        let record = &capture.record;
-        let status = match &record.outcome {
+        let status = match &capture.outcome {
             Outcome::Answered(response) => response.status.to_string(),
             Outcome::Failed(_) => "no answer".to_owned(),
         };
         let line = format!(
             "#{} {} {} → {status} {:.1} ms (replay of #{})",
-            capture.id,
-            sanitize(&record.request.method),
-            sanitize(&display_path(&record.request.path)),
-            record.duration.as_secs_f64() * 1000.0,
-            record.replay_of.unwrap_or_default(),
+            capture.number(),
+            sanitize(&capture.request.method),
+            sanitize(&display_path(&capture.request.path)),
+            capture.duration.as_secs_f64() * 1000.0,
+            capture.replay_of.map_or(0, |id| id.0),
         );
         writeln!(out, "{}", cut_line(&line))?;
     }
@@ -345,7 +333,7 @@ pub(crate) fn describe(e: &ForwardError, target: &Target) -> String {
 }
 
 /// `Ok` when every target answered; else one error naming what failed.
-fn report(failed: Vec<(i64, String)>, total: usize) -> anyhow::Result<()> {
+fn report(failed: Vec<(CaptureId, String)>, total: usize) -> anyhow::Result<()> {
     match failed.as_slice() {
         [] => Ok(()),
         [(_, reason)] if total == 1 => Err(anyhow!("{reason}")),
@@ -398,9 +386,9 @@ mod tests {
     #[test]
     fn one_failure_is_the_error_itself() {
         assert!(report(vec![], 3).is_ok());
-        let one = report(vec![(5, "could not connect".into())], 1).unwrap_err();
+        let one = report(vec![(CaptureId(5), "could not connect".into())], 1).unwrap_err();
         assert_eq!(one.to_string(), "could not connect");
-        let some = report(vec![(5, "x".into())], 3).unwrap_err();
+        let some = report(vec![(CaptureId(5), "x".into())], 3).unwrap_err();
         assert_eq!(some.to_string(), "1 of 3 replays got no answer");
     }
 }

@@ -9,11 +9,9 @@ use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use crate::cli::ShowArgs;
-use crate::inspect::{
-    self, Answer, BodyStyle, Exchange, Flags, OutputOptions, Palette, Print, Redactor,
-};
-use crate::list::{display_path, millis};
-use crate::store::{self, Capture, Outcome, Store};
+use crate::exchange::{display_path, millis, rfc3339, Exchange, Outcome, Signature};
+use crate::inspect::{self, BodyStyle, Flags, OutputOptions, Palette, Print, Redactor};
+use crate::store::{self, Store};
 
 /// Runs `hooks show`.
 pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
@@ -51,49 +49,42 @@ fn output_options(args: &ShowArgs) -> OutputOptions {
 }
 
 /// The whole capture as JSON (`hooks show --json`, `hooks replay --json`).
-pub fn capture_json(capture: &Capture) -> Value {
-    let record = &capture.record;
-    let response = match &record.outcome {
+pub fn capture_json(capture: &Exchange) -> Value {
+    let response = match &capture.outcome {
         Outcome::Answered(response) => json!({
             "status": response.status,
             "headers": headers_json(&response.headers),
             "body_base64": BASE64.encode(&response.body),
-            "duration_ms": millis(record.duration),
+            "duration_ms": millis(capture.duration),
         }),
         Outcome::Failed(_) => Value::Null,
     };
-    let error = match &record.outcome {
-        Outcome::Failed(error) => json!(error),
-        Outcome::Answered(_) => Value::Null,
-    };
-    let signature = record
-        .signature
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let event = capture.event.as_ref();
+    let signature = capture.signature.as_ref();
     json!({
         "id": capture.id,
-        "received_at": store::rfc3339(record.received_at_ms),
-        "channel": record.channel,
-        "channel_url": record.channel_url,
-        "relay_id": record.relay_id,
-        "relay_epoch": record.relay_epoch,
-        "redelivered": record.redelivered,
-        "target": record.target,
+        "received_at": rfc3339(capture.received_at_ms),
+        "channel": capture.channel,
+        "channel_url": capture.channel_url,
+        "relay_id": capture.relay_id,
+        "relay_epoch": capture.relay_epoch,
+        "redelivered": capture.redelivered,
+        "target": capture.target,
         "request": {
-            "method": record.request.method,
-            "path": display_path(&record.request.path),
-            "headers": headers_json(&record.request.headers),
-            "body_base64": BASE64.encode(&record.request.body),
+            "method": capture.request.method,
+            "path": display_path(&capture.request.path),
+            "headers": headers_json(&capture.request.headers),
+            "body_base64": BASE64.encode(&capture.request.body),
         },
         "response": response,
-        "error": error,
-        "duration_ms": millis(record.duration),
-        "event_type": record.event_type,
-        "event_id": record.event_id,
-        "signature": signature,
-        "verdict": store::verdict(record.signature.as_deref()),
-        "replay_of": record.replay_of,
-        "sent": record.sent,
+        "error": capture.outcome.error(),
+        "duration_ms": millis(capture.duration),
+        "event_type": event.and_then(|e| e.event_type.as_deref()),
+        "event_id": event.and_then(|e| e.event_id.as_deref()),
+        "signature": signature.map(Signature::to_json),
+        "verdict": signature.map(|s| s.verdict.as_str()),
+        "replay_of": capture.replay_of,
+        "sent": capture.sent,
     })
 }
 
@@ -110,70 +101,37 @@ fn headers_json(headers: &[Header]) -> Value {
 
 /// The capture for people: when, where to and what it replays, then the inspector's summary
 /// line and the parts `options.print` selects.
-pub fn render(capture: &Capture, options: &OutputOptions) -> String {
-    let record = &capture.record;
+pub fn render(capture: &Exchange, options: &OutputOptions) -> String {
     let mut meta = format!(
         "#{}  {}  → {}",
-        capture.id,
-        store::rfc3339(record.received_at_ms),
-        inspect::sanitize(&record.target)
+        capture.number(),
+        rfc3339(capture.received_at_ms),
+        inspect::sanitize(&capture.target)
     );
-    if let Some(of) = record.replay_of {
+    if let Some(of) = capture.replay_of {
         meta.push_str(&format!("  (replay of #{of})"));
-    } else if record.sent {
+    } else if capture.sent {
         meta.push_str("  (sent by hooks send)");
     }
     let mut out = options.palette.dim.paint(&meta);
     out.push('\n');
+    // The verdict is in `--json`; the human form has shown none so far.
+    let unsigned = Exchange {
+        signature: None,
+        ..capture.clone()
+    };
     out.push_str(&inspect::render_exchange(
-        &exchange(capture),
+        &unsigned,
         &Flags::default(),
         options,
     ));
     out
 }
 
-/// The capture as the inspector's [`Exchange`].
-pub fn exchange(capture: &Capture) -> Exchange {
-    let record = &capture.record;
-    let request = &record.request;
-    let (answer, status, error) = match &record.outcome {
-        Outcome::Answered(response) => (
-            Some(Answer {
-                status: response.status,
-                headers: response.headers.clone(),
-                body: response.body.clone(),
-            }),
-            response.status,
-            None,
-        ),
-        Outcome::Failed(error) => (None, 502, Some(error.clone())),
-    };
-    Exchange {
-        id: capture.id.unsigned_abs(),
-        relay_id: record.relay_id.unwrap_or(0),
-        relay_epoch: record.relay_epoch.unwrap_or(0),
-        redelivered: record.redelivered,
-        received_at_ms: record.received_at_ms.max(0).unsigned_abs(),
-        method: request.method.clone(),
-        path: request.path.clone(),
-        request_headers: request.headers.clone(),
-        request_body: request.body.clone(),
-        answer,
-        status,
-        error,
-        hint: None,
-        duration: record.duration,
-        event: inspect::recognize(&request.headers, &request.body),
-        signature: None,
-        sender_timed_out: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Record, Request, Response};
+    use crate::exchange::{CaptureId, Request, Response};
     use bytes::Bytes;
     use std::time::Duration;
 
@@ -184,34 +142,25 @@ mod tests {
         }
     }
 
-    fn capture(request_body: &[u8], outcome: Outcome) -> Capture {
-        Capture {
-            id: 7,
-            record: Record {
-                received_at_ms: 0,
-                channel: Some("ch".into()),
-                channel_url: Some("http://relay/ch".into()),
-                relay_id: Some(3),
-                relay_epoch: None,
-                redelivered: false,
-                target: "http://localhost:3000".into(),
-                request: Request {
-                    method: "POST".into(),
-                    path: "/hook?x=1".into(),
-                    headers: vec![
-                        header("content-type", b"application/json"),
-                        header("x-bin", b"\xff\x1b"),
-                    ],
-                    body: Bytes::copy_from_slice(request_body),
-                },
-                outcome,
-                duration: Duration::from_micros(3100),
-                signature: None,
-                event_type: None,
-                event_id: None,
-                replay_of: Some(2),
-                sent: false,
-            },
+    fn capture(request_body: &[u8], outcome: Outcome) -> Exchange {
+        let request = Request {
+            method: "POST".into(),
+            path: "/hook?x=1".into(),
+            headers: vec![
+                header("content-type", b"application/json"),
+                header("x-bin", b"\xff\x1b"),
+            ],
+            body: Bytes::copy_from_slice(request_body),
+        };
+        let target = "http://localhost:3000".into();
+        let duration = Duration::from_micros(3100);
+        Exchange {
+            id: Some(CaptureId(7)),
+            channel: Some("ch".into()),
+            channel_url: Some("http://relay/ch".into()),
+            relay_id: Some(3),
+            replay_of: Some(CaptureId(2)),
+            ..Exchange::new(0, target, request, outcome, duration)
         }
     }
 
@@ -223,7 +172,7 @@ mod tests {
         })
     }
 
-    fn rendered(capture: &Capture, print: Print) -> String {
+    fn rendered(capture: &Exchange, print: Print) -> String {
         let options = OutputOptions {
             print,
             body: BodyStyle::default(),

@@ -164,11 +164,12 @@ fn connect(
         );
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let config = protocol::session::ws_config(relay.config.max_body, session::RELAY_READ_BUFFER);
     sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io = TokioIo::new(upgraded);
+                // Until its hello is accepted, a session reads no message larger than a hello.
+                let config = session::hello_config();
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                 session::run(relay, ws, peer, shutdown).await;
             }

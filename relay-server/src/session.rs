@@ -82,6 +82,28 @@ fn base32_lower(bytes: &[u8]) -> String {
 /// takes one read per 2 KiB (about 5,000 for 10 MiB, a few milliseconds).
 pub const RELAY_READ_BUFFER: usize = 2 * 1024;
 
+/// WebSocket settings until a session's hello is accepted: no message larger than a hello can
+/// be (its meta, [`protocol::MAX_META_LEN`], and no body), so that strangers waiting for their
+/// token's check cannot make the relay read `--max-body` each.
+pub(crate) fn hello_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    protocol::session::ws_config(0, RELAY_READ_BUFFER)
+}
+
+/// The session's WebSocket again, with the limits of an accepted session (bodies up to
+/// `max_body`). The CLI says nothing after its hello until the relay's hello answers it, so
+/// nothing read ahead is lost with the first WebSocket's buffer.
+async fn widen(session: Session, max_body: usize) -> Session {
+    let io = session.into_inner().into_inner();
+    let config = protocol::session::ws_config(max_body, RELAY_READ_BUFFER);
+    let ws = WebSocketStream::from_raw_socket(
+        io,
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        Some(config),
+    )
+    .await;
+    Session::new(ws)
+}
+
 /// A session's WebSocket, as hyper's upgrade hands it over.
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -164,6 +186,7 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
         }
     };
     drop(opening);
+    let mut session = widen(session, relay.config.max_body).await;
     let Ok(slot) = Arc::clone(&relay.sessions).try_acquire_owned() else {
         let message = format!(
             "this relay is at its limit of {} sessions (--max-sessions); try again later",
@@ -228,6 +251,10 @@ async fn read_hello(
     } = session.recv_hello().await.map_err(|e| match e {
         // A decoder's message may quote the peer's text at any length.
         HelloError::Malformed(e) => format!("could not read hello: {}", excerpt(&e.to_string())),
+        HelloError::Lost(tokio_tungstenite::tungstenite::Error::Capacity(_)) => format!(
+            "a hello may be at most {} bytes; this one is larger",
+            protocol::MAX_META_LEN
+        ),
         // Whatever came first was no hello, if anything came.
         HelloError::Lost(_) | HelloError::Closed => HelloError::OutOfOrder.to_string(),
         e => e.to_string(),

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::query::diff::{self, Answer, BodyDiff, Exchange, HeaderChange, JsonChange, Status};
-use crate::query::value::Pointer;
+use crate::exchange::Outcome;
+use crate::query::diff::{self, BodyDiff, HeaderChange, Ignore, JsonChange, Status};
 
 /// Changes named on a line; the rest are counted.
 const SHOWN: usize = 3;
@@ -39,31 +39,6 @@ pub const VOLATILE_HEADERS: [&str; 20] = [
     "server-timing",
     "cf-ray",
 ];
-
-/// Something `--ignore` leaves out of the comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ignore {
-    /// A JSON pointer, with everything under it, in both bodies.
-    Pointer(Pointer),
-    /// A response header (name lowercase).
-    Header(String),
-}
-
-/// `--ignore`'s value: `header.NAME`, else a JSON pointer.
-pub fn parse_ignore(text: &str) -> Result<Ignore, String> {
-    if let Some(name) = text.strip_prefix("header.") {
-        return match http::HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) => Ok(Ignore::Header(name.as_str().to_owned())),
-            Err(_) => Err(format!("{name:?} is not a header name")),
-        };
-    }
-    Pointer::parse(text).map(Ignore::Pointer).ok_or_else(|| {
-        format!(
-            "{text:?} is neither a JSON pointer (/data/object/id, or \"\" for the whole body) \
-             nor header.NAME"
-        )
-    })
-}
 
 /// One difference between the expected answer and the new one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,8 +105,8 @@ impl Verdict {
 /// those names (a fixture compares the headers it lists); the volatile ones and the ignored
 /// ones are never compared.
 pub fn compare(
-    expected: Answer<'_>,
-    got: Answer<'_>,
+    expected: &Outcome,
+    got: &Outcome,
     ignore: &[Ignore],
     only_headers: Option<&[String]>,
 ) -> Verdict {
@@ -143,8 +118,9 @@ pub fn compare(
             Ignore::Header(name) => ignore_headers.push(name.clone()),
         }
     }
-    if let (Some(only), Answer::Response { headers, .. }) = (only_headers, got) {
-        let unlisted = headers
+    if let (Some(only), Some(got)) = (only_headers, got.response()) {
+        let unlisted = got
+            .headers
             .iter()
             .filter(|h| !only.iter().any(|n| n.eq_ignore_ascii_case(&h.name)));
         ignore_headers.extend(unlisted.map(|h| h.name.clone()));
@@ -153,16 +129,7 @@ pub fn compare(
         ignore: pointers,
         ignore_headers,
     };
-    // The same request on both sides: only the answers can differ.
-    let exchange = |answer| Exchange {
-        method: "",
-        target: "",
-        headers: &[],
-        body: &[],
-        answer,
-    };
-    let found = diff::diff(&exchange(expected), &exchange(got), &options);
-    flatten(found.response)
+    flatten(diff::answers(expected, got, &options))
 }
 
 fn flatten(response: diff::ResponseDiff) -> Verdict {

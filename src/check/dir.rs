@@ -16,14 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{compare, Checked, Subject, Tally};
 use crate::cli::ReplayArgs;
+use crate::exchange::{display_path, millis, Outcome, Request};
 use crate::fixture::{self, Fixture};
-use crate::forward::{self, AppResponse, Forwarder};
+use crate::forward::{self, Forwarder};
 use crate::inspect::{cut_line, sanitize, sanitize::write_json, sanitize_lines};
-use crate::list::{display_path, millis};
-use crate::query::diff::Answer;
 use crate::raw_request::RawRequest;
 use crate::replay;
-use crate::store::Request;
 use crate::UsageError;
 
 /// Runs `hooks replay --dir`.
@@ -47,44 +45,22 @@ pub async fn run(
             replay::resign(&mut request, &url, args)
                 .with_context(|| format!("could not re-sign {}", sanitize(name)))?;
         }
-        let (result, duration) = send(&forwarder, &request, args, shutdown).await?;
-        let failure = result
-            .as_ref()
-            .err()
-            .map(|e| replay::describe(e, forwarder.target()));
+        let (got, duration) = send(&forwarder, &request, args, shutdown).await?;
+        let failure = got.error().map(str::to_owned);
         match &fixture.answer {
             Some(expected) if args.check => {
                 let only: Vec<String> = expected.headers.iter().map(|h| h.name.clone()).collect();
-                let expected = Answer::Response {
-                    status: expected.status,
-                    headers: &expected.headers,
-                    body: &expected.body,
-                };
-                let got = match (&result, &failure) {
-                    (Ok(r), _) => Answer::Response {
-                        status: r.status,
-                        headers: &r.headers,
-                        body: &r.body,
-                    },
-                    (Err(_), why) => Answer::Failed(why.as_deref().unwrap_or_default()),
-                };
+                let expected = Outcome::Answered(expected.clone());
                 let checked = Checked {
                     subject: Subject::Fixture(name.clone()),
-                    verdict: compare(expected, got, &args.ignore, Some(&only)),
+                    verdict: compare(&expected, &got, &args.ignore, Some(&only)),
                     failure,
                 };
                 checked.print(args.json)?;
                 tally.add(&checked.verdict);
             }
             _ => {
-                print_sent(
-                    name,
-                    &request,
-                    &result,
-                    duration,
-                    failure.as_deref(),
-                    args.json,
-                )?;
+                print_sent(name, &request, &got, duration, args.json)?;
                 failed.extend(failure.map(|why| (name.clone(), why)));
             }
         }
@@ -161,13 +137,14 @@ fn as_request(raw: &RawRequest) -> Request {
     }
 }
 
-/// Sends `request` (with `--header`s) and times it.
+/// Sends `request` (with `--header`s) and times it: the app's answer, or why there was none
+/// with the hint `listen` gives ("is your app listening on 3000?").
 async fn send(
     forwarder: &Forwarder,
     request: &Request,
     args: &ReplayArgs,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Result<AppResponse, forward::ForwardError>, Duration)> {
+) -> anyhow::Result<(Outcome, Duration)> {
     let headers = replay::prepare(request, &args.header);
     let started = Instant::now();
     let sent = forwarder.forward(
@@ -176,10 +153,15 @@ async fn send(
         &headers,
         forward::whole(request.body.clone()),
     );
-    tokio::select! {
-        result = sent => Ok((result, started.elapsed())),
-        () = shutdown.cancelled() => Err(anyhow!("interrupted")),
-    }
+    let result = tokio::select! {
+        result = sent => result,
+        () = shutdown.cancelled() => return Err(anyhow!("interrupted")),
+    };
+    let outcome = match result {
+        Ok(response) => Outcome::Answered(response),
+        Err(e) => Outcome::Failed(replay::describe(&e, forwarder.target())),
+    };
+    Ok((outcome, started.elapsed()))
 }
 
 /// Prints what a fixture got without `--check`: `NAME POST /a → 200 3.1 ms`, or one JSON
@@ -187,12 +169,11 @@ async fn send(
 fn print_sent(
     name: &str,
     request: &Request,
-    result: &Result<AppResponse, forward::ForwardError>,
+    got: &Outcome,
     duration: Duration,
-    failure: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let status = result.as_ref().ok().map(|r| r.status);
+    let status = got.status();
     let mut out = std::io::stdout().lock();
     if json {
         let mut value = json!({
@@ -200,7 +181,7 @@ fn print_sent(
             "status": status,
             "duration_ms": millis(duration),
         });
-        if let Some(failure) = failure {
+        if let Some(failure) = got.error() {
             value["error"] = json!(failure);
         }
         write_json(&mut out, &value)?;

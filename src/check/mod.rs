@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub use compare::{compare, describe, parse_ignore, Change, Ignore, Verdict, VOLATILE_HEADERS};
+pub use crate::query::diff::{parse_ignore, Ignore};
+pub use compare::{compare, describe, Change, Verdict, VOLATILE_HEADERS};
 
 use crate::cli::ReplayArgs;
+use crate::exchange::Outcome;
 use crate::inspect::{cut_line, sanitize, sanitize::write_json};
-use crate::query::diff::{Answer, Exchange};
 use crate::replay::{self, Replayed};
 
 /// Runs `hooks replay` with `--check` or `--dir`.
@@ -32,17 +33,14 @@ pub async fn run(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Resul
 async fn captures(args: &ReplayArgs, shutdown: &CancellationToken) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     replay::replay_each(args, shutdown, |done: Replayed| {
-        let expected = Exchange::of(&done.original).answer;
         // The failure with its hint ("is your app listening on 3000?"), as replay says it.
-        let got = match &done.failure {
-            Some(why) => Answer::Failed(why),
-            None => Exchange::of(&done.new).answer,
-        };
-        let verdict = compare(expected, got, &args.ignore, None);
+        let failed = done.failure.clone().map(Outcome::Failed);
+        let got = failed.as_ref().unwrap_or(&done.new.outcome);
+        let verdict = compare(&done.original.outcome, got, &args.ignore, None);
         let checked = Checked {
             subject: Subject::Capture {
-                id: done.original.id,
-                replay: done.new.id,
+                id: done.original.number(),
+                replay: done.new.number(),
             },
             verdict,
             failure: done.failure,
@@ -58,7 +56,7 @@ async fn captures(args: &ReplayArgs, shutdown: &CancellationToken) -> anyhow::Re
 /// What was checked.
 enum Subject {
     /// A capture, and its replay's id.
-    Capture { id: i64, replay: i64 },
+    Capture { id: u64, replay: u64 },
     /// A fixture, by file name.
     Fixture(String),
 }

@@ -10,9 +10,10 @@ use anyhow::{anyhow, Context as _};
 
 use super::{curl, har_entry, har_log, original_target, raw};
 use crate::cli::{ExportArgs, ExportFormat, FilterArgs};
+use crate::exchange::{CaptureId, Exchange};
 use crate::fixture;
 use crate::inspect::sanitize_lines;
-use crate::store::{self, Capture, Store};
+use crate::store::{self, Store};
 use crate::target::Target;
 use crate::UsageError;
 
@@ -59,13 +60,13 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         }
         (ExportFormat::Raw, _) => {
             let capture = load(&store, ids[0])?;
-            out.write_all(&raw(&capture.record.request, &target(&capture, args)?))?;
+            out.write_all(&raw(&capture.request, &target(&capture, args)?))?;
         }
         (ExportFormat::Curl, _) => {
             for (n, &id) in ids.iter().enumerate() {
                 let capture = load(&store, id)?;
                 let separator = if n == 0 { "" } else { "\n" };
-                let command = curl(&capture.record.request, &target(&capture, args)?);
+                let command = curl(&capture.request, &target(&capture, args)?);
                 write!(out, "{separator}# capture #{id}\n{command}")?;
             }
         }
@@ -84,12 +85,12 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(store: &Store, id: i64) -> anyhow::Result<Capture> {
+fn load(store: &Store, id: CaptureId) -> anyhow::Result<Exchange> {
     Ok(store.get(id)?)
 }
 
 /// `--to`, else where `capture` was forwarded.
-fn target(capture: &Capture, args: &ExportArgs) -> anyhow::Result<Target> {
+fn target(capture: &Exchange, args: &ExportArgs) -> anyhow::Result<Target> {
     match &args.to {
         Some(target) => Ok(target.clone()),
         None => original_target(capture),
@@ -100,7 +101,7 @@ fn target(capture: &Capture, args: &ExportArgs) -> anyhow::Result<Target> {
 /// the app did not answer has no answer to expect: it is skipped with a note on stderr.
 fn fixtures(
     store: &Store,
-    ids: &[i64],
+    ids: &[CaptureId],
     args: &ExportArgs,
     dir: &Path,
     out: &mut impl Write,

@@ -1,7 +1,7 @@
 //! Export tests: the formats' exact bytes; running the curl command is an end-to-end test.
 
 use super::*;
-use crate::store::{Record, Response};
+use crate::exchange::{CaptureId, Response};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -109,26 +109,12 @@ fn no_printf_format_starts_with_a_dash() {
     );
 }
 
-fn capture(request: Request, outcome: Outcome) -> Capture {
-    Capture {
-        id: 9,
-        record: Record {
-            received_at_ms: 1_000,
-            channel: None,
-            channel_url: None,
-            relay_id: None,
-            relay_epoch: None,
-            redelivered: false,
-            target: "http://localhost:3000".into(),
-            request,
-            outcome,
-            duration: Duration::from_micros(2500),
-            signature: None,
-            event_type: None,
-            event_id: None,
-            replay_of: None,
-            sent: false,
-        },
+fn capture(request: Request, outcome: Outcome) -> Exchange {
+    let target = "http://localhost:3000".into();
+    let duration = Duration::from_micros(2500);
+    Exchange {
+        id: Some(CaptureId(9)),
+        ..Exchange::new(1_000, target, request, outcome, duration)
     }
 }
 

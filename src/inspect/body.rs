@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::palette::Palette;
 use super::redact::Redactor;
-use super::sanitize::sanitize;
+use super::sanitize::{group, sanitize};
 
 /// How to show bodies.
 #[derive(Debug, Clone, Default)]
@@ -57,19 +57,6 @@ pub fn lines(body: &[u8], content_type: Option<&str>, style: &BodyStyle) -> Vec<
         )));
     }
     lines
-}
-
-/// `1234567` → `1,234,567`.
-pub fn group(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn as_json(body: &[u8], content_type: &str) -> Option<Value> {

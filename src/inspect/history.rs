@@ -5,25 +5,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use super::event::Recognized;
+use crate::exchange::{Provider, Recognized};
 
 /// Events remembered for duplicate and ordering checks.
 const MEMORY: usize = 50_000;
-
-/// How long each provider waits for a response before counting the delivery as failed and
-/// retrying, as documented by the provider (Stripe publishes no number; 20 s is what its
-/// dashboard's timeouts show in practice).
-pub fn delivery_timeout(provider: &str) -> Option<Duration> {
-    let seconds = match provider {
-        "slack" | "zoom" => 3,
-        "shopify" => 5,
-        "github" => 10,
-        "calendly" | "twilio" => 15,
-        "stripe" => 20,
-        _ => return None,
-    };
-    Some(Duration::from_secs(seconds))
-}
 
 /// Flags for one exchange.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,10 +24,10 @@ pub struct Flags {
 /// Events seen in this session.
 #[derive(Debug, Default)]
 pub struct History {
-    first: HashMap<(&'static str, String), u64>,
+    first: HashMap<(Provider, String), u64>,
     /// Per object, the latest event time seen and the capture that carried it.
-    latest: HashMap<(&'static str, String), (i64, u64)>,
-    order: VecDeque<(&'static str, String)>,
+    latest: HashMap<(Provider, String), (i64, u64)>,
+    order: VecDeque<(Provider, String)>,
 }
 
 impl History {
@@ -53,7 +38,10 @@ impl History {
             return Flags::default();
         };
         let mut flags = Flags {
-            slower_than: delivery_timeout(event.provider).filter(|limit| took > *limit),
+            slower_than: event
+                .provider
+                .delivery_timeout()
+                .filter(|limit| took > *limit),
             ..Flags::default()
         };
         if let Some(event_id) = &event.event_id {
@@ -99,7 +87,7 @@ mod tests {
 
     fn event(id: &str, object: &str, at: i64) -> Recognized {
         Recognized {
-            provider: "stripe",
+            provider: Provider::Stripe,
             event_type: Some("customer.subscription.updated".into()),
             event_id: Some(id.into()),
             occurred_at: Some(at),
@@ -128,7 +116,10 @@ mod tests {
         let mut history = History::default();
         let flags = history.check(1, Some(&event("evt_a", "o", 1)), Duration::from_secs(21));
         assert_eq!(flags.slower_than, Some(Duration::from_secs(20)));
-        assert_eq!(delivery_timeout("shopify"), Some(Duration::from_secs(5)));
-        assert_eq!(delivery_timeout("unknown"), None);
+        assert_eq!(
+            Provider::Shopify.delivery_timeout(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(Provider::Mailgun.delivery_timeout(), None);
     }
 }

@@ -6,11 +6,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::history::Flags;
-use super::render::display_path;
 use super::sanitize::write_json;
-use super::{Event, Exchange};
+use super::Event;
+use crate::exchange::{display_path, millis, rfc3339, Exchange};
 
-/// Writes a session event (ready, disconnected, reconnected) as one JSON line.
+/// Writes a session event (ready, disconnected, reconnected, skipped) as one JSON line.
 pub(super) fn session(event: &Event, out: &mut impl Write) -> io::Result<()> {
     let value = match event {
         Event::Ready {
@@ -27,6 +27,7 @@ pub(super) fn session(event: &Event, out: &mut impl Write) -> io::Result<()> {
         }),
         Event::Disconnected { reason } => json!({"type": "disconnected", "reason": reason}),
         Event::Reconnected { url } => json!({"type": "reconnected", "url": url}),
+        Event::Skipped { count, .. } => json!({"type": "skipped", "count": count}),
         Event::Request(_) => return Ok(()),
     };
     line(&value, out)
@@ -68,9 +69,9 @@ struct RequestLine<'a> {
 
 #[derive(Serialize)]
 struct SignatureField<'a> {
-    provider: Option<&'a str>,
+    provider: Option<&'static str>,
     assumed: bool,
-    verdict: &'a str,
+    verdict: &'static str,
     reason: Option<&'a str>,
 }
 
@@ -79,27 +80,27 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
     let event = e.event.as_ref();
     let line = RequestLine {
         kind: "request",
-        id: e.id,
-        relay_id: e.relay_id,
-        received_at: crate::store::rfc3339(i64::try_from(e.received_at_ms).unwrap_or(i64::MAX)),
-        method: &e.method,
-        path: display_path(&e.path),
-        status: e.status,
-        duration_ms: (e.duration.as_secs_f64() * 1e6).round() / 1e3,
-        provider: event.map(|ev| ev.provider),
+        id: e.number(),
+        relay_id: e.relay_id.unwrap_or(0),
+        received_at: rfc3339(e.received_at_ms),
+        method: &e.request.method,
+        path: display_path(&e.request.path),
+        status: e.status(),
+        duration_ms: millis(e.duration),
+        provider: event.map(|ev| ev.provider.name()),
         event_type: event.and_then(|ev| ev.event_type.as_deref()),
         event_id: event.and_then(|ev| ev.event_id.as_deref()),
         signature: e.signature.as_ref().map(|s| SignatureField {
-            provider: s.provider.as_deref(),
+            provider: s.provider.map(|p| p.name()),
             assumed: s.assumed,
-            verdict: &s.verdict,
+            verdict: s.verdict.as_str(),
             reason: s.reason.as_deref(),
         }),
         redelivered: e.redelivered,
         duplicate_of: flags.duplicate_of,
         out_of_order_after: flags.out_of_order_after,
         slower_than_provider_timeout_s: flags.slower_than.map(|limit| limit.as_secs()),
-        error: e.error.as_deref(),
+        error: e.outcome.error(),
         sender_status: e.sender_timed_out.map(|_| 504),
     };
     write_json(&mut *out, &line)?;
@@ -118,28 +119,27 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::inspect::{Recognized, Signature};
+    use crate::exchange::{
+        CaptureId, Outcome, Provider, Recognized, Request, Response, Signature, Verdict,
+    };
 
     fn exchange() -> Exchange {
-        Exchange {
-            id: 7,
-            relay_id: 41,
-            relay_epoch: 0,
-            redelivered: false,
-            received_at_ms: 1_764_182_862_345,
+        let request = Request {
             method: "POST".into(),
             path: "/hooks/stripe?live=1".into(),
-            request_headers: Vec::new(),
-            request_body: Bytes::new(),
-            answer: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        let answer = Outcome::Answered(Response {
             status: 200,
-            error: None,
-            hint: None,
-            duration: Duration::from_micros(12_345),
-            event: None,
-            signature: None,
-            sender_timed_out: None,
-        }
+            headers: Vec::new(),
+            body: Bytes::new(),
+        });
+        let duration = Duration::from_micros(12_345);
+        let mut e = Exchange::new(1_764_182_862_345, String::new(), request, answer, duration);
+        e.id = Some(CaptureId(7));
+        e.relay_id = Some(41);
+        e
     }
 
     fn line(e: &Exchange, flags: &Flags) -> String {
@@ -162,20 +162,20 @@ mod tests {
             )
         );
         let mut e = exchange();
-        e.status = 502;
+        e.outcome = Outcome::Failed("connection refused".into());
         e.event = Some(Recognized {
-            provider: "stripe",
+            provider: Provider::Stripe,
             event_type: Some("invoice.paid".into()),
             event_id: Some("evt_\"1\"".into()),
-            ..Recognized::default()
+            occurred_at: None,
+            object_id: None,
         });
         e.signature = Some(Signature {
-            provider: Some("stripe".into()),
+            provider: Some(Provider::Stripe),
             assumed: true,
-            verdict: "invalid".into(),
+            verdict: Verdict::Invalid,
             reason: None,
         });
-        e.error = Some("connection refused".into());
         e.sender_timed_out = Some(Duration::from_secs(30));
         e.redelivered = true;
         let flags = Flags {
@@ -194,6 +194,21 @@ mod tests {
                 r#""error":"connection refused","sender_status":504}"#,
                 "\n"
             )
+        );
+    }
+
+    /// The line that says how many requests the terminal fell too far behind to show.
+    #[test]
+    fn skipped_lines_say_how_many() {
+        let mut out = Vec::new();
+        let skipped = Event::Skipped {
+            count: 37,
+            stored: true,
+        };
+        session(&skipped, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"type\":\"skipped\",\"count\":37}\n"
         );
     }
 }

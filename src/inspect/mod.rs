@@ -1,35 +1,26 @@
 //! What `hooks listen` shows: events from the session, rendered for people or as NDJSON, and
-//! written by one printer task so the hot path never waits for the terminal.
+//! written by one printer task ([`Printer`]) so the hot path never waits for the terminal.
 
 mod body;
-pub mod event;
 pub mod history;
 mod json;
 pub mod palette;
-mod pruned;
+mod printer;
 pub mod redact;
 mod render;
 pub mod sanitize;
 
 use std::io::Write;
-use std::time::Duration;
 
-use bytes::Bytes;
-use relay_server::protocol::Header;
-use tokio::sync::mpsc;
+use crate::exchange::Exchange;
 
 pub use body::BodyStyle;
-pub use event::{recognize, Recognized};
 pub use history::{Flags, History};
 pub use palette::{ColorChoice, Palette};
+pub use printer::{spawn_printer, Printer};
 pub use redact::Redactor;
 pub use render::render_exchange;
-pub use sanitize::{cut_line, sanitize, sanitize_lines};
-
-/// Events waiting for the printer. When the terminal is this far behind, forwarding tasks wait
-/// for it only after they have answered and acknowledged the relay, so webhooks are never
-/// delayed by it.
-const EVENT_CAPACITY: usize = 1024;
+pub use sanitize::{cut_line, sanitize, sanitize_lines, truncate};
 
 /// Something to show.
 #[derive(Debug, Clone)]
@@ -57,79 +48,13 @@ pub enum Event {
         /// Public URL of the channel.
         url: String,
     },
-}
-
-/// The app's answer, as recorded.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Response headers in order.
-    pub headers: Vec<Header>,
-    /// Response body.
-    pub body: Bytes,
-}
-
-/// A signature verdict, as shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// The provider whose scheme was checked; `None` when none was named or recognised.
-    pub provider: Option<String>,
-    /// Whether the provider was recognised from the headers rather than given.
-    pub assumed: bool,
-    /// `valid`, `invalid`, `expired`, `unsigned`, or `unchecked` (signed, but no secret given).
-    pub verdict: String,
-    /// Why, for anything but `valid`; `None` for an unsigned webhook nobody expected signed.
-    pub reason: Option<String>,
-}
-
-impl Signature {
-    /// Whether it is worth a person's attention: anything but an unsigned webhook when no
-    /// secret or provider said one was expected.
-    pub fn noteworthy(&self) -> bool {
-        self.verdict != "unsigned" || self.reason.is_some()
-    }
-}
-
-/// One forwarded webhook and its outcome.
-#[derive(Debug, Clone)]
-pub struct Exchange {
-    /// The number people use for it (`#N`): the capture id when recorded, else the relay's id.
-    pub id: u64,
-    /// The relay's request id.
-    pub relay_id: u64,
-    /// The epoch of the relay's queue, in which `relay_id` is unique (0: none known).
-    pub relay_epoch: u64,
-    /// The relay had sent it before, and hooks has no record of handling it: the app may have
-    /// seen it already (hooks died before acknowledging it).
-    pub redelivered: bool,
-    /// When the relay received it, in Unix milliseconds.
-    pub received_at_ms: u64,
-    /// HTTP method.
-    pub method: String,
-    /// Path after the channel, with the query.
-    pub path: String,
-    /// Request headers in order.
-    pub request_headers: Vec<Header>,
-    /// Request body.
-    pub request_body: Bytes,
-    /// The app's answer, when it answered.
-    pub answer: Option<Answer>,
-    /// The app's status, or 502 when it could not be reached (what the sender got, unless
-    /// `sender_timed_out`).
-    pub status: u16,
-    /// Why the app did not answer, when it did not.
-    pub error: Option<String>,
-    /// A hint for a known mistake, e.g. "is your app listening on 3000?".
-    pub hint: Option<String>,
-    /// Time from forwarding to having the app's full response.
-    pub duration: Duration,
-    /// The provider event recognised in it.
-    pub event: Option<Recognized>,
-    /// The signature verdict.
-    pub signature: Option<Signature>,
-    /// The relay's wait limit, when the app took longer: the sender got `504` instead.
-    pub sender_timed_out: Option<Duration>,
+    /// The terminal fell behind and this many requests were not shown (forwarding went on).
+    Skipped {
+        /// How many.
+        count: u64,
+        /// Whether the capture store has them.
+        stored: bool,
+    },
 }
 
 /// Which parts of an exchange to print in full (httpie's `--print` letters).
@@ -210,54 +135,6 @@ impl OutputOptions {
     }
 }
 
-/// Most bytes of output gathered before they are written.
-const PRINT_BATCH_BYTES: usize = 256 * 1024;
-
-/// Reports an output error once; a closed stdout (`hooks listen | head`) is not worth one.
-fn report(result: std::io::Result<()>, stderr: &std::io::Stderr) {
-    if let Err(e) = result {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let _ = writeln!(stderr.lock(), "hooks: error: could not write output: {e}");
-        }
-    }
-}
-
-/// Sends events to the printer task.
-pub type Events = mpsc::Sender<Event>;
-
-/// Starts the printer task; it ends when every [`Events`] sender is gone.
-pub fn spawn_printer(options: OutputOptions) -> (Events, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Event>(EVENT_CAPACITY);
-    let handle = tokio::task::spawn_blocking(move || {
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let mut history = History::default();
-        let mut buffer = Vec::with_capacity(64 * 1024);
-        while let Some(first) = rx.blocking_recv() {
-            // Everything already waiting goes out in one write: under load that is one system
-            // call for many lines instead of one per line.
-            let mut next = Some(first);
-            while let Some(event) = next.take() {
-                let result = print(
-                    &event,
-                    &options,
-                    &mut history,
-                    &mut buffer,
-                    &mut stderr.lock(),
-                );
-                report(result, &stderr);
-                if buffer.len() < PRINT_BATCH_BYTES {
-                    next = rx.try_recv().ok();
-                }
-            }
-            let mut out = stdout.lock();
-            report(out.write_all(&buffer).and_then(|()| out.flush()), &stderr);
-            buffer.clear();
-        }
-    });
-    (tx, handle)
-}
-
 /// Writes one event: data to `out`, status text to `err`.
 pub fn print(
     event: &Event,
@@ -269,7 +146,11 @@ pub fn print(
     render::status(event, options, err)?;
     match event {
         Event::Request(exchange) => {
-            let flags = history.check(exchange.id, exchange.event.as_ref(), exchange.duration);
+            let flags = history.check(
+                exchange.number(),
+                exchange.event.as_ref(),
+                exchange.duration,
+            );
             if options.json {
                 json::request(exchange, &flags, out)?;
             } else {
@@ -277,6 +158,7 @@ pub fn print(
             }
         }
         other if options.json => json::session(other, out)?,
+        Event::Skipped { count, stored } => render::skipped(*count, *stored, out)?,
         _ => {}
     }
     out.flush()

@@ -80,19 +80,33 @@ impl Style {
 /// Every style the renderers use.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Palette {
+    /// Times, ids and other secondary text.
     pub dim: Style,
+    /// The request method.
     pub method: Style,
+    /// The request path.
     pub path: Style,
+    /// The provider event.
     pub event: Style,
+    /// 2xx statuses and valid signatures.
     pub ok: Style,
+    /// 3xx statuses.
     pub redirect: Style,
+    /// 4xx statuses.
     pub client_error: Style,
+    /// 5xx statuses and failed signatures.
     pub server_error: Style,
+    /// Notes that need attention (duplicates, slow answers).
     pub warning: Style,
+    /// Header names.
     pub header_name: Style,
+    /// JSON object keys.
     pub json_key: Style,
+    /// JSON strings.
     pub json_string: Style,
+    /// JSON numbers.
     pub json_number: Style,
+    /// JSON `true`, `false` and `null`.
     pub json_literal: Style,
 }
 

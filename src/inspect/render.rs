@@ -4,12 +4,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use relay_server::protocol::Header;
-
 use super::body;
 use super::history::Flags;
-use super::sanitize::{cut_line, sanitize};
-use super::{Event, Exchange, OutputOptions};
+use super::sanitize::{cut_line, sanitize, truncate};
+use super::{Event, OutputOptions};
+use crate::exchange::{display_path, header, Exchange, Header, Verdict};
 
 /// Writes the session part of `event` (connected, disconnected) to stderr; in `--json` mode also
 /// the errors that human mode shows under the request line.
@@ -52,15 +51,25 @@ pub(super) fn status(
             writeln!(err, "{}", cut_line(&line))
         }
         Event::Request(exchange) if options.json => {
-            let line = match (&exchange.error, &exchange.hint) {
+            let line = match (exchange.outcome.error(), &exchange.hint) {
                 (Some(error), Some(hint)) => format!("hooks: error: {error} ({hint})"),
                 (Some(error), None) => format!("hooks: error: {error}"),
                 _ => return Ok(()),
             };
             writeln!(err, "{}", cut_line(&sanitize(&line)))
         }
-        Event::Request(_) => Ok(()),
+        Event::Request(_) | Event::Skipped { .. } => Ok(()),
     }
+}
+
+/// The note on requests the terminal fell too far behind to be shown.
+pub(super) fn skipped(count: u64, stored: bool, out: &mut impl Write) -> io::Result<()> {
+    let requests = if count == 1 { "request" } else { "requests" };
+    let listed = if stored { "; hooks list has them" } else { "" };
+    writeln!(
+        out,
+        "… {count} {requests} not shown (the terminal fell behind){listed}"
+    )
 }
 
 /// The summary line of an exchange, its flags, and the details `options.print` asks for.
@@ -87,10 +96,10 @@ pub fn render_exchange(e: &Exchange, flags: &Flags, options: &OutputOptions) -> 
 fn summary(e: &Exchange, options: &OutputOptions) -> String {
     let p = &options.palette;
     let time = local_time(e.received_at_ms);
-    let method = sanitize(&e.method);
+    let method = sanitize(&e.request.method);
     let mut event = String::new();
     if let Some(recognized) = &e.event {
-        event.push_str(recognized.provider);
+        event.push_str(recognized.provider.name());
         if let Some(kind) = &recognized.event_type {
             let _ = write!(event, " {}", sanitize(kind));
         }
@@ -98,22 +107,22 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
             let _ = write!(event, " {}", sanitize(id));
         }
     }
-    let signature =
-        e.signature
-            .as_ref()
-            .filter(|s| s.noteworthy())
-            .map(|s| match s.verdict.as_str() {
-                "valid" => "✓ signed".to_owned(),
-                "unsigned" => "unsigned".to_owned(),
-                "unchecked" => "signature not checked".to_owned(),
-                other => format!("✗ signature {other}"),
-            });
-    let status = format!("{} {}", e.status, reason_phrase(e.status));
+    let signature = e
+        .signature
+        .as_ref()
+        .filter(|s| s.noteworthy())
+        .map(|s| match s.verdict {
+            Verdict::Valid => "✓ signed".to_owned(),
+            Verdict::Unsigned => "unsigned".to_owned(),
+            Verdict::Unchecked => "signature not checked".to_owned(),
+            other => format!("✗ signature {other}"),
+        });
+    let status = format!("{} {}", e.status(), reason_phrase(e.status()));
     let tail = format!(
         "→ {} {}  #{}",
         status.trim_end(),
         format_duration(e.duration),
-        e.id
+        e.number()
     );
     // Everything but the path is short; the path gets what is left of the width.
     let fixed = time.len()
@@ -122,7 +131,7 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
         + signature.as_ref().map_or(0, |s| s.chars().count() + 2)
         + 4;
     let room = options.width.saturating_sub(fixed);
-    let path = sanitize(&display_path(&e.path));
+    let path = sanitize(&display_path(&e.request.path));
     let (path_room, event_room) = share(room, path.chars().count(), event.chars().count());
     let path = truncate(&path, path_room);
     let event = truncate(&event, event_room);
@@ -147,9 +156,9 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
     }
     let tail = format!(
         "→ {} {}  {}",
-        p.status(e.status).paint(status.trim_end()),
+        p.status(e.status()).paint(status.trim_end()),
         format_duration(e.duration),
-        p.dim.paint(&format!("#{}", e.id))
+        p.dim.paint(&format!("#{}", e.number()))
     );
     let _ = write!(line, "  {tail}");
     line
@@ -162,7 +171,7 @@ pub const REDELIVERED: &str = "redelivered after a restart: your app may have se
 /// The lines under the summary that need a person's attention.
 fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
     let mut notes = Vec::new();
-    if let Some(error) = &e.error {
+    if let Some(error) = e.outcome.error() {
         notes.push(match &e.hint {
             Some(hint) => format!("{} ({hint})", sanitize(error)),
             None => sanitize(error),
@@ -181,7 +190,7 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
             } else {
                 ""
             };
-            let provider = signature.provider.as_deref().unwrap_or("signature");
+            let provider = signature.provider.map_or("signature", |p| p.name());
             notes.push(format!("{provider}{assumed}: {}", sanitize(reason)));
         }
     }
@@ -202,7 +211,7 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
         notes.push(format!(
             "slow: your app took {}; {} gives up after {} s and retries",
             format_duration(e.duration),
-            event.provider,
+            event.provider.name(),
             limit.as_secs()
         ));
     }
@@ -216,17 +225,22 @@ fn details(out: &mut String, e: &Exchange, options: &OutputOptions) {
         let _ = writeln!(
             out,
             "  > {} {} HTTP/1.1",
-            sanitize(&e.method),
-            sanitize(&display_path(&e.path))
+            sanitize(&e.request.method),
+            sanitize(&display_path(&e.request.path))
         );
-        headers(out, "  > ", &e.request_headers, options);
+        headers(out, "  > ", &e.request.headers, options);
     }
     if print.request_body {
-        for line in body::lines(&e.request_body, content_type(&e.request_headers), style) {
+        let request = &e.request;
+        for line in body::lines(
+            &request.body,
+            header(&request.headers, "content-type"),
+            style,
+        ) {
             let _ = writeln!(out, "  {line}");
         }
     }
-    let Some(answer) = &e.answer else {
+    let Some(answer) = e.outcome.response() else {
         return;
     };
     if print.response_headers {
@@ -242,7 +256,7 @@ fn details(out: &mut String, e: &Exchange, options: &OutputOptions) {
         headers(out, "  < ", &answer.headers, options);
     }
     if print.response_body {
-        for line in body::lines(&answer.body, content_type(&answer.headers), style) {
+        for line in body::lines(&answer.body, header(&answer.headers, "content-type"), style) {
             let _ = writeln!(out, "  {line}");
         }
     }
@@ -261,22 +275,6 @@ fn headers(out: &mut String, prefix: &str, list: &[Header], options: &OutputOpti
     }
 }
 
-fn content_type(headers: &[Header]) -> Option<&str> {
-    headers
-        .iter()
-        .find(|h| h.name == "content-type")
-        .and_then(|h| std::str::from_utf8(&h.value).ok())
-}
-
-/// The path as a person reads it: `/` for the channel's root.
-pub(super) fn display_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    }
-}
-
 /// Splits `room` columns between the path and the event: the path keeps at least 24 (it is
 /// worth more than a tidy width), the event takes what is left, and is dropped below 8.
 fn share(room: usize, path: usize, event: usize) -> (usize, usize) {
@@ -287,18 +285,6 @@ fn share(room: usize, path: usize, event: usize) -> (usize, usize) {
     let path_room = path.min(room.saturating_sub(event + separator).max(24));
     let event_room = room.saturating_sub(path_room + separator);
     (path_room, if event_room >= 8 { event_room } else { 0 })
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if max == 0 {
-        return String::new();
-    }
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 fn format_duration(d: std::time::Duration) -> String {
@@ -320,9 +306,8 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// `HH:MM:SS` in the local time zone.
-fn local_time(unix_ms: u64) -> String {
-    let Ok(at) = jiff::Timestamp::from_millisecond(i64::try_from(unix_ms).unwrap_or(i64::MAX))
-    else {
+fn local_time(unix_ms: i64) -> String {
+    let Ok(at) = jiff::Timestamp::from_millisecond(unix_ms) else {
         return "--:--:--".to_owned();
     };
     at.to_zoned(jiff::tz::TimeZone::system())

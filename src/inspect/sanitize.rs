@@ -90,8 +90,34 @@ pub fn cut_line(line: &str) -> Cow<'_, str> {
     Cow::Owned(format!(
         "{}{reset}… ({} more characters)",
         &line[..cut_at],
-        super::body::group(left)
+        group(left)
     ))
+}
+
+/// `1234567` → `1,234,567`.
+pub fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` cut to at most `max` characters, the last of them `…` when it was longer.
+pub fn truncate(text: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// A JSON formatter that also escapes what serde_json writes as is: DEL, the C1 controls

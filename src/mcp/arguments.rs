@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::exchange::CaptureId;
 use crate::store::CaptureRef;
 
 /// A failed tool call, told to the agent as the tool's result (`isError: true`) so that it can
@@ -89,7 +90,10 @@ impl<'a> Arguments<'a> {
             Some(value) => value,
         };
         let parsed = match value {
-            Value::Number(n) => n.as_i64().filter(|id| *id > 0).map(CaptureRef::Id),
+            Value::Number(n) => n
+                .as_i64()
+                .filter(|id| *id > 0)
+                .map(|id| CaptureRef::Id(CaptureId(id))),
             Value::String(text) => text.parse().ok(),
             _ => None,
         };
@@ -145,7 +149,7 @@ mod tests {
         );
         assert_eq!(args.integer("none", 1, 10), Ok(None));
         assert!(args.string("s").is_err());
-        assert_eq!(args.capture("id"), Ok(Some(CaptureRef::Id(12))));
+        assert_eq!(args.capture("id"), Ok(Some(CaptureRef::Id(CaptureId(12)))));
         assert_eq!(args.capture("last"), Ok(Some(CaptureRef::Last)));
         assert!(args.capture("bad").is_err());
     }

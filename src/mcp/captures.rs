@@ -7,15 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use relay_server::protocol::Header;
 use serde_json::{json, Value};
 
 use super::arguments::ToolError;
+use crate::exchange::{display_path, millis, rfc3339, Exchange, Header, Outcome, Signature};
 use crate::inspect::redact::is_sensitive;
 use crate::inspect::Redactor;
-use crate::list::{display_path, millis, summary_json};
+use crate::list::summary_json;
 use crate::query::Query;
-use crate::store::{self, Capture, CaptureRef, Outcome, Store, StoreError, Summary};
+use crate::store::{CaptureRef, Store, StoreError, Summary};
 use crate::verify::{self, Provider, Secret, VerifyInput};
 
 /// Captures `list_captures` returns unless asked for another number.
@@ -98,10 +98,9 @@ pub fn show(store: &Path, call: &ShowCall, redactor: &Redactor) -> Result<Value,
 /// The capture as the tools return it: what `hooks show --json` has, less the relay's own
 /// coordinates (the channel's URL lets anyone send to the app, so it stays out of the agent's
 /// context), with headers redacted and bodies readable.
-pub fn capture_json(capture: &Capture, body_bytes: usize, redactor: &Redactor) -> Value {
-    let record = &capture.record;
-    let request = &record.request;
-    let response = match &record.outcome {
+pub fn capture_json(capture: &Exchange, body_bytes: usize, redactor: &Redactor) -> Value {
+    let request = &capture.request;
+    let response = match &capture.outcome {
         Outcome::Answered(response) => json!({
             "status": response.status,
             "headers": headers_json(&response.headers, redactor),
@@ -109,18 +108,12 @@ pub fn capture_json(capture: &Capture, body_bytes: usize, redactor: &Redactor) -
         }),
         Outcome::Failed(_) => Value::Null,
     };
-    let error = match &record.outcome {
-        Outcome::Failed(error) => json!(error),
-        Outcome::Answered(_) => Value::Null,
-    };
-    let signature = record
-        .signature
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let event = capture.event.as_ref();
+    let signature = capture.signature.as_ref();
     json!({
         "id": capture.id,
-        "received_at": store::rfc3339(record.received_at_ms),
-        "target": record.target,
+        "received_at": rfc3339(capture.received_at_ms),
+        "target": capture.target,
         "request": {
             "method": request.method,
             "path": display_path(&request.path),
@@ -128,13 +121,13 @@ pub fn capture_json(capture: &Capture, body_bytes: usize, redactor: &Redactor) -
             "body": body_json(&request.body, body_bytes),
         },
         "response": response,
-        "error": error,
-        "duration_ms": millis(record.duration),
-        "event_type": record.event_type,
-        "event_id": record.event_id,
-        "verdict": store::verdict(record.signature.as_deref()),
-        "signature": signature,
-        "replay_of": record.replay_of,
+        "error": capture.outcome.error(),
+        "duration_ms": millis(capture.duration),
+        "event_type": event.and_then(|e| e.event_type.as_deref()),
+        "event_id": event.and_then(|e| e.event_id.as_deref()),
+        "verdict": signature.map(|s| s.verdict.as_str()),
+        "signature": signature.map(Signature::to_json),
+        "replay_of": capture.replay_of,
     })
 }
 
@@ -208,7 +201,7 @@ pub struct VerifyCall {
 /// signature is a result, not an error.
 pub fn verify(store: &Path, call: &VerifyCall) -> Result<Value, ToolError> {
     let capture = Store::open(store)?.load(call.capture)?;
-    let request = &capture.record.request;
+    let request = &capture.request;
     let headers: Vec<(&str, &[u8])> = request
         .headers
         .iter()
@@ -223,7 +216,7 @@ pub fn verify(store: &Path, call: &VerifyCall) -> Result<Value, ToolError> {
     };
     let now = match call.at {
         At::Received => {
-            let ms = capture.record.received_at_ms.max(0).unsigned_abs();
+            let ms = capture.received_at_ms.max(0).unsigned_abs();
             UNIX_EPOCH + Duration::from_millis(ms)
         }
         At::Now => SystemTime::now(),
@@ -241,9 +234,9 @@ pub fn verify(store: &Path, call: &VerifyCall) -> Result<Value, ToolError> {
 
 /// The URL the provider called (Twilio, Square and HubSpot sign it): the channel's public URL
 /// and the path, as `hooks listen` checked it; for a replay, the `Host` header's.
-fn public_url(capture: &Capture) -> String {
-    let request = &capture.record.request;
-    match &capture.record.channel_url {
+fn public_url(capture: &Exchange) -> String {
+    let request = &capture.request;
+    match &capture.channel_url {
         Some(base) => format!("{base}{}", request.path),
         None => {
             let host = request

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::arguments::ToolError;
 use crate::inspect::Redactor;
-use crate::query::diff::{self, Exchange, Options};
+use crate::query::diff::{self, Options};
 use crate::query::value::Pointer;
 use crate::store::{CaptureRef, Store};
 
@@ -30,8 +30,8 @@ pub fn diff(store: &Path, call: &DiffCall, redactor: &Redactor) -> Result<Value,
         ignore: call.ignore.clone(),
         ignore_headers: Vec::new(),
     };
-    let found = diff::diff(&Exchange::of(&a), &Exchange::of(&b), &options);
-    let mut value = crate::diff::to_json(a.id, b.id, &found)
+    let found = diff::diff(&a, &b, &options);
+    let mut value = crate::diff::to_json(a.number(), b.number(), &found)
         .map_err(|e| ToolError::new(format!("diff_captures: {e}")))?;
     redact(&mut value["request_headers"], redactor);
     redact(&mut value["response"]["headers"], redactor);

@@ -62,7 +62,8 @@ pub async fn replay(
     match failure {
         Some(reason) => Err(ToolError::new(format!(
             "the replay of #{} got no answer: {reason}; recorded as capture #{}",
-            capture.id, new.id
+            capture.number(),
+            new.number()
         ))),
         None => Ok(json!({
             "replay": capture_json(&new, DEFAULT_BODY_BYTES as usize, redactor),

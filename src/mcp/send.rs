@@ -83,7 +83,7 @@ pub async fn send(call: SendCall, redactor: &Redactor) -> Result<Value, ToolErro
     match sent.failure {
         Some(why) => Err(ToolError::new(format!(
             "the event got no answer: {why}; recorded as capture #{}",
-            sent.capture.id
+            sent.capture.number()
         ))),
         None => Ok(json!({
             "sent": capture_json(&sent.capture, DEFAULT_BODY_BYTES as usize, redactor),

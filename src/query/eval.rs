@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use super::fields::Cost;
 use super::json::{Extract, Pointers};
-use super::value::{compare_numbers, JsonTest};
+use super::value::{compare_numbers, JsonTest, Verdict};
 use super::{Expr, Term};
+use crate::verify::Provider;
 
 /// What an expression is matched against: a stored capture, a live exchange, a row of the
 /// inspector. Each method answers one field; `None` means the exchange has no such fact.
@@ -38,11 +39,11 @@ pub trait Subject {
     /// From forwarding to the whole answer.
     fn duration(&self) -> Option<Duration>;
     /// The provider whose signature scheme was checked.
-    fn provider(&self) -> Option<&str>;
+    fn provider(&self) -> Option<Provider>;
     /// The provider's event type.
     fn event_type(&self) -> Option<&str>;
-    /// The signature verdict: `valid`, `invalid`, `expired`, `unsigned` or `unchecked`.
-    fn verdict(&self) -> Option<&str>;
+    /// The signature verdict.
+    fn verdict(&self) -> Option<Verdict>;
     /// The capture this one replays.
     fn replay_of(&self) -> Option<i64>;
     /// The route that answered.
@@ -146,9 +147,9 @@ impl<'s, S: Subject + ?Sized> Context<'s, S> {
             Term::Status(p) => p.matches(s.status()),
             Term::Duration(c) => s.duration().is_some_and(|d| c.holds(&d)),
             Term::Size(c) => c.holds(&s.request_size()),
-            Term::Provider(g) => s.provider().is_some_and(|p| g.matches(p.as_bytes())),
+            Term::Provider(g) => s.provider().is_some_and(|p| g.matches(p.name().as_bytes())),
             Term::Event(g) => s.event_type().is_some_and(|e| g.matches(e.as_bytes())),
-            Term::Verdict(v) => s.verdict() == Some(v.as_str()),
+            Term::Verdict(v) => s.verdict() == Some(*v),
             Term::Replay(replay) => s.replay_of().is_some() == *replay,
             Term::Since(t) => s.received_at_ms() >= t.millis(self.now_ms),
             Term::Before(t) => s.received_at_ms() < t.millis(self.now_ms),

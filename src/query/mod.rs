@@ -26,6 +26,8 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::exchange::now_ms;
+
 pub use eval::Subject;
 pub use fields::{known as known_fields, Cost, FieldSpec, FIELDS};
 pub use parse::{ParseError, MAX_DEPTH, MAX_LEN};
@@ -231,9 +233,4 @@ fn first_term<'e>(expr: &'e Expr, pick: &dyn Fn(&Term) -> bool) -> Option<(&'e T
         Expr::Not(inner) => first_term(inner, pick),
         Expr::And(all) | Expr::Or(all) => all.iter().find_map(|e| first_term(e, pick)),
     }
-}
-
-/// Now, in ms since the Unix epoch.
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }

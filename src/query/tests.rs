@@ -11,6 +11,7 @@ use bytes::Bytes;
 use relay_server::protocol::Header;
 
 use super::*;
+use crate::verify::Provider;
 
 /// A subject with every fact settable, counting how often its body is read.
 #[derive(Debug, Clone)]
@@ -23,9 +24,9 @@ pub(super) struct Fake {
     pub body: Vec<u8>,
     pub status: Option<u16>,
     pub duration: Option<Duration>,
-    pub provider: Option<String>,
+    pub provider: Option<Provider>,
     pub event: Option<String>,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
     pub replay_of: Option<i64>,
     pub route: Option<String>,
     pub body_reads: Cell<usize>,
@@ -50,9 +51,9 @@ impl Default for Fake {
             body: br#"{"type":"invoice.paid","data":{"object":{"customer":"cus_42","amount_paid":2000,"lines":[{"id":"il_1"}],"paid":true,"note":null}}}"#.to_vec(),
             status: Some(500),
             duration: Some(Duration::from_millis(1500)),
-            provider: Some("stripe".into()),
+            provider: Some(Provider::Stripe),
             event: Some("invoice.paid".into()),
-            verdict: Some("valid".into()),
+            verdict: Some(Verdict::Valid),
             replay_of: None,
             route: Some("billing".into()),
             body_reads: Cell::new(0),
@@ -96,14 +97,14 @@ impl Subject for Fake {
     fn duration(&self) -> Option<Duration> {
         self.duration
     }
-    fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+    fn provider(&self) -> Option<Provider> {
+        self.provider
     }
     fn event_type(&self) -> Option<&str> {
         self.event.as_deref()
     }
-    fn verdict(&self) -> Option<&str> {
-        self.verdict.as_deref()
+    fn verdict(&self) -> Option<Verdict> {
+        self.verdict
     }
     fn replay_of(&self) -> Option<i64> {
         self.replay_of

@@ -243,46 +243,7 @@ impl fmt::Display for StatusPattern {
 }
 
 /// A signature verdict, as `hooks listen` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The signature matched.
-    Valid,
-    /// It did not.
-    Invalid,
-    /// It matched, but its timestamp is outside the replay window.
-    Expired,
-    /// There was none.
-    Unsigned,
-    /// Signed, but no secret was given to check it.
-    Unchecked,
-}
-
-impl Verdict {
-    /// Every verdict, in the order help texts list them.
-    pub const ALL: [Verdict; 5] = [
-        Verdict::Valid,
-        Verdict::Invalid,
-        Verdict::Expired,
-        Verdict::Unsigned,
-        Verdict::Unchecked,
-    ];
-
-    /// Its name: `valid`, `invalid`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Expired => "expired",
-            Verdict::Unsigned => "unsigned",
-            Verdict::Unchecked => "unchecked",
-        }
-    }
-
-    /// The verdict named `text`.
-    pub fn parse(text: &str) -> Option<Verdict> {
-        Verdict::ALL.into_iter().find(|v| v.as_str() == text)
-    }
-}
+pub use crate::verify::Verdict;
 
 /// A point in time for `since` and `before`: a span before now, or an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

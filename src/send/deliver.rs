@@ -10,10 +10,12 @@ use relay_server::protocol::{self, Header};
 use tokio_util::sync::CancellationToken;
 
 use super::template::Rendered;
+use crate::exchange::{now_ms, Exchange, Outcome, Request, Signature};
 use crate::forward::{self, ForwardError, Forwarder};
-use crate::inspect::{self, sanitize};
-use crate::store::{self, Capture, Outcome, Record, Request, Response, Retention, Writer};
+use crate::inspect::sanitize;
+use crate::store::{self, Retention, Writer};
 use crate::target::Target;
+use crate::verify;
 
 /// Sends events to one target and records them.
 pub struct Delivery {
@@ -25,7 +27,7 @@ pub struct Delivery {
 /// What became of one send.
 pub struct Sent {
     /// The capture recorded for it.
-    pub capture: Capture,
+    pub capture: Exchange,
     /// Why the target did not answer, with the hint `listen` gives.
     pub failure: Option<String>,
 }
@@ -55,11 +57,11 @@ impl Delivery {
     pub async fn send(
         &self,
         request: &Rendered,
-        signature: Option<String>,
+        signature: Option<Signature>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Sent> {
         let headers = wire_headers(request);
-        let received_at_ms = store::now_ms();
+        let received_at_ms = now_ms();
         let started = Instant::now();
         let forwarded = self.forwarder.forward(
             &request.method,
@@ -81,53 +83,34 @@ impl Delivery {
                 );
                 (Outcome::Failed(why.clone()), Some(why))
             }
-            Ok(Ok(r)) => (
-                Outcome::Answered(Response {
-                    status: r.status,
-                    headers: r.headers,
-                    body: r.body,
-                }),
-                None,
-            ),
+            Ok(Ok(response)) => (Outcome::Answered(response), None),
             Ok(Err(e)) => {
                 let described = describe(&e, self.forwarder.target());
                 (Outcome::Failed(e.to_string()), Some(described))
             }
         };
-        let event = inspect::recognize(&headers, &request.body);
+        let event = verify::recognize(&headers, &request.body);
         let target = self.forwarder.target();
-        let record = Record {
-            received_at_ms,
-            channel: None,
-            channel_url: None,
-            relay_id: None,
-            relay_epoch: None,
-            redelivered: false,
-            target: target.to_string(),
-            request: Request {
-                method: request.method.clone(),
-                path: String::new(),
-                headers: as_sent(headers, target, request.body.len()),
-                body: Bytes::from(request.body.clone()),
-            },
-            outcome,
-            duration,
-            signature,
-            event_type: event.as_ref().and_then(|e| e.event_type.clone()),
-            event_id: event.and_then(|e| e.event_id),
-            replay_of: None,
-            sent: true,
+        let sent = Request {
+            method: request.method.clone(),
+            path: String::new(),
+            headers: as_sent(headers, target, request.body.len()),
+            body: Bytes::from(request.body.clone()),
         };
-        let pending = self.writer.record(record.clone());
+        let mut capture = Exchange {
+            event,
+            signature,
+            sent: true,
+            ..Exchange::new(received_at_ms, target.to_string(), sent, outcome, duration)
+        };
+        let pending = self.writer.record(capture.clone());
         let id = match pending {
             Ok(pending) => pending.await.map_err(|_| store::StoreError::Closed)?,
             Err(e) => Err(e),
         }
         .context("could not record the event")?;
-        Ok(Sent {
-            capture: Capture { id, record },
-            failure,
-        })
+        capture.id = Some(id);
+        Ok(Sent { capture, failure })
     }
 }
 
@@ -168,21 +151,26 @@ fn describe(e: &ForwardError, target: &Target) -> String {
 
 /// Prints what was sent: one JSON object (as `hooks show --json`), or a line such as
 /// `#15 stripe invoice.paid evt_… → 200 3.1 ms`.
-pub fn print_sent(capture: &Capture, provider: &str, note: &str, json: bool) -> anyhow::Result<()> {
+pub fn print_sent(
+    capture: &Exchange,
+    provider: &str,
+    note: &str,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &crate::show::capture_json(capture))?;
         out.write_all(b"\n")?;
     } else {
-        let record = &capture.record;
-        let status = match &record.outcome {
+        let status = match &capture.outcome {
             Outcome::Answered(response) => response.status.to_string(),
             Outcome::Failed(_) => "no answer".to_owned(),
         };
+        let recognized = capture.event.as_ref();
         let event = [
             Some(provider),
-            record.event_type.as_deref(),
-            record.event_id.as_deref(),
+            recognized.and_then(|e| e.event_type.as_deref()),
+            recognized.and_then(|e| e.event_id.as_deref()),
         ]
         .into_iter()
         .flatten()
@@ -192,9 +180,9 @@ pub fn print_sent(capture: &Capture, provider: &str, note: &str, json: bool) -> 
         writeln!(
             out,
             "#{} {event} → {} {status} {:.1} ms{note}",
-            capture.id,
-            sanitize(&record.target),
-            record.duration.as_secs_f64() * 1000.0,
+            capture.number(),
+            sanitize(&capture.target),
+            capture.duration.as_secs_f64() * 1000.0,
         )?;
     }
     out.flush()?;

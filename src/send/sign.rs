@@ -4,11 +4,10 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde_json::json;
-
 use super::args::{PrivateKey, SendArgs};
 use super::keys::{self, KeyPair};
 use super::template::Rendered;
+use crate::exchange::{Signature, Verdict};
 use crate::verify::{self, Provider, Secret, VerifyInput};
 use crate::UsageError;
 
@@ -122,9 +121,8 @@ impl Signer {
         Ok(())
     }
 
-    /// The verdict `hooks verify` gives `request` now, as the capture store keeps it:
-    /// `{"provider","verdict","reason"}`.
-    pub fn verdict(&self, request: &Rendered, url: &str) -> String {
+    /// The verdict `hooks verify` gives `request` now, as the capture keeps it.
+    pub fn verdict(&self, request: &Rendered, url: &str) -> Signature {
         let (scheme, key) = match self {
             Signer::Unsigned => (None, None),
             Signer::Secret(scheme, secret) => (Some(*scheme), Some(secret.clone())),
@@ -140,18 +138,15 @@ impl Signer {
         let secrets: Vec<Secret> = key.into_iter().collect();
         let report = verify::check(&input, &secrets, scheme, None, SystemTime::now());
         let (provider, verdict, reason) = match report {
-            Ok(report) => (
-                report.provider.map(Provider::name),
-                report.verdict().as_str().to_owned(),
-                report.reason,
-            ),
-            Err(e) => (
-                scheme.map(Provider::name),
-                "unchecked".into(),
-                Some(e.to_string()),
-            ),
+            Ok(report) => (report.provider, report.verdict(), report.reason),
+            Err(e) => (scheme, Verdict::Unchecked, Some(e.to_string())),
         };
-        json!({"provider": provider, "verdict": verdict, "reason": reason}).to_string()
+        Signature {
+            provider,
+            assumed: false,
+            verdict,
+            reason,
+        }
     }
 }
 

@@ -29,6 +29,15 @@ use rusqlite::{Connection, OptionalExtension};
 /// and a tenth may start before retention runs again.
 pub(super) const SLOTS: i64 = 10;
 
+/// Past `--keep N`, captures are deleted once the writer is idle, or, under
+/// sustained load, a generation of N/PRUNE_SLACK at a time (so at most 12.5 % more are kept for
+/// a moment): dropping a table costs far less per row than deleting rows, and deleting between
+/// bursts costs the burst nothing. Each new generation changes the schema, which every
+/// connection then parses again, view and all: eighths rather than sixteenths halve both how
+/// often and how much (see the `generations` module). Small limits are exact (`--keep 3` keeps
+/// 3).
+pub(super) const PRUNE_SLACK: u64 = 8;
+
 /// The table of slot `slot`.
 pub(super) fn table(slot: i64) -> String {
     format!("captures_{slot}")
@@ -310,5 +319,5 @@ impl Sizes {
 /// Captures per generation for `--keep keep`: an eighth, rounded up, so eight full generations
 /// hold at least `keep` and the store holds at most 12.5 % more than `keep` while busy.
 fn generation_size(keep: u64) -> u64 {
-    keep.div_ceil(super::writer::PRUNE_SLACK).max(1)
+    keep.div_ceil(PRUNE_SLACK).max(1)
 }

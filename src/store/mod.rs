@@ -13,21 +13,20 @@ mod headers;
 mod query;
 mod read;
 mod sent;
+mod signature;
 mod sql;
-mod time;
 mod upkeep;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use relay_server::protocol::Header;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use crate::exchange::{now_ms, rfc3339, CaptureId};
 
 pub use query::Summary;
 pub use read::Store;
-pub use time::{now_ms, rfc3339};
 pub use writer::{Commits, Committed, Pending, Retention, Writer};
 
 /// Name of the database file inside the data directory.
@@ -166,7 +165,7 @@ pub enum StoreError {
     NoCaptures,
     /// No capture has this id (never had, or pruned).
     #[error("no capture #{0}")]
-    NotFound(i64),
+    NotFound(CaptureId),
     /// The file is not a SQLite database, or is damaged.
     #[error("the capture store {} is damaged ({cause}); the next hooks listen moves it aside and starts a new one", path.display())]
     Corrupt {
@@ -250,116 +249,13 @@ impl StoreError {
     }
 }
 
-/// A captured request, as it reached hooks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// HTTP method.
-    pub method: String,
-    /// Path after the channel, with the query, exactly as the relay gave it (may lack the `/`).
-    pub path: String,
-    /// Headers in order, repeats included, values as raw bytes.
-    pub headers: Vec<Header>,
-    /// Body bytes.
-    pub body: Bytes,
-}
-
-/// The app's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers in order.
-    pub headers: Vec<Header>,
-    /// Body bytes.
-    pub body: Bytes,
-}
-
-/// How a forwarded request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The app answered (any status).
-    Answered(Response),
-    /// No answer; why, in one line.
-    Failed(String),
-}
-
-/// Everything recorded about one exchange; what [`Writer::record`] writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// When hooks received the request (or sent the replay), in ms since the Unix epoch.
-    pub received_at_ms: i64,
-    /// Channel name, when it came through a relay.
-    pub channel: Option<String>,
-    /// Public URL of the channel; with `relay_epoch` and `relay_id` it identifies a delivery
-    /// across restarts.
-    pub channel_url: Option<String>,
-    /// The relay's request id.
-    pub relay_id: Option<u64>,
-    /// The epoch of the relay's queue, in which `relay_id` is unique; `None` for a relay that
-    /// sends none (and for captures from before epochs).
-    pub relay_epoch: Option<u64>,
-    /// The relay had sent the request before and hooks had no capture of it: the app may have
-    /// seen it already.
-    pub redelivered: bool,
-    /// Where it was forwarded (`Target`'s display form, e.g. `http://localhost:3000/base`).
-    pub target: String,
-    /// The request.
-    pub request: Request,
-    /// The answer, or why there was none.
-    pub outcome: Outcome,
-    /// From forwarding to having the whole answer (or the failure).
-    pub duration: Duration,
-    /// The signature check's result as JSON (filled by the signature module).
-    pub signature: Option<String>,
-    /// Provider event type, e.g. `invoice.paid`.
-    pub event_type: Option<String>,
-    /// Provider event id.
-    pub event_id: Option<String>,
-    /// The capture this one replays.
-    pub replay_of: Option<i64>,
-    /// Whether `hooks send` made this request (rather than a provider, through the relay).
-    pub sent: bool,
-}
-
-impl Record {
-    /// Roughly how many bytes the capture takes in the database: bodies and headers.
-    pub fn size(&self) -> u64 {
-        let headers = |list: &[Header]| -> usize {
-            list.iter().map(|h| h.name.len() + h.value.len() + 6).sum()
-        };
-        let request = self.request.body.len() + headers(&self.request.headers);
-        let response = match &self.outcome {
-            Outcome::Answered(r) => r.body.len() + headers(&r.headers),
-            Outcome::Failed(error) => error.len(),
-        };
-        (request + response) as u64
-    }
-
-    /// The status the app answered, `None` when it did not.
-    pub fn status(&self) -> Option<u16> {
-        match &self.outcome {
-            Outcome::Answered(response) => Some(response.status),
-            Outcome::Failed(_) => None,
-        }
-    }
-}
-
-/// A capture read back from the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capture {
-    /// Its id, shown as `#N`; never reused, even after pruning.
-    pub id: i64,
-    /// What was recorded.
-    pub record: Record,
-}
-
 /// Which capture a command is about: `last` or an id (`12` or `#12`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureRef {
     /// The newest capture.
     Last,
     /// This id.
-    Id(i64),
+    Id(CaptureId),
 }
 
 impl std::str::FromStr for CaptureRef {
@@ -370,7 +266,7 @@ impl std::str::FromStr for CaptureRef {
             return Ok(CaptureRef::Last);
         }
         match text.strip_prefix('#').unwrap_or(text).parse::<i64>() {
-            Ok(id) if id > 0 => Ok(CaptureRef::Id(id)),
+            Ok(id) if id > 0 => Ok(CaptureRef::Id(CaptureId(id))),
             _ => Err(format!(
                 "{text:?} is not a capture id: use a number like 12, or last"
             )),
@@ -495,25 +391,6 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
         upgrade(&conn).map_err(fail)?;
     }
     Ok(conn)
-}
-
-/// The signature verdict in a capture's `signature` JSON: its `"verdict"` field, or the JSON
-/// string itself; `None` when there is none.
-pub fn verdict(signature: Option<&str>) -> Option<String> {
-    signature_facts(signature).1
-}
-
-/// The provider and the verdict in a capture's `signature` JSON (see [`verdict`]).
-pub fn signature_facts(signature: Option<&str>) -> (Option<String>, Option<String>) {
-    let Some(value) = signature.and_then(|s| serde_json::from_str(s).ok()) else {
-        return (None, None);
-    };
-    let text = |value: Option<&serde_json::Value>| value?.as_str().map(str::to_owned);
-    match value {
-        serde_json::Value::String(verdict) => (None, Some(verdict)),
-        serde_json::Value::Object(map) => (text(map.get("provider")), text(map.get("verdict"))),
-        _ => (None, None),
-    }
 }
 
 #[cfg(test)]

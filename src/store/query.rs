@@ -11,14 +11,15 @@ use relay_server::protocol::Header;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bodies::{self, Which};
-use super::{generations, headers, now_ms, signature_facts, sql, Store, StoreError};
+use super::{generations, headers, signature, sql, Store, StoreError};
+use crate::exchange::{now_ms, CaptureId, Provider, Verdict};
 use crate::query::{Cost, Query, Subject};
 
 /// One line of `hooks list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// Capture id.
-    pub id: i64,
+    pub id: CaptureId,
     /// When it was received, in ms since the Unix epoch.
     pub received_at_ms: i64,
     /// HTTP method.
@@ -35,10 +36,10 @@ pub struct Summary {
     pub event_type: Option<String>,
     /// Provider event id.
     pub event_id: Option<String>,
-    /// The signature verdict (see [`super::verdict`]).
-    pub verdict: Option<String>,
+    /// The signature verdict.
+    pub verdict: Option<Verdict>,
     /// The capture this one replays.
-    pub replay_of: Option<i64>,
+    pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made it.
     pub sent: bool,
 }
@@ -57,7 +58,7 @@ impl Store {
     }
 
     /// The ids of every capture matching `query`, oldest first.
-    pub fn ids(&self, query: Option<&Query>) -> Result<Vec<i64>, StoreError> {
+    pub fn ids(&self, query: Option<&Query>) -> Result<Vec<CaptureId>, StoreError> {
         let rows = self.select(query, Order::OldestFirst, usize::MAX)?;
         Ok(rows.into_iter().map(|row| row.id).collect())
     }
@@ -128,7 +129,7 @@ impl Store {
 /// A row as the query sees it.
 struct Candidate<'a> {
     summary: Summary,
-    provider: Option<String>,
+    provider: Option<Provider>,
     size: u64,
     headers: Vec<Header>,
     bodies: Option<&'a BodyReader<'a>>,
@@ -140,7 +141,11 @@ fn read_candidate<'a>(
     bodies: Option<&'a BodyReader<'a>>,
 ) -> rusqlite::Result<Result<Candidate<'a>, (i64, String)>> {
     let id: i64 = row.get(0)?;
-    let (provider, verdict) = signature_facts(row.get::<_, Option<String>>(9)?.as_deref());
+    let signature = signature::from_json(row.get::<_, Option<String>>(9)?.as_deref());
+    let (provider, verdict) = match signature {
+        Some(signature) => (signature.provider, Some(signature.verdict)),
+        None => (None, None),
+    };
     let headers = match row.get::<_, Option<headers::Stored>>(12)? {
         Some(stored) => match headers::unpack(stored) {
             Ok(headers) => headers,
@@ -149,7 +154,7 @@ fn read_candidate<'a>(
         None => Vec::new(),
     };
     let summary = Summary {
-        id,
+        id: CaptureId(id),
         received_at_ms: row.get(1)?,
         method: row.get(2)?,
         path: row.get(3)?,
@@ -159,7 +164,7 @@ fn read_candidate<'a>(
         event_type: row.get(7)?,
         event_id: row.get(8)?,
         verdict,
-        replay_of: row.get(10)?,
+        replay_of: row.get::<_, Option<i64>>(10)?.map(CaptureId),
         sent: row.get(13)?,
     };
     Ok(Ok(Candidate {
@@ -173,7 +178,7 @@ fn read_candidate<'a>(
 
 impl Subject for Candidate<'_> {
     fn id(&self) -> Option<i64> {
-        Some(self.summary.id)
+        Some(self.summary.id.0)
     }
     fn received_at_ms(&self) -> i64 {
         self.summary.received_at_ms
@@ -191,10 +196,10 @@ impl Subject for Candidate<'_> {
         self.size
     }
     fn request_body(&self) -> Option<Cow<'_, [u8]>> {
-        let body = self.bodies?.read(self.summary.id);
+        let body = self.bodies?.read(self.summary.id.0);
         if body.is_none() {
             tracing::warn!(
-                id = self.summary.id,
+                id = self.summary.id.0,
                 "could not read the request body of a capture"
             );
         }
@@ -206,17 +211,17 @@ impl Subject for Candidate<'_> {
     fn duration(&self) -> Option<Duration> {
         Some(self.summary.duration)
     }
-    fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+    fn provider(&self) -> Option<Provider> {
+        self.provider
     }
     fn event_type(&self) -> Option<&str> {
         self.summary.event_type.as_deref()
     }
-    fn verdict(&self) -> Option<&str> {
-        self.summary.verdict.as_deref()
+    fn verdict(&self) -> Option<Verdict> {
+        self.summary.verdict
     }
     fn replay_of(&self) -> Option<i64> {
-        self.summary.replay_of
+        self.summary.replay_of.map(|id| id.0)
     }
 }
 

@@ -9,7 +9,9 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::bodies::{self, Which};
 use super::headers::{unpack, Stored};
-use super::{connect, Capture, CaptureRef, Outcome, Record, Request, Response, StoreError};
+use super::{connect, signature, CaptureRef, StoreError};
+use crate::exchange::{CaptureId, Exchange, Outcome, Recognized, Request, Response};
+use crate::verify;
 
 /// A reading connection, for `list`, `show`, `replay` and `export`.
 pub struct Store {
@@ -46,7 +48,7 @@ impl Store {
     }
 
     /// The id `reference` stands for, checking that it exists.
-    pub fn resolve(&self, reference: CaptureRef) -> Result<i64, StoreError> {
+    pub fn resolve(&self, reference: CaptureRef) -> Result<CaptureId, StoreError> {
         let found: Option<i64> = match reference {
             CaptureRef::Last => self
                 .conn
@@ -60,24 +62,26 @@ impl Store {
                 .map_err(|e| self.fail(e))?,
             CaptureRef::Id(id) => self
                 .conn
-                .query_row("SELECT id FROM captures WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT id FROM captures WHERE id = ?1", [id.0], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(|e| self.fail(e))?,
         };
         match (found, reference) {
-            (Some(id), _) => Ok(id),
+            (Some(id), _) => Ok(CaptureId(id)),
             (None, CaptureRef::Last) => Err(StoreError::NoCaptures),
             (None, CaptureRef::Id(id)) => Err(StoreError::NotFound(id)),
         }
     }
 
     /// Reads capture `id` whole, bodies included.
-    pub fn get(&self, id: i64) -> Result<Capture, StoreError> {
+    pub fn get(&self, id: CaptureId) -> Result<Exchange, StoreError> {
         let row = self
             .conn
             .query_row(
                 &format!("SELECT {COLUMNS} FROM captures WHERE id = ?1"),
-                [id],
+                [id.0],
                 read_row,
             )
             .optional()
@@ -87,7 +91,7 @@ impl Store {
     }
 
     /// Reads the capture `reference` stands for.
-    pub fn load(&self, reference: CaptureRef) -> Result<Capture, StoreError> {
+    pub fn load(&self, reference: CaptureRef) -> Result<Exchange, StoreError> {
         self.get(self.resolve(reference)?)
     }
 }
@@ -151,8 +155,8 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 impl Row {
-    /// The capture, its long bodies read from their files in `dir`.
-    fn decode(self, dir: &Path) -> Result<Capture, StoreError> {
+    /// The exchange, its long bodies read from their files in `dir`.
+    fn decode(self, dir: &Path) -> Result<Exchange, StoreError> {
         let id = self.id;
         let body = |which, stored| match bodies::load(dir, id, which, stored) {
             Ok(Some(body)) => Ok(body),
@@ -177,7 +181,15 @@ impl Row {
             }),
             None => Outcome::Failed(self.error.unwrap_or_default()),
         };
-        let record = Record {
+        let request = Request {
+            method: self.method,
+            path: self.path,
+            headers: headers(self.request_headers)?,
+            body: body(Which::Request, self.request_body)?,
+        };
+        let event = event(&request, self.event_type, self.event_id);
+        Ok(Exchange {
+            id: Some(CaptureId(id)),
             received_at_ms: self.received_at_ms,
             channel: self.channel,
             channel_url: self.channel_url,
@@ -185,20 +197,31 @@ impl Row {
             relay_epoch: self.relay_epoch.map(|epoch| epoch as u64),
             redelivered: self.redelivered.unwrap_or(false),
             target: self.target,
-            request: Request {
-                method: self.method,
-                path: self.path,
-                headers: headers(self.request_headers)?,
-                body: body(Which::Request, self.request_body)?,
-            },
+            request,
             outcome,
             duration: Duration::from_micros(self.duration_us.max(0) as u64),
-            signature: self.signature,
-            event_type: self.event_type,
-            event_id: self.event_id,
-            replay_of: self.replay_of,
+            hint: None,
+            sender_timed_out: None,
+            event,
+            signature: signature::from_json(self.signature.as_deref()),
+            replay_of: self.replay_of.map(CaptureId),
             sent: self.sent,
-        };
-        Ok(Capture { id, record })
+        })
     }
+}
+
+/// The event of a stored request: recognised again (the store keeps only its type and id, and
+/// the recognition reads no more than it did when it was captured), with the type and id that
+/// were stored.
+fn event(
+    request: &Request,
+    event_type: Option<String>,
+    event_id: Option<String>,
+) -> Option<Recognized> {
+    let recognized = verify::recognize(&request.headers, &request.body)?;
+    Some(Recognized {
+        event_type,
+        event_id,
+        ..recognized
+    })
 }

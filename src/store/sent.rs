@@ -46,17 +46,17 @@ mod tests {
         assert_eq!(moved, None);
         let writer = Writer::spawn(conn, path.clone(), Retention::default()).unwrap();
         let store = Store::open(&path).unwrap();
-        let old = store.get(1).unwrap();
-        assert_eq!(old.record.request.path, "/old");
-        assert!(!old.record.sent);
+        let old = store.get(CaptureId(1)).unwrap();
+        assert_eq!(old.request.path, "/old");
+        assert!(!old.sent);
 
-        let mut sent = old.record.clone();
+        let mut sent = old.clone();
         sent.sent = true;
         let id = writer.record(sent).unwrap().await.unwrap().unwrap();
         assert_eq!(id, 2);
-        assert!(store.get(2).unwrap().record.sent);
+        assert!(store.get(CaptureId(2)).unwrap().sent);
         let rows = store.list(None, 10).unwrap();
-        let flags: Vec<(i64, bool)> = rows.iter().map(|r| (r.id, r.sent)).collect();
+        let flags: Vec<(i64, bool)> = rows.iter().map(|r| (r.id.0, r.sent)).collect();
         assert_eq!(flags, [(2, true), (1, false)]);
         let version: i64 = store
             .conn

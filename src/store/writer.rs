@@ -11,9 +11,10 @@ use tracing::debug;
 
 use super::bodies::{Bodies, Which};
 use super::checkpoint::{self, Checkpointer};
-use super::generations::{self, Place, Sizes};
+use super::generations::{self, Place, Sizes, PRUNE_SLACK};
 use super::upkeep::Upkeep;
-use super::{now_ms, Outcome, Record, StoreError};
+use super::{signature, StoreError};
+use crate::exchange::{now_ms, CaptureId, Exchange, Outcome};
 
 /// Commands waiting for the writer thread. Past this, captures are dropped rather than held:
 /// the disk is stalled and memory must stay bounded.
@@ -33,15 +34,6 @@ const LINGER: Duration = Duration::from_millis(4);
 /// A commit within this long of the previous one means load: the next batch lingers. A lone
 /// webhook is committed at once.
 const BUSY: Duration = Duration::from_millis(20);
-
-/// Past `--keep N`, captures are deleted once the writer is idle ([`IDLE`]), or, under
-/// sustained load, a generation of N/PRUNE_SLACK at a time (so at most 12.5 % more are kept for
-/// a moment): dropping a table costs far less per row than deleting rows, and deleting between
-/// bursts costs the burst nothing. Each new generation changes the schema, which every
-/// connection then parses again, view and all: eighths rather than sixteenths halve both how
-/// often and how much (see the `generations` module). Small limits are exact (`--keep 3` keeps
-/// 3).
-pub(super) const PRUNE_SLACK: u64 = 8;
 
 /// WAL written since the last checkpoint beyond which one starts, even under load, on the
 /// checkpoint thread ([`Checkpointer`]). Otherwise checkpoints (which copy the WAL into the
@@ -72,11 +64,11 @@ pub struct Retention {
 }
 
 /// The outcome of [`Writer::record`]: the new capture's id once committed.
-pub type Pending = oneshot::Receiver<Result<i64, StoreError>>;
+pub type Pending = oneshot::Receiver<Result<CaptureId, StoreError>>;
 
-/// The outcome of one capture queued with [`Writer::record_in_turn`], with its record, handed
+/// The outcome of one capture queued with [`Writer::record_in_turn`], with its exchange, handed
 /// back so that its caller need not keep a copy.
-pub type Committed = (Result<i64, StoreError>, Box<Record>);
+pub type Committed = (Result<CaptureId, StoreError>, Box<Exchange>);
 
 /// The captures queued with [`Writer::record_in_turn`] that one commit settled, in the order
 /// they were queued.
@@ -93,13 +85,13 @@ const PREVIOUS_LIMIT: i64 = 20_000;
 /// Who hears of an insert's outcome.
 enum Reply {
     /// Its own channel.
-    One(oneshot::Sender<Result<i64, StoreError>>),
-    /// The writer's [`Commits`], with the rest of its commit, and the record with it.
+    One(oneshot::Sender<Result<CaptureId, StoreError>>),
+    /// The writer's [`Commits`], with the rest of its commit, and the exchange with it.
     InTurn,
 }
 
 struct Command {
-    record: Box<Record>,
+    exchange: Box<Exchange>,
     reply: Reply,
 }
 
@@ -188,27 +180,30 @@ impl Writer {
         self.commits.take()
     }
 
-    /// Queues `record` for the next commit, without waiting for room: when the thread is
+    /// Queues `exchange` for the next commit, without waiting for room: when the thread is
     /// [`COMMAND_CAPACITY`] behind, the capture is dropped ([`StoreError::Behind`]).
-    pub fn record(&self, record: Record) -> Result<Pending, StoreError> {
+    pub fn record(&self, exchange: Exchange) -> Result<Pending, StoreError> {
         let (done, pending) = oneshot::channel();
-        self.queue(Box::new(record), Reply::One(done))
+        self.queue(Box::new(exchange), Reply::One(done))
             .map_err(|(e, _)| e)?;
         Ok(pending)
     }
 
-    /// Queues `record` like [`Writer::record`], but its outcome comes on the writer's
+    /// Queues `exchange` like [`Writer::record`], but its outcome comes on the writer's
     /// [`Commits`] with the rest of its commit, in queueing order (one wake-up per commit rather
-    /// than one per capture), and the record comes back with it, as it does with the error when
-    /// it cannot be queued.
-    pub fn record_in_turn(&self, record: Box<Record>) -> Result<(), (StoreError, Box<Record>)> {
-        self.queue(record, Reply::InTurn)
-            .map_err(|(e, command)| (e, command.record))
+    /// than one per capture), and the exchange comes back with it, as it does with the error
+    /// when it cannot be queued.
+    pub fn record_in_turn(
+        &self,
+        exchange: Box<Exchange>,
+    ) -> Result<(), (StoreError, Box<Exchange>)> {
+        self.queue(exchange, Reply::InTurn)
+            .map_err(|(e, command)| (e, command.exchange))
     }
 
-    fn queue(&self, record: Box<Record>, reply: Reply) -> Result<(), (StoreError, Command)> {
+    fn queue(&self, exchange: Box<Exchange>, reply: Reply) -> Result<(), (StoreError, Command)> {
         use std::sync::mpsc::TrySendError;
-        match self.commands.try_send(Command { record, reply }) {
+        match self.commands.try_send(Command { exchange, reply }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(command)) => Err((StoreError::Behind, command)),
             Err(TrySendError::Disconnected(command)) => Err((StoreError::Closed, command)),
@@ -224,11 +219,11 @@ impl Writer {
         channel_url: &str,
         relay_epoch: u64,
         relay_id: u64,
-    ) -> Option<i64> {
+    ) -> Option<CaptureId> {
         self.previous
             .get(channel_url)?
             .get(&(relay_epoch, relay_id))
-            .copied()
+            .map(|&id| CaptureId(id))
     }
 }
 
@@ -473,7 +468,7 @@ impl Thread {
                 return;
             }
         };
-        let written: u64 = batch.iter().map(|c| c.record.size() + ROW_OVERHEAD).sum();
+        let written: u64 = batch.iter().map(|c| c.exchange.size() + ROW_OVERHEAD).sum();
         let (inserted, failed) = match next_at(&tx, self.next) {
             Ok(Next {
                 mut place,
@@ -522,7 +517,7 @@ impl Thread {
                 self.unchecked += written;
                 inserted
                     .into_iter()
-                    .map(|(command, id)| (command, Ok(id)))
+                    .map(|(command, id)| (command, Ok(CaptureId(id))))
                     .collect()
             }
             Err(e) => inserted
@@ -547,7 +542,7 @@ impl Thread {
 }
 
 /// The outcomes of one commit, in queueing order, for [`hand_out`].
-type Outcomes = Vec<(Command, Result<i64, StoreError>)>;
+type Outcomes = Vec<(Command, Result<CaptureId, StoreError>)>;
 
 /// Tells each writer of a commit how it went, from inside the runtime, where waking a task is
 /// cheap: [`Reply::One`]s one by one, [`Reply::InTurn`]s in one message on `in_turn`. Ends with
@@ -555,12 +550,12 @@ type Outcomes = Vec<(Command, Result<i64, StoreError>)>;
 async fn hand_out(mut replies: mpsc::Receiver<Outcomes>, in_turn: mpsc::Sender<Vec<Committed>>) {
     while let Some(outcomes) = replies.recv().await {
         let mut turn = Vec::new();
-        for (Command { record, reply }, outcome) in outcomes {
+        for (Command { exchange, reply }, outcome) in outcomes {
             match reply {
                 Reply::One(done) => {
                     let _ = done.send(outcome);
                 }
-                Reply::InTurn => turn.push((outcome, record)),
+                Reply::InTurn => turn.push((outcome, exchange)),
             }
         }
         if !turn.is_empty() {
@@ -610,7 +605,7 @@ fn apply(
                 statement = Some((place.slot, tx.prepare_cached(&insert_sql(place.slot))?));
             }
             let (_, stmt) = statement.as_mut().expect("prepared just above");
-            insert(stmt, bodies, place.next_id, &command.record)
+            insert(stmt, bodies, place.next_id, &command.exchange)
         });
         match inserted_one {
             Ok(()) => {
@@ -657,10 +652,10 @@ fn insert(
     stmt: &mut CachedStatement<'_>,
     bodies: &mut Bodies,
     id: i64,
-    record: &Record,
+    exchange: &Exchange,
 ) -> rusqlite::Result<()> {
     let pack = super::headers::pack;
-    let (status, response_headers, response_body, error) = match &record.outcome {
+    let (status, response_headers, response_body, error) = match &exchange.outcome {
         Outcome::Answered(r) => (
             Some(r.status),
             Some(pack(&r.headers)),
@@ -669,7 +664,8 @@ fn insert(
         ),
         Outcome::Failed(error) => (None, None, None, Some(error.as_str())),
     };
-    let request = &record.request;
+    let request = &exchange.request;
+    let event = exchange.event.as_ref();
     let inserted = (|| {
         let request_body = bodies
             .param(id, Which::Request, &request.body)
@@ -683,11 +679,11 @@ fn insert(
             None => None,
         };
         stmt.execute(params![
-            record.received_at_ms,
-            record.channel,
-            record.channel_url,
-            record.relay_id.map(|id| id as i64),
-            record.target,
+            exchange.received_at_ms,
+            exchange.channel,
+            exchange.channel_url,
+            exchange.relay_id.map(|id| id as i64),
+            exchange.target,
             request.method,
             request.path,
             pack(&request.headers),
@@ -696,16 +692,16 @@ fn insert(
             response_headers,
             response_body,
             error,
-            i64::try_from(record.duration.as_micros()).unwrap_or(i64::MAX),
-            record.signature,
-            record.event_type,
-            record.event_id,
-            record.replay_of,
-            record.relay_epoch.map(|epoch| epoch as i64),
+            i64::try_from(exchange.duration.as_micros()).unwrap_or(i64::MAX),
+            exchange.signature.as_ref().map(signature::to_json),
+            event.and_then(|e| e.event_type.as_deref()),
+            event.and_then(|e| e.event_id.as_deref()),
+            exchange.replay_of.map(|id| id.0),
+            exchange.relay_epoch.map(|epoch| epoch as i64),
             // Only a redelivery is marked; the rest stay NULL, as earlier captures are.
-            record.redelivered.then_some(1),
+            exchange.redelivered.then_some(1),
             id,
-            record.sent,
+            exchange.sent,
         ])
     })();
     if inserted.is_err() {

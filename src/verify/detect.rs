@@ -2,7 +2,7 @@
 //! is rarely needed. A scan of a few dozen header names per request: cheap enough for every
 //! request `hooks listen` forwards.
 
-use super::provider::Provider;
+use super::provider::{Facts, Provider};
 use super::{mailgun, VerifyInput};
 
 /// A provider recognised from a request.
@@ -16,51 +16,57 @@ pub struct Detection {
     pub signed: bool,
 }
 
-/// Headers that carry a signature, each unique to one provider. First match wins, so a
-/// provider's main header comes before the headers it shares a prefix with.
-const SIGNATURE_HEADERS: &[(&str, Provider)] = &[
-    ("Stripe-Signature", Provider::Stripe),
-    ("X-Hub-Signature-256", Provider::GitHub),
-    ("webhook-signature", Provider::StandardWebhooks),
-    ("svix-signature", Provider::StandardWebhooks),
-    ("X-Slack-Signature", Provider::Slack),
-    ("X-Shopify-Hmac-Sha256", Provider::Shopify),
-    ("shopify-hmac-sha256", Provider::Shopify),
-    ("X-Twilio-Email-Event-Webhook-Signature", Provider::SendGrid),
-    ("X-Twilio-Signature", Provider::Twilio),
-    ("X-Signature-Ed25519", Provider::Discord),
-    ("Paddle-Signature", Provider::Paddle),
-    ("Linear-Signature", Provider::Linear),
-    ("x-zm-signature", Provider::Zoom),
-    ("x-square-hmacsha256-signature", Provider::Square),
-    ("x-square-signature", Provider::Square),
-    ("X-Gitlab-Token", Provider::GitLab),
-    ("Twitch-Eventsub-Message-Signature", Provider::Twitch),
-    ("Typeform-Signature", Provider::Typeform),
-    ("Calendly-Webhook-Signature", Provider::Calendly),
-    ("X-HubSpot-Signature-v3", Provider::HubSpot),
-    ("X-HubSpot-Signature", Provider::HubSpot),
-    // GitHub's legacy SHA-1 header is Intercom's only one; see `detect`.
-    ("X-Hub-Signature", Provider::Intercom),
+/// The providers whose signature headers ([`Facts::signature_headers`]) are looked for, in
+/// this order: the first found wins. GitHub's legacy SHA-1 header is Intercom's only one, so
+/// Intercom comes last; see `detect`.
+const SIGNED: [Provider; 18] = [
+    Provider::Stripe,
+    Provider::GitHub,
+    Provider::StandardWebhooks,
+    Provider::Slack,
+    Provider::Shopify,
+    Provider::SendGrid,
+    Provider::Twilio,
+    Provider::Discord,
+    Provider::Paddle,
+    Provider::Linear,
+    Provider::Zoom,
+    Provider::Square,
+    Provider::GitLab,
+    Provider::Twitch,
+    Provider::Typeform,
+    Provider::Calendly,
+    Provider::HubSpot,
+    Provider::Intercom,
 ];
 
-/// Headers that name a provider without being a signature: the request is that provider's, and
-/// unsigned if none of its signature headers is there.
-const PROVIDER_HEADERS: &[(&str, Provider)] = &[
-    ("X-GitHub-Event", Provider::GitHub),
-    ("X-GitHub-Delivery", Provider::GitHub),
-    ("webhook-id", Provider::StandardWebhooks),
-    ("svix-id", Provider::StandardWebhooks),
-    ("X-Slack-Request-Timestamp", Provider::Slack),
-    ("X-Shopify-Topic", Provider::Shopify),
-    ("X-Signature-Timestamp", Provider::Discord),
-    ("Linear-Delivery", Provider::Linear),
-    ("x-zm-request-timestamp", Provider::Zoom),
-    ("X-Gitlab-Event", Provider::GitLab),
-    ("X-Twilio-Email-Event-Webhook-Timestamp", Provider::SendGrid),
-    ("Twitch-Eventsub-Message-Id", Provider::Twitch),
-    ("X-HubSpot-Request-Timestamp", Provider::HubSpot),
+/// The providers whose marker headers ([`Facts::marker_headers`]: they name the provider without
+/// being a signature) are looked for next, in this order.
+const NAMED: [Provider; 11] = [
+    Provider::GitHub,
+    Provider::StandardWebhooks,
+    Provider::Slack,
+    Provider::Shopify,
+    Provider::Discord,
+    Provider::Linear,
+    Provider::Zoom,
+    Provider::GitLab,
+    Provider::SendGrid,
+    Provider::Twitch,
+    Provider::HubSpot,
 ];
+
+/// Each provider of `order` with each of its headers that `pick` lists, in order.
+fn headers(
+    order: &'static [Provider],
+    pick: fn(&Facts) -> &'static [&'static str],
+) -> impl Iterator<Item = (&'static str, Provider)> {
+    order.iter().flat_map(move |&provider| {
+        pick(&provider.facts())
+            .iter()
+            .map(move |&name| (name, provider))
+    })
+}
 
 /// The provider whose headers `input` carries, if they are distinctive.
 ///
@@ -69,7 +75,7 @@ const PROVIDER_HEADERS: &[(&str, Provider)] = &[
 /// `signature` (timestamp, token, signature) is Mailgun's when no header matched.
 pub fn detect(input: &VerifyInput<'_>) -> Option<Detection> {
     let has = |name: &str| input.header(name).is_some();
-    for &(name, provider) in SIGNATURE_HEADERS {
+    for (name, provider) in headers(&SIGNED, |f| f.signature_headers) {
         if has(name) {
             let provider = if provider == Provider::Intercom
                 && (has("X-GitHub-Event") || has("X-GitHub-Delivery"))
@@ -92,10 +98,9 @@ pub fn detect(input: &VerifyInput<'_>) -> Option<Detection> {
             signed: true,
         });
     }
-    PROVIDER_HEADERS
-        .iter()
+    headers(&NAMED, |f| f.marker_headers)
         .find(|(name, _)| has(name))
-        .map(|&(from, provider)| Detection {
+        .map(|(from, provider)| Detection {
             provider,
             from,
             signed: false,
@@ -160,5 +165,26 @@ mod tests {
             None
         );
         assert_eq!(detect_headers(&[]), None);
+    }
+
+    /// The facts table and the detection orders agree: every signature and marker header
+    /// of every provider is detected as that provider's.
+    #[test]
+    fn every_header_in_the_facts_is_detected_as_its_providers() {
+        for provider in Provider::ALL {
+            let facts = provider.facts();
+            for (list, signed) in [
+                (facts.signature_headers, true),
+                (facts.marker_headers, false),
+            ] {
+                for &name in list {
+                    assert_eq!(
+                        detect_headers(&[(name, b"x")]),
+                        Some((provider, name, signed)),
+                        "{name}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -5,9 +5,8 @@
 
 use serde_json::Value;
 
-use super::mac::KeyRule;
 use super::provider::Provider;
-use super::secret::Secret;
+use super::secret::{KeyRule, Secret};
 
 /// Bodies larger than this are not re-serialised to explain a mismatch; the generic reason is
 /// given instead, so a stream of large failing webhooks costs no more than checking them.

@@ -4,10 +4,13 @@
 
 use super::diagnose;
 use super::eddsa;
+use super::event::{Input, Recognized};
 use super::mac;
+use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, SchemeSignError, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const SIGNATURE: &str = "X-Signature-Ed25519";
 const TIMESTAMP: &str = "X-Signature-Timestamp";
@@ -74,5 +77,30 @@ pub(super) fn sign(
             header(TIMESTAMP, ts),
         ],
         body: None,
+    })
+}
+
+/// The Discord event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-signature-ed25519") {
+        return None;
+    }
+    let event_type = i.json("/type").and_then(Value::as_u64).map(|kind| {
+        match kind {
+            1 => "PING",
+            2 => "APPLICATION_COMMAND",
+            3 => "MESSAGE_COMPONENT",
+            4 => "APPLICATION_COMMAND_AUTOCOMPLETE",
+            5 => "MODAL_SUBMIT",
+            _ => "interaction",
+        }
+        .to_owned()
+    });
+    Some(Recognized {
+        provider: Provider::Discord,
+        event_type,
+        event_id: i.text("/id"),
+        occurred_at: None,
+        object_id: None,
     })
 }

@@ -2,6 +2,7 @@
 //! is; the legacy `X-Hub-Signature: sha1=<hex>` is checked only when the SHA-256 header is
 //! absent. No timestamp is signed (GitHub's answer to replays is `X-GitHub-Delivery`).
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -56,4 +57,16 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
         ],
         body: None,
     }
+}
+
+/// The GitHub event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let event = i.header("x-github-event")?;
+    Some(Recognized {
+        provider: Provider::GitHub,
+        event_type: Some(event::dotted(event, i.text("/action"))),
+        event_id: i.header("x-github-delivery").map(str::to_owned),
+        occurred_at: None,
+        object_id: None,
+    })
 }

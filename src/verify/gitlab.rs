@@ -6,6 +6,8 @@
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::event::{Input, Recognized};
+use super::provider::Provider;
 use super::secret::Secret;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
 
@@ -48,4 +50,19 @@ pub(super) fn sign(secret: &Secret) -> Signed {
         headers: vec![header(HEADER, secret.expose())],
         body: None,
     }
+}
+
+/// The GitLab event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let kind = i.header("x-gitlab-event")?;
+    Some(Recognized {
+        provider: Provider::GitLab,
+        event_type: Some(i.text("/object_kind").unwrap_or_else(|| kind.to_owned())),
+        event_id: i
+            .header("x-gitlab-event-uuid")
+            .or(i.header("idempotency-key"))
+            .map(str::to_owned),
+        occurred_at: None,
+        object_id: None,
+    })
 }

@@ -11,11 +11,13 @@
 use sha2::{Digest as _, Sha256};
 
 use super::diagnose;
+use super::event::{Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const V3_SIGNATURE: &str = "X-HubSpot-Signature-v3";
 const V3_TIMESTAMP: &str = "X-HubSpot-Request-Timestamp";
@@ -123,4 +125,21 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> S
         ],
         body: None,
     }
+}
+
+/// The HubSpot event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-hubspot-signature") && !i.has("x-hubspot-signature-v3") {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::HubSpot,
+        event_type: i.text("/0/subscriptionType"),
+        event_id: i.text("/0/eventId"),
+        occurred_at: i
+            .json("/0/occurredAt")
+            .and_then(Value::as_i64)
+            .map(|ms| ms / 1000),
+        object_id: i.text("/0/objectId"),
+    })
 }

@@ -5,11 +5,13 @@
 
 use serde::Deserialize;
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const HEADER: &str = "Linear-Signature";
 
@@ -90,6 +92,21 @@ fn restamp(body: &[u8], millis: i64) -> Option<Vec<u8>> {
         return None;
     }
     Some([&body[..start], millis.to_string().as_bytes(), &body[i..]].concat())
+}
+
+/// The Linear event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let kind = i.header("linear-event")?;
+    Some(Recognized {
+        provider: Provider::Linear,
+        event_type: Some(event::dotted(kind, i.text("/action"))),
+        event_id: i.header("linear-delivery").map(str::to_owned),
+        occurred_at: i
+            .json("/webhookTimestamp")
+            .and_then(Value::as_i64)
+            .map(|ms| ms / 1000),
+        object_id: i.text("/data/id"),
+    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! against the candidates a header carries, decoding hex and base64, turning a [`Secret`] into
 //! key bytes, and [`HmacScheme`], the check most providers are an instance of.
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -13,16 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::diagnose;
 use super::provider::Provider;
-use super::secret::Secret;
-
-/// Standard alphabet, padding optional: Standard Webhooks secrets come unpadded, and providers'
-/// libraries are lenient about it too.
-const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
+pub(crate) use super::secret::KeyRule;
+use super::secret::{Secret, LENIENT_BASE64};
 
 /// The hash under the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,35 +124,6 @@ pub(crate) fn quote(text: &str) -> String {
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{:?}…", &text[..cut]),
         None => format!("{text:?}"),
-    }
-}
-
-/// How a scheme turns the secret the user pasted into HMAC key bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyRule {
-    /// The string's UTF-8 bytes, as is (Stripe keeps its `whsec_` prefix in the key).
-    Raw,
-    /// `whsec_` (optional) followed by standard base64, decoded.
-    StandardWebhooks,
-}
-
-impl KeyRule {
-    /// The key bytes for `secret`, or why this secret cannot be such a key.
-    pub(crate) fn derive(self, secret: &Secret) -> Result<Vec<u8>, String> {
-        let text = secret.expose();
-        match self {
-            KeyRule::Raw => Ok(text.as_bytes().to_vec()),
-            KeyRule::StandardWebhooks => {
-                if text.starts_with("whpk_") || text.starts_with("whsk_") {
-                    return Err("the secret is an Ed25519 key (whpk_/whsk_), but this request has v1 (HMAC) signatures only".into());
-                }
-                let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-                match LENIENT_BASE64.decode(encoded.trim()) {
-                    Ok(key) if !key.is_empty() => Ok(key),
-                    _ => Err("the secret is not a Standard Webhooks key: expected whsec_ followed by base64".into()),
-                }
-            }
-        }
     }
 }
 

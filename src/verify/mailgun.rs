@@ -6,7 +6,9 @@
 
 use serde_json::{Map, Value};
 
+use super::event::{Input, Recognized};
 use super::mac::{self, Alg};
+use super::provider::Provider;
 use super::secret::Secret;
 use super::twilio::parse_form;
 use super::window::Timestamp;
@@ -155,5 +157,20 @@ pub(super) fn sign(
     Ok(Signed {
         headers: Vec::new(),
         body: Some(body),
+    })
+}
+
+/// The Mailgun event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    i.json("/signature/token")?;
+    Some(Recognized {
+        provider: Provider::Mailgun,
+        event_type: i.text("/event-data/event"),
+        event_id: i.text("/event-data/id"),
+        occurred_at: i
+            .json("/event-data/timestamp")
+            .and_then(Value::as_f64)
+            .map(|t| t as i64),
+        object_id: i.text("/event-data/message/headers/message-id"),
     })
 }

@@ -1,5 +1,6 @@
 //! Webhook signature verification: one [`Outcome`] type, one file per provider's scheme, and the
-//! dispatch between them ([`check`], [`detect`], [`sign`]).
+//! dispatch between them ([`check`], [`detect`], [`sign`]), and the recognition of each
+//! provider's events ([`recognize`]).
 //!
 //! [`check`] never panics and never fails on what a request contains: a missing, malformed or
 //! wrong signature is an [`Outcome`]. It fails only when it cannot check at all: no secret was
@@ -14,6 +15,7 @@ mod detect;
 mod diagnose;
 mod discord;
 mod eddsa;
+mod event;
 mod github;
 mod gitlab;
 mod hubspot;
@@ -24,6 +26,7 @@ mod mailgun;
 mod outcome;
 mod paddle;
 mod provider;
+mod pruned;
 mod secret;
 mod sendgrid;
 mod shopify;
@@ -39,7 +42,10 @@ mod zoom;
 
 use std::time::{Duration, SystemTime};
 
+use relay_server::protocol::Header;
+
 pub use detect::{detect, Detection};
+pub use event::Recognized;
 pub use outcome::{Age, Outcome, Report, Verdict};
 pub use provider::{Provider, UnknownProvider, Window};
 pub use secret::{EmptySecret, Secret};
@@ -327,6 +333,70 @@ fn verify_scheme(
         Provider::Typeform => typeform::verify(input, secrets),
         Provider::Calendly => calendly::verify(input, secrets),
         Provider::HubSpot => hubspot::verify(input, secrets),
+    }
+}
+
+/// The providers in the order their events are tried: distinctive headers first, body shapes
+/// last.
+const RECOGNITION: [Provider; 19] = [
+    Provider::GitHub,
+    Provider::Shopify,
+    Provider::Stripe,
+    Provider::Twitch,
+    Provider::Linear,
+    Provider::GitLab,
+    Provider::Paddle,
+    Provider::Slack,
+    Provider::Twilio,
+    Provider::Zoom,
+    Provider::Square,
+    Provider::SendGrid,
+    Provider::Typeform,
+    Provider::Calendly,
+    Provider::HubSpot,
+    Provider::Discord,
+    Provider::Intercom,
+    Provider::StandardWebhooks,
+    Provider::Mailgun,
+];
+
+/// Recognises the event in a webhook, if its provider is one hooks knows.
+pub fn recognize(headers: &[Header], body: &[u8]) -> Option<Recognized> {
+    let input = event::Input::new(headers, body);
+    RECOGNITION
+        .iter()
+        .find_map(|provider| provider.event(&input))
+}
+
+impl Provider {
+    /// Recognises this provider's event in `headers` and `body`, if the request is one.
+    pub fn recognize(self, headers: &[Header], body: &[u8]) -> Option<Recognized> {
+        self.event(&event::Input::new(headers, body))
+    }
+
+    /// This provider's event in `input`, if it is one (its file has the recognizer).
+    fn event(self, input: &event::Input<'_>) -> Option<Recognized> {
+        match self {
+            Provider::Stripe => stripe::recognize(input),
+            Provider::GitHub => github::recognize(input),
+            Provider::StandardWebhooks => standard_webhooks::recognize(input),
+            Provider::Slack => slack::recognize(input),
+            Provider::Shopify => shopify::recognize(input),
+            Provider::Twilio => twilio::recognize(input),
+            Provider::Discord => discord::recognize(input),
+            Provider::Paddle => paddle::recognize(input),
+            Provider::Linear => linear::recognize(input),
+            Provider::Zoom => zoom::recognize(input),
+            Provider::Square => square::recognize(input),
+            Provider::Mailgun => mailgun::recognize(input),
+            Provider::Intercom => intercom::recognize(input),
+            Provider::GitLab => gitlab::recognize(input),
+            Provider::SendGrid => sendgrid::recognize(input),
+            Provider::Twitch => twitch::recognize(input),
+            Provider::Typeform => typeform::recognize(input),
+            Provider::Calendly => calendly::recognize(input),
+            Provider::HubSpot => hubspot::recognize(input),
+        }
     }
 }
 

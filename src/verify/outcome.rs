@@ -51,7 +51,9 @@ pub enum Outcome {
     Unsigned,
 }
 
-/// An [`Outcome`] without its details: what `--json` prints as `verdict`.
+/// An [`Outcome`] without its details: what `--json` prints as `verdict`; or `Unchecked`, for a
+/// signed request that could not be checked (no secret given, or none usable), which no
+/// [`Outcome`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// See [`Outcome::Valid`].
@@ -62,17 +64,34 @@ pub enum Verdict {
     Expired,
     /// See [`Outcome::Unsigned`].
     Unsigned,
+    /// Signed, but not checked: no secret was given, or none can be a key for the scheme.
+    Unchecked,
 }
 
 impl Verdict {
-    /// `valid`, `invalid`, `expired` or `unsigned`.
+    /// Every verdict, in the order help texts list them.
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Valid,
+        Verdict::Invalid,
+        Verdict::Expired,
+        Verdict::Unsigned,
+        Verdict::Unchecked,
+    ];
+
+    /// `valid`, `invalid`, `expired`, `unsigned` or `unchecked`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Verdict::Valid => "valid",
             Verdict::Invalid => "invalid",
             Verdict::Expired => "expired",
             Verdict::Unsigned => "unsigned",
+            Verdict::Unchecked => "unchecked",
         }
+    }
+
+    /// The verdict named `text` (as [`Verdict::as_str`] spells it).
+    pub fn parse(text: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == text)
     }
 }
 

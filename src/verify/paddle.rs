@@ -3,6 +3,7 @@
 //! unknown keys such as `h2` are ignored, as paddle-node-sdk does. The SDK's window is 5 s, old
 //! timestamps only.
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -64,4 +65,18 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> S
         headers: vec![header(HEADER, format!("ts={ts};h1={}", mac::to_hex(&tag)))],
         body: None,
     }
+}
+
+/// The Paddle event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("paddle-signature") {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::Paddle,
+        event_type: i.text("/event_type"),
+        event_id: i.text("/event_id").or(i.text("/notification_id")),
+        occurred_at: i.text("/occurred_at").as_deref().and_then(event::rfc3339),
+        object_id: i.text("/data/id"),
+    })
 }

@@ -1,5 +1,7 @@
-//! The providers `hooks verify` knows: their names and aliases, the header that carries each one's
-//! signature, and the replay window that each one's official SDK enforces by default.
+//! The providers hooks knows: their names and aliases, and the facts about each one in one table
+//! ([`Provider::facts`]: the headers that carry or name its signature, the replay window its
+//! official SDK enforces by default, how long it waits for an answer). Each provider's scheme and
+//! event recognizer are in its own file.
 
 use std::fmt;
 use std::str::FromStr;
@@ -136,81 +138,225 @@ impl Provider {
         }
     }
 
+    /// What hooks knows about this provider, besides its scheme's code (in its own file).
+    ///
+    /// Windows are the SDKs' defaults (sources in `shared/signatures/SCHEMES.md`): Stripe's and
+    /// Paddle's SDKs only reject old timestamps, Standard Webhooks, Slack and Linear reject both
+    /// directions, HubSpot's SDK accepts an age strictly below 300 s, and Zoom, Discord, SendGrid
+    /// and Mailgun check nothing. Delivery timeouts are as the providers document them (Stripe
+    /// publishes no number; 20 s is what its dashboard's timeouts show in practice).
+    pub const fn facts(self) -> Facts {
+        const NONE: &[&str] = &[];
+        let facts = Facts {
+            signature_headers: NONE,
+            marker_headers: NONE,
+            other_headers: NONE,
+            window: None,
+            signs_timestamp: true,
+            coverage_note: None,
+            delivery_timeout: None,
+        };
+        match self {
+            Provider::Stripe => Facts {
+                signature_headers: &["Stripe-Signature"],
+                window: Some(Window::past(300)),
+                delivery_timeout: Some(Duration::from_secs(20)),
+                ..facts
+            },
+            Provider::GitHub => Facts {
+                signature_headers: &["X-Hub-Signature-256"],
+                marker_headers: &["X-GitHub-Event", "X-GitHub-Delivery"],
+                // The legacy SHA-1 header; alone, it is Intercom's (see `detect`).
+                other_headers: &["X-Hub-Signature"],
+                signs_timestamp: false,
+                delivery_timeout: Some(Duration::from_secs(10)),
+                ..facts
+            },
+            Provider::StandardWebhooks => Facts {
+                signature_headers: &["webhook-signature", "svix-signature"],
+                marker_headers: &["webhook-id", "svix-id"],
+                other_headers: &["webhook-timestamp", "svix-timestamp"],
+                window: Some(Window::both(300)),
+                ..facts
+            },
+            Provider::Slack => Facts {
+                signature_headers: &["X-Slack-Signature"],
+                marker_headers: &["X-Slack-Request-Timestamp"],
+                window: Some(Window::both(300)),
+                delivery_timeout: Some(Duration::from_secs(3)),
+                ..facts
+            },
+            Provider::Shopify => Facts {
+                signature_headers: &["X-Shopify-Hmac-Sha256", "shopify-hmac-sha256"],
+                marker_headers: &["X-Shopify-Topic"],
+                signs_timestamp: false,
+                delivery_timeout: Some(Duration::from_secs(5)),
+                ..facts
+            },
+            Provider::Twilio => Facts {
+                signature_headers: &["X-Twilio-Signature"],
+                other_headers: &["Content-Type"],
+                signs_timestamp: false,
+                delivery_timeout: Some(Duration::from_secs(15)),
+                ..facts
+            },
+            Provider::Discord => Facts {
+                signature_headers: &["X-Signature-Ed25519"],
+                marker_headers: &["X-Signature-Timestamp"],
+                ..facts
+            },
+            Provider::Paddle => Facts {
+                signature_headers: &["Paddle-Signature"],
+                window: Some(Window::past(5)),
+                ..facts
+            },
+            Provider::Linear => Facts {
+                signature_headers: &["Linear-Signature"],
+                marker_headers: &["Linear-Delivery"],
+                window: Some(Window::both(60)),
+                ..facts
+            },
+            Provider::Zoom => Facts {
+                signature_headers: &["x-zm-signature"],
+                marker_headers: &["x-zm-request-timestamp"],
+                delivery_timeout: Some(Duration::from_secs(3)),
+                ..facts
+            },
+            Provider::Square => Facts {
+                signature_headers: &["x-square-hmacsha256-signature", "x-square-signature"],
+                signs_timestamp: false,
+                ..facts
+            },
+            // Mailgun signs inside the body (see `mailgun::carries_signature`).
+            Provider::Mailgun => Facts {
+                other_headers: &["Content-Type"],
+                coverage_note: Some(
+                    "mailgun signs the timestamp and token only; the body is not covered",
+                ),
+                ..facts
+            },
+            Provider::Intercom => Facts {
+                signature_headers: &["X-Hub-Signature"],
+                signs_timestamp: false,
+                ..facts
+            },
+            Provider::GitLab => Facts {
+                signature_headers: &["X-Gitlab-Token"],
+                marker_headers: &["X-Gitlab-Event"],
+                signs_timestamp: false,
+                coverage_note: Some("gitlab sends the secret token itself; the body is not signed"),
+                ..facts
+            },
+            Provider::SendGrid => Facts {
+                signature_headers: &["X-Twilio-Email-Event-Webhook-Signature"],
+                marker_headers: &["X-Twilio-Email-Event-Webhook-Timestamp"],
+                ..facts
+            },
+            Provider::Twitch => Facts {
+                signature_headers: &["Twitch-Eventsub-Message-Signature"],
+                marker_headers: &["Twitch-Eventsub-Message-Id"],
+                other_headers: &["Twitch-Eventsub-Message-Timestamp"],
+                window: Some(Window::past(600)),
+                ..facts
+            },
+            Provider::Typeform => Facts {
+                signature_headers: &["Typeform-Signature"],
+                signs_timestamp: false,
+                ..facts
+            },
+            Provider::Calendly => Facts {
+                signature_headers: &["Calendly-Webhook-Signature"],
+                window: Some(Window::past(180)),
+                delivery_timeout: Some(Duration::from_secs(15)),
+                ..facts
+            },
+            // HubSpot v1/v2 sign no timestamp, but v3 does.
+            Provider::HubSpot => Facts {
+                signature_headers: &["X-HubSpot-Signature-v3", "X-HubSpot-Signature"],
+                marker_headers: &["X-HubSpot-Request-Timestamp"],
+                other_headers: &["X-HubSpot-Signature-Version"],
+                window: Some(Window {
+                    tolerance: Duration::from_secs(300),
+                    future: false,
+                    strict: true,
+                }),
+                ..facts
+            },
+        }
+    }
+
     /// The header that carries the signature, as the provider spells it (`Unsigned` names it).
     pub const fn signature_header(self) -> &'static str {
-        match self {
-            Provider::Stripe => "Stripe-Signature",
-            Provider::GitHub => "X-Hub-Signature-256",
-            Provider::StandardWebhooks => "webhook-signature",
-            Provider::Slack => "X-Slack-Signature",
-            Provider::Shopify => "X-Shopify-Hmac-Sha256",
-            Provider::Twilio => "X-Twilio-Signature",
-            Provider::Discord => "X-Signature-Ed25519",
-            Provider::Paddle => "Paddle-Signature",
-            Provider::Linear => "Linear-Signature",
-            Provider::Zoom => "x-zm-signature",
-            Provider::Square => "x-square-hmacsha256-signature",
+        match self.facts().signature_headers {
+            [first, ..] => first,
             // Mailgun signs inside the body; `Unsigned` says so in its own words.
-            Provider::Mailgun => "signature object in the body",
-            Provider::Intercom => "X-Hub-Signature",
-            Provider::GitLab => "X-Gitlab-Token",
-            Provider::SendGrid => "X-Twilio-Email-Event-Webhook-Signature",
-            Provider::Twitch => "Twitch-Eventsub-Message-Signature",
-            Provider::Typeform => "Typeform-Signature",
-            Provider::Calendly => "Calendly-Webhook-Signature",
-            Provider::HubSpot => "X-HubSpot-Signature-v3",
+            [] => "signature object in the body",
         }
     }
 
     /// The replay window the provider's official SDK enforces by default, if any.
-    ///
-    /// Sources are in `shared/signatures/SCHEMES.md`: Stripe's and Paddle's SDKs only reject old
-    /// timestamps, Standard Webhooks, Slack and Linear reject both directions, HubSpot's SDK
-    /// accepts an age strictly below 300 s, and Zoom, Discord, SendGrid and Mailgun check nothing.
     pub const fn default_window(self) -> Option<Window> {
-        match self {
-            Provider::Stripe => Some(Window::past(300)),
-            Provider::StandardWebhooks | Provider::Slack => Some(Window::both(300)),
-            Provider::Paddle => Some(Window::past(5)),
-            Provider::Linear => Some(Window::both(60)),
-            Provider::Twitch => Some(Window::past(600)),
-            Provider::Calendly => Some(Window::past(180)),
-            Provider::HubSpot => Some(Window {
-                tolerance: Duration::from_secs(300),
-                future: false,
-                strict: true,
-            }),
-            _ => None,
-        }
+        self.facts().window
     }
 
     /// Whether the scheme signs a timestamp at all (so `--tolerance` can apply).
     pub const fn signs_timestamp(self) -> bool {
-        match self {
-            Provider::GitHub
-            | Provider::Shopify
-            | Provider::Twilio
-            | Provider::Square
-            | Provider::Intercom
-            | Provider::GitLab
-            | Provider::Typeform => false,
-            // HubSpot v1/v2 sign no timestamp, but v3 does.
-            _ => true,
-        }
+        self.facts().signs_timestamp
     }
 
     /// What the signature leaves uncovered, for schemes that do not sign the whole body.
     pub const fn coverage_note(self) -> Option<&'static str> {
-        match self {
-            Provider::Mailgun => {
-                Some("mailgun signs the timestamp and token only; the body is not covered")
-            }
-            Provider::GitLab => {
-                Some("gitlab sends the secret token itself; the body is not signed")
-            }
-            _ => None,
-        }
+        self.facts().coverage_note
     }
+
+    /// How long the provider waits for a response before it counts the delivery as failed and
+    /// retries.
+    pub const fn delivery_timeout(self) -> Option<Duration> {
+        self.facts().delivery_timeout
+    }
+
+    /// Every header name some provider's scheme or detection reads, each once, in the order of
+    /// [`Provider::ALL`]: what fuzzing and property tests put random values in.
+    pub fn header_names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for provider in Provider::ALL {
+            let facts = provider.facts();
+            for list in [
+                facts.signature_headers,
+                facts.marker_headers,
+                facts.other_headers,
+            ] {
+                for &name in list {
+                    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        names
+    }
+}
+
+/// What hooks knows about one provider ([`Provider::facts`]), besides its scheme's code and its
+/// event recognizer, which are in the provider's own file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// Headers that carry its signature, the main one first, as the provider spells them: any
+    /// one says a request is signed by it (see `detect`).
+    pub signature_headers: &'static [&'static str],
+    /// Headers that name it without signing: a request with one is this provider's, unsigned
+    /// when none of its signature headers is there.
+    pub marker_headers: &'static [&'static str],
+    /// Other headers its scheme reads: timestamps, ids, versions, the body's type.
+    pub other_headers: &'static [&'static str],
+    /// The replay window its official SDK enforces by default, if any.
+    pub window: Option<Window>,
+    /// Whether its scheme signs a timestamp (so `--tolerance` can apply).
+    pub signs_timestamp: bool,
+    /// What its signature leaves uncovered, for schemes that do not sign the whole body.
+    pub coverage_note: Option<&'static str>,
+    /// How long it waits for an answer before it counts the delivery as failed and retries.
+    pub delivery_timeout: Option<Duration>,
 }
 
 impl fmt::Display for Provider {
@@ -299,5 +445,47 @@ mod tests {
         assert!(Provider::HubSpot.default_window().unwrap().strict);
         assert_eq!(Provider::Zoom.default_window(), None);
         assert_eq!(Provider::GitHub.default_window(), None);
+    }
+
+    /// Each provider's scheme reads the signature headers its facts list: a request with only
+    /// one of them is signed (if wrongly), not unsigned.
+    #[test]
+    fn schemes_read_the_signature_headers_their_facts_list() {
+        for provider in Provider::ALL {
+            for &name in provider.facts().signature_headers {
+                let headers: [(&str, &[u8]); 1] = [(name, b"x")];
+                let input = crate::verify::VerifyInput {
+                    method: "POST",
+                    url: "https://example.com/",
+                    headers: &headers,
+                    body: b"{}",
+                };
+                let report = crate::verify::check(
+                    &input,
+                    &[],
+                    Some(provider),
+                    None,
+                    std::time::SystemTime::now(),
+                );
+                let unsigned =
+                    report.is_ok_and(|r| r.verdict() == crate::verify::Verdict::Unsigned);
+                assert!(!unsigned, "{provider} does not read {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn header_names_hold_every_providers_headers_once() {
+        let names = Provider::header_names();
+        for provider in Provider::ALL {
+            let facts = provider.facts();
+            for name in facts.signature_headers.iter().chain(facts.other_headers) {
+                assert!(names.contains(name), "{name}");
+            }
+        }
+        let mut lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        lower.sort();
+        lower.dedup();
+        assert_eq!(lower.len(), names.len());
     }
 }

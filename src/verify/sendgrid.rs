@@ -8,10 +8,13 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 
 use super::diagnose;
+use super::event::{Input, Recognized};
 use super::mac;
+use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, SchemeSignError, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const SIGNATURE: &str = "X-Twilio-Email-Event-Webhook-Signature";
 const TIMESTAMP: &str = "X-Twilio-Email-Event-Webhook-Timestamp";
@@ -82,5 +85,38 @@ pub(super) fn sign(
             header(TIMESTAMP, ts),
         ],
         body: None,
+    })
+}
+
+/// The SendGrid event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let first = i.json("/0")?;
+    first.get("sg_event_id")?;
+    let count = i
+        .json
+        .as_ref()
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let kind = first
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or("event");
+    let event_type = if count > 1 {
+        format!("{kind} (+{} more)", count - 1)
+    } else {
+        kind.to_owned()
+    };
+    Some(Recognized {
+        provider: Provider::SendGrid,
+        event_type: Some(event_type),
+        event_id: first
+            .get("sg_event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        occurred_at: first.get("timestamp").and_then(Value::as_i64),
+        object_id: first
+            .get("sg_message_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }

@@ -2,6 +2,7 @@
 //! HMAC-SHA256 of the body keyed with the app's client secret as is. No timestamp is signed.
 //! Several `--secret`s play the part of the SDK's `apiSecretKeyFallback`.
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -60,4 +61,19 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
         headers: vec![header(name, base64_body_tag(secret, input))],
         body: None,
     }
+}
+
+/// The Shopify event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let topic = i.header("x-shopify-topic").or(i.header("shopify-topic"))?;
+    Some(Recognized {
+        provider: Provider::Shopify,
+        event_type: Some(topic.to_owned()),
+        event_id: i
+            .header("x-shopify-webhook-id")
+            .or(i.header("x-shopify-event-id"))
+            .map(str::to_owned),
+        occurred_at: i.header("x-shopify-triggered-at").and_then(event::rfc3339),
+        object_id: i.text("/admin_graphql_api_id").or(i.text("/id")),
+    })
 }

@@ -2,11 +2,13 @@
 //! `"v0:<ts>:" + body` with the signing secret as is (python-slack-sdk `SignatureVerifier`,
 //! which rejects `abs(now - ts) > 300`). Zoom copies the construction.
 
+use super::event::{Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const SIGNATURE: &str = "X-Slack-Signature";
 const TIMESTAMP: &str = "X-Slack-Request-Timestamp";
@@ -88,4 +90,46 @@ pub(super) fn verify(input: &VerifyInput<'_>, secrets: &[Secret]) -> Result<Stam
 
 pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> Signed {
     sign_v0(&NAMES, secret, input, &at.unix_secs().to_string())
+}
+
+/// The Slack event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-slack-signature") {
+        return None;
+    }
+    let (event_type, event_id, occurred_at) = if let Some(kind) = i.text("/type") {
+        let inner = i.text("/event/type");
+        let event_type = match (kind.as_str(), inner) {
+            ("event_callback", Some(inner)) => inner,
+            _ => kind,
+        };
+        (
+            Some(event_type),
+            i.text("/event_id"),
+            i.json("/event_time").and_then(Value::as_i64),
+        )
+    } else if let Some(command) = i.form("command") {
+        (
+            Some(format!("command {command}")),
+            i.form("trigger_id"),
+            None,
+        )
+    } else if let Some(payload) = i.form("payload") {
+        let payload: Option<Value> = serde_json::from_str(&payload).ok();
+        let kind = payload
+            .as_ref()
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        (kind, None, None)
+    } else {
+        (None, None, None)
+    };
+    Some(Recognized {
+        provider: Provider::Slack,
+        event_type,
+        event_id,
+        occurred_at,
+        object_id: None,
+    })
 }

@@ -3,6 +3,7 @@
 //! decoded; square-python-sdk `webhooks_helper`). The legacy `x-square-signature` is HMAC-SHA1
 //! and checked only when the SHA-256 header is absent. No timestamp.
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -49,4 +50,18 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
         headers,
         body: None,
     }
+}
+
+/// The Square event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-square-hmacsha256-signature") && !i.has("x-square-signature") {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::Square,
+        event_type: i.text("/type"),
+        event_id: i.text("/event_id"),
+        occurred_at: i.text("/created_at").as_deref().and_then(event::rfc3339),
+        object_id: i.text("/data/id"),
+    })
 }

@@ -8,6 +8,7 @@ use ed25519_dalek::Signature;
 
 use super::diagnose;
 use super::eddsa;
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, Failure, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -198,5 +199,21 @@ pub(super) fn sign(
             header(family.signature, signature),
         ],
         body: None,
+    })
+}
+
+/// The Standard Webhooks event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let (id, timestamp) = match (i.header("webhook-id"), i.header("svix-id")) {
+        (Some(id), _) => (id, i.header("webhook-timestamp")),
+        (None, Some(id)) => (id, i.header("svix-timestamp")),
+        (None, None) => return None,
+    };
+    Some(Recognized {
+        provider: Provider::StandardWebhooks,
+        event_type: i.text("/type"),
+        event_id: Some(id.to_owned()),
+        occurred_at: timestamp.and_then(event::seconds),
+        object_id: i.text("/data/id"),
     })
 }

@@ -2,11 +2,13 @@
 //! keyed with the whole secret string, `whsec_` prefix included (stripe-python `_webhook.py`).
 //! Any `v1` may match (rotation); `v0` and unknown keys are ignored. 300 s, old timestamps only.
 
+use super::event::{Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
 use super::window::Timestamp;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const HEADER: &str = "Stripe-Signature";
 
@@ -97,6 +99,21 @@ pub(super) fn verify(input: &VerifyInput<'_>, secrets: &[Secret]) -> Result<Stam
 
 pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> Signed {
     sign_timed(HEADER, secret, input, at)
+}
+
+/// The Stripe event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let is_event = i.text("/object").as_deref() == Some("event");
+    if !i.has("stripe-signature") && !is_event {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::Stripe,
+        event_type: i.text("/type"),
+        event_id: i.text("/id"),
+        occurred_at: i.json("/created").and_then(Value::as_i64),
+        object_id: i.text("/data/object/id"),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::event::{Input, Recognized};
 use super::mac::{self, Alg};
+use super::provider::Provider;
 use super::secret::Secret;
 use super::{header, NoMatch, Signed, Stamp, VerifyInput};
 
@@ -174,6 +176,28 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
         headers: vec![header(HEADER, mac::to_base64(&tag))],
         body: None,
     }
+}
+
+/// The Twilio event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-twilio-signature") && i.form("AccountSid").is_none() {
+        return None;
+    }
+    let status = |key: &str, kind: &str| i.form(key).map(|s| format!("{kind}.{s}"));
+    let event_type = status("MessageStatus", "message")
+        .or_else(|| status("SmsStatus", "message"))
+        .or_else(|| status("CallStatus", "call"))
+        .or_else(|| i.form("Body").map(|_| "message.incoming".to_owned()));
+    Some(Recognized {
+        provider: Provider::Twilio,
+        event_type,
+        event_id: i
+            .form("MessageSid")
+            .or_else(|| i.form("SmsSid"))
+            .or_else(|| i.form("CallSid")),
+        occurred_at: None,
+        object_id: None,
+    })
 }
 
 #[cfg(test)]

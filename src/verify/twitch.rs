@@ -3,6 +3,7 @@
 //! The timestamp is RFC 3339 with nanoseconds, hashed as sent; Twitch's guidance rejects
 //! messages older than 10 minutes.
 
+use super::event::{self, Input, Recognized};
 use super::mac::{self, Alg, HmacScheme, KeyRule};
 use super::provider::Provider;
 use super::secret::Secret;
@@ -96,6 +97,20 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// The Twitch EventSub event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    let kind = i.header("twitch-eventsub-subscription-type")?;
+    Some(Recognized {
+        provider: Provider::Twitch,
+        event_type: Some(kind.to_owned()),
+        event_id: i.header("twitch-eventsub-message-id").map(str::to_owned),
+        occurred_at: i
+            .header("twitch-eventsub-message-timestamp")
+            .and_then(event::rfc3339),
+        object_id: None,
+    })
 }
 
 #[cfg(test)]

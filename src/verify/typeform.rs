@@ -1,6 +1,7 @@
 //! Typeform: `Typeform-Signature: sha256=<base64>`, the HMAC-SHA256 of the body keyed with the
 //! secret as is. The `sha256=` label looks like GitHub's, but the digest is base64, not hex.
 
+use super::event::{self, Input, Recognized};
 use super::mac;
 use super::provider::Provider;
 use super::secret::Secret;
@@ -23,4 +24,21 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
         )],
         body: None,
     }
+}
+
+/// The Typeform event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("typeform-signature") {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::Typeform,
+        event_type: i.text("/event_type"),
+        event_id: i.text("/event_id"),
+        occurred_at: i
+            .text("/form_response/submitted_at")
+            .as_deref()
+            .and_then(event::rfc3339),
+        object_id: i.text("/form_response/token"),
+    })
 }

@@ -3,11 +3,13 @@
 //! `--tolerance` asks; examples show both seconds and milliseconds, so 13-digit values are read
 //! as milliseconds (the hashed text is the header as sent either way).
 
+use super::event::{Input, Recognized};
 use super::provider::Provider;
 use super::secret::Secret;
 use super::slack::{sign_v0, verify_v0, V0Headers};
 use super::window::Timestamp;
 use super::{NoMatch, Signed, Stamp, VerifyInput};
+use serde_json::Value;
 
 const NAMES: V0Headers = V0Headers {
     signature: "x-zm-signature",
@@ -33,4 +35,21 @@ pub(super) fn verify(input: &VerifyInput<'_>, secrets: &[Secret]) -> Result<Stam
 
 pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> Signed {
     sign_v0(&NAMES, secret, input, &at.unix_secs().to_string())
+}
+
+/// The Zoom event in a request, if it is one.
+pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
+    if !i.has("x-zm-signature") {
+        return None;
+    }
+    Some(Recognized {
+        provider: Provider::Zoom,
+        event_type: i.text("/event"),
+        event_id: i.header("x-zm-trackingid").map(str::to_owned),
+        occurred_at: i
+            .json("/event_ts")
+            .and_then(Value::as_i64)
+            .map(|ms| ms / 1000),
+        object_id: i.text("/payload/object/id"),
+    })
 }

@@ -10,8 +10,9 @@ use serde_json::json;
 use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
 use super::*;
+use crate::exchange::{now_ms, Exchange, Outcome, Recognized, Request, Response};
 use crate::mcp::tools::Tools;
-use crate::store::{self, Outcome, Record, Request, Response, Retention, Writer};
+use crate::store::{self, Retention, Writer};
 use crate::verify::{self, Provider, Secret, VerifyInput};
 
 /// How long a test waits for one answer before failing.
@@ -101,7 +102,7 @@ fn header(name: &str, value: &[u8]) -> Header {
 }
 
 /// A capture of a Stripe webhook signed with `secret`, forwarded to `target`.
-fn stripe_record(secret: &str, target: &str) -> Record {
+fn stripe_record(secret: &str, target: &str) -> Exchange {
     let body = format!(r#"{{"type":"invoice.paid","note":"{secret}"}}"#);
     let unsigned = [
         ("content-type", &b"application/json"[..]),
@@ -124,36 +125,35 @@ fn stripe_record(secret: &str, target: &str) -> Record {
     for (name, value) in signed.headers {
         headers.push(header(&name.to_ascii_lowercase(), value.as_bytes()));
     }
-    Record {
-        received_at_ms: store::now_ms(),
+    let request = Request {
+        method: "POST".into(),
+        path: "/hook".into(),
+        headers,
+        body: Bytes::from(body),
+    };
+    let outcome = Outcome::Answered(Response {
+        status: 200,
+        headers: vec![header("set-cookie", b"session=abcdefghijklmnop")],
+        body: Bytes::from_static(b"\xff\x00ok"),
+    });
+    let duration = Duration::from_millis(3);
+    Exchange {
         channel: Some("ch".into()),
         channel_url: Some("http://relay/ch".into()),
         relay_id: Some(1),
-        relay_epoch: None,
-        redelivered: false,
-        target: target.into(),
-        request: Request {
-            method: "POST".into(),
-            path: "/hook".into(),
-            headers,
-            body: Bytes::from(body),
-        },
-        outcome: Outcome::Answered(Response {
-            status: 200,
-            headers: vec![header("set-cookie", b"session=abcdefghijklmnop")],
-            body: Bytes::from_static(b"\xff\x00ok"),
+        event: Some(Recognized {
+            provider: Provider::Stripe,
+            event_type: Some("invoice.paid".into()),
+            event_id: None,
+            occurred_at: None,
+            object_id: None,
         }),
-        duration: Duration::from_millis(3),
-        signature: None,
-        event_type: Some("invoice.paid".into()),
-        event_id: None,
-        replay_of: None,
-        sent: false,
+        ..Exchange::new(now_ms(), target.into(), request, outcome, duration)
     }
 }
 
 /// A store in `dir` holding `record` as capture #1.
-async fn store_with(dir: &Path, record: Record) -> std::path::PathBuf {
+async fn store_with(dir: &Path, record: Exchange) -> std::path::PathBuf {
     let path = dir.join(store::FILE_NAME);
     let (conn, _) = store::open_or_replace(&path).unwrap();
     let writer = Writer::spawn(conn, path.clone(), Retention::default()).unwrap();

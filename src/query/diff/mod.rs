@@ -7,6 +7,31 @@
 mod headers;
 mod render;
 
+/// Something `--ignore` leaves out of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignore {
+    /// A JSON pointer, with everything under it, in both bodies.
+    Pointer(Pointer),
+    /// A response header (name lowercase).
+    Header(String),
+}
+
+/// `--ignore`'s value: `header.NAME`, else a JSON pointer.
+pub fn parse_ignore(text: &str) -> Result<Ignore, String> {
+    if let Some(name) = text.strip_prefix("header.") {
+        return match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => Ok(Ignore::Header(name.as_str().to_owned())),
+            Err(_) => Err(format!("{name:?} is not a header name")),
+        };
+    }
+    Pointer::parse(text).map(Ignore::Pointer).ok_or_else(|| {
+        format!(
+            "{text:?} is neither a JSON pointer (/data/object/id, or \"\" for the whole body) \
+             nor header.NAME"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -21,63 +46,11 @@ pub use headers::HeaderChange;
 pub use render::render;
 
 use super::value::{compare_numbers, Pointer};
-use crate::store::{Capture, Outcome};
+use crate::exchange::{Exchange, Outcome};
 
 /// Most changes listed per body; the rest are counted (two unrelated 10 MiB documents would
 /// otherwise list millions).
 pub const MAX_CHANGES: usize = 1000;
-
-/// One exchange as the diff reads it.
-#[derive(Debug, Clone, Copy)]
-pub struct Exchange<'a> {
-    /// Request method.
-    pub method: &'a str,
-    /// Request target: path and query as received.
-    pub target: &'a str,
-    /// Request headers in order.
-    pub headers: &'a [Header],
-    /// Request body.
-    pub body: &'a [u8],
-    /// What became of it.
-    pub answer: Answer<'a>,
-}
-
-/// The app's answer, or why there was none.
-#[derive(Debug, Clone, Copy)]
-pub enum Answer<'a> {
-    /// The app answered.
-    Response {
-        /// Status.
-        status: u16,
-        /// Headers in order.
-        headers: &'a [Header],
-        /// Body.
-        body: &'a [u8],
-    },
-    /// It did not; why.
-    Failed(&'a str),
-}
-
-impl<'a> Exchange<'a> {
-    /// The exchange a stored capture holds.
-    pub fn of(capture: &'a Capture) -> Exchange<'a> {
-        let record = &capture.record;
-        Exchange {
-            method: &record.request.method,
-            target: &record.request.path,
-            headers: &record.request.headers,
-            body: &record.request.body,
-            answer: match &record.outcome {
-                Outcome::Answered(r) => Answer::Response {
-                    status: r.status,
-                    headers: &r.headers,
-                    body: &r.body,
-                },
-                Outcome::Failed(why) => Answer::Failed(why),
-            },
-        }
-    }
-}
 
 /// What to leave out of the comparison.
 #[derive(Debug, Clone, Default)]
@@ -222,48 +195,49 @@ impl Diff {
 }
 
 /// Compares `a` with `b`.
-pub fn diff(a: &Exchange<'_>, b: &Exchange<'_>, options: &Options) -> Diff {
-    let line = |e: &Exchange<'_>| format!("{} {}", e.method, e.target);
-    let request_line = (a.method != b.method || a.target != b.target).then(|| Changed {
+pub fn diff(a: &Exchange, b: &Exchange, options: &Options) -> Diff {
+    let (a_request, b_request) = (&a.request, &b.request);
+    let line = |e: &Exchange| format!("{} {}", e.request.method, e.request.path);
+    let same_line = a_request.method == b_request.method && a_request.path == b_request.path;
+    let request_line = (!same_line).then(|| Changed {
         a: line(a),
         b: line(b),
     });
+    let ignore = &options.ignore;
     Diff {
         request_line,
-        request_headers: headers::diff(a.headers, b.headers, &options.ignore_headers),
-        request_body: bodies(a.headers, a.body, b.headers, b.body, &options.ignore),
-        response: answers(&a.answer, &b.answer, options),
+        request_headers: headers::diff(
+            &a_request.headers,
+            &b_request.headers,
+            &options.ignore_headers,
+        ),
+        request_body: bodies(
+            &a_request.headers,
+            &a_request.body,
+            &b_request.headers,
+            &b_request.body,
+            ignore,
+        ),
+        response: answers(&a.outcome, &b.outcome, options),
     }
 }
 
-fn answers(a: &Answer<'_>, b: &Answer<'_>, options: &Options) -> ResponseDiff {
-    let status = |answer: &Answer<'_>| match answer {
-        Answer::Response { status, .. } => Status::Code(*status),
-        Answer::Failed(why) => Status::Error {
-            error: (*why).to_owned(),
-        },
+/// Compares two answers: the response half of [`diff`] (`replay --check` compares only these).
+pub fn answers(a: &Outcome, b: &Outcome, options: &Options) -> ResponseDiff {
+    let status = |outcome: &Outcome| match outcome {
+        Outcome::Answered(response) => Status::Code(response.status),
+        Outcome::Failed(why) => Status::Error { error: why.clone() },
     };
     let (status_a, status_b) = (status(a), status(b));
     let status = (status_a != status_b).then_some(Changed {
         a: status_a,
         b: status_b,
     });
-    match (a, b) {
-        (
-            Answer::Response {
-                headers: headers_a,
-                body: body_a,
-                ..
-            },
-            Answer::Response {
-                headers: headers_b,
-                body: body_b,
-                ..
-            },
-        ) => ResponseDiff {
+    match (a.response(), b.response()) {
+        (Some(a), Some(b)) => ResponseDiff {
             status,
-            headers: headers::diff(headers_a, headers_b, &options.ignore_headers),
-            body: bodies(headers_a, body_a, headers_b, body_b, &options.ignore),
+            headers: headers::diff(&a.headers, &b.headers, &options.ignore_headers),
+            body: bodies(&a.headers, &a.body, &b.headers, &b.body, &options.ignore),
         },
         _ => ResponseDiff {
             status,

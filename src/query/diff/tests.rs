@@ -6,7 +6,9 @@ use relay_server::protocol::Header;
 use serde_json::json;
 
 use super::*;
+use crate::exchange::{Request, Response};
 use crate::inspect::Palette;
+use std::time::Duration;
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
     pairs
@@ -18,7 +20,7 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
         .collect()
 }
 
-/// An exchange with owned parts, lent to [`Exchange`].
+/// The parts of an exchange that matter to a diff.
 struct Owned {
     method: &'static str,
     target: &'static str,
@@ -42,21 +44,22 @@ impl Owned {
         }
     }
 
-    fn view(&self) -> Exchange<'_> {
-        Exchange {
-            method: self.method,
-            target: self.target,
-            headers: &self.headers,
-            body: &self.body,
-            answer: match self.status {
-                Some(status) => Answer::Response {
-                    status,
-                    headers: &self.response_headers,
-                    body: &self.response_body,
-                },
-                None => Answer::Failed("connection refused"),
-            },
-        }
+    fn view(&self) -> Exchange {
+        let request = Request {
+            method: self.method.into(),
+            path: self.target.into(),
+            headers: self.headers.clone(),
+            body: Bytes::from(self.body.clone()),
+        };
+        let outcome = match self.status {
+            Some(status) => Outcome::Answered(Response {
+                status,
+                headers: self.response_headers.clone(),
+                body: Bytes::from(self.response_body.clone()),
+            }),
+            None => Outcome::Failed("connection refused".into()),
+        };
+        Exchange::new(0, String::new(), request, outcome, Duration::ZERO)
     }
 }
 

@@ -173,6 +173,11 @@ impl<W: WebSocket, S: Side> Session<W, S> {
         self.ws.send(WsMessage::Close(frame)).await
     }
 
+    /// The WebSocket, to be set up again (the relay widens its limits once a hello is accepted).
+    pub fn into_inner(self) -> W {
+        self.ws
+    }
+
     /// Splits the session into the halves its writing and reading tasks own.
     pub fn split(self) -> (Writer<W, S>, Reader<W, S>) {
         let (sink, stream) = self.ws.split();
