@@ -130,7 +130,10 @@ async fn chaos_kill_9_of_a_node_receiving_webhooks_loses_nothing() {
 async fn nats_stopped_answers_503_and_is_not_ready_and_nothing_is_lost_once_it_is_back() {
     const BEFORE: usize = 5;
     const AFTER: usize = 5;
-    let mut cluster = Cluster::start(2, &["--timeout", "3s"]).await;
+    // Numbers of the requests queued for a CLI that is away while NATS stops.
+    const PARKED: std::ops::Range<usize> = 100..105;
+    // One request in flight at a time, so the app sees the parked ones in the order delivered.
+    let mut cluster = Cluster::start(2, &["--timeout", "3s", "--max-in-flight", "1"]).await;
     let app = numbered_app().await;
     let _cli = listen(&cluster.relays(&[1, 0]), "steady", &app, &[]).await;
     let sender = Sender::default();
@@ -141,6 +144,19 @@ async fn nats_stopped_answers_503_and_is_not_ready_and_nothing_is_lost_once_it_i
             .await
             .unwrap_or_else(|e| panic!("request {seq}: {e}"));
         assert_eq!(reply.status, 200, "request {seq}: {}", reply.text());
+        stored.insert(seq);
+    }
+    // Stored in JetStream and not yet delivered when NATS stops: they must outlive its restart.
+    let mut away = listen(&cluster.relays(&[0]), "parked", &app, &[]).await;
+    away.terminate();
+    assert_eq!(away.wait_exit().await, Some(0), "{}", away.stderr());
+    wait_for_sessions(&cluster.nodes[0].url, 0).await;
+    let parked_url = cluster.channel_url(1, "parked");
+    for seq in PARKED {
+        let reply = send_numbered(&sender, &parked_url, seq, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("request {seq}: {e}"));
+        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
         stored.insert(seq);
     }
 
@@ -172,6 +188,7 @@ async fn nats_stopped_answers_503_and_is_not_ready_and_nothing_is_lost_once_it_i
         );
         stored.insert(seq);
     }
+    let _back = listen(&cluster.relays(&[0]), "parked", &app, &[]).await;
     let drained = app
         .wait_until(Duration::from_secs(60), |seen| {
             let (count, _) = tally(seen);
@@ -190,6 +207,12 @@ async fn nats_stopped_answers_503_and_is_not_ready_and_nothing_is_lost_once_it_i
         )
     });
     let (count, corrupted) = tally(&seen);
+    let parked: Vec<usize> = seen
+        .iter()
+        .filter_map(seq_of)
+        .filter(|seq| PARKED.contains(seq))
+        .collect();
+    assert_eq!(parked, Vec::from_iter(PARKED), "the queued ones, in order");
     assert!(
         !count.contains_key(&999),
         "the refused request was not stored"
