@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Get a webhook URL and forward every request sent to it to your app
     Listen(ListenArgs),
+    /// Browse, filter, replay and compare captures in an interactive terminal inspector
+    Inspect(InspectArgs),
     /// Check a saved request's webhook signature: exit 0 if valid, 1 if not
     Verify(VerifyArgs),
     /// Run a relay (the same as the hooks-relay program; see `hooks relay --help`)
@@ -250,7 +252,50 @@ pub struct ListenArgs {
     /// requests, and a redelivery after a restart is not recognised)
     #[arg(long, conflicts_with_all = ["keep", "keep_days"])]
     pub no_capture: bool,
+
+    /// Show the interactive inspector instead of lines: a live list, details, filter, replay,
+    /// diff (press ? for the keys)
+    ///
+    /// Forwarding never waits for it. Without a terminal, hooks prints lines as usual and says
+    /// so on stderr. hooks inspect opens the same inspector from another terminal.
+    #[arg(long, conflicts_with_all = ["json", "no_capture"])]
+    pub ui: bool,
 }
+
+/// Flags of `hooks inspect`.
+#[derive(Debug, Args)]
+#[command(after_long_help = INSPECT_HELP)]
+pub struct InspectArgs {
+    /// Start with this filter in force (the language of hooks list --where; / changes it)
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
+    /// Send replays (r, R, e) to TARGET instead of where each capture was forwarded; t changes
+    /// it
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<Target>,
+
+    /// Signing secret R and E re-sign with (the first), and that is masked wherever it appears
+    /// (also HOOKS_SECRET); repeat it for several
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Provider whose scheme R and E sign with (default: recognised from the captured headers)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<Provider>,
+}
+
+/// The keys, shown by `hooks inspect --help`.
+const INSPECT_HELP: &str = "\
+Keys: \u{2191}\u{2193} or j k move (G or End follows the newest again), Enter opens, Esc goes back,
+/ filters, r replays, R replays re-signed, e edits and sends (E re-signs), m marks and = diffs,
+c copies as curl (OSC 52), x exports to a file, t sets the replay target, ? shows them all,
+q or Ctrl-C quits. It reads the capture store of hooks listen (HOOKS_DATA_DIR), live.";
 
 /// Filters shared by `hooks list` and `hooks replay`; every one given must match.
 #[derive(Debug, Clone, Default, Args)]

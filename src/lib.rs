@@ -44,6 +44,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             listen::listen(args, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect(args) => success(inspect::ui::inspect(args, shutdown).await),
         Command::Verify(args) => verify::command::run(&args),
         // `main` runs this itself, to give bad settings exit code 2 and the relay its own logs.
         Command::Relay(args) => {

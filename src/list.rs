@@ -193,6 +193,8 @@ mod tests {
             verdict: None,
             replay_of: None,
             sent: false,
+            provider: None,
+            request_size: 0,
         }
     }
 

@@ -156,7 +156,7 @@ async fn with_store<T: Send + 'static>(
 
 /// The URL the provider called, which Twilio, Square and HubSpot sign: the channel's public URL
 /// and the path, else the target's.
-fn public_url(capture: &Exchange, target: &Target) -> String {
+pub(crate) fn public_url(capture: &Exchange, target: &Target) -> String {
     let request = &capture.request;
     match &capture.channel_url {
         Some(base) => format!("{base}{}", request.path),
@@ -172,6 +172,17 @@ pub(crate) fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> any
         .secrets
         .first()
         .ok_or_else(|| anyhow!("--resign needs --secret"))?;
+    resign_with(request, url, secret, args.provider)
+}
+
+/// [`resign`] with `secret`, as `provider` signs (default: the provider recognised from the
+/// headers): what the inspector's `R` does.
+pub(crate) fn resign_with(
+    request: &mut Request,
+    url: &str,
+    secret: &verify::Secret,
+    provider: Option<verify::Provider>,
+) -> anyhow::Result<()> {
     let signed = {
         let pairs: Vec<(&str, &[u8])> = request
             .headers
@@ -184,7 +195,7 @@ pub(crate) fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> any
             headers: &pairs,
             body: &request.body,
         };
-        let provider = match args.provider {
+        let provider = match provider {
             Some(provider) => provider,
             None => verify::detect(&input).map(|d| d.provider).ok_or_else(|| {
                 anyhow!("no provider's signature in the capture; name it with --provider")

@@ -85,7 +85,7 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
     let mut recorder = record::open(&args).await?;
     let commits = recorder.as_mut().and_then(Recorder::take_commits);
     let stored = recorder.is_some();
-    let (printer, printing) = inspect::spawn_printer(output_options(&args), stored);
+    let (printer, output) = output(&args, stored, &shutdown)?;
     let context = Arc::new(Context {
         forwarder,
         printer,
@@ -122,6 +122,11 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
     };
     let result =
         attach::attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
+    if let Output::Inspector(_) = output {
+        // The inspector ends with listen, and gives the terminal back before an error is
+        // printed.
+        shutdown.cancel();
+    }
     // Print what is still waiting for its commit, then let the printer finish.
     settle_stop.cancel();
     if let Some(task) = settling {
@@ -132,12 +137,54 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         }
     }
     drop(context);
-    let _ = printing.await;
+    let shown = match output {
+        Output::Lines(printing) => {
+            let _ = printing.await;
+            Ok(())
+        }
+        Output::Inspector(inspector) => inspector
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the inspector failed: {e}"))),
+    };
     relay_stop.cancel();
     if let Some(task) = embedded {
         let _ = task.await;
     }
-    result
+    result.and(shown)
+}
+
+/// Who shows the exchanges: the printer's thread, or the inspector (`--ui`).
+enum Output {
+    Lines(tokio::task::JoinHandle<()>),
+    Inspector(tokio::task::JoinHandle<anyhow::Result<()>>),
+}
+
+/// The printer `listen` offers exchanges to, and who consumes what it is offered: the
+/// inspector with `--ui` on a terminal (it cancels `shutdown` when it quits), else the printing
+/// thread.
+fn output(
+    args: &ListenArgs,
+    stored: bool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Printer, Output)> {
+    if args.ui && inspect::ui::is_terminal() {
+        let (printer, feed) = inspect::feed(stored);
+        let options = inspect::ui::Options {
+            source: inspect::ui::Source::Listen,
+            store: crate::store::path()?,
+            secrets: args.secrets.clone(),
+            provider: args.provider,
+            target: None,
+            filter: None,
+        };
+        let inspector = tokio::spawn(inspect::ui::run(options, Some(feed), shutdown.clone()));
+        return Ok((printer, Output::Inspector(inspector)));
+    }
+    if args.ui {
+        eprintln!("hooks: --ui needs a terminal (stdin and stdout); printing lines instead");
+    }
+    let (printer, printing) = inspect::spawn_printer(output_options(args), stored);
+    Ok((printer, Output::Lines(printing)))
 }
 
 /// Terminal facts and display choices, decided once.

@@ -42,6 +42,10 @@ pub struct Summary {
     pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made it.
     pub sent: bool,
+    /// The provider whose signature scheme was checked.
+    pub provider: Option<Provider>,
+    /// The request body's length in bytes.
+    pub request_size: u64,
 }
 
 /// Which end of the store to start from.
@@ -166,11 +170,13 @@ fn read_candidate<'a>(
         verdict,
         replay_of: row.get::<_, Option<i64>>(10)?.map(CaptureId),
         sent: row.get(13)?,
+        provider,
+        request_size: row.get::<_, i64>(11)?.max(0) as u64,
     };
     Ok(Ok(Candidate {
+        size: summary.request_size,
         summary,
         provider,
-        size: row.get::<_, i64>(11)?.max(0) as u64,
         headers,
         bodies,
     }))

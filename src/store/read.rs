@@ -75,6 +75,15 @@ impl Store {
         }
     }
 
+    /// A number that changes whenever another connection commits to the store (SQLite's
+    /// `PRAGMA data_version`): polling it is how `hooks inspect` notices the captures a running
+    /// `hooks listen` writes, without reading a row.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))
+    }
+
     /// Reads capture `id` whole, bodies included.
     pub fn get(&self, id: CaptureId) -> Result<Exchange, StoreError> {
         let row = self

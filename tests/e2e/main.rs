@@ -16,6 +16,7 @@ mod find_compare;
 mod hermetic;
 mod hostile_peers;
 mod hostile_relay;
+mod inspector;
 mod listen_signatures;
 mod query_cli;
 mod redelivery;

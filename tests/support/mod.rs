@@ -14,6 +14,7 @@ pub mod client;
 pub mod relay;
 pub mod send;
 pub mod store;
+pub mod tmux;
 
 pub use app::*;
 pub use cli::{
