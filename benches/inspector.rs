@@ -107,6 +107,7 @@ fn large_body(mib: usize) -> Result<(), BoxError> {
         duration: Duration::from_millis(3),
         size: size as u64,
         replay_of: None,
+        route: None,
         flags: Default::default(),
     };
     let rows = Rows {

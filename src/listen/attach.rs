@@ -171,7 +171,7 @@ fn announce(
         Event::Ready {
             url,
             channel: name.clone(),
-            forward_to: context.forwarder.target().to_string(),
+            forward_to: context.routing.table().describe(),
             embedded,
         }
     });

@@ -46,6 +46,10 @@ pub struct Summary {
     pub provider: Option<Provider>,
     /// The request body's length in bytes.
     pub request_size: u64,
+    /// The route that took it.
+    pub route: Option<String>,
+    /// Whether it is a copy route's copy.
+    pub copy: bool,
 }
 
 /// Which end of the store to start from.
@@ -92,7 +96,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of, {}, {headers}, sent FROM captures {clause} \
+             event_id, signature, replay_of, {}, {headers}, sent, route, copy FROM captures {clause} \
              ORDER BY id {direction}",
             sql::REQUEST_SIZE
         );
@@ -172,6 +176,8 @@ fn read_candidate<'a>(
         sent: row.get(13)?,
         provider,
         request_size: row.get::<_, i64>(11)?.max(0) as u64,
+        route: row.get(14)?,
+        copy: row.get(15)?,
     };
     Ok(Ok(Candidate {
         size: summary.request_size,
@@ -228,6 +234,9 @@ impl Subject for Candidate<'_> {
     }
     fn replay_of(&self) -> Option<i64> {
         self.summary.replay_of.map(|id| id.0)
+    }
+    fn route(&self) -> Option<&str> {
+        self.summary.route.as_deref()
     }
 }
 

@@ -108,7 +108,7 @@ impl Store {
 /// The columns [`read_row`] reads, in its order.
 const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
     request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of, relay_epoch, redelivered, sent";
+    signature, event_type, event_id, replay_of, relay_epoch, redelivered, sent, route, copy";
 
 /// One row as SQLite returns it, before the header lists are decoded.
 struct Row {
@@ -134,6 +134,8 @@ struct Row {
     relay_epoch: Option<i64>,
     redelivered: Option<bool>,
     sent: bool,
+    route: Option<String>,
+    copy: bool,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -160,6 +162,8 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         relay_epoch: r.get(19)?,
         redelivered: r.get(20)?,
         sent: r.get(21)?,
+        route: r.get(22)?,
+        copy: r.get(23)?,
     })
 }
 
@@ -215,6 +219,8 @@ impl Row {
             signature: signature::from_json(self.signature.as_deref()),
             replay_of: self.replay_of.map(CaptureId),
             sent: self.sent,
+            route: self.route,
+            copy: self.copy,
         })
     }
 }

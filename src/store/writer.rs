@@ -237,7 +237,8 @@ fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<Previous> {
     for slot in 0..generations::SLOTS {
         let mut stmt = conn.prepare(&format!(
             "SELECT id, channel_url, relay_id, COALESCE(relay_epoch, 0) FROM {}
-             WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL ORDER BY id DESC LIMIT ?1",
+             WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL AND copy = 0
+             ORDER BY id DESC LIMIT ?1",
             generations::table(slot)
         ))?;
         let rows = stmt.query_map([PREVIOUS_LIMIT], |r| {
@@ -639,9 +640,9 @@ fn insert_sql(slot: i64) -> String {
         "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
              duration_us, signature, event_type, event_id, replay_of, relay_epoch, redelivered,
-             id, sent)
+             id, sent, route, copy)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22)",
+             ?19, ?20, ?21, ?22, ?23, ?24)",
         generations::table(slot)
     )
 }
@@ -702,6 +703,8 @@ fn insert(
             exchange.redelivered.then_some(1),
             id,
             exchange.sent,
+            exchange.route,
+            exchange.copy,
         ])
     })();
     if inserted.is_err() {

@@ -25,6 +25,7 @@ mod relay_ops;
 mod relay_tokens;
 mod replay_resign;
 mod resilience;
+mod routes;
 mod send;
 mod store_cli;
 mod store_replay;

@@ -389,3 +389,16 @@ fn untrusted_text_reaches_the_screen_escaped() {
         "{screen}"
     );
 }
+
+#[test]
+fn issue_22_a_live_row_answers_the_filters_route_field() {
+    let filter = hooks::query::Query::parse("route:billing").expect("a valid filter");
+    let mut billing = row(1, "/stripe/hook", Some(200));
+    billing.route = Some("billing".into());
+    let unrouted = row(2, "/stripe/hook", Some(200));
+    assert!(filter.matches(&billing), "the row's route is the filter's");
+    assert!(
+        !filter.matches(&unrouted),
+        "a row without a route is not billing's"
+    );
+}

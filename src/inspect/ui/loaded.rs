@@ -121,6 +121,14 @@ fn overview(e: &Exchange) -> Vec<HeadLine> {
     );
     lines.push(field("request", request));
     lines.push(field("forwarded", sanitize(&e.target)));
+    if let Some(route) = &e.route {
+        let copy = if e.copy {
+            " (a copy: its answer was recorded, not returned)"
+        } else {
+            ""
+        };
+        lines.push(field("route", format!("{}{copy}", sanitize(route))));
+    }
     match &e.outcome {
         Outcome::Answered(response) => {
             let status = format!("{} {}", response.status, reason(response.status));

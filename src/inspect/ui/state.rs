@@ -55,6 +55,8 @@ pub struct Row {
     pub size: u64,
     /// The capture it replays.
     pub replay_of: Option<CaptureId>,
+    /// The route (`hooks.toml`, `--route`) that took it.
+    pub route: Option<String>,
     /// Duplicate, out-of-order and slow notes.
     pub flags: Flags,
 }
@@ -75,6 +77,7 @@ impl Row {
             duration: summary.duration,
             size: summary.request_size,
             replay_of: summary.replay_of,
+            route: summary.route,
             flags: Flags::default(),
         }
     }
@@ -99,6 +102,7 @@ impl Row {
             duration: exchange.duration,
             size: exchange.request.body.len() as u64,
             replay_of: exchange.replay_of,
+            route: exchange.route.clone(),
             flags,
         })
     }
@@ -144,6 +148,9 @@ impl Subject for Row {
     }
     fn replay_of(&self) -> Option<i64> {
         self.replay_of.map(|id| id.0)
+    }
+    fn route(&self) -> Option<&str> {
+        self.route.as_deref()
     }
 }
 
