@@ -144,11 +144,14 @@ pub struct ListenArgs {
     #[arg(long = "route", value_name = "'MATCH=>TARGET'")]
     pub routes: Vec<crate::routes::FlagRoute>,
 
-    /// Relay to connect to, e.g. https://relay.example.com
+    /// Relay to connect to, e.g. https://relay.example.com; several, comma-separated, for the
+    /// nodes of a relay cluster
     ///
     /// Without one, hooks starts a relay inside this process on 127.0.0.1, reachable from this
-    /// machine only.
-    #[arg(long, value_name = "URL", env = "HOOKS_RELAY")]
+    /// machine only. With several (URL1,URL2,…), every connection and reconnection tries them in
+    /// order until one attaches, so the session survives the loss of a node without a load
+    /// balancer in front.
+    #[arg(long, value_name = "URL[,URL…]", env = "HOOKS_RELAY")]
     pub relay: Option<String>,
 
     /// Token for relays that require one (see the relay's --tokens-file)

@@ -21,6 +21,7 @@ pub mod manuals;
 pub mod mcp;
 pub mod query;
 pub mod raw_request;
+pub mod relays;
 pub mod replay;
 pub mod routes;
 pub mod send;
