@@ -116,7 +116,7 @@ fn header(name: &str, value: &str) -> Header {
 /// Capture `i`: customer `cus_{i % 1000}`, amount `i % 10000`, status 500 for one in ten.
 fn record(i: usize) -> Exchange {
     let body = body(i);
-    let status = if i % 10 == 0 { 500 } else { 200 };
+    let status = if i.is_multiple_of(10) { 500 } else { 200 };
     let request = Request {
         method: "POST".into(),
         path: "/webhooks/stripe".into(),
@@ -158,7 +158,7 @@ fn record(i: usize) -> Exchange {
         event: Some(Recognized {
             provider: Provider::Stripe,
             event_type: Some(
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     "invoice.paid"
                 } else {
                     "customer.updated"

@@ -1362,7 +1362,7 @@ fn print_report(
     let clean = direct.failed() == 0
         && tunnel.failed() == 0
         && lost == 0
-        && delivery.map_or(true, |d| d.queue_depth == Some(0));
+        && delivery.is_none_or(|d| d.queue_depth == Some(0));
     report.line(format!(
         "| all scenarios incl. warm-up | errors + non-2xx | {} of {} | {} of {} | | | 0 |",
         direct.failed(),

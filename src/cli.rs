@@ -1,4 +1,7 @@
 //! Command-line types (clap derive only; behaviour lives in the modules these feed).
+// The doc comments of the arguments are their --help text, written for a terminal:
+// <URL> is a placeholder there, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Get a webhook URL and forward every request sent to it to your app
     Listen(ListenArgs),
+    /// Browse, filter, replay and compare captures in an interactive terminal inspector
+    Inspect(InspectArgs),
     /// Check a saved request's webhook signature: exit 0 if valid, 1 if not
     Verify(VerifyArgs),
     /// Run a relay (the same as the hooks-relay program; see `hooks relay --help`)
@@ -46,6 +51,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Compare two captures: exit 0 if they are the same, 1 if they differ
     Diff(DiffArgs),
+    /// Check hooks.toml's routes, or say which route captures would take
+    Routes(RoutesArgs),
     /// Send a provider's event, signed like the real one, to your app or through hooks listen
     Send(SendArgs),
     /// Serve the captures to a coding agent: an MCP server on stdin and stdout
@@ -111,15 +118,40 @@ pub struct ListenArgs {
     /// Where to forward webhooks: 3000, localhost:3000, localhost:3000/base, http://… or https://…
     ///
     /// A webhook sent to <URL>/<channel>/a/b?x=1 reaches <TARGET>/a/b?x=1: with
-    /// `--forward-to localhost:3000/base` that is http://localhost:3000/base/a/b?x=1.
+    /// `--forward-to localhost:3000/base` that is http://localhost:3000/base/a/b?x=1. With routes
+    /// (hooks.toml, --route), it is where the webhooks no route takes go, instead of the file's
+    /// default. Needed unless there are routes.
     #[arg(long, short = 'f', value_name = "TARGET")]
-    pub forward_to: Target,
+    pub forward_to: Option<Target>,
 
-    /// Relay to connect to, e.g. https://relay.example.com
+    /// Route webhooks with this project file instead of the nearest hooks.toml
+    ///
+    /// Without it, hooks uses the hooks.toml in the current folder or the nearest parent (up to
+    /// the git repository's root), and says so on stderr. An edited file is picked up within
+    /// two seconds; a broken edit keeps the previous routes.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_project")]
+    pub project: Option<PathBuf>,
+
+    /// Ignore hooks.toml: forward everything to --forward-to (and the --route flags)
+    #[arg(long)]
+    pub no_project: bool,
+
+    /// Add a route for this session: 'MATCH=>TARGET', e.g. 'event:invoice.*=>4000/billing';
+    /// repeatable
+    ///
+    /// MATCH is a --where expression over the request (not status, duration or route). These
+    /// routes are tried before hooks.toml's, in order, and are named cli-1, cli-2, ….
+    #[arg(long = "route", value_name = "'MATCH=>TARGET'")]
+    pub routes: Vec<crate::routes::FlagRoute>,
+
+    /// Relay to connect to, e.g. https://relay.example.com; several, comma-separated, for the
+    /// nodes of a relay cluster
     ///
     /// Without one, hooks starts a relay inside this process on 127.0.0.1, reachable from this
-    /// machine only.
-    #[arg(long, value_name = "URL", env = "HOOKS_RELAY")]
+    /// machine only. With several (URL1,URL2,…), every connection and reconnection tries them in
+    /// order until one attaches, so the session survives the loss of a node without a load
+    /// balancer in front.
+    #[arg(long, value_name = "URL[,URL…]", env = "HOOKS_RELAY")]
     pub relay: Option<String>,
 
     /// Token for relays that require one (see the relay's --tokens-file)
@@ -247,7 +279,50 @@ pub struct ListenArgs {
     /// requests, and a redelivery after a restart is not recognised)
     #[arg(long, conflicts_with_all = ["keep", "keep_days"])]
     pub no_capture: bool,
+
+    /// Show the interactive inspector instead of lines: a live list, details, filter, replay,
+    /// diff (press ? for the keys)
+    ///
+    /// Forwarding never waits for it. Without a terminal, hooks prints lines as usual and says
+    /// so on stderr. hooks inspect opens the same inspector from another terminal.
+    #[arg(long, conflicts_with_all = ["json", "no_capture"])]
+    pub ui: bool,
 }
+
+/// Flags of `hooks inspect`.
+#[derive(Debug, Args)]
+#[command(after_long_help = INSPECT_HELP)]
+pub struct InspectArgs {
+    /// Start with this filter in force (the language of hooks list --where; / changes it)
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
+    /// Send replays (r, R, e) to TARGET instead of where each capture was forwarded; t changes
+    /// it
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<Target>,
+
+    /// Signing secret R and E re-sign with (the first), and that is masked wherever it appears
+    /// (also HOOKS_SECRET); repeat it for several
+    #[arg(
+        long = "secret",
+        value_name = "SECRET",
+        env = "HOOKS_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Provider whose scheme R and E sign with (default: recognised from the captured headers)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<Provider>,
+}
+
+/// The keys, shown by `hooks inspect --help`.
+const INSPECT_HELP: &str = "\
+Keys: \u{2191}\u{2193} or j k move (G or End follows the newest again), Enter opens, Esc goes back,
+/ filters, r replays, R replays re-signed, e edits and sends (E re-signs), m marks and = diffs,
+c copies as curl (OSC 52), x exports to a file, t sets the replay target, ? shows them all,
+q or Ctrl-C quits. It reads the capture store of hooks listen (HOOKS_DATA_DIR), live.";
 
 /// Filters shared by `hooks list` and `hooks replay`; every one given must match.
 #[derive(Debug, Clone, Default, Args)]
@@ -259,8 +334,8 @@ pub struct FilterArgs {
     /// duration (>1s, <=200ms), size (>1MiB), provider, event (glob), verdict (valid, invalid,
     /// expired, unsigned, unchecked), replay (true, false), since and before (30m, 7d or an RFC
     /// 3339 time), header.NAME (value glob; header.NAME:* when present), query.KEY,
-    /// json.POINTER (json./data/amount:>1000), body~"regex". The flags below are shorthands for
-    /// terms of the same language.
+    /// json.POINTER (json./data/amount:>1000), body~"regex", route (the hooks.toml route that
+    /// took it, a glob). The flags below are shorthands for terms of the same language.
     #[arg(long = "where", value_name = "EXPR")]
     pub r#where: Option<String>,
 
@@ -378,16 +453,24 @@ pub struct ReplayArgs {
     pub ignore: Vec<crate::query::diff::Ignore>,
 
     /// Send to TARGET instead of where the capture was forwarded: 3000, localhost:3000/base, …
+    ///
+    /// Without it, a capture a route took goes to that route's target in hooks.toml now (its
+    /// strip_prefix taken off the path), else where it was forwarded.
     #[arg(long, value_name = "TARGET")]
     pub to: Option<Target>,
+
+    /// The project file whose routes replays follow (default: the nearest hooks.toml)
+    #[arg(long, value_name = "FILE")]
+    pub project: Option<PathBuf>,
 
     /// Add a header, or replace every header of that name: 'X-Name: value' (repeatable)
     #[arg(long, short = 'H', value_name = "'NAME: VALUE'", value_parser = parse_header)]
     pub header: Vec<(String, String)>,
 
     /// Recompute the provider's signature over the same body with a fresh timestamp, so your
-    /// app's verification (and its replay window) passes; needs --secret
-    #[arg(long, requires = "secrets")]
+    /// app's verification (and its replay window) passes; needs --secret, or a capture whose
+    /// route in hooks.toml has a secret_env
+    #[arg(long)]
     pub resign: bool,
 
     /// Signing secret for --resign, the one your app verifies with (also HOOKS_SECRET)
@@ -411,6 +494,73 @@ pub struct ReplayArgs {
     /// Replay every capture matching these, oldest first (replays themselves are left out)
     #[command(flatten)]
     pub filters: FilterArgs,
+}
+
+/// `hooks routes`.
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: RoutesCommand,
+}
+
+/// The subcommands of `hooks routes`.
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Check hooks.toml: unknown keys, bad expressions, routes that can never match, secret
+    /// variables not set; exit 1 if anything is wrong
+    ///
+    /// A route can never match when an earlier primary route matches everything it matches, as
+    /// far as can be seen term by term: the same term, a prefix glob taking a longer one
+    /// (path:/stripe* takes path:/stripe/billing*), path:*. Ranges, regexes and JSON values are
+    /// not compared, so some such routes go unreported; a reported one is certain.
+    Check(RoutesCheckArgs),
+    /// Say which route each capture would take now, and why the others do not take it
+    Explain(RoutesExplainArgs),
+}
+
+/// Flags of `hooks routes check`.
+#[derive(Debug, Args)]
+pub struct RoutesCheckArgs {
+    /// The project file to check (default: the nearest hooks.toml)
+    #[arg(long, value_name = "FILE")]
+    pub project: Option<PathBuf>,
+}
+
+/// Flags of `hooks routes explain`.
+#[derive(Debug, Args)]
+pub struct RoutesExplainArgs {
+    /// Which capture: its id (12 or #12), or last; or --where for several
+    #[arg(
+        value_name = "ID|last",
+        required_unless_present = "where",
+        conflicts_with = "where"
+    )]
+    pub id: Option<CaptureRef>,
+
+    /// Explain every capture matching EXPR (the language of hooks list --where), newest first
+    #[arg(long = "where", value_name = "EXPR")]
+    pub r#where: Option<String>,
+
+    /// With --where: at most N captures
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+
+    /// The project file whose routes to use (default: the nearest hooks.toml)
+    #[arg(long, value_name = "FILE")]
+    pub project: Option<PathBuf>,
+
+    /// Also a route for this session, as hooks listen --route takes it (tried first)
+    #[arg(long = "route", value_name = "'MATCH=>TARGET'")]
+    pub routes: Vec<crate::routes::FlagRoute>,
+
+    /// The default target, as hooks listen --forward-to (instead of the file's default)
+    #[arg(long, short = 'f', value_name = "TARGET")]
+    pub forward_to: Option<Target>,
+
+    /// Print one JSON object per capture (NDJSON)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `hooks export`.

@@ -4,7 +4,7 @@
 //! `~/.config/hooks/config.toml`. Flags and `HOOKS_*` variables win over it.
 //!
 //! ```toml
-//! relay = "https://relay.example.com"
+//! relay = "https://relay.example.com"   # or a list: the nodes of a relay cluster
 //! token = "…"
 //! ca-cert = "/etc/hooks/ca.pem"
 //! channel = "my-app"
@@ -22,10 +22,25 @@ use crate::cli::ListenArgs;
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
+    #[serde(default, deserialize_with = "one_or_many")]
     relay: Option<String>,
     token: Option<Token>,
     ca_cert: Option<PathBuf>,
     channel: Option<String>,
+}
+
+/// `relay`: one URL (several comma-separated), or a list of them, kept as `--relay` takes them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Relay {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match Relay::deserialize(d)? {
+        Relay::One(url) => url,
+        Relay::Many(urls) => urls.join(","),
+    }))
 }
 
 /// Where the config file is looked for.
@@ -100,6 +115,22 @@ mod tests {
         assert_eq!(args.relay.as_deref(), Some("https://r.example"));
         assert_eq!(args.channel.as_deref(), Some("flag"));
         assert_eq!(args.token.map(|t| t.0), Some("t".to_owned()));
+    }
+
+    #[test]
+    fn relay_may_be_a_list_of_a_clusters_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "relay = [\"https://a.example\", \"https://b.example\"]\n",
+        )
+        .unwrap();
+        let relay = load(Some(&path)).unwrap().relay;
+        assert_eq!(
+            relay.as_deref(),
+            Some("https://a.example,https://b.example")
+        );
     }
 
     #[test]

@@ -162,6 +162,12 @@ pub struct Exchange {
     pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made the request (rather than a provider, through the relay).
     pub sent: bool,
+    /// The route (`hooks.toml`, `--route`) that took it; `None` without routes, or when it went
+    /// to the default target or no route matched.
+    pub route: Option<String>,
+    /// Whether this is a copy route's copy of the request: the sender got another route's
+    /// answer (or the default's), not this one.
+    pub copy: bool,
 }
 
 impl Exchange {
@@ -192,6 +198,8 @@ impl Exchange {
             signature: None,
             replay_of: None,
             sent: false,
+            route: None,
+            copy: false,
         }
     }
 

@@ -21,7 +21,9 @@ pub mod manuals;
 pub mod mcp;
 pub mod query;
 pub mod raw_request;
+pub mod relays;
 pub mod replay;
+pub mod routes;
 pub mod send;
 pub mod show;
 pub mod store;
@@ -39,10 +41,22 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Listen(mut args) => {
+            let routes = routes::project::for_session(
+                args.project.as_deref(),
+                args.no_project,
+                &args.routes,
+                args.forward_to.clone(),
+            )?;
+            routes::project::somewhere(&routes)?;
+            // The project's channel is more specific than the user's config file.
+            if args.channel.is_none() {
+                args.channel = routes.channel.clone();
+            }
             args.apply(config::load(config::path().as_deref())?);
-            listen::listen(args, shutdown).await?;
+            listen::listen(args, routes, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect(args) => success(inspect::ui::inspect(args, shutdown).await),
         Command::Verify(args) => verify::command::run(&args),
         // `main` runs this itself, to give bad settings exit code 2 and the relay its own logs.
         Command::Relay(args) => {
@@ -51,15 +65,22 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         }
         Command::List(args) => success(blocking(move || list::list(&args)).await),
         Command::Show(args) => success(blocking(move || show::show(&args)).await),
-        Command::Replay(args) if args.check || args.dir.is_some() => {
-            check::run(args, shutdown).await
+        Command::Replay(args) => {
+            replay::check_resign(&args)?;
+            if args.check || args.dir.is_some() {
+                check::run(args, shutdown).await
+            } else {
+                success(replay::replay(args, shutdown).await)
+            }
         }
-        Command::Replay(args) => success(replay::replay(args, shutdown).await),
         Command::Export(args) => success(blocking(move || export::export(&args)).await),
         Command::Diff(args) => tokio::task::spawn_blocking(move || diff::diff(&args))
             .await
             .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?,
         Command::Send(args) => send::run(args, shutdown).await,
+        Command::Routes(args) => tokio::task::spawn_blocking(move || routes::run(&args))
+            .await
+            .map_err(|e| anyhow::anyhow!("the command's thread failed: {e}"))?,
         Command::Mcp(args) => success(mcp::serve(args, shutdown).await),
         Command::Completions(args) => success(manuals::completions(&args)),
         Command::Man(args) => success(manuals::man(&args)),

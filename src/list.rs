@@ -99,6 +99,8 @@ pub fn summary_json(row: &Summary) -> Value {
         "verdict": row.verdict.map(|v| v.as_str()),
         "replay_of": row.replay_of,
         "sent": row.sent,
+        "route": row.route,
+        "copy": row.copy,
     });
     if let Some(error) = &row.error {
         value["error"] = json!(error);
@@ -106,36 +108,45 @@ pub fn summary_json(row: &Summary) -> Value {
     value
 }
 
-/// Writes `rows` as an aligned table with a heading; `now_ms` dates the ages.
+/// Writes `rows` as an aligned table with a heading; `now_ms` dates the ages. A ROUTE column
+/// comes after STATUS when some row went through a route.
 pub fn write_table(rows: &[Summary], now_ms: i64, out: &mut impl Write) -> io::Result<()> {
-    let heading = [
+    let routed = rows.iter().any(|row| row.route.is_some());
+    let mut heading: Vec<String> = [
         "ID", "METHOD", "PATH", "EVENT", "STATUS", "VERDICT", "RECEIVED",
     ]
-    .map(String::from);
-    let cells: Vec<[String; 7]> = rows.iter().map(|row| cells(row, now_ms)).collect();
-    let mut widths = heading.clone().map(|h| h.chars().count());
+    .map(String::from)
+    .to_vec();
+    if routed {
+        heading.insert(ROUTE_COLUMN, "ROUTE".into());
+    }
+    let cells: Vec<Vec<String>> = rows.iter().map(|row| cells(row, now_ms, routed)).collect();
+    let mut widths: Vec<usize> = heading.iter().map(|h| h.chars().count()).collect();
     for line in &cells {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    write_line(&heading, widths, None, out)?;
+    write_line(&heading, &widths, None, out)?;
     for (line, row) in cells.iter().zip(rows) {
-        write_line(line, widths, Some(row), out)?;
+        write_line(line, &widths, Some(row), out)?;
     }
     Ok(())
 }
 
+/// Where ROUTE goes among the columns: after STATUS.
+const ROUTE_COLUMN: usize = 5;
+
 fn write_line(
-    cells: &[String; 7],
-    widths: [usize; 7],
+    cells: &[String],
+    widths: &[usize],
     row: Option<&Summary>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let mut text = String::new();
-    for (cell, width) in cells.iter().zip(widths) {
+    for (cell, &width) in cells.iter().zip(widths) {
         text.push_str(cell);
-        text.extend(std::iter::repeat(' ').take(width - cell.chars().count() + 2));
+        text.extend(std::iter::repeat_n(' ', width - cell.chars().count() + 2));
     }
     let text = cut_line(text.trim_end());
     match row {
@@ -144,13 +155,14 @@ fn write_line(
             ..
         }) => writeln!(out, "{text}  (replay of #{of})"),
         Some(Summary { sent: true, .. }) => writeln!(out, "{text}  (sent)"),
+        Some(Summary { copy: true, .. }) => writeln!(out, "{text}  (copy)"),
         _ => writeln!(out, "{text}"),
     }
 }
 
-fn cells(row: &Summary, now_ms: i64) -> [String; 7] {
+fn cells(row: &Summary, now_ms: i64, routed: bool) -> Vec<String> {
     let dash = || "-".to_owned();
-    [
+    let mut cells = vec![
         format!("#{}", row.id),
         sanitize(&row.method),
         truncate(&sanitize(&display_path(&row.path)), PATH_WIDTH),
@@ -159,7 +171,12 @@ fn cells(row: &Summary, now_ms: i64) -> [String; 7] {
             .map_or_else(|| "error".to_owned(), |s| s.to_string()),
         row.verdict.map_or_else(dash, |v| v.as_str().to_owned()),
         age(now_ms.saturating_sub(row.received_at_ms)),
-    ]
+    ];
+    if routed {
+        let route = row.route.as_deref().map_or_else(dash, sanitize);
+        cells.insert(ROUTE_COLUMN, route);
+    }
+    cells
 }
 
 /// How long ago, in the largest whole unit: `5s ago`, `3m ago`, `2h ago`, `4d ago`.
@@ -193,6 +210,10 @@ mod tests {
             verdict: None,
             replay_of: None,
             sent: false,
+            provider: None,
+            request_size: 0,
+            route: None,
+            copy: false,
         }
     }
 
@@ -217,6 +238,28 @@ mod tests {
         );
     }
 
+    /// Issue 22: a ROUTE column once a row went through a route; a copy is marked.
+    #[test]
+    fn routed_rows_get_a_route_column() {
+        let mut rows = vec![
+            summary(3, "/stripe/x", Some(200)),
+            summary(2, "/stripe/x", Some(500)),
+            summary(1, "/other", Some(404)),
+        ];
+        rows[0].route = Some("billing".into());
+        rows[1].route = Some("ci-mirror".into());
+        rows[1].copy = true;
+        let mut out = Vec::new();
+        write_table(&rows, 1_000_000 + 5_000, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID  METHOD  PATH       EVENT         STATUS  ROUTE      VERDICT  RECEIVED\n\
+             #3  POST    /stripe/x  invoice.paid  200     billing    -        5s ago\n\
+             #2  POST    /stripe/x  invoice.paid  500     ci-mirror  -        5s ago  (copy)\n\
+             #1  POST    /other     invoice.paid  404     -          -        5s ago\n"
+        );
+    }
+
     #[test]
     fn json_lines_carry_the_documented_fields() {
         let value = summary_json(&summary(4, "?a=1", None));
@@ -226,7 +269,15 @@ mod tests {
         assert_eq!(value["received_at"], "1970-01-01T00:16:40.000Z");
         assert_eq!(value["duration_ms"], 3.104);
         assert_eq!(value["error"], "connection refused");
-        for field in ["event_type", "event_id", "verdict", "replay_of", "sent"] {
+        for field in [
+            "event_type",
+            "event_id",
+            "verdict",
+            "replay_of",
+            "sent",
+            "route",
+            "copy",
+        ] {
             assert!(value.get(field).is_some(), "{field}");
         }
     }

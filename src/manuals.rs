@@ -56,15 +56,23 @@ fn page_names() -> Vec<String> {
     let mut names = vec!["hooks.1".to_owned(), "hooks-relay.1".to_owned()];
     let mut command = Cli::command();
     command.build();
-    names.extend(
-        command
-            .get_subcommands()
-            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
-            .map(|c| format!("hooks-{}.1", c.get_name())),
-    );
+    sub_pages(&command, "hooks", &mut names);
     names.sort();
     names.dedup();
     names
+}
+
+/// The pages of `command`'s subcommands, and theirs (`hooks-routes-check.1`), named under
+/// `prefix`.
+fn sub_pages(command: &clap::Command, prefix: &str, names: &mut Vec<String>) {
+    for sub in command
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+    {
+        let name = format!("{prefix}-{}", sub.get_name());
+        names.push(format!("{name}.1"));
+        sub_pages(sub, &name, names);
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Raw HTTP/1.1 requests as bytes (request line, headers, blank line, body): [`parse`] reads one
-//! from a file such as `hooks verify`'s REQUEST_FILE, [`write`] produces one (for
+//! from a file such as `hooks verify`'s REQUEST_FILE, [`write()`] produces one (for
 //! `hooks export --format raw`). Bodies stay bytes and header values stay raw bytes, so nothing
 //! is re-encoded either way.
 

@@ -14,9 +14,11 @@ use crate::cli::ReplayArgs;
 use crate::exchange::{display_path, now_ms, CaptureId, Exchange, Outcome, Request};
 use crate::forward::{self, ForwardError, Forwarder};
 use crate::inspect::{cut_line, sanitize, sanitize_lines};
+use crate::routes::{self, Route, Routes};
 use crate::store::{self, Retention, Store, StoreError, Writer};
 use crate::target::Target;
-use crate::verify;
+use crate::verify::{self, Provider, Secret};
+use crate::UsageError;
 
 /// Runs `hooks replay`. Fails when a target did not answer (any status is an answer).
 pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -59,6 +61,7 @@ pub async fn replay_each(
     })
     .await?;
     let mut forwarders: HashMap<String, Forwarder> = HashMap::new();
+    let mut book = RouteBook::new(args.project.clone());
     let mut store = store;
     for &id in &ids {
         if shutdown.is_cancelled() {
@@ -66,10 +69,8 @@ pub async fn replay_each(
         }
         let (back, mut capture) = with_store(store, move |s| s.get(id)).await?;
         store = back;
-        let target = match &args.to {
-            Some(target) => target.clone(),
-            None => crate::export::original_target(&capture)?,
-        };
+        let route = book.route_of(&capture, args)?;
+        let (target, path) = destination(&capture, route.as_ref(), args.to.as_ref())?;
         let key = target.to_string();
         if !forwarders.contains_key(&key) {
             let forwarder = Forwarder::new(target.clone(), protocol::DEFAULT_MAX_BODY)?;
@@ -78,11 +79,13 @@ pub async fn replay_each(
         let forwarder = &forwarders[&key];
         if args.resign {
             let url = public_url(&capture, &target);
-            resign(&mut capture.request, &url, args)
+            let (secret, provider) = signing(args, route.as_ref())?;
+            resign_with(&mut capture.request, &url, &secret, provider)
                 .with_context(|| format!("could not re-sign capture #{id}"))?;
         }
         let headers = prepare(&capture.request, &args.header);
-        let (record, error) = send(forwarder, &capture, headers).await;
+        let (mut record, error) = send(forwarder, &capture, &path, headers).await;
+        record.route = route.map(|route| route.name);
         let new = record_replay(&writer, record).await?;
         visit(Replayed {
             id,
@@ -103,9 +106,75 @@ pub async fn replay_one(
     writer: &Writer,
 ) -> anyhow::Result<(Exchange, Option<String>)> {
     let headers = prepare(&capture.request, &[]);
-    let (record, error) = send(forwarder, capture, headers).await;
+    let (record, error) = send(forwarder, capture, &capture.request.path, headers).await;
     let new = record_replay(writer, record).await?;
     Ok((new, error.map(|e| describe(&e, forwarder.target()))))
+}
+
+/// Where `capture` goes again, and the request target sent there: `to` with the path as
+/// captured, else its route's target with the route's prefix taken off, else where it went.
+fn destination(
+    capture: &Exchange,
+    route: Option<&Route>,
+    to: Option<&Target>,
+) -> anyhow::Result<(Target, String)> {
+    let path = &capture.request.path;
+    Ok(match (to, route) {
+        (Some(target), _) => (target.clone(), path.clone()),
+        (None, Some(route)) => {
+            let stripped = routes::strip(path, route.strip_prefix.as_deref());
+            (route.to.clone(), stripped.into_owned())
+        }
+        (None, None) => (crate::export::original_target(capture)?, path.clone()),
+    })
+}
+
+/// The routes replays follow: the project file's, read when a capture first needs them.
+struct RouteBook {
+    given: Option<std::path::PathBuf>,
+    routes: Option<Routes>,
+}
+
+impl RouteBook {
+    fn new(given: Option<std::path::PathBuf>) -> RouteBook {
+        RouteBook {
+            given,
+            routes: None,
+        }
+    }
+
+    /// The route `capture` went through, as the project file has it now, when the replay
+    /// needs it (no `--to`, or `--resign` without `--secret`); a route the file no longer has
+    /// is said on stderr, and the capture goes where it went before.
+    fn route_of(&mut self, capture: &Exchange, args: &ReplayArgs) -> anyhow::Result<Option<Route>> {
+        let needed = args.to.is_none() || (args.resign && args.secrets.is_empty());
+        let Some(name) = capture.route.as_deref().filter(|_| needed) else {
+            return Ok(None);
+        };
+        let routes = match &mut self.routes {
+            Some(routes) => routes,
+            empty => empty.insert(routes::project::for_session(
+                self.given.as_deref(),
+                false,
+                &[],
+                None,
+            )?),
+        };
+        let route = routes.named(name).cloned();
+        if route.is_none() {
+            let file = routes
+                .file
+                .as_deref()
+                .map_or_else(|| "no hooks.toml".to_owned(), |f| f.display().to_string());
+            eprintln!(
+                "hooks: capture #{} went through route {} ({file} has no such route now); \
+                 replaying to its recorded target",
+                capture.number(),
+                sanitize(name)
+            );
+        }
+        Ok(route)
+    }
 }
 
 /// The ids to replay, oldest first, and the open store.
@@ -156,7 +225,7 @@ async fn with_store<T: Send + 'static>(
 
 /// The URL the provider called, which Twilio, Square and HubSpot sign: the channel's public URL
 /// and the path, else the target's.
-fn public_url(capture: &Exchange, target: &Target) -> String {
+pub(crate) fn public_url(capture: &Exchange, target: &Target) -> String {
     let request = &capture.request;
     match &capture.channel_url {
         Some(base) => format!("{base}{}", request.path),
@@ -164,14 +233,61 @@ fn public_url(capture: &Exchange, target: &Target) -> String {
     }
 }
 
-/// Signs `request` afresh as its provider would now: the signature headers are replaced (the
-/// first of each name keeps its place), and for the schemes that sign inside the body (Mailgun,
-/// Linear's timestamp) the body too.
+/// Signs `request` afresh as its provider would now, with `--secret` and `--provider`: see
+/// [`resign_with`].
 pub(crate) fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> anyhow::Result<()> {
     let secret = args
         .secrets
         .first()
         .ok_or_else(|| anyhow!("--resign needs --secret"))?;
+    resign_with(request, url, secret, args.provider)
+}
+
+/// Refuses `--resign` up front (a usage error) when no secret can be had: no `--secret`, and
+/// (for captures) no route in the project file with a `secret_env`.
+pub fn check_resign(args: &ReplayArgs) -> anyhow::Result<()> {
+    if !args.resign || !args.secrets.is_empty() {
+        return Ok(());
+    }
+    if args.dir.is_none() {
+        let routes = routes::project::for_session(args.project.as_deref(), false, &[], None)?;
+        if routes.routes.iter().any(|route| route.secret_env.is_some()) {
+            return Ok(());
+        }
+    }
+    Err(UsageError("--resign needs --secret".into()).into())
+}
+
+/// The secret and provider to re-sign with: `--secret` and `--provider`, else those of the
+/// capture's route (its `secret_env`'s value).
+fn signing(args: &ReplayArgs, route: Option<&Route>) -> anyhow::Result<(Secret, Option<Provider>)> {
+    let provider = args.provider.or(route.and_then(|r| r.provider));
+    if let Some(secret) = args.secrets.first() {
+        return Ok((secret.clone(), provider));
+    }
+    let Some((route, name)) = route.and_then(|r| Some((r, r.secret_env.as_deref()?))) else {
+        return Err(UsageError("--resign needs --secret".into()).into());
+    };
+    match std::env::var(name).ok().filter(|secret| !secret.is_empty()) {
+        Some(secret) => Ok((Secret::new(secret), provider)),
+        None => Err(UsageError(format!(
+            "--resign needs --secret, or {name} (secret_env of route {}) set",
+            route.name
+        ))
+        .into()),
+    }
+}
+
+/// Signs `request` afresh as `provider` would now (default: the provider recognised from the
+/// headers): the signature headers are replaced (the first of each name keeps its place), and for
+/// the schemes that sign inside the body (Mailgun, Linear's timestamp) the body too. What the
+/// inspector's `R` does.
+pub(crate) fn resign_with(
+    request: &mut Request,
+    url: &str,
+    secret: &Secret,
+    provider: Option<Provider>,
+) -> anyhow::Result<()> {
     let signed = {
         let pairs: Vec<(&str, &[u8])> = request
             .headers
@@ -184,7 +300,7 @@ pub(crate) fn resign(request: &mut Request, url: &str, args: &ReplayArgs) -> any
             headers: &pairs,
             body: &request.body,
         };
-        let provider = match args.provider {
+        let provider = match provider {
             Some(provider) => provider,
             None => verify::detect(&input).map(|d| d.provider).ok_or_else(|| {
                 anyhow!("no provider's signature in the capture; name it with --provider")
@@ -237,11 +353,12 @@ pub fn prepare(request: &Request, overrides: &[(String, String)]) -> Vec<Header>
     headers
 }
 
-/// Sends one replay and returns its exchange (and the failure, when the target did not
-/// answer).
+/// Sends one replay (to `path` under the forwarder's target) and returns its exchange (and the
+/// failure, when the target did not answer).
 async fn send(
     forwarder: &Forwarder,
     original: &Exchange,
+    path: &str,
     headers: Vec<Header>,
 ) -> (Exchange, Option<ForwardError>) {
     let received_at_ms = now_ms();
@@ -249,7 +366,7 @@ async fn send(
     let result = forwarder
         .forward(
             &original.request.method,
-            &original.request.path,
+            path,
             &headers,
             forward::whole(original.request.body.clone()),
         )

@@ -85,6 +85,8 @@ pub fn capture_json(capture: &Exchange) -> Value {
         "verdict": signature.map(|s| s.verdict.as_str()),
         "replay_of": capture.replay_of,
         "sent": capture.sent,
+        "route": capture.route,
+        "copy": capture.copy,
     })
 }
 
@@ -102,12 +104,24 @@ fn headers_json(headers: &[Header]) -> Value {
 /// The capture for people: when, where to and what it replays, then the inspector's summary
 /// line and the parts `options.print` selects.
 pub fn render(capture: &Exchange, options: &OutputOptions) -> String {
+    // An empty target: no route took it and there was no default (hooks answered 404).
+    let target = match capture.target.as_str() {
+        "" => "nowhere (no route matched)".to_owned(),
+        target => inspect::sanitize(target),
+    };
     let mut meta = format!(
-        "#{}  {}  → {}",
+        "#{}  {}  → {target}",
         capture.number(),
         rfc3339(capture.received_at_ms),
-        inspect::sanitize(&capture.target)
     );
+    match (&capture.route, capture.copy) {
+        (Some(route), false) => meta.push_str(&format!("  route {}", inspect::sanitize(route))),
+        (Some(route), true) => meta.push_str(&format!(
+            "  copy for route {} (the sender got another answer)",
+            inspect::sanitize(route)
+        )),
+        (None, _) => {}
+    }
     if let Some(of) = capture.replay_of {
         meta.push_str(&format!("  (replay of #{of})"));
     } else if capture.sent {
@@ -201,6 +215,42 @@ mod tests {
         assert!(
             text.contains("binary body, 8 bytes, application/octet-stream"),
             "{text}"
+        );
+    }
+
+    /// Issue 22: the route, or the copy route, is on the first line.
+    #[test]
+    fn the_route_is_shown() {
+        let mut c = capture(b"{}", answered(b"ok"));
+        c.replay_of = None;
+        c.route = Some("billing".into());
+        let first = |c: &Exchange| {
+            rendered(c, Print::default())
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(
+            first(&c),
+            "#7  1970-01-01T00:00:00.000Z  → http://localhost:3000  route billing"
+        );
+        c.copy = true;
+        assert_eq!(
+            first(&c),
+            "#7  1970-01-01T00:00:00.000Z  → http://localhost:3000  copy for route billing (the sender got another answer)"
+        );
+        c.route = None;
+        c.copy = false;
+        c.target = String::new();
+        assert_eq!(
+            first(&c),
+            "#7  1970-01-01T00:00:00.000Z  → nowhere (no route matched)"
+        );
+        let value = capture_json(&c);
+        assert_eq!(
+            (&value["route"], &value["copy"]),
+            (&Value::Null, &json!(false))
         );
     }
 

@@ -17,11 +17,12 @@ use tracing::{debug, info, warn};
 
 use anyhow::Context as _;
 
+use crate::backend::{Backend as _, Backends, Local, Nats};
+use crate::budget::Budget;
 use crate::channel::{Channels, Settings};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::protocol::Respond;
-use crate::queue::Queue;
 use crate::relay::Relay;
 use crate::route;
 use crate::tls::Tls;
@@ -69,20 +70,17 @@ pub async fn run_with_reload(
         .subdomains
         .then(|| base_url.split_once("://").map(|(_, host)| host.to_owned()))
         .flatten();
-    let (queue, snapshot) =
-        Queue::open(config.data_dir.as_deref()).with_context(|| match &config.data_dir {
-            Some(dir) => format!("could not open the relay queue in {}", dir.display()),
-            None => "could not open the in-memory relay queue".to_owned(),
-        })?;
     let defaults = Settings {
         respond: Respond::App,
         timeout: config.response_timeout,
         offline: config.offline,
     };
+    let budget = crate::budget::Budget::new(config.max_memory);
+    let backend = open_backend(&config, defaults, &budget).await?;
     let relay = Arc::new(Relay {
-        channels: Channels::restore(&snapshot, defaults),
-        queue,
-        budget: crate::budget::Budget::new(config.max_memory),
+        backend,
+        defaults,
+        budget,
         base_url,
         subdomain_host,
         tokens,
@@ -96,14 +94,11 @@ pub async fn run_with_reload(
     info!(
         %addr,
         url = %relay.base_url,
-        queued = snapshot.pending.len(),
-        channels = snapshot.channels.len(),
-        durable = relay.config.data_dir.is_some(),
-        epoch = relay.queue.epoch(),
+        epoch = relay.backend.epoch(),
         "relay listening"
     );
-    if relay.tokens.required() {
-        warn_ownerless(&relay.channels);
+    if let (true, Some(local)) = (relay.tokens.required(), relay.backend.local()) {
+        warn_ownerless(&local.channels);
     }
     ready();
     let cancel = CancellationToken::new();
@@ -136,10 +131,7 @@ pub async fn run_with_reload(
     {
         warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
-    // Acknowledgements the queue holds back are committed before the process goes.
-    if let Err(e) = relay.queue.flush().await {
-        warn!(error = %e, "could not commit the last acknowledgements; their requests will be delivered again");
-    }
+    relay.backend.close().await;
     Ok(())
 }
 
@@ -159,6 +151,33 @@ fn warn_ownerless(channels: &Channels) {
     );
 }
 
+/// Opens the relay's backend: a node of the cluster with `--nats`, else the queue in
+/// `--data-dir` (in memory without one).
+async fn open_backend(
+    config: &Config,
+    defaults: Settings,
+    budget: &Arc<Budget>,
+) -> anyhow::Result<Backends> {
+    if let Some(nats) = &config.nats {
+        let limits = crate::backend::nats::Limits::of(config);
+        let node = Nats::connect(nats, limits, Arc::clone(budget)).await?;
+        return Ok(Backends::Nats(node));
+    }
+    let dir = config.data_dir.as_deref();
+    let (local, snapshot) = Local::open(dir, defaults, Arc::clone(budget), config.max_queued)
+        .with_context(|| match dir {
+            Some(dir) => format!("could not open the relay queue in {}", dir.display()),
+            None => "could not open the in-memory relay queue".to_owned(),
+        })?;
+    info!(
+        queued = snapshot.pending.len(),
+        channels = snapshot.channels.len(),
+        durable = dir.is_some(),
+        "relay queue open"
+    );
+    Ok(Backends::Local(local))
+}
+
 /// Deletes requests older than the retention, and forgets channels no session attached to for
 /// as long: once a minute, or four times per retention when that is shorter.
 async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
@@ -169,32 +188,20 @@ async fn expire_loop(relay: Arc<Relay>, cancel: CancellationToken) {
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        match relay.queue.expire(relay.config.retention).await {
-            Ok(gone) if gone.is_empty() => {}
-            Ok(gone) => {
-                info!(
-                    count = gone.len(),
-                    "expired undelivered requests past the retention"
-                );
-                relay.channels.expired(&gone);
-            }
-            Err(e) => warn!(error = %e, "could not expire old requests"),
+        let upkept = relay.backend.upkeep(relay.config.retention).await;
+        if upkept.expired > 0 {
+            info!(
+                count = upkept.expired,
+                "expired undelivered requests past the retention"
+            );
         }
-        match relay
-            .channels
-            .forget_idle(&relay.queue, relay.config.retention)
-            .await
-        {
-            Ok(forgotten) => {
-                for (channel, queued) in forgotten {
-                    let what = "forgot a channel no hooks session attached to within the retention (--retention)";
-                    match queued {
-                        0 => info!(%channel, "{what}"),
-                        _ => warn!(%channel, queued, "{what}, with the requests it queued"),
-                    }
-                }
+        for (channel, queued) in upkept.forgotten {
+            let what =
+                "forgot a channel no hooks session attached to within the retention (--retention)";
+            match queued {
+                0 => info!(%channel, "{what}"),
+                _ => warn!(%channel, queued, "{what}, with the requests it queued"),
             }
-            Err(e) => warn!(error = %e, "could not forget idle channels"),
         }
     }
 }

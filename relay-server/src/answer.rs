@@ -17,6 +17,10 @@ pub(crate) type Body = Full<Bytes>;
 /// `Retry-After` seconds suggested when a channel refuses a webhook for now.
 pub(crate) const REJECT_RETRY_AFTER: &str = "30";
 
+/// `Retry-After` seconds suggested when the relay's store cannot take a webhook (a node of a
+/// cluster that cannot reach NATS): a restart or a failover takes seconds.
+pub(crate) const STORE_RETRY_AFTER: &str = "5";
+
 /// `Retry-After` seconds suggested when the relay's memory budget is spent: what holds it is on
 /// its way (bodies being read, frames being sent), so room comes back within moments.
 const MEMORY_RETRY_AFTER: &str = "5";

@@ -1,6 +1,9 @@
 //! The relay's settings: command-line flags, the optional TOML config file, and the [`Config`]
 //! that [`crate::run`] takes. A flag (or its `HOOKS_RELAY_*` variable) beats the file, which
 //! beats the default.
+// The doc comments of the arguments are their --help text, written for a terminal:
+// <URL> is a placeholder there, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +91,43 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Serve `https://<channel>.<public host>/…` besides `https://<public host>/<channel>/…`.
     pub subdomains: bool,
+    /// The NATS servers whose JetStream this relay is one node of a cluster over (`--nats`);
+    /// `None` runs the relay alone on its own queue.
+    pub nats: Option<NatsSettings>,
+}
+
+/// How a node of a cluster reaches NATS (`--nats` and the settings beside it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    /// Server URLs, `nats://host:4222` (or `tls://`), tried in turn; user and password may be in
+    /// them.
+    pub urls: Vec<String>,
+    /// A credentials file (`.creds`: a user JWT and its NKey seed) for a secured NATS.
+    pub creds: Option<PathBuf>,
+    /// A file holding the token of a NATS that requires one.
+    pub token_file: Option<PathBuf>,
+    /// Copies JetStream keeps of the relay's stream, buckets and bodies: 1, or 3 on a
+    /// three-server NATS cluster.
+    pub replicas: usize,
+}
+
+impl std::fmt::Debug for NatsSettings {
+    /// The hosts only: a URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<&str> = self.urls.iter().map(|url| without_userinfo(url)).collect();
+        f.debug_struct("NatsSettings")
+            .field("urls", &hosts)
+            .field("creds", &self.creds)
+            .field("token_file", &self.token_file)
+            .field("replicas", &self.replicas)
+            .finish()
+    }
+}
+
+/// `url` from its host on: `nats://user:pass@host:4222` → `host:4222`, for messages.
+pub fn without_userinfo(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.rsplit_once('@').map_or(rest, |(_, host)| host)
 }
 
 /// The PEM files of a TLS certificate chain and its key.
@@ -118,6 +158,7 @@ impl Default for Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             subdomains: false,
+            nats: None,
         }
     }
 }
@@ -237,6 +278,33 @@ pub struct Args {
     /// Log format on stderr [default: text]
     #[arg(long, value_name = "text|json", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+
+    /// Run as one node of a cluster over these NATS servers' JetStream, e.g.
+    /// nats://n1:4222,nats://n2:4222 (user:password@ in a URL for a NATS that wants them)
+    ///
+    /// Every node of the cluster is given the same servers (and the same --public-url, tokens
+    /// file and limits); any node then takes any webhook and any hooks session. Requests wait in
+    /// a JetStream stream instead of --data-dir, which is then unused. NATS 2.10 or newer.
+    #[arg(
+        long,
+        value_name = "URL[,URL…]",
+        env = "HOOKS_RELAY_NATS",
+        value_delimiter = ','
+    )]
+    pub nats: Option<Vec<String>>,
+
+    /// Credentials file (.creds) for a secured NATS
+    #[arg(long, value_name = "FILE", env = "HOOKS_RELAY_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// File holding the token of a NATS that requires one
+    #[arg(long, value_name = "FILE", env = "HOOKS_RELAY_NATS_TOKEN_FILE")]
+    pub nats_token_file: Option<PathBuf>,
+
+    /// Copies JetStream keeps of the relay's stream and buckets: 3 on a three-server NATS
+    /// cluster [default: 1]
+    #[arg(long, value_name = "N")]
+    pub nats_replicas: Option<usize>,
 }
 
 /// The config file: every flag under its own name, e.g. `max-body = 1000000`.
@@ -262,6 +330,27 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     subdomains: Option<bool>,
     log_format: Option<String>,
+    nats: Option<NatsUrls>,
+    nats_creds: Option<PathBuf>,
+    nats_token_file: Option<PathBuf>,
+    nats_replicas: Option<usize>,
+}
+
+/// `nats` in the config file: `"nats://a:4222,nats://b:4222"` or a list of URLs.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NatsUrls {
+    Joined(String),
+    List(Vec<String>),
+}
+
+impl NatsUrls {
+    fn into_list(self) -> Vec<String> {
+        match self {
+            NatsUrls::Joined(text) => text.split(',').map(str::to_owned).collect(),
+            NatsUrls::List(list) => list,
+        }
+    }
 }
 
 /// Everything `main` needs: where to listen, how to log, and the relay's [`Config`].
@@ -366,6 +455,17 @@ impl Args {
                 .unwrap_or(defaults.max_in_flight)
                 .max(1),
             subdomains: self.subdomains || file.subdomains.unwrap_or(false),
+            nats: None,
+        };
+        let nats_urls = self.nats.or(file.nats.map(NatsUrls::into_list));
+        let config = Config {
+            nats: nats_settings(
+                nats_urls,
+                self.nats_creds.or(in_file(file.nats_creds)),
+                self.nats_token_file.or(in_file(file.nats_token_file)),
+                self.nats_replicas.or(file.nats_replicas),
+            )?,
+            ..config
         };
         Ok(Settings {
             listen: self
@@ -379,6 +479,50 @@ impl Args {
             config,
         })
     }
+}
+
+/// The NATS settings, when `urls` are given; the others without them are an error, as are
+/// URLs that are not `nats://` or `tls://` ones.
+fn nats_settings(
+    urls: Option<Vec<String>>,
+    creds: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    replicas: Option<usize>,
+) -> anyhow::Result<Option<NatsSettings>> {
+    let urls: Vec<String> = urls
+        .unwrap_or_default()
+        .iter()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if urls.is_empty() {
+        if creds.is_some() || token_file.is_some() || replicas.is_some() {
+            anyhow::bail!("nats-creds, nats-token-file and nats-replicas need nats (the servers)");
+        }
+        return Ok(None);
+    }
+    for url in &urls {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("nats" | "tls")) {
+            anyhow::bail!(
+                "nats: {:?} is not a NATS URL like nats://host:4222 or tls://host:4222",
+                without_userinfo(url)
+            );
+        }
+    }
+    if creds.is_some() && token_file.is_some() {
+        anyhow::bail!("nats-creds and nats-token-file go alone; give one or the other");
+    }
+    let replicas = replicas.unwrap_or(1);
+    if !(1..=5).contains(&replicas) {
+        anyhow::bail!("nats-replicas must be between 1 and 5 (JetStream's limit)");
+    }
+    Ok(Some(NatsSettings {
+        urls,
+        creds,
+        token_file,
+        replicas,
+    }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -474,6 +618,52 @@ mod tests {
         assert_eq!(given.max_memory, 30_000_000);
         let err = settings(&["--max-memory", "1000000"]).unwrap_err();
         assert!(format!("{err:#}").contains("max-memory"), "{err:#}");
+    }
+
+    #[test]
+    fn nats_comes_from_a_flag_list_or_the_file_and_bad_ones_are_refused() {
+        let settings = |args: &[&str]| {
+            let mut all = vec!["hooks-relay"];
+            all.extend_from_slice(args);
+            Args::parse_from(all).settings()
+        };
+        assert_eq!(settings(&[]).unwrap().config.nats, None);
+        let nats = settings(&[
+            "--nats",
+            "nats://a:4222,tls://b:4222",
+            "--nats-replicas",
+            "3",
+        ])
+        .unwrap()
+        .config
+        .nats
+        .unwrap();
+        assert_eq!(nats.urls, ["nats://a:4222", "tls://b:4222"]);
+        assert_eq!(nats.replicas, 3);
+        let err = |args: &[&str]| format!("{:#}", settings(args).unwrap_err());
+        assert!(err(&["--nats", "http://a"]).contains("not a NATS URL"));
+        assert!(err(&["--nats-replicas", "3"]).contains("need nats"));
+        assert!(err(&["--nats", "nats://a", "--nats-replicas", "7"]).contains("between 1 and 5"));
+        let debug = format!(
+            "{:?}",
+            settings(&["--nats", "nats://u:secret@a:4222"]).unwrap()
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn the_deployment_examples_are_valid_configs() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+        for file in ["relay.toml", "cluster/relay.toml"] {
+            let path = deploy.join(file);
+            let args = Args::parse_from(["hooks-relay", "--config", path.to_str().unwrap()]);
+            let settings = args.settings().unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            if file.starts_with("cluster") {
+                let nats = settings.config.nats.expect("the cluster example has nats");
+                assert_eq!((nats.urls.len(), nats.replicas), (3, 3));
+                assert!(nats.token_file.is_some());
+            }
+        }
     }
 
     #[test]

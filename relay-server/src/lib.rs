@@ -9,6 +9,7 @@
 
 mod accept;
 mod answer;
+mod backend;
 mod budget;
 mod channel;
 pub mod cli;
@@ -22,6 +23,8 @@ mod refusals;
 mod relay;
 mod route;
 mod session;
+#[doc(hidden)]
+pub mod testing;
 mod tls;
 mod tokens;
 mod webhook;

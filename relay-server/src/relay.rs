@@ -1,12 +1,12 @@
-//! The state every connection of one running relay shares: its settings, its queue and
-//! channels, its tokens, TLS, metrics and limits. [`crate::accept`] makes it; routes, webhooks
+//! The state every connection of one running relay shares: its settings, its backend (queue
+//! and channels), its tokens, TLS, metrics and limits. [`crate::accept`] makes it; routes, webhooks
 //! and sessions read it.
 
 use std::sync::Arc;
 
+use crate::backend::Backends;
 use crate::config::Config;
-use crate::protocol::RequestId;
-use crate::{budget, channel, metrics, queue, refusals, tls, tokens};
+use crate::{budget, metrics, refusals, tls, tokens};
 
 /// State shared by every connection of one running relay.
 pub(crate) struct Relay {
@@ -25,8 +25,10 @@ pub(crate) struct Relay {
     /// One permit per session that may still be reading its hello
     /// ([`crate::session::MAX_OPENING`]).
     pub(crate) opening: tokio::sync::Semaphore,
-    pub(crate) queue: queue::Queue,
-    pub(crate) channels: channel::Channels,
+    /// Where webhooks wait for their session, and what knows the channels.
+    pub(crate) backend: Backends,
+    /// The settings of a channel whose CLI chose none.
+    pub(crate) defaults: crate::channel::Settings,
     /// Bytes of requests held in memory, relay-wide (`--max-memory`).
     pub(crate) budget: Arc<budget::Budget>,
 }
@@ -42,11 +44,6 @@ impl Relay {
             }
             _ => format!("{}/{channel}", self.base_url),
         }
-    }
-
-    /// A fresh request id, never handed out before by this relay's queue (see `queue/ids.rs`).
-    pub(crate) async fn next_id(&self) -> Result<RequestId, queue::QueueError> {
-        self.queue.next_id().await
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::answer::{text, Body};
+use crate::backend::Backend as _;
 use crate::protocol;
 use crate::relay::Relay;
 use crate::{session, webhook};
@@ -48,7 +49,7 @@ pub(crate) async fn handle(
     }
     let path = req.uri().path();
     let response = if path == protocol::HEALTH_PATH {
-        text(StatusCode::OK, "ok")
+        health(&relay)
     } else if path == protocol::CONNECT_PATH {
         connect(relay, req, peer, sessions, shutdown)
     } else if path == protocol::METRICS_PATH {
@@ -88,8 +89,23 @@ async fn measured(
     response
 }
 
+/// `200 ok` while the relay can take webhooks; `503` saying why not otherwise (a node of a
+/// cluster that cannot reach NATS), so a load balancer sends them elsewhere.
+fn health(relay: &Relay) -> Response<Body> {
+    match relay.backend.ready() {
+        Ok(()) => text(StatusCode::OK, "ok"),
+        Err(reason) => crate::answer::retry_after(
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {reason}"),
+            ),
+            crate::answer::STORE_RETRY_AFTER,
+        ),
+    }
+}
+
 fn metrics(relay: &Relay) -> Response<Body> {
-    let stats = relay.channels.stats();
+    let stats = relay.backend.stats();
     let text = relay
         .metrics
         .render(&stats, relay.budget.used(), relay.budget.limit());

@@ -1,5 +1,5 @@
-//! CLI sessions: the hello, attaching to a channel, delivering its queued requests, and passing
-//! replies and acknowledgements back to the channel.
+//! CLI sessions: the hello, attaching to a channel through the backend (`crate::backend`), and
+//! pumping frames: the backend's requests out, the CLI's replies and acknowledgements back in.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,13 +14,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::channel::{Attached, Channel, Reply, Settings, Taken};
+use crate::backend::{AnySubscription, Backend as _, Claim, Subscription as _};
+use crate::channel::{Attached, Reply, Settings, Taken};
 use crate::protocol::session::{
     self as wire, CloseCode, CloseFrame, HelloError, Outgoing, RecvError, RelaySession,
 };
 use crate::protocol::{
-    self, Ack, ClientHello, ClientMessage, Failed, RelayHello, RelayMessage, RequestId, Respond,
-    Response,
+    self, Ack, ClientHello, ClientMessage, Failed, RelayHello, RelayMessage, Respond, Response,
 };
 use crate::quote::{excerpt, quote};
 use crate::relay::Relay;
@@ -131,8 +131,7 @@ struct Hello {
 struct Opened<'r> {
     session: Session,
     name: String,
-    channel: Arc<Channel>,
-    attached: Arc<Attached>,
+    subscription: AnySubscription,
     /// Its token's standing, on a relay with tokens.
     licence: Option<Licence<'r>>,
     /// Its place under `--max-sessions`.
@@ -148,25 +147,13 @@ async fn serve(relay: Arc<Relay>, session: Session, peer: IpAddr, shutdown: Canc
     let Opened {
         session,
         name,
-        channel,
-        attached,
+        subscription,
         licence,
         _slot,
     } = opened;
-    info!(channel = %name, queued = channel.status().queued, "session attached");
-    pump(
-        &relay,
-        &channel,
-        &attached,
-        licence.as_ref(),
-        session,
-        shutdown,
-    )
-    .await;
-    relay
-        .channels
-        .leave(&relay.queue, &channel, &attached)
-        .await;
+    info!(channel = %name, queued = subscription.queued(), "session attached");
+    pump(&subscription, &name, licence.as_ref(), session, shutdown).await;
+    subscription.detach().await;
     info!(channel = %name, "session ended");
 }
 
@@ -180,7 +167,7 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
         return None;
     };
     let subdomains = relay.subdomain_host.is_some();
-    let hello = match read_hello(&mut session, relay.channels.defaults(), subdomains).await {
+    let hello = match read_hello(&mut session, relay.defaults, subdomains).await {
         Ok(hello) => hello,
         Err(message) => {
             refuse(relay, session, peer, message).await;
@@ -208,23 +195,16 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
         refuse(relay, session, peer, message).await;
         return None;
     };
-    let attached = Arc::new(Attached::new(
-        OUTBOX_BYTES,
-        relay.config.max_in_flight,
-        hello.stream_bodies,
-    ));
-    let channel = match relay
-        .channels
-        .attach(
-            &relay.queue,
-            &name,
-            hello.settings,
-            licence.as_ref(),
-            &attached,
-        )
-        .await
-    {
-        Ok(channel) => channel,
+    let claim = Claim {
+        name: &name,
+        settings: hello.settings,
+        licence: licence.as_ref(),
+        stream_bodies: hello.stream_bodies,
+        max_in_flight: relay.config.max_in_flight,
+        outbox_bytes: OUTBOX_BYTES,
+    };
+    let subscription = match relay.backend.attach(claim).await {
+        Ok(subscription) => subscription,
         Err(message) => {
             refuse(relay, session, peer, message).await;
             return None;
@@ -236,22 +216,18 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
         url: relay.channel_url(&name),
         respond: hello.settings.respond,
         timeout_ms: u64::try_from(hello.settings.timeout.as_millis()).unwrap_or(u64::MAX),
-        epoch: relay.queue.epoch(),
+        epoch: relay.backend.epoch(),
         max_body: Some(relay.config.max_body as u64),
     });
     if session.send(&reply, &[]).await.is_err() {
-        relay
-            .channels
-            .leave(&relay.queue, &channel, &attached)
-            .await;
+        subscription.detach().await;
         info!(channel = %name, "session ended before its hello was answered");
         return None;
     }
     Some(Opened {
         session,
         name,
-        channel,
-        attached,
+        subscription,
         licence,
         _slot: slot,
     })
@@ -336,21 +312,20 @@ async fn refuse(relay: &Relay, session: Session, peer: IpAddr, message: String) 
     session.refuse(message).await;
 }
 
-/// Moves frames both ways until the CLI leaves, goes silent, the relay shuts down, or a reload
-/// of the tokens file ends the session (`licence`).
+/// Moves frames both ways until the CLI leaves, goes silent, the relay shuts down, a reload
+/// of the tokens file ends the session (`licence`), or the backend ends its delivery.
 async fn pump(
-    relay: &Relay,
-    channel: &Channel,
-    attached: &Attached,
+    subscription: &AnySubscription,
+    name: &str,
     licence: Option<&Licence<'_>>,
     session: Session,
     shutdown: CancellationToken,
 ) {
     let (writer, reader) = session.split();
     tokio::select! {
-        _ = write(writer, channel, attached, licence, shutdown) => {}
-        _ = read(reader, relay, channel, attached) => {}
-        _ = deliver(relay, channel, attached) => {}
+        _ = write(writer, name, subscription.attached(), licence, shutdown) => {}
+        _ = read(reader, subscription) => {}
+        _ = subscription.deliver() => {}
     }
 }
 
@@ -358,7 +333,7 @@ async fn pump(
 /// the relay shuts down or the session's token is revoked.
 async fn write(
     mut writer: wire::Writer<Ws, wire::Relay>,
-    channel: &Channel,
+    name: &str,
     attached: &Attached,
     licence: Option<&Licence<'_>>,
     shutdown: CancellationToken,
@@ -378,7 +353,7 @@ async fn write(
             frame = attached.outbox.recv(&mut taken) => Outgoing::Frame(frame),
             _ = ping.tick() => Outgoing::Ping,
             reason = &mut revoked => {
-                info!(channel = %channel.name, %reason, "session ended by a reload of the tokens file");
+                info!(channel = %name, %reason, "session ended by a reload of the tokens file");
                 end_revoked(&mut writer, reason).await;
                 return;
             }
@@ -403,17 +378,12 @@ async fn write(
 
 /// The session's reader: the CLI's answers and acknowledgements, until it leaves, goes silent
 /// or sends what is not a message of the protocol.
-async fn read(
-    mut reader: wire::Reader<Ws, wire::Relay>,
-    relay: &Relay,
-    channel: &Channel,
-    attached: &Attached,
-) {
+async fn read(mut reader: wire::Reader<Ws, wire::Relay>, subscription: &AnySubscription) {
     loop {
         let received = reader
             .recv()
             .await
-            .and_then(|(message, body)| receive(relay, channel, attached, message, body));
+            .and_then(|(message, body)| receive(subscription, message, body));
         match received {
             Ok(()) => {}
             Err(RecvError::Lost(e)) => {
@@ -448,100 +418,10 @@ async fn end_revoked(writer: &mut wire::Writer<Ws, wire::Relay>, reason: String)
     let _ = writer.close(Some(close)).await;
 }
 
-/// Sends the channel's pending requests to the session, oldest first: first what waited while
-/// no session was attached, then each new one as it is queued.
-async fn deliver(relay: &Relay, channel: &Channel, attached: &Attached) {
-    loop {
-        let Some((id, frame)) = channel.next_ready() else {
-            channel.wake.notified().await;
-            continue;
-        };
-        let sent = send_one(relay, channel, attached, id, frame).await;
-        channel.delivered();
-        if !sent {
-            return;
-        }
-    }
-}
-
-/// Sends one request to the session once its window has room; `false` ends the session.
-async fn send_one(
-    relay: &Relay,
-    channel: &Channel,
-    attached: &Attached,
-    id: RequestId,
-    frame: Option<Bytes>,
-) -> bool {
-    // Wait for room in the session's window: a CLI that is behind is not flooded.
-    if !attached.reserve(id).await {
-        return false;
-    }
-    let frame = match frame {
-        Some(frame) => frame,
-        // Boxed: frames come from the queue only for a backlog, and the session's future would
-        // otherwise carry this call's state all its life.
-        None => match Box::pin(load(relay, attached, id)).await {
-            Ok(Some(frame)) => frame,
-            // Acknowledged or expired meanwhile, or its frame file was lost (see
-            // `queue/frames.rs`): no longer pending either way.
-            Ok(None) => {
-                attached.release(id);
-                channel.forget(id);
-                return true;
-            }
-            Err(e) => {
-                warn!(error = %e, %id, "could not read a queued request; ending session");
-                return false;
-            }
-        },
-    };
-    // A request an earlier session had (or may have had) tells the CLI so.
-    let frame = if channel.sending(id) {
-        protocol::mark_redelivered(frame)
-    } else {
-        frame
-    };
-    attached.outbox.send(frame).await;
-    true
-}
-
-/// Reads a queued request's frame back for the session, once its outbox has room (a stalled
-/// session does not make the relay read frames it cannot send), and counts it against the
-/// relay's memory budget, waiting for room there too. The in-memory queue's frames carry their
-/// charge already.
-async fn load(
-    relay: &Relay,
-    attached: &Attached,
-    id: RequestId,
-) -> Result<Option<Bytes>, crate::queue::QueueError> {
-    attached.outbox.has_room().await;
-    let frame = relay.queue.load(id).await?;
-    if !relay.queue.is_durable() {
-        return Ok(frame);
-    }
-    let Some(frame) = frame else {
-        return Ok(None);
-    };
-    if let Some(charge) = relay.budget.try_charge(frame.len()) {
-        return Ok(Some(charge.attach(frame)));
-    }
-    // Not held while waiting for room: read again once there is some.
-    let len = frame.len();
-    drop(frame);
-    let charge = relay.budget.charge(len).await;
-    Ok(relay
-        .queue
-        .load(id)
-        .await?
-        .map(|frame| charge.attach(frame)))
-}
-
 /// Passes one message from the CLI on: an answer to the sender waiting for it, an
-/// acknowledgement to the queue. A message with too many headers is a bad frame.
+/// acknowledgement to the backend. A message with too many headers is a bad frame.
 fn receive(
-    relay: &Relay,
-    channel: &Channel,
-    attached: &Attached,
+    subscription: &AnySubscription,
     message: ClientMessage,
     body: Bytes,
 ) -> Result<(), RecvError> {
@@ -557,18 +437,12 @@ fn receive(
                 headers,
                 body,
             };
-            channel.complete(id, reply);
+            subscription.reply(id, reply);
         }
         ClientMessage::Failed(Failed { id, reason }) => {
-            channel.complete(id, Reply::Failed { reason })
+            subscription.reply(id, Reply::Failed { reason })
         }
-        ClientMessage::Ack(Ack { id }) => {
-            attached.release(id);
-            // Only this channel's own requests: a CLI cannot acknowledge another channel's.
-            if channel.forget(id) {
-                relay.queue.ack(id);
-            }
-        }
+        ClientMessage::Ack(Ack { id }) => subscription.ack(id),
         ClientMessage::Hello(_) => debug!("ignoring a second hello"),
     }
     Ok(())

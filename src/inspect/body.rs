@@ -65,7 +65,7 @@ fn as_json(body: &[u8], content_type: &str) -> Option<Value> {
     looks.then(|| serde_json::from_slice(body).ok()).flatten()
 }
 
-fn as_text<'a>(body: &'a [u8], content_type: &str) -> Option<&'a str> {
+pub(crate) fn as_text<'a>(body: &'a [u8], content_type: &str) -> Option<&'a str> {
     let binary_type = [
         "image/",
         "audio/",

@@ -65,6 +65,15 @@ struct RequestLine<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sender_status: Option<u16>,
+    /// The route that took it (routing, `hooks.toml`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    /// Only when true: a copy route's copy; the sender got another answer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    copy: bool,
+    /// A hint for a known mistake, or why hooks answered itself (no route matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -102,6 +111,9 @@ pub(super) fn request(e: &Exchange, flags: &Flags, out: &mut impl Write) -> io::
         slower_than_provider_timeout_s: flags.slower_than.map(|limit| limit.as_secs()),
         error: e.outcome.error(),
         sender_status: e.sender_timed_out.map(|_| 504),
+        route: e.route.as_deref(),
+        copy: e.copy,
+        hint: e.hint.as_deref(),
     };
     write_json(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -178,6 +190,9 @@ mod tests {
         });
         e.sender_timed_out = Some(Duration::from_secs(30));
         e.redelivered = true;
+        e.route = Some("billing".into());
+        e.copy = true;
+        e.hint = Some("is your app listening on 4000?".into());
         let flags = Flags {
             duplicate_of: Some(3),
             out_of_order_after: Some(5),
@@ -191,7 +206,8 @@ mod tests {
                 r#""provider":"stripe","event_type":"invoice.paid","event_id":"evt_\"1\"","#,
                 r#""signature":{"provider":"stripe","assumed":true,"verdict":"invalid","reason":null},"#,
                 r#""redelivered":true,"duplicate_of":3,"out_of_order_after":5,"slower_than_provider_timeout_s":20,"#,
-                r#""error":"connection refused","sender_status":504}"#,
+                r#""error":"connection refused","sender_status":504,"route":"billing","copy":true,"#,
+                r#""hint":"is your app listening on 4000?"}"#,
                 "\n"
             )
         );

@@ -1,7 +1,7 @@
 //! What `hooks listen` shows: events from the session, rendered for people or as NDJSON, and
 //! written by one printer task ([`Printer`]) so the hot path never waits for the terminal.
 
-mod body;
+pub(crate) mod body;
 pub mod history;
 mod json;
 pub mod palette;
@@ -9,6 +9,7 @@ mod printer;
 pub mod redact;
 mod render;
 pub mod sanitize;
+pub mod ui;
 
 use std::io::Write;
 
@@ -17,7 +18,7 @@ use crate::exchange::Exchange;
 pub use body::BodyStyle;
 pub use history::{Flags, History};
 pub use palette::{ColorChoice, Palette};
-pub use printer::{spawn_printer, Printer};
+pub use printer::{feed, spawn_printer, Feed, Printer};
 pub use redact::Redactor;
 pub use render::render_exchange;
 pub use sanitize::{cut_line, sanitize, sanitize_lines, truncate};

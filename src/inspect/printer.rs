@@ -110,15 +110,12 @@ pub fn spawn_printer(
     options: OutputOptions,
     stored: bool,
 ) -> (Printer, tokio::task::JoinHandle<()>) {
-    let (events, mut rx) = mpsc::unbounded_channel::<Event>();
-    let printer = Printer {
-        events,
-        waiting: Arc::default(),
-        print: options.print,
-        json: options.json,
-        stored,
-    };
-    let waiting = Arc::clone(&printer.waiting);
+    let (
+        printer,
+        Feed {
+            mut rx, waiting, ..
+        },
+    ) = channel(options.print, options.json, stored);
     let handle = tokio::task::spawn_blocking(move || {
         let mut thread = Thread {
             options,
@@ -135,6 +132,82 @@ pub fn spawn_printer(
         thread.note(skipped);
     });
     (printer, handle)
+}
+
+/// A [`Printer`] and the receiving end of what it is offered.
+fn channel(print: Print, json: bool, stored: bool) -> (Printer, Feed) {
+    let (events, rx) = mpsc::unbounded_channel::<Event>();
+    let printer = Printer {
+        events,
+        waiting: Arc::default(),
+        print,
+        json,
+        stored,
+    };
+    let waiting = Arc::clone(&printer.waiting);
+    (
+        printer,
+        Feed {
+            rx,
+            waiting,
+            stored,
+        },
+    )
+}
+
+/// A [`Printer`] whose events go to another consumer than the printing thread: the inspector
+/// (`hooks listen --ui`). It gets the same bounds: at most `MAX_WAITING` exchanges and
+/// `MAX_WAITING_BYTES` waiting, and an [`Event::Skipped`] for those it fell too far behind to
+/// be offered. Exchanges keep their request (the list shows its size) and lose their answer's
+/// headers and body (the detail view reads those from the store).
+pub fn feed(stored: bool) -> (Printer, Feed) {
+    let print = Print {
+        request_body: true,
+        ..Print::default()
+    };
+    channel(print, false, stored)
+}
+
+/// What a [`Printer`] made with [`feed`] was offered, in order.
+pub struct Feed {
+    rx: mpsc::UnboundedReceiver<Event>,
+    waiting: Arc<Mutex<Waiting>>,
+    stored: bool,
+}
+
+impl Feed {
+    /// The next event if one is waiting; `Err(true)` once every [`Printer`] is gone. Once
+    /// the feed is empty, the exchanges skipped since the last note are one
+    /// [`Event::Skipped`] (the printer says so before the next exchange it offers, and there
+    /// may be none for a while).
+    pub fn try_next(&mut self) -> Result<Event, bool> {
+        match self.rx.try_recv() {
+            Ok(event) => {
+                self.taken(&event);
+                Ok(event)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let mut waiting = self.waiting.lock().expect("printer lock is never poisoned");
+                match std::mem::take(&mut waiting.skipped) {
+                    0 => Err(false),
+                    count => Ok(Event::Skipped {
+                        count,
+                        stored: self.stored,
+                    }),
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(true),
+        }
+    }
+
+    /// Makes room for another exchange once `event` is out of the feed.
+    fn taken(&self, event: &Event) {
+        if let Event::Request(exchange) = event {
+            let mut waiting = self.waiting.lock().expect("printer lock is never poisoned");
+            waiting.count -= 1;
+            waiting.bytes -= exchange.size();
+        }
+    }
 }
 
 /// The printer thread's state.
@@ -223,5 +296,53 @@ fn report(result: std::io::Result<()>, stderr: &std::io::Stderr) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             let _ = writeln!(stderr.lock(), "hooks: error: could not write output: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{Outcome, Request};
+
+    fn exchange() -> Box<Exchange> {
+        let request = Request {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(b"{}"),
+        };
+        let outcome = Outcome::Failed("refused".into());
+        let duration = std::time::Duration::ZERO;
+        Box::new(Exchange::new(0, String::new(), request, outcome, duration))
+    }
+
+    /// The inspector's feed holds at most MAX_WAITING exchanges; the rest are counted, and the
+    /// count comes out once the feed is drained, even with no exchange after it.
+    #[test]
+    fn a_feed_that_falls_behind_says_how_many_it_skipped() {
+        let (printer, mut feed) = feed(true);
+        for _ in 0..MAX_WAITING + 6 {
+            printer.offer(exchange());
+        }
+        let mut requests = 0;
+        let skipped = loop {
+            match feed.try_next() {
+                Ok(Event::Request(e)) => {
+                    assert_eq!(&e.request.body[..], b"{}", "the request body is kept");
+                    requests += 1;
+                }
+                Ok(Event::Skipped { count, stored }) => break (count, stored),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!((requests, skipped), (MAX_WAITING, (6, true)));
+        assert!(matches!(feed.try_next(), Err(false)), "empty, still open");
+        printer.offer(exchange());
+        assert!(
+            matches!(feed.try_next(), Ok(Event::Request(_))),
+            "room again"
+        );
+        drop(printer);
+        assert!(matches!(feed.try_next(), Err(true)), "closed");
     }
 }

@@ -118,8 +118,9 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
             other => format!("✗ signature {other}"),
         });
     let status = format!("{} {}", e.status(), reason_phrase(e.status()));
+    let route = route_label(e);
     let tail = format!(
-        "→ {} {}  #{}",
+        "→ {} {}  #{}{route}",
         status.trim_end(),
         format_duration(e.duration),
         e.number()
@@ -158,10 +159,19 @@ fn summary(e: &Exchange, options: &OutputOptions) -> String {
         "→ {} {}  {}",
         p.status(e.status()).paint(status.trim_end()),
         format_duration(e.duration),
-        p.dim.paint(&format!("#{}", e.number()))
+        p.dim.paint(&format!("#{}{route}", e.number()))
     );
     let _ = write!(line, "  {tail}");
     line
+}
+
+/// The route after the capture number: ` billing`, ` ci-mirror (copy)`; empty without one.
+fn route_label(e: &Exchange) -> String {
+    match (&e.route, e.copy) {
+        (Some(route), false) => format!(" {}", sanitize(route)),
+        (Some(route), true) => format!(" {} (copy)", sanitize(route)),
+        (None, _) => String::new(),
+    }
 }
 
 /// The note on a request the relay sent before that hooks has no record of handling (it died
@@ -176,6 +186,9 @@ fn notes(e: &Exchange, flags: &Flags) -> Vec<String> {
             Some(hint) => format!("{} ({hint})", sanitize(error)),
             None => sanitize(error),
         });
+    } else if let Some(hint) = &e.hint {
+        // hooks answered itself: no route matched.
+        notes.push(sanitize(hint));
     }
     if let Some(limit) = e.sender_timed_out {
         notes.push(format!(
@@ -287,7 +300,8 @@ fn share(room: usize, path: usize, event: usize) -> (usize, usize) {
     (path_room, if event_room >= 8 { event_room } else { 0 })
 }
 
-fn format_duration(d: std::time::Duration) -> String {
+/// A duration as lines show it: `2.5 ms`, `250 ms`, `12.3 s`.
+pub(crate) fn format_duration(d: std::time::Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
         format!("{ms:.1} ms")

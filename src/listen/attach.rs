@@ -12,11 +12,12 @@ use tokio_tungstenite::Connector;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::connect::{self, connect, connect_url, tls_connector, ConnectError};
+use super::connect::{self, connect, connect_url, tls_connector, ConnectError, Session};
 use super::session::{serve, SessionEnd};
 use super::Context;
 use crate::cli::ListenArgs;
 use crate::inspect::{self, Event};
+use crate::relays;
 
 /// First and largest pause between reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -47,12 +48,24 @@ pub(super) async fn attach_loop(
     context: &Arc<Context>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let ws_url = connect_url(relay_url)?;
+    // Several URLs are the nodes of a relay cluster, tried in order on every (re)connect.
+    let ws_urls = relays::parse(relay_url)
+        .iter()
+        .map(|url| connect_url(url))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if ws_urls.is_empty() {
+        return Err(anyhow!("--relay {relay_url:?} names no relay URL"));
+    }
     // For messages: a relay URL's user info is a credential (and never sent).
-    let relay_url = inspect::redact::userinfo(relay_url);
+    let relay_url = relays::parse(relay_url)
+        .iter()
+        .map(|url| inspect::redact::userinfo(url).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut hello = hello(args);
     // Only a wss:// relay needs TLS: loading the platform's roots costs memory and start-up time.
-    let tls = match (ws_url.starts_with("wss://"), args.ca_cert.as_deref()) {
+    let wss = ws_urls.iter().any(|url| url.starts_with("wss://"));
+    let tls = match (wss, args.ca_cert.as_deref()) {
         (false, None) => Connector::Plain,
         (_, ca_cert) => tls_connector(ca_cert)?,
     };
@@ -67,7 +80,7 @@ pub(super) async fn attach_loop(
             .zip(disconnected_since)
             .map(|(limit, since)| since + limit);
         let attempt = tokio::select! {
-            attempt = connect(&ws_url, &hello, &tls) => attempt,
+            attempt = connect_first(&ws_urls, &hello, &tls) => attempt,
             () = sleep_until(give_up_at) => Err(ConnectError::Unreachable(anyhow!(
                 "still connecting at the --exit-after limit"
             ))),
@@ -96,6 +109,32 @@ pub(super) async fn attach_loop(
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// [`connect`] to each of `ws_urls` in turn (the nodes of a relay cluster) until one attaches.
+/// When none does: a refusal, if one refused (its sentence is what the user must read), else
+/// the first failure.
+async fn connect_first(
+    ws_urls: &[String],
+    hello: &ClientHello,
+    tls: &Connector,
+) -> Result<(Session, connect::Attachment), ConnectError> {
+    let attempt = |url: &str| {
+        let url = relays::with_channel(url, hello.channel.as_deref());
+        async move { connect(&url, hello, tls).await }
+    };
+    match relays::first(ws_urls, attempt).await {
+        Ok((_, attached)) => Ok(attached),
+        Err(mut failures) => {
+            let refused = failures
+                .iter()
+                .position(|e| matches!(e, ConnectError::Refused(_)));
+            match refused.or((!failures.is_empty()).then_some(0)) {
+                Some(at) => Err(failures.swap_remove(at)),
+                None => Err(ConnectError::Unreachable(anyhow!("no relay URL to try"))),
+            }
         }
     }
 }
@@ -132,7 +171,7 @@ fn announce(
         Event::Ready {
             url,
             channel: name.clone(),
-            forward_to: context.forwarder.target().to_string(),
+            forward_to: context.routing.table().describe(),
             embedded,
         }
     });

@@ -1,6 +1,7 @@
-//! Handling one request: forward it to the app (while its body may still be arriving), answer
-//! the relay, then, beside the hot path, recognise the event, check the signature, record the
-//! exchange and have it acknowledged and printed (see `settle`).
+//! Handling one request: choose its route (see `routing`), forward it to that app (while its
+//! body may still be arriving) and to the copy routes' apps, answer the relay, then, beside the
+//! hot path, recognise the event, check the signature, record the exchange and have it
+//! acknowledged and printed (see `settle`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use bytes::Bytes;
 use relay_server::protocol::{self, ClientMessage};
 
 use super::delivery::Delivery;
+use super::routing::{Choice, Table, Via};
 use super::Context;
-use crate::exchange::{Exchange, Outcome, Request, Response, Signature, Verdict};
-use crate::forward::{self, ForwardError, Pieces};
+use crate::exchange::{Exchange, Outcome, Recognized, Request, Response, Signature, Verdict};
+use crate::forward::{self, ForwardError, Forwarder, Pieces};
 use crate::verify;
 
 /// One request from the relay, ready to forward.
@@ -36,20 +38,98 @@ pub(super) struct Streamed {
     pub whole: tokio::sync::oneshot::Receiver<Bytes>,
 }
 
-/// `--secret`, `--provider`, `--tolerance`.
+/// How signatures are checked: `--secret`, `--provider`, `--tolerance`, or a route's own.
 pub(super) struct Signatures {
     pub secrets: Vec<verify::Secret>,
     pub provider: Option<verify::Provider>,
     pub tolerance: Option<Duration>,
+    /// What to say of a signed request when there is no secret, if not the usual hint: a
+    /// route's `secret_env` variable that is not set.
+    pub missing: Option<String>,
 }
 
-/// Forwards one request, answers the relay, records the capture, acknowledges the request, then
-/// tells the printer.
+/// Longest a copy route's app may take: nobody waits for its answer, but its capture does.
+const COPY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Forwards one request (to its route's app, the default target, or nowhere), answers the
+/// relay, records the capture, acknowledges the request, then tells the printer; copy routes
+/// get the request at the same time, and their answers are recorded as captures of their own.
 pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
     if skip_redelivery(&job, &context).await {
         return;
     }
-    let Some((result, duration)) = forward(&mut job, &context).await else {
+    let table = context.routing.table();
+    let Some(mut choice) = choose(&mut job, &table, &context).await else {
+        context.handled().forget(job.delivery);
+        return;
+    };
+    let event = choice.event.take().flatten();
+    if choice.copies.is_empty() {
+        return primary(job, choice.via, event, &table, &context).await;
+    }
+    let copies = choice.copies.iter().map(|&i| {
+        let job = copy_of(&job);
+        copy(job, Via::Route(i), event.clone(), &table, &context)
+    });
+    let copying = futures_util::future::join_all(copies);
+    let primary = primary(job, choice.via, event, &table, &context);
+    tokio::join!(primary, copying);
+}
+
+/// Where `job` goes. A body arriving in pieces is waited for when a route's match reads it,
+/// and when a copy route gets the request (a copy needs it whole); `None` when it will not be
+/// all in.
+async fn choose(job: &mut Job, table: &Table, context: &Context) -> Option<Choice> {
+    if !table.has_routes() {
+        return Some(table.unrouted(&job.method, &job.target));
+    }
+    if table.needs_body() {
+        whole_body(job).await?;
+    }
+    let request = Request {
+        method: std::mem::take(&mut job.method),
+        path: std::mem::take(&mut job.target),
+        headers: std::mem::take(&mut job.headers),
+        body: job.body.clone(),
+    };
+    let size = job.body_len.unwrap_or(job.body.len() as u64);
+    let received_at_ms = i64::try_from(job.received_at_ms).unwrap_or(i64::MAX);
+    let signatures = table.session_signatures();
+    let url = context
+        .session()
+        .as_ref()
+        .map(|s| format!("{}{}", s.url, request.path));
+    let choice = table.choose(&request, size, received_at_ms, |request| {
+        let url = url.as_deref().unwrap_or(&request.path);
+        check_signature(signatures, request, url).map(|s| s.verdict)
+    });
+    (job.method, job.target, job.headers) = (request.method, request.path, request.headers);
+    if !choice.copies.is_empty() {
+        whole_body(job).await?;
+    }
+    Some(choice)
+}
+
+/// Waits for the rest of a body arriving in pieces, which is then forwarded whole; `None`
+/// when it will not be all in.
+async fn whole_body(job: &mut Job) -> Option<()> {
+    if let Some(streamed) = job.streamed.take() {
+        // Pieces nobody reads would pile up beside the whole body.
+        drop(streamed.pieces);
+        job.body = streamed.whole.await.ok()?;
+    }
+    Some(())
+}
+
+/// The primary part of [`handle`]: forward, answer the relay, record, acknowledge, print.
+async fn primary(
+    mut job: Job,
+    via: Via,
+    event: Option<Recognized>,
+    table: &Table,
+    context: &Context,
+) {
+    let Some((result, duration)) = forward(&mut job, &via, table).await else {
         // The relay abandoned it (the sender went away: nothing was stored) or the session
         // ended (the relay delivers it again, whole, on the next one): nothing to answer,
         // record or acknowledge. Forgotten at once, before a redelivery can come.
@@ -57,14 +137,16 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
         return;
     };
     let result = result.and_then(|response| context.within_relay_limit(response));
-    let (outcome, hint) = answer(&job, result, &context).await;
+    let (outcome, hint) = answer(&job, result, table.forwarder(&via), context).await;
     // The answer is on its way to the relay; what follows never delays a webhook.
     context.handled().finish(job.delivery);
     let delivery = job.delivery;
-    let exchange = Box::new(exchange(job, outcome, hint, duration, &context));
+    let exchange = Box::new(exchange(
+        job, outcome, hint, duration, &via, event, table, context,
+    ));
     let exchange = match &context.recorder {
         // `settle` acknowledges and prints it once committed.
-        Some(recorder) => match context.settle.record(recorder, delivery, exchange) {
+        Some(recorder) => match context.settle.record(recorder, Some(delivery), exchange) {
             None => return,
             Some(exchange) => exchange,
         },
@@ -74,12 +156,64 @@ pub(super) async fn handle(mut job: Job, context: Arc<Context>) {
     context.printer.offer(exchange);
 }
 
-/// The exchange of `job`, with the event recognised in it and its signature verdict.
+/// A copy of `job` for a copy route: the same request, its body whole.
+fn copy_of(job: &Job) -> Job {
+    Job {
+        delivery: job.delivery,
+        redelivered: job.redelivered,
+        received_at_ms: job.received_at_ms,
+        method: job.method.clone(),
+        target: job.target.clone(),
+        headers: job.headers.clone(),
+        body: job.body.clone(),
+        body_len: None,
+        streamed: None,
+    }
+}
+
+/// Sends `job` to copy route `via` and records the answer (or why there is none) as a capture
+/// of its own; nothing goes to the relay.
+async fn copy(mut job: Job, via: Via, event: Option<Recognized>, table: &Table, context: &Context) {
+    let forwarding = forward(&mut job, &via, table);
+    let (result, duration) = match tokio::time::timeout(COPY_TIMEOUT, forwarding).await {
+        Ok(Some(forwarded)) => forwarded,
+        Ok(None) => return,
+        Err(_) => {
+            let late = format!("no answer within {} s", COPY_TIMEOUT.as_secs());
+            (Err(ForwardError::Invalid(late)), COPY_TIMEOUT)
+        }
+    };
+    let (outcome, hint) = match result {
+        Ok(response) => (Outcome::Answered(response), None),
+        Err(e) => {
+            let hint = table.forwarder(&via).and_then(|f| e.hint(f.target()));
+            (Outcome::Failed(e.to_string()), hint)
+        }
+    };
+    let mut exchange = exchange(job, outcome, hint, duration, &via, event, table, context);
+    exchange.copy = true;
+    let exchange = Box::new(exchange);
+    let exchange = match &context.recorder {
+        Some(recorder) => match context.settle.record(recorder, None, exchange) {
+            None => return,
+            Some(exchange) => exchange,
+        },
+        None => exchange,
+    };
+    context.printer.offer(exchange);
+}
+
+/// The exchange of `job`, sent `via` a route (or not), with the event recognised in it and its
+/// signature verdict under that route's settings.
+#[allow(clippy::too_many_arguments)]
 fn exchange(
     job: Job,
     outcome: Outcome,
     hint: Option<String>,
     duration: Duration,
+    via: &Via,
+    event: Option<Recognized>,
+    table: &Table,
     context: &Context,
 ) -> Exchange {
     let session = context.session().clone();
@@ -93,9 +227,15 @@ fn exchange(
         headers: job.headers,
         body: job.body,
     };
-    let event = verify::recognize(&request.headers, &request.body);
-    let signature = check_signature(&context.signatures, &request, &public_url);
+    let event = event.or_else(|| verify::recognize(&request.headers, &request.body));
+    let signature = check_signature(table.signatures(via), &request, &public_url);
     let (channel, channel_url) = session.map(|s| (s.channel, s.url)).unzip();
+    let (target, hint) = match (table.forwarder(via), via) {
+        (Some(forwarder), _) => (forwarder.target().to_string(), hint),
+        // hooks answered 404 itself: the reason is the note.
+        (None, Via::Nowhere(reason)) => (String::new(), Some(reason.clone())),
+        (None, _) => (String::new(), hint),
+    };
     Exchange {
         channel,
         channel_url,
@@ -106,9 +246,10 @@ fn exchange(
         sender_timed_out: sender_timeout.filter(|limit| duration > *limit),
         event,
         signature,
+        route: table.route_name(via),
         ..Exchange::new(
             i64::try_from(job.received_at_ms).unwrap_or(i64::MAX),
-            context.forwarder.target().to_string(),
+            target,
             request,
             outcome,
             duration,
@@ -121,16 +262,25 @@ fn exchange(
 /// be all in; `job.body` is the whole body otherwise.
 async fn forward(
     job: &mut Job,
-    context: &Context,
+    via: &Via,
+    table: &Table,
 ) -> Option<(Result<Response, ForwardError>, Duration)> {
+    let Some(forwarder) = table.forwarder(via) else {
+        // No route and no default: hooks answers itself, once it has the body to record.
+        whole_body(job).await?;
+        let reason = match via {
+            Via::Nowhere(reason) => reason.as_str(),
+            _ => "no target",
+        };
+        return Some((Ok(not_found(reason)), Duration::ZERO));
+    };
+    let path = table.path(via, &job.target).into_owned();
     let started = Instant::now();
     let (body, whole) = match job.streamed.take() {
         Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
         None => (forward::whole(job.body.clone()), None),
     };
-    let forwarding = context
-        .forwarder
-        .forward(&job.method, &job.target, &job.headers, body);
+    let forwarding = forwarder.forward(&job.method, &path, &job.headers, body);
     let Some(mut whole) = whole else {
         return Some((forwarding.await, started.elapsed()));
     };
@@ -154,11 +304,24 @@ async fn forward(
     })
 }
 
+/// hooks' own answer when no route takes a request and there is no default: `404`, and why.
+fn not_found(reason: &str) -> Response {
+    Response {
+        status: 404,
+        headers: vec![protocol::Header {
+            name: "content-type".into(),
+            value: Bytes::from_static(b"text/plain; charset=utf-8"),
+        }],
+        body: Bytes::from(format!("hooks: {reason}\n")),
+    }
+}
+
 /// Answers the relay with the app's response, or why there is none (and a hint for a known
-/// mistake).
+/// mistake about `forwarder`'s target).
 async fn answer(
     job: &Job,
     result: Result<Response, ForwardError>,
+    forwarder: Option<&Forwarder>,
     context: &Context,
 ) -> (Outcome, Option<String>) {
     let id = job.delivery.id;
@@ -168,7 +331,7 @@ async fn answer(
             (Outcome::Answered(response), None)
         }
         Err(e) => {
-            let hint = e.hint(context.forwarder.target());
+            let hint = forwarder.and_then(|f| e.hint(f.target()));
             let reason = match &hint {
                 Some(hint) => format!("{e} ({hint})"),
                 None => e.to_string(),
@@ -240,7 +403,9 @@ fn check_signature(signatures: &Signatures, request: &Request, url: &str) -> Opt
         }
         Err(verify::VerifyError::NoSecret { provider }) => Some(unchecked(
             provider,
-            "signed, not checked: pass --secret (or set HOOKS_SECRET) to check it".to_owned(),
+            signatures.missing.clone().unwrap_or_else(|| {
+                "signed, not checked: pass --secret (or set HOOKS_SECRET) to check it".to_owned()
+            }),
         )),
         Err(e @ verify::VerifyError::UnusableSecret { provider, .. }) => {
             Some(unchecked(provider, e.to_string()))

@@ -6,17 +6,20 @@
 //! 1. `attach`: attaching, and reconnecting with backoff (the embedded relay, `--exit-after`);
 //! 2. `connect`: one connection: the URL, TLS, the hello each way;
 //! 3. `session`: the session's read and write loops, and bodies that arrive in pieces;
-//! 4. `handle`: one request: forward it, answer the relay, verdict, record;
+//! 4. `handle`: one request: choose its route, forward it, answer the relay, verdict, record;
 //! 5. `settle`: acknowledge and print it once its capture is committed.
 //!
-//! `delivery` tells requests apart across sessions, and `record` is the capture store as
-//! `listen` writes it. What every stage shares is the `Context` here.
+//! `delivery` tells requests apart across sessions, `record` is the capture store as `listen`
+//! writes it, `routing` the routes (`hooks.toml`, `--route`) as `listen` uses them and `reload`
+//! keeps them current. What every stage shares is the `Context` here.
 
 mod attach;
 mod connect;
 mod delivery;
 mod handle;
 mod record;
+mod reload;
+mod routing;
 mod session;
 mod settle;
 
@@ -27,18 +30,20 @@ use tracing::debug;
 
 use crate::cli::ListenArgs;
 use crate::exchange::Response;
-use crate::forward::{ForwardError, Forwarder};
+use crate::forward::ForwardError;
 use crate::inspect::{self, OutputOptions, Printer};
+use crate::routes::Routes;
 use connect::Attachment;
 use delivery::Handled;
-use handle::Signatures;
 use record::Recorder;
+use routing::{Routing, SignatureFlags};
 use session::{Outbox, SHUTDOWN_GRACE};
 use settle::Settle;
 
 /// What every request handler shares, across reconnections.
 struct Context {
-    forwarder: Forwarder,
+    /// Where requests go: the routes and the default target, with their forwarders.
+    routing: Routing,
     /// What the terminal shows.
     printer: Printer,
     /// Where answers and acknowledgements go: the attached session, if any.
@@ -46,8 +51,6 @@ struct Context {
     handled: Mutex<Handled>,
     /// What the relay's hello said about the current session.
     session: Mutex<Option<Attachment>>,
-    /// How to check signatures.
-    signatures: Signatures,
     /// The capture store, unless `--no-capture`.
     recorder: Option<Recorder>,
     /// Exchanges waiting for their captures' commits.
@@ -78,27 +81,46 @@ impl Context {
     }
 }
 
-/// Runs `hooks listen` until Ctrl-C/SIGTERM (`Ok`) or a failure that reconnecting cannot fix.
-pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs `hooks listen` with `routes` (see [`crate::routes::project::for_session`]) until
+/// Ctrl-C/SIGTERM (`Ok`) or a failure that reconnecting cannot fix.
+pub async fn listen(
+    args: ListenArgs,
+    routes: Routes,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let max_body = relay_server::protocol::DEFAULT_MAX_BODY;
-    let forwarder = Forwarder::new(args.forward_to.clone(), max_body)?;
+    reload::announce(&routes);
+    let project = routes.file.clone();
+    let route_secrets = routing::route_secrets(&routes);
+    let flags = SignatureFlags {
+        secrets: args.secrets.clone(),
+        provider: args.provider,
+        tolerance: args.tolerance,
+    };
+    let routing = Routing::new(
+        routes,
+        flags,
+        args.routes.clone(),
+        args.forward_to.clone(),
+        max_body,
+    )?;
     let mut recorder = record::open(&args).await?;
     let commits = recorder.as_mut().and_then(Recorder::take_commits);
     let stored = recorder.is_some();
-    let (printer, printing) = inspect::spawn_printer(output_options(&args), stored);
+    let (printer, output) = output(&args, stored, &shutdown, route_secrets)?;
     let context = Arc::new(Context {
-        forwarder,
+        routing,
         printer,
         outbox: Outbox::default(),
         handled: Mutex::new(Handled::default()),
         session: Mutex::new(None),
-        signatures: Signatures {
-            secrets: args.secrets.clone(),
-            provider: args.provider,
-            tolerance: args.tolerance,
-        },
         recorder,
         settle: Settle::default(),
+    });
+    let reloading = project.map(|file| {
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(reload::watch(file, Arc::clone(&context), stop.clone()));
+        (stop, task)
     });
     let settle_stop = CancellationToken::new();
     let settling = commits.map(|commits| {
@@ -122,6 +144,15 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
     };
     let result =
         attach::attach_loop(&args, &relay_url, embedded.is_some(), &context, &shutdown).await;
+    if let Output::Inspector(_) = output {
+        // The inspector ends with listen, and gives the terminal back before an error is
+        // printed.
+        shutdown.cancel();
+    }
+    if let Some((stop, task)) = reloading {
+        stop.cancel();
+        let _ = task.await;
+    }
     // Print what is still waiting for its commit, then let the printer finish.
     settle_stop.cancel();
     if let Some(task) = settling {
@@ -132,16 +163,59 @@ pub async fn listen(args: ListenArgs, shutdown: CancellationToken) -> anyhow::Re
         }
     }
     drop(context);
-    let _ = printing.await;
+    let shown = match output {
+        Output::Lines(printing) => {
+            let _ = printing.await;
+            Ok(())
+        }
+        Output::Inspector(inspector) => inspector
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the inspector failed: {e}"))),
+    };
     relay_stop.cancel();
     if let Some(task) = embedded {
         let _ = task.await;
     }
-    result
+    result.and(shown)
 }
 
-/// Terminal facts and display choices, decided once.
-fn output_options(args: &ListenArgs) -> OutputOptions {
+/// Who shows the exchanges: the printer's thread, or the inspector (`--ui`).
+enum Output {
+    Lines(tokio::task::JoinHandle<()>),
+    Inspector(tokio::task::JoinHandle<anyhow::Result<()>>),
+}
+
+/// The printer `listen` offers exchanges to, and who consumes what it is offered: the
+/// inspector with `--ui` on a terminal (it cancels `shutdown` when it quits), else the printing
+/// thread.
+fn output(
+    args: &ListenArgs,
+    stored: bool,
+    shutdown: &CancellationToken,
+    route_secrets: Vec<String>,
+) -> anyhow::Result<(Printer, Output)> {
+    if args.ui && inspect::ui::is_terminal() {
+        let (printer, feed) = inspect::feed(stored);
+        let options = inspect::ui::Options {
+            source: inspect::ui::Source::Listen,
+            store: crate::store::path()?,
+            secrets: args.secrets.clone(),
+            provider: args.provider,
+            target: None,
+            filter: None,
+        };
+        let inspector = tokio::spawn(inspect::ui::run(options, Some(feed), shutdown.clone()));
+        return Ok((printer, Output::Inspector(inspector)));
+    }
+    if args.ui {
+        eprintln!("hooks: --ui needs a terminal (stdin and stdout); printing lines instead");
+    }
+    let (printer, printing) = inspect::spawn_printer(output_options(args, route_secrets), stored);
+    Ok((printer, Output::Lines(printing)))
+}
+
+/// Terminal facts and display choices, decided once; `route_secrets` are masked too.
+fn output_options(args: &ListenArgs, route_secrets: Vec<String>) -> OutputOptions {
     let color = !args.json && args.color.enabled();
     let print = if args.verbose {
         inspect::Print::ALL
@@ -159,7 +233,12 @@ fn output_options(args: &ListenArgs) -> OutputOptions {
             palette,
             redactor: inspect::Redactor {
                 show_secrets: args.show_secrets,
-                secrets: args.secrets.iter().map(|s| s.expose().to_owned()).collect(),
+                secrets: args
+                    .secrets
+                    .iter()
+                    .map(|s| s.expose().to_owned())
+                    .chain(route_secrets)
+                    .collect(),
             },
         },
     }

@@ -49,7 +49,9 @@ struct Queue {
 /// An exchange waiting for its capture's commit (the exchange itself is with the store's
 /// writer, which hands it back with the commit).
 struct Waiting {
-    delivery: Delivery,
+    /// What to acknowledge once it is committed; `None` for a copy route's capture, which the
+    /// relay knows nothing of (its request's own capture is acknowledged).
+    delivery: Option<Delivery>,
     queued_at: Instant,
     /// Acknowledged already, because the commit took longer than [`ACK_WAIT`].
     acked: bool,
@@ -66,7 +68,7 @@ impl Settle {
     pub fn record(
         &self,
         recorder: &Recorder,
-        delivery: Delivery,
+        delivery: Option<Delivery>,
         exchange: Box<Exchange>,
     ) -> Option<Box<Exchange>> {
         // Queued and remembered under one lock, so the queue is in the order of the commits.
@@ -78,15 +80,18 @@ impl Settle {
         if let Err(exchange) = recorder.record(exchange) {
             return Some(exchange);
         }
-        if queue.unacked == 0 {
-            // The oldest unacknowledged entry now: `run` times it.
-            self.added.notify_one();
+        let acked = delivery.is_none();
+        if !acked {
+            if queue.unacked == 0 {
+                // The oldest unacknowledged entry now: `run` times it.
+                self.added.notify_one();
+            }
+            queue.unacked += 1;
         }
-        queue.unacked += 1;
         queue.waiting.push_back(Waiting {
             delivery,
             queued_at: Instant::now(),
-            acked: false,
+            acked,
         });
         None
     }
@@ -125,8 +130,8 @@ impl Settle {
             let mut printed = Vec::with_capacity(count);
             for (waiting, (outcome, mut exchange)) in settled.into_iter().zip(outcomes) {
                 exchange.id = recorder.committed(outcome);
-                if !waiting.acked {
-                    acks.push(waiting.delivery);
+                if let (false, Some(delivery)) = (waiting.acked, waiting.delivery) {
+                    acks.push(delivery);
                 }
                 printed.push(exchange);
             }
@@ -142,7 +147,7 @@ impl Settle {
         let acks: Vec<Delivery> = left
             .iter()
             .filter(|w| !w.acked)
-            .map(|w| w.delivery)
+            .filter_map(|w| w.delivery)
             .collect();
         outbox.ack_all(&acks).await;
         self.settled.notify_waiters();
@@ -186,7 +191,7 @@ impl Settle {
                 .waiting
                 .iter_mut()
                 .filter(|w| !w.acked && w.queued_at + ACK_WAIT <= now)
-                .map(|w| {
+                .filter_map(|w| {
                     w.acked = true;
                     w.delivery
                 })

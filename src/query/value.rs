@@ -332,7 +332,7 @@ pub fn duration_text(duration: Duration) -> String {
     let micros = duration.as_micros();
     let (unit, per) = DURATION_UNITS
         .iter()
-        .find(|(_, per)| micros % per == 0)
+        .find(|(_, per)| micros.is_multiple_of(*per))
         .copied()
         .unwrap_or(("us", 1));
     format!("{}{unit}", micros / per)
@@ -373,7 +373,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// A size in its canonical form: the largest binary unit that divides it, else bytes.
 pub fn size_text(bytes: u64) -> String {
     for (unit, per) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= per && bytes % per == 0 {
+        if bytes >= per && bytes.is_multiple_of(per) {
             return format!("{}{unit}", bytes / per);
         }
     }

@@ -12,6 +12,7 @@ mod generations;
 mod headers;
 mod query;
 mod read;
+mod route;
 mod sent;
 mod signature;
 mod sql;
@@ -49,7 +50,8 @@ pub const FILE_NAME: &str = "captures.db";
 ///   at the end, so the view shows them too. Earlier captures have neither (`NULL`): they never
 ///   match a delivery that carries an epoch.
 /// - Version 5 adds the column `sent` (see the `sent` module).
-const SCHEMA_VERSION: i64 = 5;
+/// - Version 6 adds the columns `route` and `copy` (see the `route` module).
+const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,16 +95,21 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
             upgrade_to_v3(conn)?;
         }
         // The view (`SELECT *` over the tables) shows the new columns by itself.
-        for slot in 0..generations::SLOTS {
-            for column in COLUMNS_V4 {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {column}",
-                    generations::table(slot)
-                ))?;
+        if version < 4 {
+            for slot in 0..generations::SLOTS {
+                for column in COLUMNS_V4 {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN {column}",
+                        generations::table(slot)
+                    ))?;
+                }
             }
         }
         if version < 5 {
             sent::add_column(conn)?;
+        }
+        if version < 6 {
+            route::add_columns(conn)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();

@@ -42,6 +42,14 @@ pub struct Summary {
     pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made it.
     pub sent: bool,
+    /// The provider whose signature scheme was checked.
+    pub provider: Option<Provider>,
+    /// The request body's length in bytes.
+    pub request_size: u64,
+    /// The route that took it.
+    pub route: Option<String>,
+    /// Whether it is a copy route's copy.
+    pub copy: bool,
 }
 
 /// Which end of the store to start from.
@@ -88,7 +96,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of, {}, {headers}, sent FROM captures {clause} \
+             event_id, signature, replay_of, {}, {headers}, sent, route, copy FROM captures {clause} \
              ORDER BY id {direction}",
             sql::REQUEST_SIZE
         );
@@ -111,7 +119,7 @@ impl Store {
                 id: reason.0,
                 reason: reason.1,
             })?;
-            if query.map_or(true, |q| q.matches_at(&candidate, now)) {
+            if query.is_none_or(|q| q.matches_at(&candidate, now)) {
                 found.push(candidate.summary);
             }
         }
@@ -166,11 +174,15 @@ fn read_candidate<'a>(
         verdict,
         replay_of: row.get::<_, Option<i64>>(10)?.map(CaptureId),
         sent: row.get(13)?,
+        provider,
+        request_size: row.get::<_, i64>(11)?.max(0) as u64,
+        route: row.get(14)?,
+        copy: row.get(15)?,
     };
     Ok(Ok(Candidate {
+        size: summary.request_size,
         summary,
         provider,
-        size: row.get::<_, i64>(11)?.max(0) as u64,
         headers,
         bodies,
     }))
@@ -222,6 +234,9 @@ impl Subject for Candidate<'_> {
     }
     fn replay_of(&self) -> Option<i64> {
         self.summary.replay_of.map(|id| id.0)
+    }
+    fn route(&self) -> Option<&str> {
+        self.summary.route.as_deref()
     }
 }
 

@@ -33,7 +33,7 @@ impl Store {
         Store::open(Path::new(":memory:"))
     }
 
-    /// The connection, to hand to a [`Writer`] (tests use this with [`Store::in_memory`]).
+    /// The connection, to hand to a [`Writer`](super::Writer) (tests use this with [`Store::in_memory`]).
     pub fn into_connection(self) -> Connection {
         self.conn
     }
@@ -75,6 +75,15 @@ impl Store {
         }
     }
 
+    /// A number that changes whenever another connection commits to the store (SQLite's
+    /// `PRAGMA data_version`): polling it is how `hooks inspect` notices the captures a running
+    /// `hooks listen` writes, without reading a row.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))
+    }
+
     /// Reads capture `id` whole, bodies included.
     pub fn get(&self, id: CaptureId) -> Result<Exchange, StoreError> {
         let row = self
@@ -99,7 +108,7 @@ impl Store {
 /// The columns [`read_row`] reads, in its order.
 const COLUMNS: &str = "id, received_at, channel, channel_url, relay_id, target, method, path, \
     request_headers, request_body, status, response_headers, response_body, error, duration_us, \
-    signature, event_type, event_id, replay_of, relay_epoch, redelivered, sent";
+    signature, event_type, event_id, replay_of, relay_epoch, redelivered, sent, route, copy";
 
 /// One row as SQLite returns it, before the header lists are decoded.
 struct Row {
@@ -125,6 +134,8 @@ struct Row {
     relay_epoch: Option<i64>,
     redelivered: Option<bool>,
     sent: bool,
+    route: Option<String>,
+    copy: bool,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -151,6 +162,8 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         relay_epoch: r.get(19)?,
         redelivered: r.get(20)?,
         sent: r.get(21)?,
+        route: r.get(22)?,
+        copy: r.get(23)?,
     })
 }
 
@@ -206,6 +219,8 @@ impl Row {
             signature: signature::from_json(self.signature.as_deref()),
             replay_of: self.replay_of.map(CaptureId),
             sent: self.sent,
+            route: self.route,
+            copy: self.copy,
         })
     }
 }

@@ -147,8 +147,7 @@ fn term_sql(term: &Term, now_ms: i64, params: &mut Vec<Value>) -> Option<Cond> {
             params.push(Value::Integer(t.millis(now_ms)));
             exact("received_at < ?".into())
         }
-        // Captures do not record a route.
-        Term::Route(_) => exact("0".into()),
+        Term::Route(g) => exact(glob("route", g, params)),
         Term::Header { .. } | Term::Query { .. } | Term::Json { .. } | Term::Body(_) => None,
     }
 }

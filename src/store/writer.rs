@@ -57,7 +57,7 @@ const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How many captures to keep, and for how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep this many; the oldest go first, in generations of `keep / 8` (see [`PRUNE_SLACK`]).
+    /// Keep this many; the oldest go first, in generations of `keep / 8` (see `PRUNE_SLACK`).
     pub keep: Option<u64>,
     /// Delete captures received longer ago than this.
     pub max_age: Option<Duration>,
@@ -181,7 +181,7 @@ impl Writer {
     }
 
     /// Queues `exchange` for the next commit, without waiting for room: when the thread is
-    /// [`COMMAND_CAPACITY`] behind, the capture is dropped ([`StoreError::Behind`]).
+    /// `COMMAND_CAPACITY` behind, the capture is dropped ([`StoreError::Behind`]).
     pub fn record(&self, exchange: Exchange) -> Result<Pending, StoreError> {
         let (done, pending) = oneshot::channel();
         self.queue(Box::new(exchange), Reply::One(done))
@@ -212,7 +212,7 @@ impl Writer {
 
     /// The capture of delivery `relay_id` of the relay queue's `relay_epoch` (0: none) on
     /// `channel_url`, if one was made before this writer started (a redelivery after a
-    /// restart), among the newest [`PREVIOUS_LIMIT`] captures then. Answered from memory;
+    /// restart), among the newest `PREVIOUS_LIMIT` captures then. Answered from memory;
     /// repeats within one process are the caller's to spot.
     pub fn captured_before(
         &self,
@@ -227,7 +227,7 @@ impl Writer {
     }
 }
 
-/// The newest [`PREVIOUS_LIMIT`] captures of relay deliveries. Those from before epochs (or
+/// The newest `PREVIOUS_LIMIT` captures of relay deliveries. Those from before epochs (or
 /// from a relay without one) have epoch 0.
 fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<Previous> {
     // Table by table rather than through the view: the view's ten-way merge compiles to a
@@ -237,7 +237,8 @@ fn previous_relay_ids(conn: &Connection) -> rusqlite::Result<Previous> {
     for slot in 0..generations::SLOTS {
         let mut stmt = conn.prepare(&format!(
             "SELECT id, channel_url, relay_id, COALESCE(relay_epoch, 0) FROM {}
-             WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL ORDER BY id DESC LIMIT ?1",
+             WHERE channel_url IS NOT NULL AND relay_id IS NOT NULL AND copy = 0
+             ORDER BY id DESC LIMIT ?1",
             generations::table(slot)
         ))?;
         let rows = stmt.query_map([PREVIOUS_LIMIT], |r| {
@@ -639,9 +640,9 @@ fn insert_sql(slot: i64) -> String {
         "INSERT INTO {} (received_at, channel, channel_url, relay_id, target, method, path,
              request_headers, request_body, status, response_headers, response_body, error,
              duration_us, signature, event_type, event_id, replay_of, relay_epoch, redelivered,
-             id, sent)
+             id, sent, route, copy)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22)",
+             ?19, ?20, ?21, ?22, ?23, ?24)",
         generations::table(slot)
     )
 }
@@ -702,6 +703,8 @@ fn insert(
             exchange.redelivered.then_some(1),
             id,
             exchange.sent,
+            exchange.route,
+            exchange.copy,
         ])
     })();
     if inserted.is_err() {
@@ -737,7 +740,7 @@ fn prune(
         sizes.retain(tx, keep, exact)?;
     }
     if let Some(max_age) = retention.max_age {
-        if aged_at.map_or(true, |at| at.elapsed() >= AGE_PRUNE_EVERY) {
+        if aged_at.is_none_or(|at| at.elapsed() >= AGE_PRUNE_EVERY) {
             let span = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
             sizes.expire(tx, now_ms().saturating_sub(span))?;
             *aged_at = Some(Instant::now());

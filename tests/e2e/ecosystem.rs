@@ -111,11 +111,16 @@ fn man_writes_a_page_per_command_that_groff_renders() {
     let written = hooks_output(&["man", "--dir", man.to_str().expect("UTF-8 path")]);
     assert!(written.status.success(), "{written:?}");
     let mut expected = vec!["hooks.1".to_owned(), "hooks-relay.1".to_owned()];
-    expected.extend(
-        hooks::cli::Cli::command()
-            .get_subcommands()
-            .map(|c| format!("hooks-{}.1", c.get_name())),
-    );
+    // A page per subcommand, and per subcommand of those (hooks-routes-check.1).
+    for command in hooks::cli::Cli::command().get_subcommands() {
+        let name = format!("hooks-{}", command.get_name());
+        expected.extend(
+            command
+                .get_subcommands()
+                .map(|sub| format!("{name}-{}.1", sub.get_name())),
+        );
+        expected.push(format!("{name}.1"));
+    }
     expected.sort();
     expected.dedup();
     let mut on_disk: Vec<String> = std::fs::read_dir(&man)

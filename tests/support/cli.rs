@@ -234,6 +234,8 @@ pub(super) struct Piped {
     pub(super) stderr: Arc<Mutex<Vec<u8>>>,
     /// Turns `true` once stderr is closed, i.e. everything the process wrote there is collected.
     pub(super) stderr_closed: watch::Receiver<bool>,
+    /// Bytes of stderr collected so far, to wait for a line.
+    pub(super) stderr_len: watch::Receiver<usize>,
 }
 
 impl Piped {
@@ -267,15 +269,16 @@ pub(super) fn spawn_piped(mut command: Command, what: &str) -> Piped {
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&stderr);
     let (closed_tx, stderr_closed) = watch::channel(false);
+    let (len_tx, stderr_len) = watch::channel(0usize);
     tokio::spawn(async move {
         let mut buf = [0u8; 4096];
         while let Ok(n) = stderr_pipe.read(&mut buf).await {
             if n == 0 {
                 break;
             }
-            sink.lock()
-                .expect("stderr lock")
-                .extend_from_slice(&buf[..n]);
+            let mut collected = sink.lock().expect("stderr lock");
+            collected.extend_from_slice(&buf[..n]);
+            len_tx.send_replace(collected.len());
         }
         closed_tx.send_replace(true);
     });
@@ -284,6 +287,7 @@ pub(super) fn spawn_piped(mut command: Command, what: &str) -> Piped {
         lines,
         stderr,
         stderr_closed,
+        stderr_len,
     }
 }
 
@@ -304,6 +308,7 @@ pub struct Listener {
     lines: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_closed: watch::Receiver<bool>,
+    stderr_len: watch::Receiver<usize>,
     child: Child,
     data_dir: DataDir,
 }
@@ -316,7 +321,21 @@ pub async fn spawn_listen(args: &[&str]) -> Listener {
 /// [`spawn_listen`] with extra environment variables, e.g. `HOOKS_TOKEN`.
 pub async fn spawn_listen_env(args: &[&str], env: &[(&str, &str)]) -> Listener {
     let data_dir = DataDir::Own(tempfile::tempdir().expect("temp data dir"));
-    match start_listen(data_dir, args, env).await {
+    match start_listen(data_dir, args, env, None).await {
+        Ok(listener) => listener,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// [`spawn_listen_in`] run in the folder `cwd` (where it looks for a `hooks.toml`), with `env`.
+pub async fn spawn_listen_at(
+    data_dir: &Path,
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Listener {
+    let data_dir = DataDir::Given(data_dir.to_owned());
+    match start_listen(data_dir, args, env, Some(cwd)).await {
         Ok(listener) => listener,
         Err(message) => panic!("{message}"),
     }
@@ -325,7 +344,7 @@ pub async fn spawn_listen_env(args: &[&str], env: &[(&str, &str)]) -> Listener {
 /// [`spawn_listen`] with its captures in `data_dir`, which the test reads or shares between
 /// runs.
 pub async fn spawn_listen_in(data_dir: &Path, args: &[&str]) -> Listener {
-    match start_listen(DataDir::Given(data_dir.to_owned()), args, &[]).await {
+    match start_listen(DataDir::Given(data_dir.to_owned()), args, &[], None).await {
         Ok(listener) => listener,
         Err(message) => panic!("{message}"),
     }
@@ -336,14 +355,16 @@ pub async fn spawn_listen_in(data_dir: &Path, args: &[&str]) -> Listener {
 /// relay has not released yet).
 pub async fn try_spawn_listen(args: &[&str]) -> Result<Listener, String> {
     let data_dir = DataDir::Own(tempfile::tempdir().expect("temp data dir"));
-    start_listen(data_dir, args, &[]).await
+    start_listen(data_dir, args, &[], None).await
 }
 
-/// Starts `hooks listen --json <args>` with `env` and waits for its ready line.
+/// Starts `hooks listen --json <args>` with `env` (in `cwd`, if given) and waits for its ready
+/// line.
 async fn start_listen(
     data_dir: DataDir,
     args: &[&str],
     env: &[(&str, &str)],
+    cwd: Option<&Path>,
 ) -> Result<Listener, String> {
     let mut full = vec!["listen", "--json"];
     full.extend_from_slice(args);
@@ -353,6 +374,9 @@ async fn start_listen(
     };
     let mut command = hooks_command(&full, path);
     command.envs(env.iter().copied());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
     let mut piped = spawn_piped(command, "hooks listen");
     let problem = match tokio::time::timeout(STEP_TIMEOUT, piped.lines.recv()).await {
         Ok(Some(line)) => match parse_ready(&line) {
@@ -364,6 +388,7 @@ async fn start_listen(
                     lines: piped.lines,
                     stderr: piped.stderr,
                     stderr_closed: piped.stderr_closed,
+                    stderr_len: piped.stderr_len,
                     child: piped.child,
                     data_dir,
                 })
@@ -407,6 +432,27 @@ impl Listener {
     /// What the process wrote on stderr so far.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
+    }
+
+    /// Waits (at most [`STEP_TIMEOUT`]) until stderr holds `needle` `count` times, looking
+    /// again each time it grows; returns stderr.
+    pub async fn wait_for_stderr(&mut self, needle: &str, count: usize) -> String {
+        let mut len = self.stderr_len.clone();
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            // Marked seen before reading, so what arrives meanwhile wakes the wait.
+            len.borrow_and_update();
+            let stderr = self.stderr();
+            if stderr.matches(needle).count() >= count {
+                return stderr;
+            }
+            match tokio::time::timeout_at(deadline, len.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    self.fail(&format!("stderr never said {needle:?} {count} time(s)"))
+                }
+            }
+        }
     }
 
     /// Fails the test with `message` and the process's stderr.

@@ -14,11 +14,12 @@ pub mod client;
 pub mod relay;
 pub mod send;
 pub mod store;
+pub mod tmux;
 
 pub use app::*;
 pub use cli::{
     hermetic, hooks_command, hooks_std_command, run_hooks, run_hooks_env, spawn_listen,
-    spawn_listen_env, spawn_listen_in, try_spawn_listen, Finished, Listener,
+    spawn_listen_at, spawn_listen_env, spawn_listen_in, try_spawn_listen, Finished, Listener,
 };
 pub use client::*;
 pub use relay::*;

@@ -206,6 +206,28 @@ fn app_down() {
     assert_output!("app_down", text);
 }
 
+/// Issue 22: the route after the capture number, a copy marked, and the reason hooks answered
+/// `404` itself when no route matched.
+#[test]
+fn routed_copied_and_unrouted() {
+    let mut routed = stripe_exchange("evt_routed", 1_764_182_800);
+    routed.route = Some("billing".into());
+    let mut copy = exchange(2, "/github", headers(&[("x-github-event", "push")]), "{}");
+    copy.route = Some("ci-mirror".into());
+    copy.copy = true;
+    let mut unrouted = exchange(3, "/nope", headers(&[]), "{}");
+    unrouted.outcome = Outcome::Answered(Response {
+        status: 404,
+        headers: headers(&[("content-type", "text/plain; charset=utf-8")]),
+        body: Bytes::from_static(b"hooks: no route matches POST /nope\n"),
+    });
+    unrouted.hint = Some(
+        "no route matches POST /nope (tried billing, stripe) and there is no default target".into(),
+    );
+    let text = render(vec![routed, copy, unrouted], &options(""));
+    assert_output!("routed_copied_and_unrouted", text);
+}
+
 #[test]
 fn escape_sequences_are_neutralised() {
     let body = "clear:\x1b[2J bell:\x07 title:\x1b]0;pwned\x07 csi:\u{9b}31m cursor:\x1b[10;10H";

@@ -110,7 +110,7 @@ impl Attached {
 
     /// The session is detached: nothing more is sent to it, and whoever streams to it stops
     /// waiting for room.
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.cancel();
     }
 }

@@ -24,7 +24,6 @@ pub(crate) struct Stats {
 /// Every known channel.
 pub(crate) struct Channels {
     map: Mutex<HashMap<String, Arc<Channel>>>,
-    defaults: Settings,
 }
 
 impl Channels {
@@ -50,17 +49,11 @@ impl Channels {
         }
         Channels {
             map: Mutex::new(map),
-            defaults,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Channel>>> {
         self.map.lock().expect("channel map lock is never poisoned")
-    }
-
-    /// The relay-wide default settings.
-    pub fn defaults(&self) -> Settings {
-        self.defaults
     }
 
     /// The channel named `name`, if a CLI ever claimed it.

@@ -1,5 +1,6 @@
-//! Channels: the in-memory mirror of the queue for each channel, the session attached to it, and
-//! the senders waiting for the app's reply.
+//! Channels of the single-node backend (`backend/local.rs`): the in-memory mirror of the queue
+//! for each channel, the session attached to it, and the senders waiting for the app's reply.
+//! The session's [`Attached`] (outbox and window) serves the cluster's sessions too.
 //!
 //! The queue is the truth; a [`Channel`] keeps the ids of its unacknowledged requests in order,
 //! and keeps recent frames in memory so live delivery does not read them back from disk.
@@ -400,7 +401,7 @@ impl Drop for WaiterGuard {
 /// digest) and just `created` or not: its owner may, a new name goes to whoever claims it, and
 /// the tokens file may give any name to a token. A channel claimed while the relay was open
 /// (no owner) goes to no token by asking first, since what it queued was meant for someone.
-fn may_claim(
+pub(crate) fn may_claim(
     name: &str,
     owner: Option<&str>,
     created: bool,

@@ -17,6 +17,7 @@
     reason = "a stage's Err is the sender's answer"
 )]
 
+mod cluster;
 mod read;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::answer::{self, text, Body, REJECT_RETRY_AFTER};
+use crate::backend::Local;
 use crate::channel::{Channel, Reply, Settings, Stream, WaiterGuard};
 use crate::headers::end_to_end;
 use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
@@ -44,23 +46,28 @@ pub(crate) async fn webhook(
     name: String,
     target: String,
 ) -> Response<Body> {
-    match stages(relay, req, &name, target).await {
+    let Some(local) = relay.backend.local() else {
+        return cluster::webhook(relay, req, &name, target).await;
+    };
+    match stages(relay, local, req, &name, target).await {
         Ok(answer) | Err(answer) => answer,
     }
 }
 
-/// The stages in order; `Err` is an answer given early, when a stage refuses the webhook.
+/// The stages in order, on the single-node backend `local`; `Err` is an answer given early,
+/// when a stage refuses the webhook.
 async fn stages(
     relay: &Relay,
+    local: &Local,
     req: Request<Incoming>,
     name: &str,
     target: String,
 ) -> Result<Response<Body>, Response<Body>> {
-    let admitted = admit(relay, name, req.headers())?;
+    let admitted = admit(relay, local, name, req.headers())?;
     let (parts, body) = req.into_parts();
-    let mut webhook = start(relay, admitted, &parts, target).await?;
-    let read = read::read_body(relay, &mut webhook, body).await?;
-    let committing = store_and_deliver(relay, &mut webhook, read).await?;
+    let mut webhook = start(local, admitted, &parts, target).await?;
+    let read = read::read_body(relay, local, &mut webhook, body).await?;
+    let committing = store_and_deliver(relay, local, &mut webhook, read).await?;
     Ok(answer_sender(webhook, committing, relay.config.max_body).await)
 }
 
@@ -95,8 +102,13 @@ struct Webhook {
 
 /// The first stage: the refusals that need no body, each with its sentence (and a
 /// `Retry-After` when waiting helps).
-fn admit(relay: &Relay, name: &str, headers: &http::HeaderMap) -> Result<Admitted, Response<Body>> {
-    let Some(channel) = relay.channels.get(name) else {
+fn admit(
+    relay: &Relay,
+    local: &Local,
+    name: &str,
+    headers: &http::HeaderMap,
+) -> Result<Admitted, Response<Body>> {
+    let Some(channel) = local.channels.get(name) else {
         let line = format!(
             "unknown channel {}: no hooks session has claimed it",
             quote(name)
@@ -145,7 +157,7 @@ fn admit(relay: &Relay, name: &str, headers: &http::HeaderMap) -> Result<Admitte
 /// Gives an admitted webhook its id and its request message, registers the sender's wait for
 /// the app's reply, and starts streaming a long body to the attached session when it can.
 async fn start(
-    relay: &Relay,
+    local: &Local,
     admitted: Admitted,
     parts: &http::request::Parts,
     target: String,
@@ -156,7 +168,8 @@ async fn start(
         attached,
         declared,
     } = admitted;
-    let id = relay
+    let id = local
+        .queue
         .next_id()
         .await
         .map_err(|e| answer::not_stored(Err(e)))?;
@@ -207,6 +220,7 @@ async fn start(
 /// retries), never with a 2xx for a request that is not stored.
 async fn store_and_deliver(
     relay: &Relay,
+    local: &Local,
     webhook: &mut Webhook,
     read: Read,
 ) -> Result<Committing, Response<Body>> {
@@ -216,7 +230,7 @@ async fn store_and_deliver(
         Frame::Whole(frame) => Some(frame.clone()),
         Frame::File(_) => None,
     };
-    let committing = relay.queue.submit(id, &channel.name, kept).await;
+    let committing = local.queue.submit(id, &channel.name, kept).await;
     if matches!(committing, Committing::Done(Err(_))) {
         if let Some(stream) = webhook.stream.take() {
             stream.abort("the relay could not store it");

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::Webhook;
 use crate::answer::{self, text, Body};
+use crate::backend::Local;
 use crate::budget::Budget;
 use crate::channel::Stream;
 use crate::protocol::{self, RelayMessage, RequestId};
@@ -24,6 +25,7 @@ use crate::relay::Relay;
 /// aborted.
 pub(super) async fn read_body(
     relay: &Relay,
+    local: &Local,
     webhook: &mut Webhook,
     body: Incoming,
 ) -> Result<Read, Response<Body>> {
@@ -37,7 +39,7 @@ pub(super) async fn read_body(
     // or not it is streamed to a CLI: the relay then holds a few pieces of it, not all of it.
     let read = match webhook.declared {
         Some(len) if webhook.stream.is_some() || len >= crate::queue::FILE_FROM as u64 => {
-            let file = relay.queue.frame_file(webhook.id).await;
+            let file = local.queue.frame_file(webhook.id).await;
             read_streamed(body, reading, len as usize, &mut webhook.stream, file).await
         }
         _ => read_whole(body, reading, webhook.declared, relay.config.max_body).await,
@@ -131,11 +133,53 @@ struct Reading<'a> {
 /// long is counted against the memory budget at once; one without a length (chunked) as it
 /// grows. Either way it is refused ([`ReadError::OverMemory`]) rather than held past the budget.
 async fn read_whole(
-    mut body: Incoming,
+    body: Incoming,
     reading: Reading<'_>,
     declared: Option<u64>,
     max_body: usize,
 ) -> Result<Read, ReadError> {
+    let (frame, body_len) = read_into_frame(body, reading, declared, max_body).await?;
+    Ok(Read {
+        kept: Frame::Whole(frame),
+        last: Bytes::new(),
+        body_len,
+    })
+}
+
+/// Reads a body whole into the frame of `request` (the cluster's path, where the backend gives
+/// the id, 0 in the frame, once it is stored): [`read_whole`]'s frame, or the answer to a
+/// sender whose body could not be read.
+pub(super) async fn read_frame(
+    relay: &Relay,
+    request: &RelayMessage,
+    body: Incoming,
+    declared: Option<u64>,
+) -> Result<Bytes, Response<Body>> {
+    let reading = Reading {
+        id: RequestId(0),
+        request,
+        budget: &relay.budget,
+        timeout: relay.config.read_timeout,
+    };
+    match read_into_frame(body, reading, declared, relay.config.max_body).await {
+        Ok((frame, body_len)) => {
+            relay
+                .metrics
+                .request_bytes
+                .fetch_add(body_len as u64, Ordering::Relaxed);
+            Ok(frame)
+        }
+        Err(e) => Err(refusal(relay, e)),
+    }
+}
+
+/// [`read_whole`]: the frame, charged against the memory budget, and the body's length.
+async fn read_into_frame(
+    mut body: Incoming,
+    reading: Reading<'_>,
+    declared: Option<u64>,
+    max_body: usize,
+) -> Result<(Bytes, usize), ReadError> {
     let declared = declared.map(|len| len as usize);
     let mut frame = reading.head;
     frame.reserve(declared.unwrap_or(0));
@@ -171,11 +215,7 @@ async fn read_whole(
     if declared.is_some_and(|declared| body_len != declared) {
         return Err(ReadError::Broken("less body than declared".into()));
     }
-    Ok(Read {
-        kept: Frame::Whole(charge.attach(frame.freeze())),
-        last: Bytes::new(),
-        body_len,
-    })
+    Ok((charge.attach(frame.freeze()), body_len))
 }
 
 /// The next piece of `body`'s data, `None` at its end, once `deadline` has not passed.

@@ -84,7 +84,7 @@ fn script(a: &[Pair<'_>], b: &[Pair<'_>]) -> Vec<Step> {
         Step::Add(j) => Step::Add(j + prefix),
         Step::Keep => Step::Keep,
     }));
-    steps.extend(std::iter::repeat(Step::Keep).take(suffix));
+    steps.extend(std::iter::repeat_n(Step::Keep, suffix));
     steps
 }
 

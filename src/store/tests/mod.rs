@@ -7,6 +7,8 @@ mod round_trip;
 mod select;
 mod upgrade;
 
+pub(super) use upgrade::downgrade;
+
 use super::*;
 use crate::exchange::{Exchange, Header, Outcome, Request, Response};
 use crate::query::Query;
@@ -20,9 +22,9 @@ fn header(name: &str, value: &[u8]) -> Header {
 }
 
 /// The relay epoch of [`record`]'s deliveries.
-const EPOCH: u64 = 5;
+pub(super) const EPOCH: u64 = 5;
 
-fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Exchange {
+pub(super) fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Exchange {
     let request = Request {
         method: "POST".into(),
         path: path.into(),
@@ -52,7 +54,7 @@ fn record(relay_id: Option<u64>, path: &str, status: Option<u16>) -> Exchange {
     }
 }
 
-async fn save(writer: &Writer, record: Exchange) -> CaptureId {
+pub(super) async fn save(writer: &Writer, record: Exchange) -> CaptureId {
     writer.record(record).unwrap().await.unwrap().unwrap()
 }
 
@@ -64,7 +66,7 @@ fn stored(store: &Store, id: CaptureId) -> Exchange {
     }
 }
 
-fn writer_at(path: &Path, retention: Retention) -> Writer {
+pub(super) fn writer_at(path: &Path, retention: Retention) -> Writer {
     let (conn, moved) = open_or_replace(path).unwrap();
     assert!(moved.is_none());
     Writer::spawn(conn, path.to_owned(), retention).unwrap()

@@ -96,7 +96,9 @@ async fn a_version_3_store_gains_the_epoch_and_redelivered_columns() {
             conn.execute_batch(&format!(
                 "ALTER TABLE {table} DROP COLUMN relay_epoch;
                  ALTER TABLE {table} DROP COLUMN redelivered;
-                 ALTER TABLE {table} DROP COLUMN sent;"
+                 ALTER TABLE {table} DROP COLUMN sent;
+                 ALTER TABLE {table} DROP COLUMN route;
+                 ALTER TABLE {table} DROP COLUMN copy;"
             ))
             .unwrap();
             arms.push(format!("SELECT * FROM {table}"));
@@ -119,4 +121,48 @@ async fn a_version_3_store_gains_the_epoch_and_redelivered_columns() {
     );
     let new = stored(&store, second);
     assert_eq!((new.relay_epoch, new.redelivered), (Some(EPOCH), true));
+}
+
+/// Takes `columns` out of every generation table (and the view, which is in the way while the
+/// tables differ), and marks the store as `version`.
+pub(in crate::store) fn downgrade(path: &Path, columns: &[&str], version: i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("DROP VIEW captures").unwrap();
+    let mut arms = Vec::new();
+    for slot in 0..generations::SLOTS {
+        let table = generations::table(slot);
+        for column in columns {
+            conn.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+                .unwrap();
+        }
+        arms.push(format!("SELECT * FROM {table}"));
+    }
+    let view = format!("CREATE VIEW captures AS {}", arms.join(" UNION ALL "));
+    conn.execute_batch(&view).unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
+}
+
+/// A version 4 store already has `relay_epoch` and `redelivered`: upgrading it adds only what
+/// came later. (Found with issue 22: every upgrade added version 4's columns again, so a store
+/// written by a hooks of version 4 could not be opened: "duplicate column name".)
+#[tokio::test]
+async fn issue_22_a_version_4_store_is_upgraded_without_adding_its_columns_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let first = {
+        let writer = writer_at(&path, Retention::default());
+        save(&writer, record(Some(6), "/before", Some(200))).await
+    };
+    downgrade(&path, &["sent", "route", "copy"], 4);
+    let writer = writer_at(&path, Retention::default());
+    assert_eq!(
+        writer.captured_before("http://relay/ch", EPOCH, 6),
+        Some(first)
+    );
+    let store = Store::open(&path).unwrap();
+    let old = stored(&store, first);
+    assert_eq!(
+        (old.request.path.as_str(), old.relay_epoch, old.sent),
+        ("/before", Some(EPOCH), false)
+    );
 }

