@@ -49,6 +49,9 @@ const REDELIVERED: u8 = 1;
 /// A request's flags: its body follows in pieces, `body_len` bytes (see [`Request::body_len`]).
 const HAS_BODY_LEN: u8 = 2;
 
+/// Where a request's id is in its frame: after the frame's meta length and the kind.
+const REQUEST_ID_AT: usize = 4 + 1;
+
 /// Where a request's flags are in its frame: after the frame's meta length, the kind, the id
 /// and `received_at_ms`. A redelivery sets a bit there ([`mark_redelivered`]).
 const REQUEST_FLAGS_AT: usize = 4 + 1 + 8 + 8;
@@ -130,6 +133,22 @@ pub fn response_frame(id: RequestId, status: u16, headers: &[Header], body: &[u8
     );
     frame.put_slice(body);
     frame.freeze()
+}
+
+/// `frame`, a binary request frame, with its id set to `id` and its redelivered flag as given:
+/// a copy with those bytes written over; `None` if it is not one.
+pub(super) fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
+    let meta = frame.get(4..)?;
+    if !is_binary(meta) || meta[0] != kind::REQUEST || frame.len() <= REQUEST_FLAGS_AT {
+        return None;
+    }
+    let mut copy = BytesMut::from(&frame[..]);
+    copy[REQUEST_ID_AT..REQUEST_ID_AT + 8].copy_from_slice(&id.0.to_be_bytes());
+    match redelivered {
+        true => copy[REQUEST_FLAGS_AT] |= REDELIVERED,
+        false => copy[REQUEST_FLAGS_AT] &= !REDELIVERED,
+    }
+    Some(copy.freeze())
 }
 
 /// `frame`, a binary request frame, with its redelivered flag set; `None` if it is not one.

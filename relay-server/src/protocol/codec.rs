@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::binary;
 use super::limits::{MAX_HEADERS, MAX_META_LEN};
-use super::messages::{ClientMessage, Header, RelayMessage};
+use super::messages::{ClientMessage, Header, RelayMessage, RequestId};
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,14 @@ pub fn frame_for<M: Encode>(message: &M, payload_len: usize) -> BytesMut {
 /// Decodes one frame into its message and payload; the payload (and a binary meta's header
 /// values) share the frame's memory.
 pub fn decode<M: Decode>(frame: Bytes) -> Result<(M, Bytes), ProtocolError> {
+    let start = payload_start(&frame)?;
+    let message = M::from_meta(frame.slice(4..start))?;
+    Ok((message, frame.slice(start..)))
+}
+
+/// Where `frame`'s payload starts: after its length prefix and meta section, which is read
+/// no further than its length.
+pub fn payload_start(frame: &[u8]) -> Result<usize, ProtocolError> {
     if frame.len() < 4 {
         return Err(ProtocolError::Truncated(frame.len()));
     }
@@ -130,8 +138,7 @@ pub fn decode<M: Decode>(frame: Bytes) -> Result<(M, Bytes), ProtocolError> {
     if frame.len() < 4 + meta_len {
         return Err(ProtocolError::Truncated(frame.len()));
     }
-    let message = M::from_meta(frame.slice(4..4 + meta_len))?;
-    Ok((message, frame.slice(4 + meta_len..)))
+    Ok(4 + meta_len)
 }
 
 /// Checks the header count of a decoded message against [`MAX_HEADERS`].
@@ -140,6 +147,23 @@ pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
         return Err(ProtocolError::TooManyHeaders(headers.len()));
     }
     Ok(())
+}
+
+/// `frame`, a [`RelayMessage::Request`], with its id set to `id` and `redelivered` as given
+/// (a cluster's store gives the id once it has the frame): the bytes written over in a copy of
+/// a binary frame, a JSON one decoded and written again. `None` when `frame` is not a request.
+pub fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
+    if let Some(copy) = binary::with_id(frame, id, redelivered) {
+        return Some(copy);
+    }
+    match decode::<RelayMessage>(frame.clone()) {
+        Ok((RelayMessage::Request(mut request), body)) => {
+            request.id = id;
+            request.redelivered = redelivered;
+            Some(encode(&RelayMessage::Request(request), &body))
+        }
+        _ => None,
+    }
 }
 
 /// `frame`, a [`RelayMessage::Request`] as the queue keeps it, with `redelivered` set: one bit

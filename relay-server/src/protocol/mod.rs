@@ -41,8 +41,8 @@ mod tests;
 
 pub use binary::{request_frame, response_frame, RequestHead};
 pub use codec::{
-    check_headers, decode, encode, encode_buf, frame_for, mark_redelivered, Decode, Encode,
-    ProtocolError,
+    check_headers, decode, encode, encode_buf, frame_for, mark_redelivered, payload_start, with_id,
+    Decode, Encode, ProtocolError,
 };
 pub use limits::{
     max_frame_len, validate_channel, version_mismatch, CHANNEL_LEN, CHUNK_LEN, CONNECT_PATH,

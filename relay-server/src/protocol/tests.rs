@@ -516,3 +516,35 @@ fn channel_names_are_validated() {
     assert!(validate_channel("a/b").is_err());
     assert!(validate_channel(&"a".repeat(65)).is_err());
 }
+
+/// A cluster's store gives a request its id once it has the frame: the id and the redelivered
+/// flag are set, in a binary frame and in one of the JSON layout, and nothing else changes.
+#[test]
+fn a_request_gets_its_id_and_redelivered_flag_set_in_its_frame() {
+    let request = |id, redelivered| {
+        RelayMessage::Request(Request {
+            id: RequestId(id),
+            received_at_ms: 2,
+            method: "POST".into(),
+            target: "/x".into(),
+            headers: vec![Header {
+                name: "x-a".into(),
+                value: Bytes::from_static(b"1"),
+            }],
+            body_len: None,
+            redelivered,
+        })
+    };
+    let unset = encode(&request(0, false), b"body");
+    let set = with_id(&unset, RequestId(77), true).unwrap();
+    assert_eq!(set, encode(&request(77, true), b"body"));
+    let cleared = with_id(&set, RequestId(78), false).unwrap();
+    assert_eq!(cleared, encode(&request(78, false), b"body"));
+    let json = r#"{"type":"request","id":0,"received_at_ms":2,"method":"POST","target":"/x","headers":[["x-a","1"]]}"#;
+    let mut old = frame(json).to_vec();
+    old.extend_from_slice(b"body");
+    let set = with_id(&Bytes::from(old), RequestId(77), true).unwrap();
+    assert_eq!(set, encode(&request(77, true), b"body"));
+    let ack = encode(&ClientMessage::Ack(Ack { id: RequestId(1) }), b"");
+    assert_eq!(with_id(&ack, RequestId(2), false), None);
+}

@@ -146,18 +146,18 @@ async fn read_whole(
     })
 }
 
-/// Reads a body whole into the frame of `request` (the cluster's path, where the backend gives
-/// the id, 0 in the frame, once it is stored): [`read_whole`]'s frame, or the answer to a
-/// sender whose body could not be read.
+/// Reads a body whole into the request's frame, which starts with `head` (the cluster's path,
+/// where the backend gives the id, 0 in the frame, once it is stored): [`read_whole`]'s frame,
+/// or the answer to a sender whose body could not be read.
 pub(super) async fn read_frame(
     relay: &Relay,
-    request: &RelayMessage,
+    head: bytes::BytesMut,
     body: Incoming,
     declared: Option<u64>,
 ) -> Result<Bytes, Response<Body>> {
     let reading = Reading {
         id: RequestId(0),
-        request,
+        head,
         budget: &relay.budget,
         timeout: relay.config.read_timeout,
     };
