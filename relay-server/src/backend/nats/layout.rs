@@ -303,4 +303,40 @@ mod tests {
         assert_ne!(epoch_of(nanos), epoch_of(nanos + 1000));
         assert_eq!(epoch_of(0), 1, "never 0");
     }
+
+    /// Nodes making the layout at once on an empty server, and again after its stream and a
+    /// bucket were deleted: every one succeeds, and all find the one stream (one epoch).
+    #[tokio::test]
+    async fn ensure_is_safe_to_race_and_a_stream_made_again_has_a_new_epoch() {
+        let server = crate::testing::NatsServer::start().await;
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let js = jetstream::new(client);
+        let limits = Limits {
+            max_queued: 100,
+            retention: Duration::from_secs(60),
+            replicas: 1,
+        };
+        // Nodes with settings of their own: the server refuses the losers' making.
+        let each: Vec<Limits> = (0..4u64)
+            .map(|i| Limits {
+                retention: Duration::from_secs(60 + i),
+                ..limits
+            })
+            .collect();
+        let race = || async {
+            let nodes = each.iter().map(|limits| ensure(&js, limits));
+            let ensured = futures_util::future::join_all(nodes).await;
+            let epochs: Vec<u64> = ensured.into_iter().map(|e| e.unwrap().epoch).collect();
+            assert!(epochs.iter().all(|&e| e == epochs[0]), "{epochs:?}");
+            epochs[0]
+        };
+        let first = race().await;
+        let whole = ensure(&js, &limits).await.unwrap();
+        assert_eq!((whole.epoch, whole.made.len()), (first, 0), "nothing to make");
+        js.delete_stream(STREAM).await.unwrap();
+        js.delete_key_value(CHANNELS).await.unwrap();
+        let again = race().await;
+        assert_ne!(again, first, "ids start again under a new epoch");
+        assert!(js.get_key_value(CHANNELS).await.is_ok());
+    }
 }
