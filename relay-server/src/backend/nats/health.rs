@@ -146,8 +146,6 @@ impl Health {
     }
 
     fn lock_failure(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.failure
-            .lock()
-            .expect("failure lock is never poisoned")
+        self.failure.lock().expect("failure lock is never poisoned")
     }
 }

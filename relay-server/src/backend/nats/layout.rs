@@ -174,12 +174,10 @@ pub(super) async fn ensure(js: &jetstream::Context, limits: &Limits) -> Result<E
         (CHANNELS, channels_config(limits), "the channels' bucket"),
         (LEASES, leases_config(limits), "the leases' bucket"),
     ] {
-        let (_, was_made) = get_or_make(
-            || js.get_key_value(bucket),
-            || js.create_key_value(config),
-        )
-        .await
-        .map_err(|e| format!("{what}: {e}"))?;
+        let (_, was_made) =
+            get_or_make(|| js.get_key_value(bucket), || js.create_key_value(config))
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
         if was_made {
             made.push(what);
         }
@@ -332,7 +330,11 @@ mod tests {
         };
         let first = race().await;
         let whole = ensure(&js, &limits).await.unwrap();
-        assert_eq!((whole.epoch, whole.made.len()), (first, 0), "nothing to make");
+        assert_eq!(
+            (whole.epoch, whole.made.len()),
+            (first, 0),
+            "nothing to make"
+        );
         js.delete_stream(STREAM).await.unwrap();
         js.delete_key_value(CHANNELS).await.unwrap();
         let again = race().await;

@@ -19,9 +19,9 @@ use futures_util::StreamExt as _;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::layout::epoch_of;
 use super::records::{Lease, LEASE_RENEW};
 use super::replies::{encode_reply, unpack, Unpacked, REPLY_HEADER};
-use super::layout::epoch_of;
 use super::{subject, Held, Shared, STREAM};
 use crate::backend::{with_id, Claim, Subscription, STORE_TIMEOUT};
 use crate::channel::{may_claim, Attached, Reply};
@@ -171,7 +171,11 @@ impl NatsSubscription {
         };
         // The stream may have been made again by another node since this one last looked: its
         // ids start again under a new epoch, which the session's hello must say.
-        let stream = shared.js.get_stream(STREAM).await.map_err(|e| unreachable(&e))?;
+        let stream = shared
+            .js
+            .get_stream(STREAM)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let epoch = epoch_of(stream.cached_info().created.unix_timestamp_nanos());
         shared.health.take_epoch(epoch);
         Ok((consumer, delivered_before, queued, epoch))
