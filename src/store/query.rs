@@ -235,6 +235,9 @@ impl Subject for Candidate<'_> {
     fn replay_of(&self) -> Option<i64> {
         self.summary.replay_of.map(|id| id.0)
     }
+    fn sent(&self) -> bool {
+        self.summary.sent
+    }
     fn route(&self) -> Option<&str> {
         self.summary.route.as_deref()
     }
