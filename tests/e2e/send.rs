@@ -513,7 +513,8 @@ async fn each_send_is_a_capture_marked_sent_that_list_show_and_replay_use() {
         .stdout
         .lines()
         .nth(1)
-        .is_some_and(|l| l.ends_with("(sent)")));
+        .is_some_and(|l| l.contains(" /hooks ")
+            && l.ends_with(&format!("(sent to http://127.0.0.1:{})", app.port()))));
 
     let shown = ok(&["show", "last", "--json"], data.path()).await;
     let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
