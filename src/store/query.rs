@@ -201,6 +201,9 @@ impl Subject for Candidate<'_> {
     fn method(&self) -> &str {
         &self.summary.method
     }
+    // The request target (path and query), which the summary calls `path`; its `target` is
+    // where the request was forwarded.
+    #[allow(clippy::misnamed_getters)]
     fn target(&self) -> &str {
         &self.summary.path
     }
