@@ -28,8 +28,9 @@
 //! webhooks (with 0 webhooks: the idle cost of a window); `HOOKS_PROFILE_DRAIN_SECS` (default
 //! 120) bounds the wait for the CLI; `HOOKS_PROFILE_OUT=<file>` appends one tab-separated row
 //! per process and thread (`tag path clients role thread cpu_us user_us sys_us vcs nvcs syscr
-//! syscw`, all per webhook; `tag` is `HOOKS_PROFILE_TAG`, e.g. the round) for the driver to
-//! take medians of, after a `load` row with webhooks/s and p50 µs. `HOOKS_BENCH_BIN` and
+//! syscw`, all per webhook; `tag` is `HOOKS_PROFILE_TAG`, e.g. the round; `path` is
+//! `HOOKS_PROFILE_LABEL` when set) for the driver to take medians of, after a `load` row with
+//! webhooks/s and p50 µs. `HOOKS_BENCH_BIN` and
 //! `HOOKS_BENCH_PEER_BIN` name the binaries as for the tunnel bench.
 //!
 //! Figures: CPU from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on a CPU), split into user
@@ -561,7 +562,11 @@ fn append_rows(
     table: &[Row],
 ) {
     let tag = std::env::var("HOOKS_PROFILE_TAG").unwrap_or_else(|_| "-".to_owned());
-    let head = format!("{tag}\t{}\t{}", settings.through.name(), settings.clients);
+    // `HOOKS_PROFILE_LABEL` names the path in the rows instead (an earlier build of hooks,
+    // measured in the same run: `benches/profile.sh` with `PROFILE_BASE_BIN`).
+    let label = std::env::var("HOOKS_PROFILE_LABEL");
+    let name = label.as_deref().unwrap_or(settings.through.name());
+    let head = format!("{tag}\t{name}\t{}", settings.clients);
     let mut out = format!(
         "{head}\tload\t-\t{:.1}\t{:.1}\t0\t0\t0\t0\t0\n",
         sent.ok as f64 / loaded.as_secs_f64(),

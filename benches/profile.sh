@@ -27,6 +27,12 @@
 #              split into kernel time by system call (perf part) and user time by instruction
 #              shares (callgrind part); runs by itself after those three
 #
+# A/B: PROFILE_BASE_BIN=<dir>/hooks (an earlier build, with its hooks-relay beside it) adds a
+# path "base" to the cpu part and runs the callgrind part for it too, so a change is measured
+# against the build before it in the same run. PROFILE_PATHS ["direct hooks rathole bore", plus
+# base] and PROFILE_CS ["1 32"] narrow the cpu and callgrind parts (e.g. PROFILE_PATHS="hooks
+# base" PROFILE_CS=32 for a quick A/B); PROFILE_NO_IDLE=1 skips callgrind's idle windows.
+#
 # Sizes: PROFILE_ROUNDS [5], PROFILE_CPU_REQUESTS [20000 at c=32, a quarter at c=1],
 # PROFILE_TRACE_REQUESTS [2000] (strace and callgrind use that many, hops a quarter of it at c=1,
 # perf ten times as many). The relay's and the CLI's data directories are in $TMPDIR (or /tmp).
@@ -58,6 +64,7 @@ here=$(pwd)
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$here/$target ;; esac
 rounds=${PROFILE_ROUNDS:-5}
+cs=${PROFILE_CS:-1 32}
 cpu_n=${PROFILE_CPU_REQUESTS:-20000}
 trace_n=${PROFILE_TRACE_REQUESTS:-2000}
 out=${dir:-$target/profile/$(date +%Y%m%d-%H%M%S)}
@@ -150,18 +157,21 @@ cpu() {
     say "## CPU, context switches and system calls per webhook (/proc), medians of $rounds rounds"
     say ""
     peers=$target/bench-peers/bin
-    paths="direct hooks rathole bore"
+    paths=${PROFILE_PATHS:-direct hooks rathole bore${PROFILE_BASE_BIN:+ base}}
     r=0
     while [ "$r" -lt "$rounds" ]; do
         r=$((r + 1))
         for path in $paths; do
-            for c in 1 32; do
+            for c in $cs; do
                 n=$cpu_n
                 [ "$c" -eq 1 ] && n=$((cpu_n / 4))
                 echo "profile.sh: cpu round $r/$rounds: $path c=$c, $n webhooks" >&2
                 bin_var=""
                 case $path in bore|rathole) bin_var=$peers/$path ;; esac
-                HOOKS_PROFILE_PATH=$path HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$n \
+                through=$path hooks_bin=$HOOKS_BENCH_BIN
+                [ "$path" = base ] && through=hooks hooks_bin=$PROFILE_BASE_BIN
+                HOOKS_PROFILE_PATH=$through HOOKS_PROFILE_LABEL=$path HOOKS_BENCH_BIN=$hooks_bin \
+                    HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$n \
                     HOOKS_BENCH_PEER_BIN=$bin_var HOOKS_PROFILE_OUT=$out/cpu.tsv HOOKS_PROFILE_TAG=$r \
                     drive >>"$out/cpu.md"
             done
@@ -243,7 +253,9 @@ callgrind_run() {
     role=$1 c=$2
     # An idle window (cg_n=0, held cg_hold ms) counts per second (cg_per) instead.
     n=${cg_n:-$trace_n} per=${cg_per:-$trace_n} unit=${cg_unit:-webhook}
-    dir=$out/callgrind-$role-c$c-n$n
+    # cg_bin: another build of hooks (PROFILE_BASE_BIN), its figures labelled "base".
+    label=${cg_bin:+base-}
+    dir=$out/callgrind-$label$role-c$c-n$n
     mkdir -p "$dir"
     wrap="valgrind --tool=callgrind --separate-threads=yes --dump-instr=no --callgrind-out-file=$dir/cg.out --log-file=$dir/valgrind.log"
     pidvar=PROFILE_SERVER_PID
@@ -255,6 +267,7 @@ callgrind_run() {
         unset HOOKS_PROFILE_WRAP_RELAY
         pidvar=PROFILE_CLIENT_PID
     fi
+    HOOKS_BENCH_BIN=${cg_bin:-$HOOKS_BENCH_BIN} \
     HOOKS_PROFILE_CLIENTS=$c HOOKS_PROFILE_REQUESTS=$n HOOKS_PROFILE_WARMUP=200 \
     HOOKS_PROFILE_SETTLE_MS=3000 HOOKS_PROFILE_HOLD_MS=${cg_hold:-0} \
     HOOKS_PROFILE_BEFORE="callgrind_control -z \$$pidvar >$dir/zero.log" \
@@ -271,7 +284,7 @@ callgrind_run() {
     # shellcheck disable=SC2086
     awk -v per="$per" -v root="$here" -f benches/callgrind-stages.awk $files >"$dir/stages.tsv"
     total=$(awk -F '\t' '$1 == "total" { print $3 }' "$dir/stages.tsv")
-    say "### $role at c=$c: $total instructions per $unit ($n webhooks, callgrind)"
+    say "### ${label}$role at c=$c: $total instructions per $unit ($n webhooks, callgrind)"
     if [ "$n" -eq 0 ]; then
         say ""
         return 0
@@ -315,10 +328,15 @@ callgrind_run() {
 callgrind_part() {
     say "## Instructions per webhook (callgrind)"
     say ""
-    for c in 1 32; do
+    for c in $cs; do
         callgrind_run relay "$c"
         callgrind_run cli "$c"
+        if [ -n "${PROFILE_BASE_BIN:-}" ]; then
+            cg_bin=$PROFILE_BASE_BIN callgrind_run relay "$c"
+            cg_bin=$PROFILE_BASE_BIN callgrind_run cli "$c"
+        fi
     done
+    [ -z "${PROFILE_NO_IDLE:-}" ] || return 0
     # What a window costs with no webhook at all (pings, timers), per second, to set against
     # the windows above (their length is in each driver.md).
     cg_n=0 cg_hold=10000 cg_per=13 cg_unit="second idle (10 s held + 3 s settled)" callgrind_run relay 1

@@ -327,15 +327,7 @@ async fn answer(
     let id = job.delivery.id;
     match result {
         Ok(response) => {
-            let message = ClientMessage::Response(protocol::Response {
-                id,
-                status: response.status,
-                headers: response.headers.clone(),
-            });
-            context
-                .outbox
-                .send(job.delivery, &message, &response.body)
-                .await;
+            context.outbox.respond(job.delivery, &response).await;
             (Outcome::Answered(response), None)
         }
         Err(e) => {

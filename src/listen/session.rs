@@ -63,6 +63,20 @@ impl Outbox {
         }
     }
 
+    /// Sends the app's response to request `delivery`, framed from the borrowed headers and
+    /// body (nothing cloned into a message first).
+    pub async fn respond(&self, delivery: Delivery, response: &crate::exchange::Response) {
+        if let Some(outbox) = self.of_epoch(delivery.epoch) {
+            let frame = protocol::response_frame(
+                delivery.id,
+                response.status,
+                &response.headers,
+                &response.body,
+            );
+            let _ = outbox.send(frame).await;
+        }
+    }
+
     /// Acknowledges `delivery`: the relay forgets it.
     pub async fn ack(&self, delivery: Delivery) {
         let ack = ClientMessage::Ack(protocol::Ack { id: delivery.id });

@@ -151,6 +151,59 @@ async fn relay_killed_with_sigkill_keeps_its_queue_across_the_restart() {
     assert_each_arrived_once_then_marker(&app, &channel_url, 2 * QUEUED).await;
 }
 
+/// The relay's journal of requests ends in a record cut short (the relay killed while writing
+/// one it had not answered for yet): the restarted relay drops that record, keeps every request
+/// before it, and writes on after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_24_a_torn_record_at_the_end_of_the_journal_loses_nothing_answered() {
+    use std::io::Write as _;
+    let app = App::ok().await;
+    let data = tempfile::tempdir().expect("relay data dir");
+    let mut relay = RelayProcess::start(data.path(), &[]).await;
+    let mut cli = listen(&relay.url, &app, &["--channel", "torn"]).await;
+    let channel_url = cli.url.clone();
+    cli.terminate();
+    assert_eq!(cli.wait_exit().await, Some(0), "{}", cli.stderr());
+    wait_for_sessions(&relay.url, 0).await;
+
+    let sender = Sender::default();
+    for seq in 0..QUEUED {
+        let reply = send_numbered(&sender, &channel_url, seq).await;
+        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
+    }
+    relay.kill().await;
+    let segments = data.path().join("journal");
+    let mut last: Vec<_> = std::fs::read_dir(&segments)
+        .expect("the relay keeps its requests in a journal")
+        .map(|entry| entry.expect("journal entry").path())
+        .collect();
+    last.sort();
+    let last = last.pop().expect("a segment");
+    let written = std::fs::metadata(&last).expect("segment").len();
+    // A record that promises 1,000 bytes and has 10 of them.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .expect("open segment");
+    file.write_all(&1000u32.to_be_bytes()).expect("torn prefix");
+    file.write_all(&[1; 10]).expect("torn record");
+    drop(file);
+
+    relay.restart().await;
+    assert_eq!(
+        std::fs::metadata(&last).expect("segment").len(),
+        written,
+        "the torn record is cut off"
+    );
+    for seq in QUEUED..2 * QUEUED {
+        let reply = send_numbered(&sender, &channel_url, seq).await;
+        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
+    }
+    let cli = listen(&relay.url, &app, &["--channel", "torn"]).await;
+    assert_eq!(cli.url, channel_url, "the same channel, the same URL");
+    assert_each_arrived_once_then_marker(&app, &channel_url, 2 * QUEUED).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_reconnects_by_itself_after_the_relay_is_killed_and_restarted() {
     let app = App::ok().await;

@@ -312,19 +312,12 @@ impl Subscription for AnySubscription {
     }
 }
 
-/// A request frame (as `protocol::frame_for` makes it) with its id set to `id` and `redelivered`
-/// as given: its meta written again and the body copied after it. `None` when `frame` is not a
-/// request.
+/// A request frame with its id set to `id` and `redelivered` as given (see
+/// [`protocol::with_id`]). `None` when `frame` is not a request.
+///
+/// [`protocol::with_id`]: crate::protocol::with_id
 pub(crate) fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
-    use crate::protocol::{self, RelayMessage};
-    match protocol::decode::<RelayMessage>(frame.clone()) {
-        Ok((RelayMessage::Request(mut request), body)) => {
-            request.id = id;
-            request.redelivered = redelivered;
-            Some(protocol::encode(&RelayMessage::Request(request), &body))
-        }
-        _ => None,
-    }
+    crate::protocol::with_id(frame, id, redelivered)
 }
 
 /// How long a sender waits at most for the store to take a webhook before it is answered `503`.

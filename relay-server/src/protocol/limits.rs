@@ -38,8 +38,9 @@ pub const FRAGMENT_LEN: usize = 64 * 1024;
 /// this many are under way, and a CLI ends a session that opens more.
 pub const MAX_STREAMS: usize = 16;
 
-/// Version of this protocol; both sides send it in their hello and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol; both sides send it in their hello and refuse a mismatch. Version 2
+/// sends the messages of every webhook with binary metas (version 1 sent JSON).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Path of the CLI's WebSocket endpoint on the relay.
 pub const CONNECT_PATH: &str = "/_hooks/v1/connect";

@@ -7,9 +7,16 @@
 //!
 //! ```text
 //! u32 big-endian  meta length (N)
-//! N bytes         meta: the message as JSON (serde, internally tagged by "type")
+//! N bytes         meta: the message, binary for the messages of every webhook (request, body,
+//!                 abort, response, ack, failed: a kind byte, the id, fixed fields and
+//!                 length-prefixed bytes; see `binary.rs`), JSON for the hellos and the relay's
+//!                 error (serde, internally tagged by "type", so its first byte is `{`)
 //! rest            payload: the raw body bytes of a request or response (may be empty)
 //! ```
+//!
+//! The hellos stay JSON so that any version of either side can read the other's and answer a
+//! mismatch with a sentence (see [`version_mismatch`]); version 1 sent every message as JSON,
+//! which version 2 still reads (a relay's queue keeps frames across an upgrade).
 //!
 //! Bodies are never base64-encoded or re-encoded: the payload is the body, byte for byte, and
 //! decoding hands it out as a zero-copy slice of the received frame.
@@ -18,10 +25,12 @@
 //! that the CLI forwards it while it is still arriving: only to a CLI whose hello asked for it
 //! (`stream_bodies`), and only for bodies of at least [`STREAM_FROM`] bytes (see there).
 //!
-//! The messages are in `messages.rs` (their hand-written decoders in `decode.rs`), frames in
-//! `codec.rs`, the version and the named limits in `limits.rs`; [`session`] carries messages
-//! over a WebSocket, typed, with the hello and the heartbeat's limits.
+//! The messages are in `messages.rs` (their hand-written JSON decoders in `decode.rs`, their
+//! binary metas in `binary.rs`), frames in `codec.rs`, the version and the named limits in
+//! `limits.rs`; [`session`] carries messages over a WebSocket, typed, with the hello and the
+//! heartbeat's limits.
 
+mod binary;
 mod codec;
 mod decode;
 mod limits;
@@ -30,8 +39,10 @@ pub mod session;
 #[cfg(test)]
 mod tests;
 
+pub use binary::{request_frame, response_frame, RequestHead};
 pub use codec::{
-    check_headers, decode, encode, encode_buf, frame_for, mark_redelivered, ProtocolError,
+    check_headers, decode, encode, encode_buf, frame_for, mark_redelivered, payload_start, with_id,
+    Decode, Encode, ProtocolError,
 };
 pub use limits::{
     max_frame_len, validate_channel, version_mismatch, CHANNEL_LEN, CHUNK_LEN, CONNECT_PATH,

@@ -6,17 +6,18 @@
 //! ([`Queue::submit`]), back out ([`Queue::load`]) and done ([`Queue::ack`]), and the channels'
 //! records. Behind it, one of two stores:
 //!
-//! - SQLite in `--data-dir` (`sqlite.rs`; WAL, `synchronous=NORMAL`: a committed row survives the
-//!   process being killed; only a power loss can take the last few), written by one dedicated
-//!   thread fed by a channel (`store.rs`), which commits everything waiting in one transaction,
-//!   so many concurrent webhooks share one commit. Long frames are files beside the database
-//!   (`frames.rs`).
+//! - On disk in `--data-dir` (`sqlite.rs`): requests in an append-only journal (`journal.rs`),
+//!   channels and the id reserve in SQLite (WAL, `synchronous=NORMAL`); what was written
+//!   survives the process being killed, and only a power loss can take the last few. One
+//!   dedicated thread fed by a channel writes both (`store.rs`): everything waiting at once, so
+//!   many concurrent webhooks share one write. Long frames are files beside them (`frames.rs`).
 //! - A map (`memory.rs`), for a relay without a data directory.
 //!
 //! Request ids and the queue's epoch are in `ids.rs`.
 
 mod frames;
 mod ids;
+mod journal;
 mod memory;
 mod sqlite;
 mod store;
@@ -71,6 +72,9 @@ pub enum QueueError {
     /// A long frame's file could not be written or read.
     #[error("relay queue: a request's frame file: {0}")]
     File(#[from] std::io::Error),
+    /// The journal of requests could not be written or read.
+    #[error("relay queue: its journal: {0}")]
+    Journal(std::io::Error),
     /// Another relay holds the queue.
     #[error("relay queue {}: another relay is using it (one relay per --data-dir)", .0.display())]
     Locked(std::path::PathBuf),

@@ -1,5 +1,6 @@
-//! The SQLite queue: the database in `--data-dir` (its schema, what it holds at start-up, the
-//! first id reserve) and the handle that sends the store thread its commands (`store.rs`).
+//! The durable queue in `--data-dir`: the SQLite database (its schema, the channels, the first
+//! id reserve), the journal of requests (`journal.rs`), what they hold at start-up, and the
+//! handle that sends the store thread its commands (`store.rs`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,7 +14,8 @@ use tracing::warn;
 
 use super::frames::{FrameFile, Frames};
 use super::ids::{self, Ids, ID_RESERVE};
-use super::store::{self, Command, COMMAND_CAPACITY};
+use super::journal::Journal;
+use super::store::{self, Command, Stores, COMMAND_CAPACITY};
 use super::{now_ms, ChannelRecord, Committing, QueueError, Snapshot};
 use crate::protocol::RequestId;
 
@@ -40,16 +42,12 @@ pub(super) fn open(dir: &Path) -> Result<(Sqlite, Snapshot, Arc<Ids>), QueueErro
             Some(rusqlite::ErrorCode::DatabaseBusy) => QueueError::Locked(dir.join("relay.db")),
             _ => QueueError::Sqlite(e),
         })?;
-    // A checkpoint (copying the WAL into the file, then an fsync) every 8,192 pages (32 MiB)
-    // rather than SQLite's 1,000: a request is written and deleted again within moments,
-    // so most pages the WAL holds are superseded before the checkpoint copies them, and a
-    // 10 MiB webhook no longer pays a checkpoint of its own before it is answered.
+    // The `queue` table held the requests before the journal (see `journal.rs`); it is kept
+    // only so that a queue from before is read once and moved into the journal (`migrate`).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
-         PRAGMA wal_autocheckpoint = 8192;
-         PRAGMA journal_size_limit = 33554432;
          CREATE TABLE IF NOT EXISTS channels (
              name TEXT PRIMARY KEY,
              settings TEXT NOT NULL,
@@ -64,7 +62,6 @@ pub(super) fn open(dir: &Path) -> Result<(Sqlite, Snapshot, Arc<Ids>), QueueErro
              frame BLOB NOT NULL,
              file_len INTEGER
          );
-         CREATE INDEX IF NOT EXISTS queue_received ON queue (received_at);
          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     )?;
     // Queues written before long frames were files have no `file_len`: every frame in them
@@ -76,7 +73,9 @@ pub(super) fn open(dir: &Path) -> Result<(Sqlite, Snapshot, Arc<Ids>), QueueErro
         conn.execute_batch("ALTER TABLE queue ADD COLUMN file_len INTEGER")?;
     }
     left_since_now(&conn)?;
-    let snapshot = snapshot(&conn)?;
+    let mut journal = Journal::open(&dir.join("journal")).map_err(QueueError::Journal)?;
+    migrate(&conn, &mut journal)?;
+    let snapshot = snapshot(&conn, &journal)?;
     let queued: HashSet<u64> = snapshot.pending.iter().map(|(_, id)| id.0).collect();
     let (epoch, reserved) = start_ids(&conn, snapshot.max_id)?;
     let frames_dir: Arc<Path> = Arc::from(dir.join("frames"));
@@ -99,7 +98,14 @@ pub(super) fn open(dir: &Path) -> Result<(Sqlite, Snapshot, Arc<Ids>), QueueErro
     let thread_ids = Arc::clone(&ids);
     std::thread::Builder::new()
         .name("relay-queue".into())
-        .spawn(move || store::store_thread(conn, frames, rx, thread_ids))
+        .spawn(move || {
+            let stores = Stores {
+                conn,
+                journal,
+                frames,
+            };
+            store::store_thread(stores, rx, thread_ids)
+        })
         .map_err(|e| rusqlite::Error::InvalidPath(format!("store thread: {e}").into()))?;
     let sqlite = Sqlite {
         commands,
@@ -241,7 +247,9 @@ impl Sqlite {
     }
 }
 
-fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
+/// What the queue holds: the channels from the database, the pending requests from the
+/// journal.
+fn snapshot(conn: &Connection, journal: &Journal) -> Result<Snapshot, QueueError> {
     let mut channels = Vec::new();
     let mut stmt = conn.prepare("SELECT name, settings, owner, detached_at FROM channels")?;
     for row in stmt.query_map([], |r| {
@@ -254,26 +262,46 @@ fn snapshot(conn: &Connection) -> Result<Snapshot, QueueError> {
     })? {
         channels.push(row?);
     }
-    let mut pending = Vec::new();
-    let mut stmt = conn.prepare("SELECT channel, id FROM queue ORDER BY id")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        let (channel, id) = row?;
-        pending.push((channel, RequestId(id as u64)));
-    }
-    // Ids are never reused, even after the rows are gone, so a CLI's "already handled" memory
-    // can never swallow a new request.
-    let queued: Option<i64> = conn.query_row("SELECT MAX(id) FROM queue", [], |r| r.get(0))?;
+    // Ids are never reused, even after the requests are gone, so a CLI's "already handled"
+    // memory can never swallow a new request.
     let recorded: Option<i64> = conn
         .query_row("SELECT value FROM meta WHERE key = 'max_id'", [], |r| {
             r.get(0)
         })
         .optional()?;
-    let max_id = queued.unwrap_or(0).max(recorded.unwrap_or(0)) as u64;
+    let max_id = journal.max_id().max(recorded.unwrap_or(0) as u64);
     Ok(Snapshot {
         channels,
-        pending,
+        pending: journal.pending(),
         max_id,
     })
+}
+
+/// Moves the requests of a queue from before the journal (rows of the `queue` table) into the
+/// journal: written and synced there before the rows go, so a crash in between leaves them in
+/// both, which the next start moves again (the journal keeps the later copy).
+fn migrate(conn: &Connection, journal: &mut Journal) -> Result<(), QueueError> {
+    let mut stmt =
+        conn.prepare("SELECT id, channel, received_at, frame, file_len FROM queue ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut moved = 0;
+    while let Some(row) = rows.next()? {
+        let id = RequestId(row.get::<_, i64>(0)? as u64);
+        let channel: String = row.get(1)?;
+        let received_at: i64 = row.get(2)?;
+        match row.get::<_, Option<i64>>(4)? {
+            Some(len) => journal.insert_file(id, &channel, received_at, len as u64),
+            None => journal.insert(id, &channel, received_at, &row.get::<_, Vec<u8>>(3)?),
+        }
+        moved += 1;
+    }
+    if moved > 0 {
+        journal.write().map_err(QueueError::Journal)?;
+        journal.sync().map_err(QueueError::Journal)?;
+        conn.execute("DELETE FROM queue", [])?;
+        tracing::info!(moved, "moved the queued requests into the relay's journal");
+    }
+    Ok(())
 }
 
 /// The queue's epoch (made now if it has none) and the first id reserve, [`ID_RESERVE`] past

@@ -1,30 +1,33 @@
-//! The store thread: the one thread that writes the SQLite queue. It takes [`Command`]s from a
-//! channel and commits everything waiting in one transaction, so many concurrent webhooks share
-//! one commit; acknowledgements wait a moment for company (see [`ACK_DELAY`]).
+//! The store thread: the one thread that writes the durable queue, its requests to the journal
+//! (`journal.rs`) and its channels and id reserve to SQLite. It takes [`Command`]s from a
+//! channel and writes everything waiting at once: one `write` of the journal's records (and a
+//! SQLite transaction only when channels or the reserve change), so many concurrent webhooks
+//! share one write; acknowledgements wait a moment for company (see [`ACK_DELAY`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::frames::{self, Frames};
 use super::ids::Ids;
+use super::journal::{Journal, Loaded};
 use super::{now_ms, ChannelRecord, QueueError};
 use crate::protocol::RequestId;
 
 /// Commands waiting for the store thread.
 pub(super) const COMMAND_CAPACITY: usize = 1024;
 
-/// Most commands the store thread commits in one transaction.
+/// Most commands the store thread writes at once.
 const BATCH: usize = 256;
 
-/// Longest an acknowledgement waits to share a transaction with the next write. Nobody waits
-/// for its commit (a lost one means one redelivery), and a commit of its own per request
-/// doubled the store thread's transactions: at one request at a time, each request's deletion
-/// now commits with the next one's insert.
+/// Longest an acknowledgement waits to share a write with the next insert. Nobody waits for it
+/// (a lost one means one redelivery), and a write of its own per request doubled the store
+/// thread's writes: at one request at a time, each request's deletion now goes with the next
+/// one's insert.
 const ACK_DELAY: Duration = Duration::from_millis(20);
 
 /// What the store thread is asked to do.
@@ -81,17 +84,23 @@ pub(super) enum Command {
 /// Where a write's outcome goes.
 type Done = oneshot::Sender<Result<(), QueueError>>;
 
-/// The store thread: commits what arrives in batches. Acknowledgements wait (at most
-/// [`ACK_DELAY`]) for another command to share its transaction; everything else is committed at
-/// once, with the acknowledgements waiting ahead of it, so a load never sees an acknowledged row.
-pub(super) fn store_thread(
-    mut conn: Connection,
-    frames: Frames,
-    mut rx: mpsc::Receiver<Command>,
-    ids: Arc<Ids>,
-) {
-    // Only for waiting on the channel with a timeout; without it, acknowledgements commit at
-    // once, as everything else does.
+/// What the store thread writes to.
+pub(super) struct Stores {
+    /// Channels and the id reserve.
+    pub conn: Connection,
+    /// Requests.
+    pub journal: Journal,
+    /// Long requests' frames.
+    pub frames: Frames,
+}
+
+/// The store thread: writes what arrives in batches. Acknowledgements wait (at most
+/// [`ACK_DELAY`]) for another command to share their write; everything else is written at
+/// once, with the acknowledgements waiting ahead of it, so a load never sees an acknowledged
+/// request.
+pub(super) fn store_thread(mut stores: Stores, mut rx: mpsc::Receiver<Command>, ids: Arc<Ids>) {
+    // Only for waiting on the channel with a timeout; without it, acknowledgements are written
+    // at once, as everything else is.
     let clock = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -99,7 +108,7 @@ pub(super) fn store_thread(
         .ok();
     let mut batch = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
-    // When the oldest of `acks` must be committed.
+    // When the oldest of `acks` must be written.
     let mut deadline = Instant::now();
     loop {
         let next = match &clock {
@@ -110,7 +119,7 @@ pub(super) fn store_thread(
                 match waited {
                     Ok(next) => next,
                     Err(_) => {
-                        run_batch(&mut conn, &frames, &mut acks, &ids);
+                        run_batch(&mut stores, &mut acks, &ids);
                         continue;
                     }
                 }
@@ -138,116 +147,72 @@ pub(super) fn store_thread(
             continue;
         }
         batch.splice(0..0, acks.drain(..));
-        run_batch(&mut conn, &frames, &mut batch, &ids);
+        run_batch(&mut stores, &mut batch, &ids);
     }
-    run_batch(&mut conn, &frames, &mut acks, &ids);
+    run_batch(&mut stores, &mut acks, &ids);
     // Nobody is left to commit a reserve: whoever waits for one stops.
     ids.failed();
 }
 
-/// Inserts one request frame in `tx`; a long one goes to its file first, and `true` says so.
-/// If the insert fails, the file goes too.
-fn insert(
-    tx: &rusqlite::Transaction<'_>,
-    frames: &Frames,
-    id: RequestId,
-    channel: &str,
-    frame: &[u8],
-) -> Result<bool, QueueError> {
-    if frame.len() < frames::FILE_FROM {
-        insert_row(tx, id, channel, frame, None)?;
-        return Ok(false);
-    }
-    frames.write(id, frame).inspect_err(|_| frames.remove(id))?;
-    insert_row(tx, id, channel, &[], Some(frame.len() as u64))
-        .inspect_err(|_| frames.remove(id))?;
-    Ok(true)
+/// Whether `command` writes to SQLite (channels, the id reserve) rather than the journal.
+fn in_sqlite(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::SaveChannel { .. }
+            | Command::ChannelLeft { .. }
+            | Command::ForgetChannels { .. }
+            | Command::Reserve
+    )
 }
 
-/// Inserts the row of a frame already written to `<id>.part` (a [`FrameFile`]), which it
-/// renames to the frame's file first. If either fails, the file goes.
-///
-/// [`FrameFile`]: super::FrameFile
-fn insert_file(
-    tx: &rusqlite::Transaction<'_>,
-    frames: &Frames,
-    id: RequestId,
-    channel: &str,
-    len: u64,
-) -> Result<(), QueueError> {
-    frames.adopt(id).inspect_err(|_| frames.remove_part(id))?;
-    insert_row(tx, id, channel, &[], Some(len)).inspect_err(|_| frames.remove(id))?;
-    Ok(())
-}
-
-/// Inserts request `id`'s row: its frame, or (`file_len`) the length of its frame's file.
-fn insert_row(
-    tx: &rusqlite::Transaction<'_>,
-    id: RequestId,
-    channel: &str,
-    frame: &[u8],
-    file_len: Option<u64>,
-) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO queue (id, channel, received_at, frame, file_len) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    let file_len = file_len.map(|len| len as i64);
-    insert.execute(params![id.0 as i64, channel, now_ms(), frame, file_len])?;
-    Ok(())
-}
-
-/// Reads one queued frame back, from its row or its file. A file missing or cut short (a power
-/// loss took it) drops the request, with a warning, rather than delivering part of it.
-fn load(
-    tx: &rusqlite::Transaction<'_>,
-    frames: &Frames,
-    id: RequestId,
-    deleted: &mut Vec<RequestId>,
-) -> Result<Option<Bytes>, QueueError> {
-    let row: Option<(Vec<u8>, Option<i64>)> = tx
-        .prepare_cached("SELECT frame, file_len FROM queue WHERE id = ?1")?
-        .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match row {
-        None => Ok(None),
-        Some((frame, None)) => Ok(Some(Bytes::from(frame))),
-        Some((_, Some(len))) => {
-            if let Some(frame) = frames.read(id, len as u64)? {
-                return Ok(Some(frame));
-            }
-            warn!(%id, dir = %frames.dir().display(), "a queued request's frame file is missing or cut short; dropping the request");
-            tx.prepare_cached("DELETE FROM queue WHERE id = ?1")?
-                .execute([id.0 as i64])?;
-            deleted.push(id);
-            Ok(None)
-        }
-    }
-}
-
-/// Runs a batch in one transaction. If the transaction fails, every caller in it is told.
-/// Frame files are unlinked once the deletion of their rows is committed; the files of rows
-/// whose insert did not commit are unlinked at once.
-/// A reserve asked for is committed with the rest, and `ids` told its fate.
-fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, ids: &Ids) {
+/// Runs a batch: the journal's records in one write, and, when the batch changes channels or
+/// the reserve, one SQLite transaction. Every writer hears how what it asked for went. Frame
+/// files are unlinked once the deletion of their requests is written; the files of requests
+/// whose insert was not written are unlinked at once. A reserve asked for is committed with the
+/// rest, and `ids` told its fate.
+fn run_batch(stores: &mut Stores, batch: &mut Vec<Command>, ids: &Ids) {
     if batch.is_empty() {
         return;
     }
+    let Stores {
+        conn,
+        journal,
+        frames,
+    } = stores;
     let reserving = batch.iter().any(|c| matches!(c, Command::Reserve));
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            if reserving {
-                warn!(error = %e, "could not reserve request ids");
-                ids.failed();
+    let mut tx = None;
+    if batch.iter().any(in_sqlite) {
+        match conn.transaction() {
+            Ok(started) => tx = Some(started),
+            Err(e) => {
+                if reserving {
+                    warn!(error = %e, "could not reserve request ids");
+                    ids.failed();
+                }
+                let (failed, rest): (Vec<Command>, Vec<Command>) =
+                    batch.drain(..).partition(in_sqlite);
+                *batch = rest;
+                fail_all(failed.into_iter(), &e);
             }
-            fail_all(batch.drain(..), &e);
-            return;
         }
-    };
+    }
     let mut outcome = Outcome::default();
     for command in batch.drain(..) {
-        apply(&tx, frames, command, &mut outcome);
+        let mut stores = Batch {
+            tx: tx.as_ref(),
+            journal: &mut *journal,
+            frames: &*frames,
+        };
+        apply(&mut stores, command, &mut outcome);
     }
+    let written = journal.write();
+    if let Err(e) = &written {
+        warn!(error = %e, dir = %frames.dir().display(), "could not write to the relay's journal");
+    }
+    let Some(tx) = tx else {
+        outcome.settle(frames, written, Ok(()));
+        return;
+    };
     // Taken last, so it covers every id handed out until now.
     let reserve = reserving.then(|| {
         let reserve = ids.wanted();
@@ -267,25 +232,54 @@ fn run_batch(conn: &mut Connection, frames: &Frames, batch: &mut Vec<Command>, i
             ids.failed();
         }
     }
-    outcome.settle(frames, committed);
+    outcome.settle(frames, written, committed);
 }
 
-/// What a batch's commands did in its transaction, settled once its commit's fate is known.
+/// What a command is applied to: the batch's transaction (when it has one), the journal, the
+/// frame files.
+struct Batch<'a, 't> {
+    tx: Option<&'a rusqlite::Transaction<'t>>,
+    journal: &'a mut Journal,
+    frames: &'a Frames,
+}
+
+/// What a writer waits for besides its own statement's result.
+#[derive(Clone, Copy)]
+struct Needs {
+    journal: bool,
+    sqlite: bool,
+}
+
+const JOURNAL: Needs = Needs {
+    journal: true,
+    sqlite: false,
+};
+const SQLITE: Needs = Needs {
+    journal: false,
+    sqlite: true,
+};
+
+/// What a batch's commands did, settled once its writes' fate is known.
 #[derive(Default)]
 struct Outcome {
-    /// Writers waiting to hear back, with their statement's own result.
-    replies: Vec<(Done, Result<(), QueueError>)>,
-    /// Frames written to files for rows inserted in the transaction.
+    /// Writers waiting to hear back, with their own result and what else it needs.
+    replies: Vec<(Done, Result<(), QueueError>, Needs)>,
+    /// Frames written to files for requests inserted in the batch.
     written: Vec<RequestId>,
-    /// Rows deleted in the transaction whose frames are files.
+    /// Requests deleted in the batch whose frames are files.
     deleted: Vec<RequestId>,
 }
 
 impl Outcome {
-    /// Unlinks the files the transaction made useless (those of deleted rows if it committed,
-    /// of inserted ones if not), then tells every writer.
-    fn settle(self, frames: &Frames, committed: rusqlite::Result<()>) {
-        let gone = if committed.is_ok() {
+    /// Unlinks the files the batch made useless (those of deleted requests if the journal was
+    /// written, of inserted ones if not), then tells every writer.
+    fn settle(
+        self,
+        frames: &Frames,
+        written: std::io::Result<()>,
+        committed: rusqlite::Result<()>,
+    ) {
+        let gone = if written.is_ok() {
             self.deleted
         } else {
             self.written
@@ -293,20 +287,19 @@ impl Outcome {
         for id in gone {
             frames.remove(id);
         }
-        for (done, result) in self.replies {
-            // The statement's own error, else the commit's.
-            let outcome = match (result, &committed) {
-                (Err(e), _) => Err(e),
-                (Ok(()), Err(e)) => Err(QueueError::Sqlite(clone_error(e))),
-                (Ok(()), Ok(())) => Ok(()),
-            };
+        for (done, result, needs) in self.replies {
+            let outcome = result.and_then(|()| match (&written, &committed) {
+                (Err(e), _) if needs.journal => Err(QueueError::Journal(clone_io(e))),
+                (_, Err(e)) if needs.sqlite => Err(QueueError::Sqlite(clone_error(e))),
+                _ => Ok(()),
+            });
             let _ = done.send(outcome);
         }
     }
 }
 
-/// Runs one command in the batch's transaction `tx`.
-fn apply(tx: &rusqlite::Transaction<'_>, frames: &Frames, command: Command, outcome: &mut Outcome) {
+/// Runs one command of a batch.
+fn apply(stores: &mut Batch<'_, '_>, command: Command, outcome: &mut Outcome) {
     match command {
         Command::Insert {
             id,
@@ -314,11 +307,11 @@ fn apply(tx: &rusqlite::Transaction<'_>, frames: &Frames, command: Command, outc
             frame,
             done,
         } => {
-            let result = insert(tx, frames, id, &channel, &frame);
+            let result = insert(stores, id, &channel, &frame);
             if matches!(result, Ok(true)) {
                 outcome.written.push(id);
             }
-            outcome.replies.push((done, result.map(|_| ())));
+            outcome.replies.push((done, result.map(|_| ()), JOURNAL));
         }
         Command::InsertFile {
             id,
@@ -326,67 +319,137 @@ fn apply(tx: &rusqlite::Transaction<'_>, frames: &Frames, command: Command, outc
             len,
             done,
         } => {
-            let result = insert_file(tx, frames, id, &channel, len);
+            let result = insert_file(stores, id, &channel, len);
             if result.is_ok() {
                 outcome.written.push(id);
             }
-            outcome.replies.push((done, result));
+            outcome.replies.push((done, result, JOURNAL));
         }
         Command::Load { id, done } => {
-            let _ = done.send(load(tx, frames, id, &mut outcome.deleted));
+            let _ = done.send(load(stores, id, &mut outcome.deleted));
         }
-        Command::Ack { id } => match delete(tx, id) {
-            Ok(Some(Some(_))) => outcome.deleted.push(id),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, %id, "could not delete an acknowledged request"),
-        },
-        Command::Flush { done } => outcome.replies.push((done, Ok(()))),
+        Command::Ack { id } => {
+            if stores.journal.delete(id) == Some(true) {
+                outcome.deleted.push(id);
+            }
+        }
+        Command::Flush { done } => outcome.replies.push((done, Ok(()), JOURNAL)),
         Command::Reserve => {}
         Command::SaveChannel { record, done } => {
-            let result = save_channel(tx, &record);
-            outcome
-                .replies
-                .push((done, result.map_err(QueueError::from)));
+            let result = in_tx(stores, |tx| save_channel(tx, &record));
+            outcome.replies.push((done, result, SQLITE));
         }
         Command::ChannelLeft { name, at, done } => {
-            let result = tx.execute(
-                "UPDATE channels SET detached_at = ?2 WHERE name = ?1",
-                params![name, at],
-            );
-            outcome
-                .replies
-                .push((done, result.map(|_| ()).map_err(QueueError::from)));
+            let result = in_tx(stores, |tx| {
+                tx.execute(
+                    "UPDATE channels SET detached_at = ?2 WHERE name = ?1",
+                    params![name, at],
+                )
+                .map(|_| ())
+            });
+            outcome.replies.push((done, result, SQLITE));
         }
         Command::ForgetChannels {
             channels,
             cutoff,
             done,
         } => {
-            let result = forget_channels(tx, &channels, cutoff, &mut outcome.deleted);
-            outcome
-                .replies
-                .push((done, result.map_err(QueueError::from)));
+            for (name, last) in &channels {
+                for id in stores.journal.of_channel(name, *last) {
+                    if stores.journal.delete(id) == Some(true) {
+                        outcome.deleted.push(id);
+                    }
+                }
+            }
+            let result = in_tx(stores, |tx| forget_channels(tx, &channels, cutoff));
+            let both = Needs {
+                journal: true,
+                sqlite: true,
+            };
+            outcome.replies.push((done, result, both));
         }
         Command::Expire { older_than, done } => {
             let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-            let result = expire(tx, cutoff).map(|gone| {
-                outcome
-                    .deleted
-                    .extend(gone.iter().filter(|g| g.2).map(|g| g.1));
-                gone.into_iter()
-                    .map(|(channel, id, _)| (channel, id))
-                    .collect()
-            });
-            let _ = done.send(result.map_err(QueueError::from));
+            let gone = stores.journal.received_by(cutoff);
+            let mut expired = Vec::with_capacity(gone.len());
+            for (channel, id, in_file) in gone {
+                stores.journal.delete(id);
+                if in_file {
+                    outcome.deleted.push(id);
+                }
+                expired.push((channel, id));
+            }
+            let _ = done.send(Ok(expired));
         }
     }
 }
 
-/// Deletes an acknowledged request's row: `Some(file_len)` if there was one.
-fn delete(tx: &rusqlite::Transaction<'_>, id: RequestId) -> rusqlite::Result<Option<Option<i64>>> {
-    tx.prepare_cached("DELETE FROM queue WHERE id = ?1 RETURNING file_len")?
-        .query_row([id.0 as i64], |r| r.get::<_, Option<i64>>(0))
-        .optional()
+/// Runs `statement` in the batch's transaction.
+fn in_tx(
+    stores: &Batch<'_, '_>,
+    statement: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+) -> Result<(), QueueError> {
+    let tx = stores
+        .tx
+        .expect("a batch with SQLite commands has a transaction");
+    statement(tx).map_err(QueueError::from)
+}
+
+/// Queues one request frame for the journal; a long one goes to its file first, and `true`
+/// says so. If its file cannot be written, the file goes too.
+fn insert(
+    stores: &mut Batch<'_, '_>,
+    id: RequestId,
+    channel: &str,
+    frame: &[u8],
+) -> Result<bool, QueueError> {
+    if frame.len() < frames::FILE_FROM {
+        stores.journal.insert(id, channel, now_ms(), frame);
+        return Ok(false);
+    }
+    let frames = stores.frames;
+    frames.write(id, frame).inspect_err(|_| frames.remove(id))?;
+    let len = frame.len() as u64;
+    stores.journal.insert_file(id, channel, now_ms(), len);
+    Ok(true)
+}
+
+/// Queues the record of a frame already written to `<id>.part` (a [`FrameFile`]), which it
+/// renames to the frame's file first. If that fails, the file goes.
+///
+/// [`FrameFile`]: super::FrameFile
+fn insert_file(
+    stores: &mut Batch<'_, '_>,
+    id: RequestId,
+    channel: &str,
+    len: u64,
+) -> Result<(), QueueError> {
+    let frames = stores.frames;
+    frames.adopt(id).inspect_err(|_| frames.remove_part(id))?;
+    stores.journal.insert_file(id, channel, now_ms(), len);
+    Ok(())
+}
+
+/// Reads one queued frame back, from the journal or its file. A file missing or cut short (a
+/// power loss took it) drops the request, with a warning, rather than delivering part of it.
+fn load(
+    stores: &mut Batch<'_, '_>,
+    id: RequestId,
+    deleted: &mut Vec<RequestId>,
+) -> Result<Option<Bytes>, QueueError> {
+    match stores.journal.load(id).map_err(QueueError::Journal)? {
+        None => Ok(None),
+        Some(Loaded::Frame(frame)) => Ok(Some(frame)),
+        Some(Loaded::File(len)) => {
+            if let Some(frame) = stores.frames.read(id, len)? {
+                return Ok(Some(frame));
+            }
+            warn!(%id, dir = %stores.frames.dir().display(), "a queued request's frame file is missing or cut short; dropping the request");
+            stores.journal.delete(id);
+            deleted.push(id);
+            Ok(None)
+        }
+    }
 }
 
 /// Remembers a channel and its settings.
@@ -416,6 +479,10 @@ fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
+fn clone_io(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
 fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
     for command in commands {
         match command {
@@ -438,49 +505,17 @@ fn fail_all(commands: impl Iterator<Item = Command>, e: &rusqlite::Error) {
     }
 }
 
-/// Deletes `channels` left at `cutoff` or earlier, and their requests up to the id given
-/// (`deleted` gets those whose frame is a file).
+/// Deletes the records of `channels` left at `cutoff` or earlier (their requests go from the
+/// journal).
 fn forget_channels(
     tx: &rusqlite::Transaction<'_>,
     channels: &[(String, RequestId)],
     cutoff: i64,
-    deleted: &mut Vec<RequestId>,
 ) -> rusqlite::Result<()> {
     let mut record =
         tx.prepare_cached("DELETE FROM channels WHERE name = ?1 AND detached_at <= ?2")?;
-    let mut requests = tx.prepare_cached(
-        "DELETE FROM queue WHERE channel = ?1 AND id <= ?2 RETURNING id, file_len IS NOT NULL",
-    )?;
-    for (name, last) in channels {
+    for (name, _) in channels {
         record.execute(params![name, cutoff])?;
-        let rows = requests.query_map(params![name, last.0 as i64], |r| {
-            Ok((RequestId(r.get::<_, i64>(0)? as u64), r.get::<_, bool>(1)?))
-        })?;
-        for row in rows {
-            let (id, in_file) = row?;
-            if in_file {
-                deleted.push(id);
-            }
-        }
     }
     Ok(())
-}
-
-/// Deletes the requests received at `cutoff` or earlier: their channel, id, and whether their
-/// frame is in a file.
-fn expire(
-    tx: &rusqlite::Transaction<'_>,
-    cutoff: i64,
-) -> rusqlite::Result<Vec<(String, RequestId, bool)>> {
-    let mut stmt = tx.prepare(
-        "DELETE FROM queue WHERE received_at <= ?1 RETURNING channel, id, file_len IS NOT NULL",
-    )?;
-    let rows = stmt.query_map([cutoff], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            RequestId(r.get::<_, i64>(1)? as u64),
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
-    rows.collect()
 }

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use super::{read, unix_ms};
 use crate::answer::{self, text, Body, REJECT_RETRY_AFTER, STORE_RETRY_AFTER};
 use crate::backend::{Backend, BackendError, Sent, View};
-use crate::headers::forwardable_headers;
-use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
+use crate::headers::end_to_end;
+use crate::protocol::{self, Offline, RequestId, Respond};
 use crate::quote::quote;
 use crate::relay::Relay;
 
@@ -46,16 +46,18 @@ async fn stages<B: Backend>(
         .and_then(|v| v.parse::<u64>().ok());
     let view = admit(relay, backend, name, declared).await?;
     let (parts, body) = req.into_parts();
-    let request = RelayMessage::Request(protocol::Request {
+    let request = protocol::RequestHead {
         id: RequestId(0),
         received_at_ms: unix_ms(),
-        method: parts.method.as_str().to_owned(),
-        target,
-        headers: forwardable_headers(&parts.headers),
+        method: parts.method.as_str(),
+        target: &target,
         body_len: None,
         redelivered: false,
-    });
-    let frame = read::read_frame(relay, &request, body, declared).await?;
+    };
+    let headers =
+        || end_to_end(&parts.headers).map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let head = protocol::request_frame(&request, headers, 0);
+    let frame = read::read_frame(relay, head, body, declared).await?;
     let wait = view.attached && view.settings.respond == Respond::App;
     let sent = backend
         .send(name, frame, wait)

@@ -22,6 +22,7 @@ mod read;
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
@@ -30,7 +31,7 @@ use tracing::warn;
 use crate::answer::{self, text, Body, REJECT_RETRY_AFTER};
 use crate::backend::Local;
 use crate::channel::{Channel, Reply, Settings, Stream, WaiterGuard};
-use crate::headers::forwardable_headers;
+use crate::headers::end_to_end;
 use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
 use crate::queue::{Committing, Frame};
 use crate::quote::quote;
@@ -89,8 +90,9 @@ struct Webhook {
     declared: Option<u64>,
     /// A `HEAD` request, whose answer has no body.
     is_head: bool,
-    /// The request message, whose frame the body completes.
-    request: RelayMessage,
+    /// The start of the request's frame (its length prefix and meta), which the body completes
+    /// (taken by [`read::read_body`]); with room for a short body declared.
+    head: BytesMut,
     /// The sender's wait for the app's reply: with `--respond app`, while a session is
     /// attached.
     waiter: Option<(oneshot::Receiver<Reply>, WaiterGuard)>,
@@ -171,25 +173,31 @@ async fn start(
         .next_id()
         .await
         .map_err(|e| answer::not_stored(Err(e)))?;
-    let request = protocol::Request {
+    let mut request = protocol::RequestHead {
         id,
         received_at_ms: unix_ms(),
-        method: parts.method.as_str().to_owned(),
-        target,
-        headers: forwardable_headers(&parts.headers),
+        method: parts.method.as_str(),
+        target: &target,
         body_len: None,
         redelivered: false,
     };
+    // Framed straight from the header map: no header list is built, and nothing is copied
+    // but into the frame.
+    let headers =
+        || end_to_end(&parts.headers).map(|(name, value)| (name.as_str(), value.as_bytes()));
+    // Room for a body read whole into this frame: one declared short enough (see `read`).
+    let room = declared
+        .filter(|&len| len < crate::queue::FILE_FROM as u64)
+        .map_or(0, |len| len as usize);
+    let head = protocol::request_frame(&request, headers, room);
     // Registered before any of the request can reach the CLI: the app may answer a streamed
     // request before its body is all in.
     let waiter = (attached && settings.respond == Respond::App).then(|| channel.wait_for(id));
     let stream = match declared {
         Some(len) if attached && len >= protocol::STREAM_FROM as u64 => {
-            let head = protocol::Request {
-                body_len: Some(len),
-                ..request.clone()
-            };
-            channel.start_stream(id, &protocol::encode(&RelayMessage::Request(head), &[]))
+            request.body_len = Some(len);
+            let head = protocol::request_frame(&request, headers, 0).freeze();
+            channel.start_stream(id, &head)
         }
         _ => None,
     };
@@ -199,7 +207,7 @@ async fn start(
         id,
         declared,
         is_head: parts.method == Method::HEAD,
-        request: RelayMessage::Request(request),
+        head,
         waiter,
         stream,
     })

@@ -31,7 +31,7 @@ pub(super) async fn read_body(
 ) -> Result<Read, Response<Body>> {
     let reading = Reading {
         id: webhook.id,
-        request: &webhook.request,
+        head: std::mem::take(&mut webhook.head),
         budget: &relay.budget,
         timeout: relay.config.read_timeout,
     };
@@ -121,8 +121,8 @@ pub(super) struct Read {
 struct Reading<'a> {
     /// The request's id.
     id: RequestId,
-    /// The request message whose frame the body completes.
-    request: &'a RelayMessage,
+    /// The start of the request's frame, which the body completes.
+    head: bytes::BytesMut,
     /// What the body's bytes in memory count against.
     budget: &'a Arc<Budget>,
     /// How long the sender may take to send it (`--read-timeout`).
@@ -146,18 +146,18 @@ async fn read_whole(
     })
 }
 
-/// Reads a body whole into the frame of `request` (the cluster's path, where the backend gives
-/// the id, 0 in the frame, once it is stored): [`read_whole`]'s frame, or the answer to a
-/// sender whose body could not be read.
+/// Reads a body whole into the request's frame, which starts with `head` (the cluster's path,
+/// where the backend gives the id, 0 in the frame, once it is stored): [`read_whole`]'s frame,
+/// or the answer to a sender whose body could not be read.
 pub(super) async fn read_frame(
     relay: &Relay,
-    request: &RelayMessage,
+    head: bytes::BytesMut,
     body: Incoming,
     declared: Option<u64>,
 ) -> Result<Bytes, Response<Body>> {
     let reading = Reading {
         id: RequestId(0),
-        request,
+        head,
         budget: &relay.budget,
         timeout: relay.config.read_timeout,
     };
@@ -181,7 +181,8 @@ async fn read_into_frame(
     max_body: usize,
 ) -> Result<(Bytes, usize), ReadError> {
     let declared = declared.map(|len| len as usize);
-    let mut frame = protocol::frame_for(reading.request, declared.unwrap_or(0));
+    let mut frame = reading.head;
+    frame.reserve(declared.unwrap_or(0));
     let start = frame.len();
     let largest = start + max_body;
     let mut charge = reading
@@ -272,13 +273,15 @@ async fn read_streamed(
     // is not yet both sent and written, from `start` = 0.
     let (mut buffer, start) = match &mut file {
         Some(file) => {
-            let head = protocol::frame_for(reading.request, 0);
-            file.write(&head).await.map_err(ReadError::NotStored)?;
+            file.write(&reading.head)
+                .await
+                .map_err(ReadError::NotStored)?;
             let room = FILE_BATCH + 2 * protocol::CHUNK_LEN;
             (bytes::BytesMut::with_capacity(room), 0)
         }
         None => {
-            let frame = protocol::frame_for(reading.request, len);
+            let mut frame = reading.head;
+            frame.reserve(len);
             let start = frame.len();
             (frame, start)
         }

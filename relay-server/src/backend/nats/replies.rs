@@ -192,8 +192,8 @@ impl Bodies {
         if frame.len() <= self.inline_max {
             return Ok(frame);
         }
-        let body_len = match protocol::decode::<serde_json::Value>(frame.clone()) {
-            Ok((_, body)) => body.len(),
+        let body_len = match protocol::payload_start(&frame) {
+            Ok(start) => frame.len() - start,
             Err(e) => return Err(format!("not a frame: {e}")),
         };
         let meta = frame.slice(..frame.len() - body_len);

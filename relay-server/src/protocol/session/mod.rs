@@ -16,8 +16,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -25,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 pub use batch::{feed, write_batch, MessageSink, WRITE_BATCH};
 
-use super::codec::{decode, encode, ProtocolError};
+use super::codec::{decode, encode, Decode, Encode, ProtocolError};
 use super::limits::{
     max_frame_len, version_mismatch, HELLO_TIMEOUT, PROTOCOL_VERSION, SILENCE_LIMIT,
 };
@@ -46,9 +44,9 @@ impl<W> WebSocket for W where
 /// One end of a session: the messages it sends, and those it receives.
 pub trait Side {
     /// The messages this end sends.
-    type Sends: Serialize;
+    type Sends: Encode;
     /// The messages this end receives.
-    type Receives: DeserializeOwned;
+    type Receives: Decode;
 }
 
 /// The CLI's end of a session.
@@ -297,7 +295,7 @@ impl<W: WebSocket, S: Side> Reader<W, S> {
     }
 }
 
-async fn send<M: Serialize>(
+async fn send<M: Encode>(
     sink: &mut impl MessageSink,
     message: &M,
     payload: &[u8],
@@ -308,7 +306,7 @@ async fn send<M: Serialize>(
 
 /// The next binary message, decoded. The silence clock restarts with every message, so a peer
 /// that only pings is alive.
-async fn recv<M: DeserializeOwned>(
+async fn recv<M: Decode>(
     stream: &mut (impl Stream<Item = Result<WsMessage, WsError>> + Unpin),
     silence: Duration,
 ) -> Result<(M, Bytes), RecvError> {
@@ -332,7 +330,7 @@ async fn recv<M: DeserializeOwned>(
 
 /// The peer's first message, its payload dropped: a hello carries none. It must come within
 /// [`HELLO_TIMEOUT`] and be a binary message; nothing, not even a ping, comes before a hello.
-async fn first_message<M: DeserializeOwned>(ws: &mut impl WebSocket) -> Result<M, HelloError> {
+async fn first_message<M: Decode>(ws: &mut impl WebSocket) -> Result<M, HelloError> {
     let frame = match tokio::time::timeout(HELLO_TIMEOUT, ws.next()).await {
         Ok(Some(Ok(WsMessage::Binary(frame)))) => frame,
         Ok(Some(Err(e))) => return Err(HelloError::Lost(e)),
