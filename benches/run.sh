@@ -11,6 +11,9 @@
 #      issue 8 compares hooks with, installed from crates.io into target/bench-peers (about 3
 #      minutes the first time). bore's control port is fixed (7835): one such run at a time.
 #
+# Every setup whose tunnel runs as processes (the durable relay, bore, rathole) also reports
+# the CPU time per webhook of its two processes at c=32, so the summary compares them.
+#
 # Sizes come from the HOOKS_BENCH_* variables documented at the top of each bench file.
 # Takes about 3 minutes on 2 cores once built. Linux only for the memory figures (/proc).
 set -eu

@@ -1,6 +1,8 @@
 //! `cargo bench --bench tunnel`: latency and throughput of POSTs sent through the real
 //! `hooks listen` binary and a relay, next to the same POSTs sent straight to the app, measured
-//! side by side in alternating rounds; and the memory (RSS) of the CLI and the relay. It prints a
+//! side by side in alternating rounds; the CPU time per request of the tunnel's two processes
+//! at c=32 (relay and CLI, or a peer's server and client; from `/proc/<pid>/stat`, so not with
+//! the relay inside this process); and the memory (RSS) of the CLI and the relay. It prints a
 //! markdown table and asserts nothing about timings.
 //!
 //! Scenarios: a 1 KiB JSON POST at c=1 on a keep-alive connection and on a new connection per
@@ -210,6 +212,9 @@ struct Round {
     keep_alive: [Option<Percentiles>; 2],
     new_conn: [Option<Percentiles>; 2],
     throughput: [f64; 2],
+    /// CPU time of the tunnel's processes (relay and CLI, or the peer's server and client) per
+    /// request of the c=32 run, in µs; `None` when the relay runs inside this process.
+    cpu_us: Option<f64>,
     /// One entry per [`LARGE_LENS`] size.
     large: [[Option<Percentiles>; 2]; 2],
 }
@@ -430,7 +435,16 @@ async fn bench(sizes: Sizes) {
             tallies[path.index()].add(tally);
         }
         for path in order {
+            let cpu = (path == Path::Tunnel).then(|| through.cpu()).flatten();
             let (rate, tally) = throughput(&endpoints[path.index()], &small, duration).await;
+            if let Some(before) = cpu {
+                // What the CLI still does for the last requests (its capture, its line) counts.
+                tokio::time::sleep(SETTLE).await;
+                round.cpu_us = through
+                    .cpu()
+                    .filter(|_| tally.ok > 0)
+                    .map(|after| (after - before).as_secs_f64() * 1e6 / tally.ok as f64);
+            }
             round.throughput[path.index()] = rate;
             tallies[path.index()].add(tally);
         }
@@ -512,6 +526,26 @@ impl Through {
             Through::Peer(peer) => (Some(peer.server.id()), peer.client.id()),
         }
     }
+
+    /// The CPU time both processes have used so far (see [`cpu_time`]); `None` when the relay
+    /// runs inside this process or `/proc` cannot be read.
+    fn cpu(&self) -> Option<Duration> {
+        let (server, client) = self.pids();
+        Some(cpu_time(server?)? + cpu_time(client)?)
+    }
+}
+
+/// The user and system CPU time process `pid` has used, all its threads (those gone included),
+/// from `/proc/<pid>/stat` (Linux only), in the kernel's 10 ms ticks (`USER_HZ` is 100 on
+/// Linux): precise enough over a c=32 run, which costs seconds of CPU.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields are counted after it, from
+    // the state (field 3); utime and stime are fields 14 and 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// A 1 KiB JSON document shaped like a payment provider's event.
@@ -1340,6 +1374,26 @@ fn print_report(
         &show_ratio(rate.ratio),
         &shown_rate_target,
         rate_target.map_or("", |t| t.met(rate.ratio)),
+    ]);
+    let cpu = median(rounds.iter().filter_map(|r| r.cpu_us).collect());
+    let processes = match sizes.peer {
+        None => "relay + CLI",
+        Some(_) => "server + client",
+    };
+    let show_cpu = cpu.map_or("n/a (relay in process)".to_owned(), |us| {
+        format!("{us:.1} µs")
+    });
+    report.line(format!(
+        "| c={CLIENTS} keep-alive | CPU per request ({processes}) | | {show_cpu} | | | |"
+    ));
+    report.summary([
+        setup,
+        &format!("c={CLIENTS} CPU per webhook ({processes})"),
+        "",
+        &show_cpu,
+        "",
+        "",
+        "",
     ]);
 
     for (size, len) in LARGE_LENS.iter().enumerate() {

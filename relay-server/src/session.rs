@@ -382,6 +382,13 @@ async fn write(
                 return;
             }
         };
+        if matches!(first, Outgoing::Frame(_)) {
+            // Let the tasks already woken (other webhooks on their way) queue their frames
+            // first: the batch then takes them all, in one write. Without this, the writer,
+            // woken by the first frame, ran right after the webhook that queued it (tokio runs
+            // a task just woken next) and wrote one frame per system call (issue 24).
+            tokio::task::yield_now().await;
+        }
         let waiting = || attached.outbox.try_recv(&mut taken);
         let written = writer.write_batch(first, waiting).await;
         attached.outbox.written(taken);
