@@ -107,6 +107,7 @@ fn large_body(mib: usize) -> Result<(), BoxError> {
         duration: Duration::from_millis(3),
         size: size as u64,
         replay_of: None,
+        sent: false,
         route: None,
         flags: Default::default(),
     };

@@ -99,6 +99,7 @@ pub fn summary_json(row: &Summary) -> Value {
         "verdict": row.verdict.map(|v| v.as_str()),
         "replay_of": row.replay_of,
         "sent": row.sent,
+        "target": row.target,
         "route": row.route,
         "copy": row.copy,
     });
@@ -154,7 +155,9 @@ fn write_line(
             replay_of: Some(of),
             ..
         }) => writeln!(out, "{text}  (replay of #{of})"),
-        Some(Summary { sent: true, .. }) => writeln!(out, "{text}  (sent)"),
+        Some(Summary {
+            sent: true, target, ..
+        }) => writeln!(out, "{text}  (sent to {})", sanitize(target)),
         Some(Summary { copy: true, .. }) => writeln!(out, "{text}  (copy)"),
         _ => writeln!(out, "{text}"),
     }
@@ -210,6 +213,7 @@ mod tests {
             verdict: None,
             replay_of: None,
             sent: false,
+            target: "http://localhost:3000".into(),
             provider: None,
             request_size: 0,
             route: None,
@@ -234,7 +238,7 @@ mod tests {
             "ID   METHOD  PATH                     EVENT         STATUS  VERDICT  RECEIVED\n\
              #12  POST    /webhooks/stripe?live=1  invoice.paid  200     -        2m ago\n\
              #9   POST    /x\\u{1b}[2J              invoice.paid  error   -        2m ago  (replay of #3)\n\
-             #15  POST    /                        invoice.paid  202     -        2m ago  (sent)\n"
+             #15  POST    /                        invoice.paid  202     -        2m ago  (sent to http://localhost:3000)\n"
         );
     }
 

@@ -105,10 +105,39 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    relay_server::cli::shutdown_signal().await;
-    shutdown.cancel();
+/// Cancels `shutdown` on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the task first runs: `hooks inspect` takes the terminal on a thread of its own in the
+/// meantime, and a SIGTERM before the handler would kill it in raw mode. A signal that cannot
+/// be registered is not waited for.
+#[cfg(unix)]
+fn cancel_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let received = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = received(interrupt) => {}
+            () = received(terminate) => {}
+        }
+        shutdown.cancel();
+    }
+}
+
+/// Cancels `shutdown` on Ctrl-C.
+#[cfg(not(unix))]
+fn cancel_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+    async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+    }
 }
 
 #[cfg(test)]

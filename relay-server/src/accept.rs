@@ -305,7 +305,7 @@ const LINGER_TIME: Duration = Duration::from_secs(5);
 /// reset, which destroys the answer at a client still uploading (Python's `http.client`, which
 /// sends the whole body before it reads anything, saw a reset 19 times in 20). A client that
 /// waits with `Expect: 100-continue` (curl) sends no body and is not held up.
-async fn linger<S>(mut io: S, cancel: &CancellationToken)
+pub(crate) async fn linger<S>(mut io: S, cancel: &CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {

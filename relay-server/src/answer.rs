@@ -74,6 +74,45 @@ pub(crate) fn over_memory(limit: usize) -> Response<Body> {
     )
 }
 
+/// `404`: no session has claimed channel `name` (or it was forgotten after `--retention`).
+pub(crate) fn unknown_channel(name: &str) -> Response<Body> {
+    let line = format!(
+        "unknown channel {}: no hooks session has claimed it",
+        quote(name)
+    );
+    text(StatusCode::NOT_FOUND, &line)
+}
+
+/// `503` with `Retry-After`: channel `name`'s CLI is away and asked for `--offline reject`.
+pub(crate) fn offline(name: &str) -> Response<Body> {
+    let line = format!("no hooks session is attached to channel {name}; retry later");
+    retry_after(
+        text(StatusCode::SERVICE_UNAVAILABLE, &line),
+        REJECT_RETRY_AFTER,
+    )
+}
+
+/// `429` with `Retry-After: 1`: channel `name` is over `--rate`.
+pub(crate) fn over_rate(name: &str, rate: Option<u32>) -> Response<Body> {
+    let line = format!(
+        "channel {name} is over this relay's rate of {} webhooks per second (--rate); retry later",
+        rate.unwrap_or_default()
+    );
+    retry_after(text(StatusCode::TOO_MANY_REQUESTS, &line), "1")
+}
+
+/// `429` with `Retry-After`: channel `name` holds `queued` undelivered requests, its
+/// `--max-queued`.
+pub(crate) fn queue_full(name: &str, queued: usize) -> Response<Body> {
+    let line = format!(
+        "channel {name} has {queued} undelivered requests, its limit (--max-queued); retry later"
+    );
+    retry_after(
+        text(StatusCode::TOO_MANY_REQUESTS, &line),
+        REJECT_RETRY_AFTER,
+    )
+}
+
 /// The answer to a sender whose body is over `--max-body`.
 pub(crate) fn too_large(max_body: usize) -> Response<Body> {
     text(

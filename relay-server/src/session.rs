@@ -141,7 +141,7 @@ struct Opened<'r> {
 async fn serve(relay: Arc<Relay>, session: Session, peer: IpAddr, shutdown: CancellationToken) {
     // Opening is boxed, and over before pumping starts: a session's future keeps the size of
     // its largest phase for as long as it lives, and only pumping lasts.
-    let Some(opened) = Box::pin(open(&relay, session, peer)).await else {
+    let Some(opened) = Box::pin(open(&relay, session, peer, &shutdown)).await else {
         return;
     };
     let Opened {
@@ -160,17 +160,23 @@ async fn serve(relay: Arc<Relay>, session: Session, peer: IpAddr, shutdown: Canc
 /// Reads the hello, checks the token, takes a session slot, attaches the channel and answers
 /// the hello; `None` when the session was refused or lost on the way. The slot is taken only
 /// once the token is accepted, so strangers cannot fill `--max-sessions`.
-async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opened<'_>> {
+async fn open<'a>(
+    relay: &'a Relay,
+    mut session: Session,
+    peer: IpAddr,
+    shutdown: &CancellationToken,
+) -> Option<Opened<'a>> {
     let Ok(opening) = relay.opening.try_acquire() else {
         let message = "too many hooks sessions are starting at once; try again shortly";
-        refuse(relay, session, peer, message.to_owned()).await;
+        refuse(relay, session, peer, message.to_owned(), shutdown).await;
         return None;
     };
     let subdomains = relay.subdomain_host.is_some();
     let hello = match read_hello(&mut session, relay.defaults, subdomains).await {
         Ok(hello) => hello,
         Err(message) => {
-            refuse(relay, session, peer, message).await;
+            drop(opening);
+            refuse(relay, session, peer, message, shutdown).await;
             return None;
         }
     };
@@ -181,7 +187,7 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
     let licence = match relay.tokens.check(token, &name) {
         Ok(licence) => licence,
         Err(message) => {
-            refuse(relay, session, peer, message).await;
+            refuse(relay, session, peer, message, shutdown).await;
             return None;
         }
     };
@@ -192,7 +198,7 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
             "this relay is at its limit of {} sessions (--max-sessions); try again later",
             relay.config.max_sessions
         );
-        refuse(relay, session, peer, message).await;
+        refuse(relay, session, peer, message, shutdown).await;
         return None;
     };
     let claim = Claim {
@@ -206,7 +212,8 @@ async fn open(relay: &Relay, mut session: Session, peer: IpAddr) -> Option<Opene
     let subscription = match relay.backend.attach(claim).await {
         Ok(subscription) => subscription,
         Err(message) => {
-            refuse(relay, session, peer, message).await;
+            drop(slot);
+            refuse(relay, session, peer, message, shutdown).await;
             return None;
         }
     };
@@ -302,14 +309,23 @@ fn check_channel(name: &str, subdomains: bool) -> Result<(), String> {
 }
 
 /// Refuses the session of `peer` with `message` and closes it. The message is the relay's own
-/// sentence, any peer input in it quoted short (see [`crate::quote`]).
-async fn refuse(relay: &Relay, session: Session, peer: IpAddr, message: String) {
+/// sentence, any peer input in it quoted short (see [`crate::quote`]). The connection lingers
+/// (see [`crate::accept::linger`]): a peer still sending a hello larger than allowed would
+/// otherwise get a reset instead of the sentence.
+async fn refuse(
+    relay: &Relay,
+    session: Session,
+    peer: IpAddr,
+    message: String,
+    shutdown: &CancellationToken,
+) {
     relay.refusals.refused(peer, &message);
     relay
         .metrics
         .sessions_refused
         .fetch_add(1, Ordering::Relaxed);
-    session.refuse(message).await;
+    let ws = session.refuse(message).await;
+    crate::accept::linger(ws.into_inner(), shutdown).await;
 }
 
 /// Moves frames both ways until the CLI leaves, goes silent, the relay shuts down, a reload

@@ -1,6 +1,7 @@
 //! A real `nats-server -js` for the tests and benchmarks of the relay's cluster: on a free
 //! loopback port (`-p -1`, read back from `--ports_file_dir`), with its store in a fresh
-//! temporary folder, stopped and restarted on the same port and store, killed when dropped.
+//! temporary folder, stopped and restarted on the same port (with its store, or wiped), killed
+//! when dropped.
 //!
 //! Not a mock: the relay's cluster backend is tested against the engine it runs on. A machine
 //! without `nats-server` fails these tests with the command that installs it; they never skip.
@@ -44,7 +45,7 @@ impl NatsServer {
             root,
             child: None,
         };
-        server.spawn(None).await;
+        server.spawn(None, true).await;
         server
     }
 
@@ -59,24 +60,30 @@ impl NatsServer {
     /// Starts the stopped server again on its port, with its store.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.spawn(Some(self.port)).await;
+        self.spawn(Some(self.port), true).await;
     }
 
-    async fn spawn(&mut self, port: Option<u16>) {
+    /// Starts the server again on its port with its store deleted: NATS back without what it
+    /// held. Without `jetstream` it has nowhere to store anything until restarted with it.
+    pub async fn restart_wiped(&mut self, jetstream: bool) {
+        self.stop().await;
+        let store = self.root.join("store");
+        std::fs::remove_dir_all(&store).expect("delete the server's store");
+        std::fs::create_dir_all(&store).expect("make the server's store folder");
+        self.spawn(Some(self.port), jetstream).await;
+    }
+
+    async fn spawn(&mut self, port: Option<u16>, jetstream: bool) {
         let ports = self.root.join(format!("ports-{}", random_suffix()));
         std::fs::create_dir_all(&ports).expect("make the ports folder");
         let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
         let store = self.root.join("store");
         let mut command = Command::new("nats-server");
+        if jetstream {
+            command.arg("-js");
+        }
         command
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port_arg,
-                "--ports_file_dir",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "--ports_file_dir"])
             .arg(&ports)
             .arg("-sd")
             .arg(&store)

@@ -46,6 +46,10 @@ pub trait Subject {
     fn verdict(&self) -> Option<Verdict>;
     /// The capture this one replays.
     fn replay_of(&self) -> Option<i64>;
+    /// Whether `hooks send` made it; a webhook being routed never is.
+    fn sent(&self) -> bool {
+        false
+    }
     /// The route that answered.
     fn route(&self) -> Option<&str> {
         None
@@ -151,6 +155,7 @@ impl<'s, S: Subject + ?Sized> Context<'s, S> {
             Term::Event(g) => s.event_type().is_some_and(|e| g.matches(e.as_bytes())),
             Term::Verdict(v) => s.verdict() == Some(*v),
             Term::Replay(replay) => s.replay_of().is_some() == *replay,
+            Term::Sent(sent) => s.sent() == *sent,
             Term::Since(t) => s.received_at_ms() >= t.millis(self.now_ms),
             Term::Before(t) => s.received_at_ms() < t.millis(self.now_ms),
             Term::Route(g) => s.route().is_some_and(|r| g.matches(r.as_bytes())),

@@ -140,6 +140,11 @@ pub static FIELDS: &[FieldSpec] = &[
         "false" => Ok(Term::Replay(false)),
         _ => Err(Bad::Value(String::new())),
     }),
+    field("sent", Cost::Row, "true or false", |_, v, _| match v {
+        "true" => Ok(Term::Sent(true)),
+        "false" => Ok(Term::Sent(false)),
+        _ => Err(Bad::Value(String::new())),
+    }),
     field("since", Cost::Row, TimePoint::SYNTAX, |_, v, _| {
         TimePoint::parse(v).map(Term::Since).ok_or_default()
     }),
@@ -228,6 +233,7 @@ pub fn of(term: &Term) -> &'static FieldSpec {
         Term::Event(_) => "event",
         Term::Verdict(_) => "verdict",
         Term::Replay(_) => "replay",
+        Term::Sent(_) => "sent",
         Term::Since(_) => "since",
         Term::Before(_) => "before",
         Term::Route(_) => "route",

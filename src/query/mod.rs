@@ -86,6 +86,9 @@ pub enum Term {
     Verdict(Verdict),
     /// `replay:true`: whether the exchange is a replay.
     Replay(bool),
+    /// `sent:true`: whether `hooks send` made the request (rather than a provider, through the
+    /// relay).
+    Sent(bool),
     /// `since:1h`: received at or after.
     Since(TimePoint),
     /// `before:2024-05-01T00:00:00Z`: received before.

@@ -65,7 +65,7 @@ impl fmt::Display for Term {
             Term::Duration(c) => write!(f, "{name}:{}", compared(c, |d| duration_text(*d))),
             Term::Size(c) => write!(f, "{name}:{}", compared(c, |s| size_text(*s))),
             Term::Verdict(v) => write!(f, "{name}:{}", v.as_str()),
-            Term::Replay(b) => write!(f, "{name}:{b}"),
+            Term::Replay(b) | Term::Sent(b) => write!(f, "{name}:{b}"),
             Term::Since(t) | Term::Before(t) => write!(f, "{name}:{t}"),
             Term::Header {
                 name: key,

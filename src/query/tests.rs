@@ -28,6 +28,7 @@ pub(super) struct Fake {
     pub event: Option<String>,
     pub verdict: Option<Verdict>,
     pub replay_of: Option<i64>,
+    pub sent: bool,
     pub route: Option<String>,
     pub body_reads: Cell<usize>,
 }
@@ -55,6 +56,7 @@ impl Default for Fake {
             event: Some("invoice.paid".into()),
             verdict: Some(Verdict::Valid),
             replay_of: None,
+            sent: false,
             route: Some("billing".into()),
             body_reads: Cell::new(0),
         }
@@ -108,6 +110,9 @@ impl Subject for Fake {
     }
     fn replay_of(&self) -> Option<i64> {
         self.replay_of
+    }
+    fn sent(&self) -> bool {
+        self.sent
     }
     fn route(&self) -> Option<&str> {
         self.route.as_deref()
@@ -200,7 +205,7 @@ fn status_duration_and_size() {
 }
 
 #[test]
-fn provider_event_verdict_replay_route() {
+fn provider_event_verdict_replay_sent_route() {
     assert_matching(
         &[
             "provider:stripe",
@@ -209,6 +214,7 @@ fn provider_event_verdict_replay_route() {
             "event:*.paid",
             "verdict:valid",
             "replay:false",
+            "sent:false",
             "route:billing",
             "route:bill*",
         ],
@@ -218,10 +224,13 @@ fn provider_event_verdict_replay_route() {
             "event:Invoice.*",
             "verdict:invalid",
             "replay:true",
+            "sent:true",
             "route:other",
         ],
     );
     assert!(matches_with("replay:true", |f| f.replay_of = Some(3)));
+    assert!(matches_with("sent:true", |f| f.sent = true));
+    assert!(!matches_with("sent:false", |f| f.sent = true));
     assert!(!matches_with("provider:*", |f| f.provider = None));
     assert!(!matches_with("verdict:valid", |f| f.verdict = None));
     assert!(!matches_with("route:*", |f| f.route = None));

@@ -10,7 +10,7 @@ use relay_server::protocol::{self, Header};
 use tokio_util::sync::CancellationToken;
 
 use super::template::Rendered;
-use crate::exchange::{now_ms, Exchange, Outcome, Request, Signature};
+use crate::exchange::{display_path, now_ms, Exchange, Outcome, Request, Signature};
 use crate::forward::{self, ForwardError, Forwarder};
 use crate::inspect::sanitize;
 use crate::store::{self, Retention, Writer};
@@ -91,9 +91,14 @@ impl Delivery {
         };
         let event = verify::recognize(&headers, &request.body);
         let target = self.forwarder.target();
+        // Split as a forwarded webhook's capture is: where it went, and the path there.
+        let origin = Target {
+            base_path: String::new(),
+            ..target.clone()
+        };
         let sent = Request {
             method: request.method.clone(),
-            path: String::new(),
+            path: display_path(&target.base_path),
             headers: as_sent(headers, target, request.body.len()),
             body: Bytes::from(request.body.clone()),
         };
@@ -101,7 +106,7 @@ impl Delivery {
             event,
             signature,
             sent: true,
-            ..Exchange::new(received_at_ms, target.to_string(), sent, outcome, duration)
+            ..Exchange::new(received_at_ms, origin.to_string(), sent, outcome, duration)
         };
         let pending = self.writer.record(capture.clone());
         let id = match pending {
@@ -181,7 +186,7 @@ pub fn print_sent(
             out,
             "#{} {event} → {} {status} {:.1} ms{note}",
             capture.number(),
-            sanitize(&capture.target),
+            sanitize(&format!("{}{}", capture.target, capture.request.path)),
             capture.duration.as_secs_f64() * 1000.0,
         )?;
     }

@@ -42,6 +42,8 @@ pub struct Summary {
     pub replay_of: Option<CaptureId>,
     /// Whether `hooks send` made it.
     pub sent: bool,
+    /// Where it was forwarded, or sent (`Target`'s display form); empty when nothing took it.
+    pub target: String,
     /// The provider whose signature scheme was checked.
     pub provider: Option<Provider>,
     /// The request body's length in bytes.
@@ -96,7 +98,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT id, received_at, method, path, status, error, duration_us, event_type, \
-             event_id, signature, replay_of, {}, {headers}, sent, route, copy FROM captures {clause} \
+             event_id, signature, replay_of, {}, {headers}, sent, route, copy, target FROM captures {clause} \
              ORDER BY id {direction}",
             sql::REQUEST_SIZE
         );
@@ -174,6 +176,7 @@ fn read_candidate<'a>(
         verdict,
         replay_of: row.get::<_, Option<i64>>(10)?.map(CaptureId),
         sent: row.get(13)?,
+        target: row.get(16)?,
         provider,
         request_size: row.get::<_, i64>(11)?.max(0) as u64,
         route: row.get(14)?,
@@ -198,6 +201,9 @@ impl Subject for Candidate<'_> {
     fn method(&self) -> &str {
         &self.summary.method
     }
+    // The request target (path and query), which the summary calls `path`; its `target` is
+    // where the request was forwarded.
+    #[allow(clippy::misnamed_getters)]
     fn target(&self) -> &str {
         &self.summary.path
     }
@@ -234,6 +240,9 @@ impl Subject for Candidate<'_> {
     }
     fn replay_of(&self) -> Option<i64> {
         self.summary.replay_of.map(|id| id.0)
+    }
+    fn sent(&self) -> bool {
+        self.summary.sent
     }
     fn route(&self) -> Option<&str> {
         self.summary.route.as_deref()

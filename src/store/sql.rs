@@ -139,6 +139,8 @@ fn term_sql(term: &Term, now_ms: i64, params: &mut Vec<Value>) -> Option<Cond> {
         Term::Verdict(v) => superset(contains("signature", [v.as_str()], params)),
         Term::Replay(true) => exact("replay_of IS NOT NULL".into()),
         Term::Replay(false) => exact("replay_of IS NULL".into()),
+        Term::Sent(true) => exact("sent <> 0".into()),
+        Term::Sent(false) => exact("sent = 0".into()),
         Term::Since(t) => {
             params.push(Value::Integer(t.millis(now_ms)));
             exact("received_at >= ?".into())

@@ -219,3 +219,95 @@ async fn nats_stopped_answers_503_and_is_not_ready_and_nothing_is_lost_once_it_i
     );
     assert!(corrupted.is_empty(), "changed on the way: {corrupted:?}");
 }
+
+/// NATS back without its store (issue 23): first with nowhere to store (no JetStream), then
+/// with an empty one. Meanwhile every node says not ready and answers 503; after, the nodes
+/// have made their layout again by themselves and webhooks sent to either reach the CLI, which
+/// re-attached. The stream made again numbers requests from 1 again: only a new epoch keeps
+/// the CLI from dropping them as requests it handled before the wipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_23_nats_back_without_its_store_is_not_ready_then_serves_under_a_new_epoch() {
+    const BEFORE: std::ops::Range<usize> = 0..4;
+    const AFTER: std::ops::Range<usize> = 10..14;
+    let mut cluster = Cluster::start(2, &["--timeout", "5s"]).await;
+    let app = numbered_app().await;
+    let mut cli = listen(&cluster.relays(&[1, 0]), "wiped", &app, &[]).await;
+    let sender = Sender::default();
+    let urls = [
+        cluster.channel_url(0, "wiped"),
+        cluster.channel_url(1, "wiped"),
+    ];
+    let send_answered = |seq: usize| {
+        let (sender, url) = (&sender, &urls[seq % 2]);
+        async move {
+            let reply = send_numbered(sender, url, seq, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|e| panic!("request {seq}: {e}"));
+            (reply.status, reply.text())
+        }
+    };
+    for seq in BEFORE {
+        let answered = send_answered(seq).await;
+        assert_eq!(answered, (200, format!("answer {seq}")), "request {seq}");
+    }
+    let ids_before = relay_ids(&mut cli, BEFORE.len()).await;
+
+    cluster.nats.restart_wiped(false).await;
+    // Not the "cannot reach NATS" of the moments before the node reconnects: reachable, and
+    // without its store.
+    for node in &cluster.nodes {
+        wait_for_health_saying(&node.url, 503, "could not be made again").await;
+    }
+    let refused = send_numbered(&sender, &urls[0], 999, Duration::from_secs(10))
+        .await
+        .expect("an answer while NATS has no store");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        !refused.header("retry-after").is_empty(),
+        "503 says when to retry"
+    );
+
+    cluster.nats.restart_wiped(true).await;
+    for node in &cluster.nodes {
+        wait_for_health(&node.url, 200).await;
+    }
+    loop {
+        let line = cli.next_json().await;
+        if line["type"] == "reconnected" {
+            break;
+        }
+        assert_eq!(line["type"], "disconnected", "{line}");
+    }
+    for seq in AFTER {
+        let answered = send_answered(seq).await;
+        assert_eq!(
+            answered,
+            (200, format!("answer {seq}")),
+            "request {seq} after the wipe\n{}--- cli stderr ---\n{}",
+            cluster.logs(),
+            cli.stderr()
+        );
+    }
+    let ids_after = relay_ids(&mut cli, AFTER.len()).await;
+    assert!(
+        ids_after.iter().any(|id| ids_before.contains(id)),
+        "the stream made again numbers from 1 again: {ids_before:?} then {ids_after:?}"
+    );
+    let (count, corrupted) = tally(&app.requests());
+    let expected: BTreeMap<usize, usize> = BEFORE.chain(AFTER).map(|seq| (seq, 1)).collect();
+    assert_eq!(count, expected, "each once at the app; 999 never");
+    assert!(corrupted.is_empty(), "changed on the way: {corrupted:?}");
+}
+
+/// The relay ids of the CLI's next `n` request lines.
+async fn relay_ids(cli: &mut Listener, n: usize) -> Vec<u64> {
+    let lines = cli.next_requests(n).await;
+    lines
+        .iter()
+        .map(|line| {
+            line["relay_id"]
+                .as_u64()
+                .expect("a request line has its relay id")
+        })
+        .collect()
+}

@@ -152,6 +152,11 @@ fn tally(seen: &[Recorded]) -> (BTreeMap<usize, usize>, Vec<usize>) {
 
 /// Polls `GET <node>/_hooks/health` until it answers `status`.
 async fn wait_for_health(node: &str, status: u16) -> Reply {
+    wait_for_health_saying(node, status, "").await
+}
+
+/// Polls `GET <node>/_hooks/health` until it answers `status` with a text holding `needle`.
+async fn wait_for_health_saying(node: &str, status: u16, needle: &str) -> Reply {
     let sender = Sender::default();
     let url = format!("{node}/_hooks/health");
     let polling = async {
@@ -166,12 +171,12 @@ async fn wait_for_health(node: &str, status: u16) -> Reply {
                 )
                 .await
             {
-                if reply.status == status {
+                if reply.status == status && reply.text().contains(needle) {
                     return reply;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    within(&format!("{url} to answer {status}"), polling).await
+    within(&format!("{url} to answer {status} {needle:?}"), polling).await
 }

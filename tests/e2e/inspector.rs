@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use relay_server::Config;
 
-use crate::support::tmux::{last_line, Pane, PROMPT};
+use crate::support::tmux::Pane;
 use crate::support::{self, full, headers, start_relay, App, Sender, STEP_TIMEOUT};
 
 /// Sends a JSON webhook to `path` of the channel at `url`.
@@ -25,7 +25,7 @@ async fn webhook(url: &str, path: &str, body: &str) {
 
 /// A pane with an editor that rewrites `first` to `edited` in the file it is given, and the
 /// store in `data`.
-fn pane(data: &std::path::Path) -> Pane {
+async fn pane(data: &std::path::Path) -> Pane {
     let data = data.display().to_string();
     Pane::start(
         120,
@@ -35,6 +35,7 @@ fn pane(data: &std::path::Path) -> Pane {
             ("EDITOR", "sed -i s/first/edited/"),
         ],
     )
+    .await
 }
 
 #[tokio::test]
@@ -42,7 +43,7 @@ async fn listen_ui_filters_opens_replays_edits_copies_and_gives_the_terminal_bac
     let relay = start_relay(Config::default()).await;
     let app = App::ok().await;
     let data = tempfile::tempdir().unwrap();
-    let pane = pane(data.path());
+    let pane = pane(data.path()).await;
     pane.run(&format!(
         "hooks listen --ui -f {} --relay {} --channel tui-e2e",
         app.target(),
@@ -110,9 +111,15 @@ async fn inspect_shows_what_a_running_listen_captures_live() {
     webhook(&listener.url, "/before", r#"{"when":"before"}"#).await;
     listener.next_request().await;
 
-    let pane = pane(data.path());
+    let pane = pane(data.path()).await;
     pane.run("hooks inspect");
-    pane.wait_for_text("hooks inspect").await;
+    // The command line typed shows "hooks inspect" too: the header is the first line.
+    pane.wait_for("the inspector's header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.starts_with(" hooks inspect"))
+    })
+    .await;
     pane.wait_for_text("/before").await;
     webhook(&listener.url, "/after", r#"{"when":"after"}"#).await;
     listener.next_request().await;
@@ -156,7 +163,7 @@ async fn sigterm_and_sighup_give_the_terminal_back() {
     let relay = start_relay(Config::default()).await;
     let app = App::ok().await;
     let data = tempfile::tempdir().unwrap();
-    let pane = pane(data.path());
+    let pane = pane(data.path()).await;
     for signal in ["-TERM", "-HUP"] {
         let pid = start_listen_ui(&pane, &app, &relay.url).await;
         let status = std::process::Command::new("kill")
@@ -171,9 +178,7 @@ async fn sigterm_and_sighup_give_the_terminal_back() {
             .await;
         assert!(screen.lines().any(|l| l == "code=0"), "{signal}:\n{screen}");
         pane.assert_terminal_restored().await;
-        pane.run("clear");
-        pane.wait_for("a cleared screen", |s| last_line(s) == PROMPT.trim_end())
-            .await;
+        pane.fresh_prompt().await;
     }
 }
 

@@ -231,7 +231,7 @@ async fn issue_19_list_and_replay_select_with_where() {
     assert_eq!(code, Some(2));
     assert_eq!(
         stderr,
-        "hooks: error: invalid --where expression\n  stauts:500\n  ^ expected a field: id, method, path, status, duration, size, provider, event, verdict, replay, since, before, header.NAME, query.KEY, json.POINTER, body~REGEX, route, found \"stauts\"\n"
+        "hooks: error: invalid --where expression\n  stauts:500\n  ^ expected a field: id, method, path, status, duration, size, provider, event, verdict, replay, sent, since, before, header.NAME, query.KEY, json.POINTER, body~REGEX, route, found \"stauts\"\n"
     );
 
     let (code, stdout, stderr) = hooks(

@@ -485,8 +485,9 @@ async fn each_send_is_a_capture_marked_sent_that_list_show_and_replay_use() {
         &to,
     ];
     let sent = ok(&args, data.path()).await;
+    let url = format!("→ http://127.0.0.1:{}/hooks 200 ", app.port());
     assert!(
-        sent.stdout.starts_with("#1 stripe invoice.paid evt_") && sent.stdout.contains(" 200 "),
+        sent.stdout.starts_with("#1 stripe invoice.paid evt_") && sent.stdout.contains(&url),
         "{}",
         sent.stdout
     );
@@ -496,16 +497,29 @@ async fn each_send_is_a_capture_marked_sent_that_list_show_and_replay_use() {
     assert_eq!(row["event_type"], "invoice.paid");
     assert_eq!(row["verdict"], "valid");
     assert_eq!(row["status"], 200);
+    // Split as a forwarded webhook's capture is (issue 21): the path there, and where it went.
+    assert_eq!(row["path"], "/hooks");
+    let where_sent = ok(&["list", "--where", "sent:true", "--json"], data.path()).await;
+    assert_eq!(
+        where_sent.stdout.lines().count(),
+        1,
+        "{}",
+        where_sent.stdout
+    );
+    let not_sent = ok(&["list", "--where", "sent:false", "--json"], data.path()).await;
+    assert_eq!(not_sent.stdout, "");
     let table = ok(&["list"], data.path()).await;
     assert!(table
         .stdout
         .lines()
         .nth(1)
-        .is_some_and(|l| l.ends_with("(sent)")));
+        .is_some_and(|l| l.contains(" /hooks ")
+            && l.ends_with(&format!("(sent to http://127.0.0.1:{})", app.port()))));
 
     let shown = ok(&["show", "last", "--json"], data.path()).await;
     let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
     assert_eq!(shown["sent"], true);
+    assert_eq!(shown["target"], format!("http://127.0.0.1:{}", app.port()));
     let first = app.wait_for(1).await.remove(0);
     let body = BASE64
         .decode(shown["request"]["body_base64"].as_str().expect("body"))

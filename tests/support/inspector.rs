@@ -80,6 +80,7 @@ pub fn row(id: i64, path: &str, status: Option<u16>) -> Row {
         duration: Duration::from_micros(12_400 + id as u64 * 100),
         size: 180,
         replay_of: None,
+        sent: false,
         route: None,
         flags: Flags::default(),
     }

@@ -391,19 +391,38 @@ impl Fixture {
         let text = self.signature_text(request);
         let (start, end) = signature_token(&text, self.encoding);
         let token = &text[start..end];
+        if self.encoding == Encoding::Token {
+            // A token is text: one character changes to another printable one. A flipped byte
+            // may not be UTF-8, and its lossy text can be the original again (a U+FFFD in the
+            // secret flipped into an invalid byte reads back as U+FFFD).
+            let mut chars: Vec<char> = token.chars().collect();
+            let at = index % chars.len();
+            let mut other = char::from(b'!' + mask % 94);
+            if other == chars[at] {
+                other = if other == '!' { '"' } else { '!' };
+            }
+            chars[at] = other;
+            let encoded: String = chars.into_iter().collect();
+            let mut tampered = request.clone();
+            self.set_signature_text(
+                &mut tampered,
+                &format!("{}{encoded}{}", &text[..start], &text[end..]),
+            );
+            return tampered;
+        }
         let mut bytes = match self.encoding {
             Encoding::Hex => hex::decode(token).expect("hex token"),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD
                 .decode(token)
                 .expect("base64 token"),
-            Encoding::Token => token.as_bytes().to_vec(),
+            Encoding::Token => unreachable!("a token is changed as text above"),
         };
         let at = index % bytes.len();
         bytes[at] ^= mask;
         let encoded = match self.encoding {
             Encoding::Hex => hex::encode(&bytes),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&bytes),
-            Encoding::Token => String::from_utf8_lossy(&bytes).into_owned(),
+            Encoding::Token => unreachable!("a token is changed as text above"),
         };
         let mut tampered = request.clone();
         self.set_signature_text(

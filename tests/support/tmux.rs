@@ -3,11 +3,17 @@
 //! and wait for what it shows by polling `tmux capture-pane` until a deadline: waiting for an
 //! event, never a fixed sleep.
 //!
+//! A command is typed only when the shell waits for one ([`Pane::fresh_prompt`]): text typed
+//! ahead is echoed at once by the terminal, before the shell prints its prompt, and then what
+//! the command prints (after the inspector gives the screen back, the cursor where the command
+//! started) follows that prompt on its line instead of starting a line of its own.
+//!
 //! tmux is a Debian package (`.ci/run` installs it when missing); a test that cannot find it
 //! fails saying so rather than passing without having run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::cli::empty_home;
@@ -20,12 +26,14 @@ pub const PROMPT: &str = "ready$ ";
 pub struct Pane {
     _dir: tempfile::TempDir,
     socket: PathBuf,
+    /// How many fresh prompts were asked for, so that each one's mark is new.
+    prompts: AtomicU32,
 }
 
 impl Pane {
     /// A `columns` × `lines` pane whose shell has only `env` (and `PATH`, a `HOME` with no
-    /// config, `TERM`), with `hooks` on its `PATH`.
-    pub fn start(columns: u16, lines: u16, env: &[(&str, &str)]) -> Pane {
+    /// config, `TERM`), with `hooks` on its `PATH`; returned once the shell waits for a command.
+    pub async fn start(columns: u16, lines: u16, env: &[(&str, &str)]) -> Pane {
         let version = Command::new("tmux").arg("-V").output();
         if !version.is_ok_and(|v| v.status.success()) {
             panic!("these tests drive the inspector in tmux, which is not installed: apt-get install tmux");
@@ -45,7 +53,11 @@ impl Pane {
         ];
         shell.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         shell.push("sh".to_owned());
-        let pane = Pane { _dir: dir, socket };
+        let pane = Pane {
+            _dir: dir,
+            socket,
+            prompts: AtomicU32::new(0),
+        };
         let size = [columns.to_string(), lines.to_string()];
         let mut args = vec!["-f", "/dev/null", "new-session", "-d", "-s", "t"];
         args.extend(["-x", &size[0], "-y", &size[1]]);
@@ -53,7 +65,28 @@ impl Pane {
         pane.tmux(&args);
         // OSC 52 from the pane becomes a tmux buffer, which the tests read.
         pane.tmux(&["set-option", "-g", "set-clipboard", "on"]);
+        pane.fresh_prompt().await;
         pane
+    }
+
+    /// Clears the screen and waits until the shell prints its prompt after a mark of its own:
+    /// the shell then waits for a command with nothing typed ahead, so the next command starts
+    /// a line of its own and what it prints does too. A prompt already on the screen proves
+    /// nothing: the shell may not have read what was typed last (issue 20's flaky test).
+    pub async fn fresh_prompt(&self) {
+        let n = self.prompts.fetch_add(1, Ordering::Relaxed);
+        let mark = format!("fresh-prompt-{n}");
+        self.run(&format!("clear; echo {mark}"));
+        let prompt = PROMPT.trim_end();
+        self.wait_for(&format!("the prompt after {mark}"), |s| {
+            let shown: Vec<&str> = s
+                .lines()
+                .map(str::trim_end)
+                .filter(|l| !l.is_empty())
+                .collect();
+            shown == [mark.as_str(), prompt]
+        })
+        .await;
     }
 
     fn tmux(&self, args: &[&str]) -> Output {
@@ -141,10 +174,12 @@ impl Pane {
     }
 
     /// Waits for the shell's prompt after a command ended, then checks with `stty -a` that
-    /// the terminal is back in its usual mode (canonical input, echo).
+    /// the terminal is back in its usual mode (canonical input, echo). The command must have
+    /// been typed at a [`Pane::fresh_prompt`]: the prompt then stands alone on the last line
+    /// only once the shell printed it anew (before, the last line is the command's).
     pub async fn assert_terminal_restored(&self) {
         self.wait_for("the shell's prompt", |s| {
-            last_line(s).starts_with(PROMPT.trim_end())
+            last_line(s).trim_end() == PROMPT.trim_end()
         })
         .await;
         self.run(

@@ -296,7 +296,12 @@ impl Subscription for AnySubscription {
     }
 
     async fn deliver(&self) {
-        either_sub!(self, s => s.deliver().await)
+        // The cluster's futures are boxed: awaited inline, they would make every session's
+        // future, single-node ones included, as large as theirs for as long as it lives.
+        match self {
+            AnySubscription::Local(s) => s.deliver().await,
+            AnySubscription::Nats(s) => Box::pin(s.deliver()).await,
+        }
     }
 
     fn ack(&self, id: RequestId) {
@@ -308,7 +313,10 @@ impl Subscription for AnySubscription {
     }
 
     async fn detach(self) {
-        either_sub!(self, s => s.detach().await)
+        match self {
+            AnySubscription::Local(s) => s.detach().await,
+            AnySubscription::Nats(s) => Box::pin(s.detach()).await,
+        }
     }
 }
 

@@ -12,11 +12,10 @@ use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{read, unix_ms};
-use crate::answer::{self, text, Body, REJECT_RETRY_AFTER, STORE_RETRY_AFTER};
+use crate::answer::{self, text, Body, STORE_RETRY_AFTER};
 use crate::backend::{Backend, BackendError, Sent, View};
 use crate::headers::end_to_end;
 use crate::protocol::{self, Offline, RequestId, Respond};
-use crate::quote::quote;
 use crate::relay::Relay;
 
 /// Stores a webhook for channel `name` (`target` is the rest of its URL) and answers the sender
@@ -82,19 +81,10 @@ async fn admit<B: Backend>(
         Err(e) => return Err(refusal(name, e)),
     };
     if !view.attached && view.settings.offline == Offline::Reject {
-        let line = format!("no hooks session is attached to channel {name}; retry later");
-        let refusal = text(StatusCode::SERVICE_UNAVAILABLE, &line);
-        return Err(answer::retry_after(refusal, REJECT_RETRY_AFTER));
+        return Err(answer::offline(name));
     }
     if !backend.admit(name, relay.config.rate) {
-        let line = format!(
-            "channel {name} is over this relay's rate of {} webhooks per second (--rate); retry later",
-            relay.config.rate.unwrap_or_default()
-        );
-        return Err(answer::retry_after(
-            text(StatusCode::TOO_MANY_REQUESTS, &line),
-            "1",
-        ));
+        return Err(answer::over_rate(name, relay.config.rate));
     }
     if view
         .queued
@@ -112,20 +102,8 @@ async fn admit<B: Backend>(
 /// The answer to a webhook the backend would not take.
 fn refusal(name: &str, e: BackendError) -> Response<Body> {
     match e {
-        BackendError::Unknown => text(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "unknown channel {}: no hooks session has claimed it",
-                quote(name)
-            ),
-        ),
-        BackendError::Full { limit } => {
-            let line = format!(
-                "channel {name} has {limit} undelivered requests, its limit (--max-queued); retry later"
-            );
-            let refusal = text(StatusCode::TOO_MANY_REQUESTS, &line);
-            answer::retry_after(refusal, REJECT_RETRY_AFTER)
-        }
+        BackendError::Unknown => answer::unknown_channel(name),
+        BackendError::Full { limit } => answer::queue_full(name, limit),
         BackendError::Unavailable(reason) => {
             tracing::warn!(%reason, "could not store a webhook");
             let refusal = text(

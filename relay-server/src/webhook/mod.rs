@@ -28,13 +28,12 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use crate::answer::{self, text, Body, REJECT_RETRY_AFTER};
+use crate::answer::{self, text, Body};
 use crate::backend::Local;
 use crate::channel::{Channel, Reply, Settings, Stream, WaiterGuard};
 use crate::headers::end_to_end;
 use crate::protocol::{self, Offline, RelayMessage, RequestId, Respond};
 use crate::queue::{Committing, Frame};
-use crate::quote::quote;
 use crate::relay::Relay;
 use read::Read;
 
@@ -109,35 +108,17 @@ fn admit(
     headers: &http::HeaderMap,
 ) -> Result<Admitted, Response<Body>> {
     let Some(channel) = local.channels.get(name) else {
-        let line = format!(
-            "unknown channel {}: no hooks session has claimed it",
-            quote(name)
-        );
-        return Err(text(StatusCode::NOT_FOUND, &line));
+        return Err(answer::unknown_channel(name));
     };
     let status = channel.status();
     if !status.attached && status.settings.offline == Offline::Reject {
-        let line = format!("no hooks session is attached to channel {name}; retry later");
-        let refusal = text(StatusCode::SERVICE_UNAVAILABLE, &line);
-        return Err(answer::retry_after(refusal, REJECT_RETRY_AFTER));
+        return Err(answer::offline(name));
     }
     if !channel.admit(relay.config.rate) {
-        let line = format!(
-            "channel {name} is over this relay's rate of {} webhooks per second (--rate); retry later",
-            relay.config.rate.unwrap_or_default()
-        );
-        return Err(answer::retry_after(
-            text(StatusCode::TOO_MANY_REQUESTS, &line),
-            "1",
-        ));
+        return Err(answer::over_rate(name, relay.config.rate));
     }
     if status.queued >= relay.config.max_queued {
-        let line = format!(
-            "channel {name} has {} undelivered requests, its limit (--max-queued); retry later",
-            status.queued
-        );
-        let refusal = text(StatusCode::TOO_MANY_REQUESTS, &line);
-        return Err(answer::retry_after(refusal, REJECT_RETRY_AFTER));
+        return Err(answer::queue_full(name, status.queued));
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)

@@ -55,6 +55,8 @@ pub struct Row {
     pub size: u64,
     /// The capture it replays.
     pub replay_of: Option<CaptureId>,
+    /// Whether `hooks send` made it.
+    pub sent: bool,
     /// The route (`hooks.toml`, `--route`) that took it.
     pub route: Option<String>,
     /// Duplicate, out-of-order and slow notes.
@@ -77,6 +79,7 @@ impl Row {
             duration: summary.duration,
             size: summary.request_size,
             replay_of: summary.replay_of,
+            sent: summary.sent,
             route: summary.route,
             flags: Flags::default(),
         }
@@ -102,6 +105,7 @@ impl Row {
             duration: exchange.duration,
             size: exchange.request.body.len() as u64,
             replay_of: exchange.replay_of,
+            sent: exchange.sent,
             route: exchange.route.clone(),
             flags,
         })
@@ -148,6 +152,9 @@ impl Subject for Row {
     }
     fn replay_of(&self) -> Option<i64> {
         self.replay_of.map(|id| id.0)
+    }
+    fn sent(&self) -> bool {
+        self.sent
     }
     fn route(&self) -> Option<&str> {
         self.route.as_deref()

@@ -62,12 +62,14 @@ impl Drop for Guard {
     }
 }
 
-/// Leaves the alternate screen and raw mode and shows the cursor; harmless when done already.
+/// Leaves raw mode and the alternate screen and shows the cursor; harmless when done already.
+/// Raw mode goes first, so that once the shell's screen shows again, what is typed is echoed
+/// and read as lines (typed in raw mode, Enter stays a carriage return that ends no line).
 fn restore() {
+    let _ = terminal::disable_raw_mode();
     let mut out = io::stdout();
     let _ = out.execute(LeaveAlternateScreen);
     let _ = out.execute(Show);
-    let _ = terminal::disable_raw_mode();
     let _ = out.flush();
 }
 

@@ -104,6 +104,7 @@ fn term() -> impl Strategy<Value = Term> {
         TEXT.prop_map(|t| Term::Event(Glob::new(&t))),
         prop::sample::select(Verdict::ALL.to_vec()).prop_map(Term::Verdict),
         any::<bool>().prop_map(Term::Replay),
+        any::<bool>().prop_map(Term::Sent),
         time().prop_map(Term::Since),
         time().prop_map(Term::Before),
         TEXT.prop_map(|t| Term::Route(Glob::new(&t))),

@@ -21,7 +21,9 @@ async fn filters_select_by_status_event_path_and_age() {
     old.received_at_ms -= 7_200_000;
     let mut replay = record(None, "/github", Some(404));
     replay.replay_of = Some(CaptureId(1));
-    for r in [paid, old, replay, record(None, "/github", None)] {
+    let mut sent = record(None, "/github", None);
+    sent.sent = true;
+    for r in [paid, old, replay, sent] {
         save(&writer, r).await;
     }
     let store = Store::open(&path).unwrap();
@@ -50,6 +52,8 @@ async fn filters_select_by_status_event_path_and_age() {
     );
     assert_eq!(ids("since:1h replay:false"), [1, 4]);
     assert_eq!(ids("replay:true OR status:503"), [2, 3]);
+    assert_eq!(ids("sent:true"), [4]);
+    assert_eq!(ids("sent:false status:5xx"), [2]);
     assert_eq!(ids("route:*"), Vec::<i64>::new());
     assert_eq!(ids("NOT route:*"), [1, 2, 3, 4]);
     let newest: Vec<CaptureId> = store.list(None, 2).unwrap().iter().map(|s| s.id).collect();

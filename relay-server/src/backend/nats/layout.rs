@@ -1,6 +1,8 @@
 //! Reaching NATS, and the relay's layout in JetStream: the stream, the buckets and the object
 //! store, made by the first node to start and brought to the settings by every other.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -8,26 +10,26 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 use async_nats::ServerAddr;
 use tracing::{info, warn};
 
+use super::health::Health;
 use super::records::LEASE_TTL;
 use super::{subject, Limits, BODIES, CHANNELS, LEASES, STREAM};
 use crate::config::{without_userinfo, NatsSettings};
 
-/// Connects with the settings' credentials; reconnects quickly, and forever.
-pub(super) async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Client> {
+/// Connects with the settings' credentials; reconnects quickly, and forever, telling `health`
+/// (the layout is checked again after every reconnect).
+pub(super) async fn connect(
+    settings: &NatsSettings,
+    health: Arc<Health>,
+) -> anyhow::Result<async_nats::Client> {
     let mut options = async_nats::ConnectOptions::new()
         .name("hooks-relay")
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
         // A restarted NATS is found again within a second or two, not the client's 4 s.
         .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => info!("connected to NATS"),
-                async_nats::Event::Disconnected => {
-                    warn!("disconnected from NATS; webhooks get 503 until it is back")
-                }
-                other => info!(event = %other, "NATS"),
-            }
+        .event_callback(move |event| {
+            let health = Arc::clone(&health);
+            async move { on_event(&health, event) }
         });
     if let Some(creds) = &settings.creds {
         options = options
@@ -49,6 +51,20 @@ pub(super) async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nat
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(options.connect(addrs).await?)
+}
+
+fn on_event(health: &Health, event: async_nats::Event) {
+    match event {
+        async_nats::Event::Connected => {
+            info!("connected to NATS");
+            health.check();
+        }
+        async_nats::Event::Disconnected => {
+            health.disconnected();
+            warn!("disconnected from NATS; webhooks get 503 until it is back");
+        }
+        other => info!(event = %other, "NATS"),
+    }
 }
 
 /// The oldest NATS server the relay runs on: the client cannot read an older server's
@@ -94,58 +110,29 @@ pub(super) struct Layout {
 }
 
 impl Layout {
+    /// Makes the layout, or brings what exists to `limits` (the node starting is the one whose
+    /// settings count).
     pub async fn make(js: &jetstream::Context, limits: &Limits) -> anyhow::Result<Layout> {
-        let config = stream::Config {
-            name: STREAM.to_owned(),
-            subjects: vec![subject("*")],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            num_replicas: limits.replicas,
-            max_age: limits.retention,
-            max_messages_per_subject: i64::try_from(limits.max_queued).unwrap_or(i64::MAX),
-            discard: stream::DiscardPolicy::New,
-            discard_new_per_subject: true,
-            ..Default::default()
-        };
-        js.create_or_update_stream(config)
+        js.create_or_update_stream(stream_config(limits))
             .await
             .context("the requests' stream")?;
-        let mut stream = js
+        let stream = js
             .get_stream(STREAM)
             .await
             .context("the requests' stream")?;
-        let created = stream.info().await.context("the requests' stream")?.created;
+        let created = stream.cached_info().created;
         let channels = js
-            .create_or_update_key_value(kv::Config {
-                bucket: CHANNELS.to_owned(),
-                history: 1,
-                storage: stream::StorageType::File,
-                num_replicas: limits.replicas,
-                ..Default::default()
-            })
+            .create_or_update_key_value(channels_config(limits))
             .await
             .context("the channels' bucket")?;
         let leases = js
-            .create_or_update_key_value(kv::Config {
-                bucket: LEASES.to_owned(),
-                history: 1,
-                max_age: LEASE_TTL,
-                storage: stream::StorageType::File,
-                num_replicas: limits.replicas,
-                ..Default::default()
-            })
+            .create_or_update_key_value(leases_config(limits))
             .await
             .context("the leases' bucket")?;
         let bodies = match js.get_object_store(BODIES).await {
             Ok(store) => store,
             Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: BODIES.to_owned(),
-                    max_age: limits.retention,
-                    storage: stream::StorageType::File,
-                    num_replicas: limits.replicas,
-                    ..Default::default()
-                })
+                .create_object_store(bodies_config(limits))
                 .await
                 .context("the bodies' object store")?,
         };
@@ -159,10 +146,133 @@ impl Layout {
     }
 }
 
+/// The layout as [`ensure`] found it.
+pub(super) struct Ensured {
+    /// The stream's epoch.
+    pub epoch: u64,
+    /// What was missing and made again.
+    pub made: Vec<&'static str>,
+}
+
+/// Checks that the stream, the buckets and the object store exist, and makes again those that
+/// do not (NATS back without its store): with this node's `limits`, leaving what exists as it
+/// is. Every node may do so at once: JetStream makes a stream of a given name once, and a
+/// node whose making fails finds the one another node made.
+pub(super) async fn ensure(js: &jetstream::Context, limits: &Limits) -> Result<Ensured, String> {
+    let mut made = Vec::new();
+    let what = "the requests' stream";
+    let stream = get_or_make(
+        || js.get_stream(STREAM),
+        || js.create_stream(stream_config(limits)),
+    )
+    .await
+    .map_err(|e| format!("{what}: {e}"))?;
+    if stream.1 {
+        made.push(what);
+    }
+    for (bucket, config, what) in [
+        (CHANNELS, channels_config(limits), "the channels' bucket"),
+        (LEASES, leases_config(limits), "the leases' bucket"),
+    ] {
+        let (_, was_made) =
+            get_or_make(|| js.get_key_value(bucket), || js.create_key_value(config))
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+        if was_made {
+            made.push(what);
+        }
+    }
+    let what = "the bodies' object store";
+    let (_, was_made) = get_or_make(
+        || js.get_object_store(BODIES),
+        || js.create_object_store(bodies_config(limits)),
+    )
+    .await
+    .map_err(|e| format!("{what}: {e}"))?;
+    if was_made {
+        made.push(what);
+    }
+    let created = stream.0.cached_info().created;
+    Ok(Ensured {
+        epoch: epoch_of(created.unix_timestamp_nanos()),
+        made,
+    })
+}
+
+/// What `get` finds, or else what `make` makes, or else (made by another node meanwhile) what
+/// `get` finds then; `true` when `make` made it (or found it made with the same settings: the
+/// server answers so then too).
+async fn get_or_make<T, Found, Made, GetError, MakeError>(
+    get: impl Fn() -> Found,
+    make: impl FnOnce() -> Made,
+) -> Result<(T, bool), String>
+where
+    Found: Future<Output = Result<T, GetError>>,
+    Made: Future<Output = Result<T, MakeError>>,
+    MakeError: std::fmt::Display,
+{
+    if let Ok(found) = get().await {
+        return Ok((found, false));
+    }
+    match make().await {
+        Ok(made) => Ok((made, true)),
+        Err(e) => match get().await {
+            Ok(found) => Ok((found, false)),
+            Err(_) => Err(e.to_string()),
+        },
+    }
+}
+
+fn stream_config(limits: &Limits) -> stream::Config {
+    stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![subject("*")],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: limits.replicas,
+        max_age: limits.retention,
+        max_messages_per_subject: i64::try_from(limits.max_queued).unwrap_or(i64::MAX),
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: true,
+        ..Default::default()
+    }
+}
+
+fn channels_config(limits: &Limits) -> kv::Config {
+    kv::Config {
+        bucket: CHANNELS.to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: limits.replicas,
+        ..Default::default()
+    }
+}
+
+fn leases_config(limits: &Limits) -> kv::Config {
+    kv::Config {
+        bucket: LEASES.to_owned(),
+        history: 1,
+        max_age: LEASE_TTL,
+        storage: stream::StorageType::File,
+        num_replicas: limits.replicas,
+        ..Default::default()
+    }
+}
+
+fn bodies_config(limits: &Limits) -> object_store::Config {
+    object_store::Config {
+        bucket: BODIES.to_owned(),
+        max_age: limits.retention,
+        storage: stream::StorageType::File,
+        num_replicas: limits.replicas,
+        ..Default::default()
+    }
+}
+
 /// The epoch of a stream created at `nanos` (since the Unix epoch): its microseconds, which fit
 /// 53 bits (exact as a JSON number) until the year 2255. A stream deleted and made again starts
 /// its sequences at 1 under a new epoch.
-fn epoch_of(nanos: i128) -> u64 {
+pub(super) fn epoch_of(nanos: i128) -> u64 {
     let micros = u64::try_from(nanos / 1000).unwrap_or(1);
     (micros & ((1 << 53) - 1)).max(1)
 }
@@ -190,5 +300,45 @@ mod tests {
         assert!(epoch_of(nanos) < 1 << 53);
         assert_ne!(epoch_of(nanos), epoch_of(nanos + 1000));
         assert_eq!(epoch_of(0), 1, "never 0");
+    }
+
+    /// Nodes making the layout at once on an empty server, and again after its stream and a
+    /// bucket were deleted: every one succeeds, and all find the one stream (one epoch).
+    #[tokio::test]
+    async fn ensure_is_safe_to_race_and_a_stream_made_again_has_a_new_epoch() {
+        let server = crate::testing::NatsServer::start().await;
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let js = jetstream::new(client);
+        let limits = Limits {
+            max_queued: 100,
+            retention: Duration::from_secs(60),
+            replicas: 1,
+        };
+        // Nodes with settings of their own: the server refuses the losers' making.
+        let each: Vec<Limits> = (0..4u64)
+            .map(|i| Limits {
+                retention: Duration::from_secs(60 + i),
+                ..limits
+            })
+            .collect();
+        let race = || async {
+            let nodes = each.iter().map(|limits| ensure(&js, limits));
+            let ensured = futures_util::future::join_all(nodes).await;
+            let epochs: Vec<u64> = ensured.into_iter().map(|e| e.unwrap().epoch).collect();
+            assert!(epochs.iter().all(|&e| e == epochs[0]), "{epochs:?}");
+            epochs[0]
+        };
+        let first = race().await;
+        let whole = ensure(&js, &limits).await.unwrap();
+        assert_eq!(
+            (whole.epoch, whole.made.len()),
+            (first, 0),
+            "nothing to make"
+        );
+        js.delete_stream(STREAM).await.unwrap();
+        js.delete_key_value(CHANNELS).await.unwrap();
+        let again = race().await;
+        assert_ne!(again, first, "ids start again under a new epoch");
+        assert!(js.get_key_value(CHANNELS).await.is_ok());
     }
 }

@@ -13,7 +13,11 @@
 //!
 //! The node holding a channel's session reads it through a pull consumer named for the channel,
 //! made afresh at every attach (see `subscription.rs`).
+//!
+//! NATS back without the layout (its store lost) finds the nodes not ready until one of them has
+//! made it again; a stream made again brings a new epoch (see `health.rs`).
 
+mod health;
 mod layout;
 mod records;
 mod replies;
@@ -34,6 +38,7 @@ use crate::budget::Budget;
 use crate::channel::{Attached, Settings, Stats};
 use crate::config::{without_userinfo, Config, NatsSettings};
 use crate::queue::now_ms;
+use health::Health;
 use layout::{check_version, connect, node_name, Layout};
 use records::{Leases, Records};
 use replies::{Bodies, Replies, REPLY_HEADER};
@@ -98,7 +103,8 @@ struct Shared {
     replies: Arc<Replies>,
     /// This node's name in leases and reply subjects: random per process.
     node: String,
-    epoch: u64,
+    /// Whether the layout is there, and the stream's epoch.
+    health: Arc<Health>,
     limits: Limits,
     budget: Arc<Budget>,
     /// Sessions attached to this node, by channel: answered without asking the buckets.
@@ -132,7 +138,8 @@ impl Nats {
     ) -> anyhow::Result<Nats> {
         let hosts: Vec<&str> = settings.urls.iter().map(|u| without_userinfo(u)).collect();
         let hosts = hosts.join(",");
-        let client = connect(settings)
+        let health = Health::new();
+        let client = connect(settings, Arc::clone(&health))
             .await
             .with_context(|| format!("could not connect to NATS at {hosts}"))?;
         check_version(&client.server_info().version)
@@ -141,6 +148,8 @@ impl Nats {
         let layout = Layout::make(&js, &limits)
             .await
             .with_context(|| format!("could not set up the relay's streams on NATS at {hosts}"))?;
+        health.made(layout.epoch);
+        tokio::spawn(Arc::clone(&health).keep(js.clone(), limits));
         let node = node_name();
         let max_payload = client.server_info().max_payload;
         let replies = Replies::new(&node);
@@ -159,7 +168,7 @@ impl Nats {
             },
             replies,
             node,
-            epoch: layout.epoch,
+            health,
             limits,
             budget,
             sessions: Mutex::new(HashMap::new()),
@@ -181,12 +190,12 @@ impl Backend for Nats {
     type Subscription = NatsSubscription;
 
     fn epoch(&self) -> u64 {
-        self.shared.epoch
+        self.shared.health.epoch()
     }
 
     fn ready(&self) -> Result<(), String> {
         match self.shared.client.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
+            async_nats::connection::State::Connected => self.shared.health.ready(),
             _ => Err("this node cannot reach NATS".to_owned()),
         }
     }
@@ -292,22 +301,34 @@ impl Backend for Nats {
                         limit: shared.limits.max_queued,
                     });
                 }
+                // The stream may be gone (NATS lost its store).
+                shared.health.check();
                 Err(BackendError::Unavailable(format!("NATS refused it: {e}")))
             }
-            Err(_) => Err(BackendError::Unavailable(format!(
-                "NATS did not store it within {STORE_TIMEOUT:?}"
-            ))),
+            Err(_) => {
+                shared.health.check();
+                Err(BackendError::Unavailable(format!(
+                    "NATS did not store it within {STORE_TIMEOUT:?}"
+                )))
+            }
         }
     }
 
     async fn attach(&self, claim: Claim<'_>) -> Result<NatsSubscription, String> {
         self.connected().map_err(|e| format!("{e}; retry later"))?;
-        NatsSubscription::attach(Arc::clone(&self.shared), claim).await
+        let attached = NatsSubscription::attach(Arc::clone(&self.shared), claim).await;
+        if attached.is_err() {
+            // Refused for a reason of its own, or the layout is gone: the check tells.
+            self.shared.health.check();
+        }
+        attached
     }
 
     async fn upkeep(&self, retention: Duration) -> Upkept {
         // Requests expire by themselves: the stream's max_age is the retention.
         let mut upkept = Upkept::default();
+        // The layout may have gone without an error here to show it (deleted by hand).
+        self.shared.health.check();
         let due = {
             let mut scanned = self
                 .shared

@@ -19,9 +19,10 @@ use futures_util::StreamExt as _;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::layout::epoch_of;
 use super::records::{Lease, LEASE_RENEW};
 use super::replies::{encode_reply, unpack, Unpacked, REPLY_HEADER};
-use super::{subject, Held, Shared};
+use super::{subject, Held, Shared, STREAM};
 use crate::backend::{with_id, Claim, Subscription, STORE_TIMEOUT};
 use crate::channel::{may_claim, Attached, Reply};
 use crate::protocol::RequestId;
@@ -59,6 +60,8 @@ pub(crate) struct NatsSubscription {
     pending: Arc<AtomicU64>,
     /// Acknowledgements under way.
     acks: TaskTracker,
+    /// The epoch it attached under: the session ends when the node takes another.
+    epoch: u64,
 }
 
 /// A request sent to the session: how to acknowledge it, and its message's headers (where its
@@ -84,7 +87,7 @@ impl NatsSubscription {
         }
         let lease = shared.leases.take(name, &shared.node).await?;
         match Self::claimed(&shared, &claim).await {
-            Ok((consumer, delivered_before, queued)) => {
+            Ok((consumer, delivered_before, queued, epoch)) => {
                 let attached = Arc::new(Attached::new(
                     claim.outbox_bytes,
                     claim.max_in_flight,
@@ -109,6 +112,7 @@ impl NatsSubscription {
                     queued,
                     pending,
                     acks: TaskTracker::new(),
+                    epoch,
                 })
             }
             Err(message) => {
@@ -119,11 +123,12 @@ impl NatsSubscription {
     }
 
     /// With the lease held: claims the record, replaces the channel's consumer. Returns the
-    /// consumer, the last request an earlier session was sent, and how many wait.
+    /// consumer, the last request an earlier session was sent, how many wait, and the epoch of
+    /// the stream the consumer reads.
     async fn claimed(
         shared: &Shared,
         claim: &Claim<'_>,
-    ) -> Result<(Consumer<pull::Config>, u64, usize), String> {
+    ) -> Result<(Consumer<pull::Config>, u64, usize, u64), String> {
         let name = claim.name;
         let before = shared
             .records
@@ -164,7 +169,16 @@ impl NatsSubscription {
             Ok(info) => info.num_pending as usize,
             Err(_) => 0,
         };
-        Ok((consumer, delivered_before, queued))
+        // The stream may have been made again by another node since this one last looked: its
+        // ids start again under a new epoch, which the session's hello must say.
+        let stream = shared
+            .js
+            .get_stream(STREAM)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let epoch = epoch_of(stream.cached_info().created.unix_timestamp_nanos());
+        shared.health.take_epoch(epoch);
+        Ok((consumer, delivered_before, queued, epoch))
     }
 
     /// Renews the lease until it is lost.
@@ -315,6 +329,8 @@ impl Subscription for NatsSubscription {
         tokio::select! {
             () = self.keep_lease() => {}
             () = self.pull() => {}
+            // Its consumer and lease went with the old stream; its CLI must learn the new epoch.
+            () = self.shared.health.epoch_changed(self.epoch) => {}
         }
     }
 

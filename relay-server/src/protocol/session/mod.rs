@@ -209,12 +209,14 @@ impl<W: WebSocket> Session<W, Relay> {
     }
 
     /// Refuses the session with `message`, a sentence for the user, then closes it. Failures
-    /// are not reported: the session is over either way.
-    pub async fn refuse(mut self, message: String) {
+    /// are not reported: the session is over either way. Gives the WebSocket back, for its
+    /// owner to read what the peer may still be sending before the connection is dropped.
+    pub async fn refuse(mut self, message: String) -> W {
         let _ = self
             .send(&RelayMessage::Error(Error { message }), &[])
             .await;
         let _ = self.close(None).await;
+        self.ws
     }
 }
 
