@@ -6,9 +6,50 @@ use serde_json::Value;
 
 use crate::exchange::{Signature, Verdict};
 
-/// `signature` as the column keeps it.
+/// `signature` as the column keeps it: the text of [`Signature::to_json`], written directly.
+/// Building that `Value` (a map that hashes its keys) and printing it through a formatter cost
+/// the writer thread about 3,300 instructions per capture, a tenth of its time (callgrind).
 pub fn to_json(signature: &Signature) -> String {
-    signature.to_json().to_string()
+    let reason = signature.reason.as_deref();
+    let mut out = String::with_capacity(48 + reason.map_or(0, str::len));
+    out.push_str("{\"provider\":");
+    match signature.provider {
+        Some(provider) => push_quoted(&mut out, provider.name()),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"verdict\":");
+    push_quoted(&mut out, signature.verdict.as_str());
+    out.push_str(",\"reason\":");
+    match reason {
+        Some(reason) => push_quoted(&mut out, reason),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+    out
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it (quote, backslash and control
+/// characters only).
+fn push_quoted(out: &mut String, text: &str) {
+    out.push('"');
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+    } else {
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// The signature a column holds; `None` when there is none, or it is not one hooks wrote (an
@@ -66,5 +107,30 @@ mod tests {
         );
         assert_eq!(from_json(Some("not json")), None);
         assert_eq!(from_json(Some(r#"{"verdict":"odd"}"#)), None);
+    }
+
+    #[test]
+    fn the_column_is_the_text_of_the_signature_value() {
+        let reasons = [
+            None,
+            Some(""),
+            Some("plain"),
+            Some("quote \" backslash \\ slash / tab \t newline \n cr \r"),
+            Some("controls \u{0}\u{1}\u{8}\u{b}\u{c}\u{1f} del \u{7f} é ✓ 🦀"),
+        ];
+        let providers = [None, Some(Provider::Stripe), Some(Provider::GitHub)];
+        for reason in reasons {
+            for provider in providers {
+                for verdict in Verdict::ALL {
+                    let signature = Signature {
+                        provider,
+                        assumed: true,
+                        verdict,
+                        reason: reason.map(str::to_owned),
+                    };
+                    assert_eq!(to_json(&signature), signature.to_json().to_string());
+                }
+            }
+        }
     }
 }
