@@ -121,6 +121,10 @@ pub fn streamed(pieces: Pieces) -> ForwardBody {
 pub struct Forwarder {
     client: Client<HttpsConnector<HttpConnector>, ForwardBody>,
     target: Target,
+    /// `target` as text (its `Display`), made once rather than per request.
+    shown: String,
+    /// The `Host` header for `target`, made once; `None` if it cannot be one.
+    host: Option<HeaderValue>,
     max_body: usize,
 }
 
@@ -147,9 +151,12 @@ impl Forwarder {
         };
         let https = builder.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(https);
+        let host = HeaderValue::from_str(&target.authority).ok();
         Ok(Forwarder {
             client,
+            shown: target.to_string(),
             target,
+            host,
             max_body,
         })
     }
@@ -157,6 +164,11 @@ impl Forwarder {
     /// Where requests go.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Where requests go, as text (what [`Target`] displays).
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 
     /// Sends one request to the app: `method` and `target` as the relay gave them, every header
@@ -207,17 +219,23 @@ impl Forwarder {
     ) -> Result<Request<ForwardBody>, ForwardError> {
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| ForwardError::Invalid(format!("invalid method {method:?}")))?;
-        let uri = self.target.uri_for(target);
+        let invalid = |e: &dyn std::fmt::Display| {
+            let uri = self.target.uri_for(target);
+            ForwardError::Invalid(format!("invalid URI {uri:?}: {e}"))
+        };
+        // From the `String`, whose buffer the URI keeps, rather than parsed from a copy of it.
+        let uri = http::Uri::try_from(self.target.uri_for(target)).map_err(|e| invalid(&e))?;
         let mut request = Request::builder()
             .method(method)
-            .uri(&uri)
+            .uri(uri)
             .body(body)
-            .map_err(|e| ForwardError::Invalid(format!("invalid URI {uri:?}: {e}")))?;
+            .map_err(|e| invalid(&e))?;
         let map = request.headers_mut();
+        map.reserve(headers.len() + 1);
+        let host = self.host.clone();
         map.insert(
             HOST,
-            HeaderValue::from_str(&self.target.authority)
-                .map_err(|_| ForwardError::Invalid("invalid target host".into()))?,
+            host.ok_or_else(|| ForwardError::Invalid("invalid target host".into()))?,
         );
         for h in headers.iter().filter(|h| h.name != "host") {
             let name = HeaderName::from_bytes(h.name.as_bytes())

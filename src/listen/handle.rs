@@ -95,13 +95,9 @@ async fn choose(job: &mut Job, table: &Table, context: &Context) -> Option<Choic
     let size = job.body_len.unwrap_or(job.body.len() as u64);
     let received_at_ms = i64::try_from(job.received_at_ms).unwrap_or(i64::MAX);
     let signatures = table.session_signatures();
-    let url = context
-        .session()
-        .as_ref()
-        .map(|s| format!("{}{}", s.url, request.path));
+    let channel_url = context.session().as_ref().map(|s| s.url.clone());
     let choice = table.choose(&request, size, received_at_ms, |request| {
-        let url = url.as_deref().unwrap_or(&request.path);
-        check_signature(signatures, request, url).map(|s| s.verdict)
+        check_signature(signatures, request, channel_url.as_deref()).map(|s| s.verdict)
     });
     (job.method, job.target, job.headers) = (request.method, request.path, request.headers);
     if !choice.copies.is_empty() {
@@ -221,10 +217,7 @@ fn exchange(
     context: &Context,
 ) -> Exchange {
     let session = context.session().clone();
-    let (public_url, sender_timeout) = match &session {
-        Some(session) => (format!("{}{}", session.url, job.target), session.timeout),
-        None => (job.target.clone(), None),
-    };
+    let sender_timeout = session.as_ref().and_then(|s| s.timeout);
     let request = Request {
         method: job.method,
         path: job.target,
@@ -232,10 +225,11 @@ fn exchange(
         body: job.body,
     };
     let event = event.or_else(|| verify::recognize(&request.headers, &request.body));
-    let signature = check_signature(table.signatures(via), &request, &public_url);
+    let channel_url = session.as_ref().map(|s| s.url.as_str());
+    let signature = check_signature(table.signatures(via), &request, channel_url);
     let (channel, channel_url) = session.map(|s| (s.channel, s.url)).unzip();
     let (target, hint) = match (table.forwarder(via), via) {
-        (Some(forwarder), _) => (forwarder.target().to_string(), hint),
+        (Some(forwarder), _) => (forwarder.shown().to_owned(), hint),
         // hooks answered 404 itself: the reason is the note.
         (None, Via::Nowhere(reason)) => (String::new(), Some(reason.clone())),
         (None, _) => (String::new(), hint),
@@ -278,7 +272,7 @@ async fn forward(
         };
         return Some((Ok(not_found(reason)), Duration::ZERO));
     };
-    let path = table.path(via, &job.target).into_owned();
+    let path = table.path(via, &job.target);
     let started = Instant::now();
     let (body, whole) = match job.streamed.take() {
         Some(streamed) => (forward::streamed(streamed.pieces), Some(streamed.whole)),
@@ -354,8 +348,11 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
     let Some(recorder) = &context.recorder else {
         return false;
     };
-    let channel_url = context.session().as_ref().map(|s| s.url.clone());
-    if !channel_url.is_some_and(|url| recorder.seen_before(&url, job.delivery)) {
+    let seen = context
+        .session()
+        .as_ref()
+        .is_some_and(|s| recorder.seen_before(&s.url, job.delivery));
+    if !seen {
         return false;
     }
     context.handled().finish(job.delivery);
@@ -363,26 +360,50 @@ async fn skip_redelivery(job: &Job, context: &Context) -> bool {
     true
 }
 
-/// The signature verdict for one webhook, as shown.
-fn check_signature(signatures: &Signatures, request: &Request, url: &str) -> Option<Signature> {
+/// The signature verdict for one webhook, as shown; `channel_url` is the public URL of the
+/// channel it came through, if any (some providers sign the URL they called).
+fn check_signature(
+    signatures: &Signatures,
+    request: &Request,
+    channel_url: Option<&str>,
+) -> Option<Signature> {
     let headers: Vec<(&str, &[u8])> = request
         .headers
         .iter()
         .map(|h| (h.name.as_str(), &h.value[..]))
         .collect();
-    let input = verify::VerifyInput {
+    let mut input = verify::VerifyInput {
         method: &request.method,
-        url,
+        url: &request.path,
         headers: &headers,
         body: &request.body,
     };
-    let checked = verify::check(
-        &input,
-        &signatures.secrets,
-        signatures.provider,
-        signatures.tolerance,
-        std::time::SystemTime::now(),
-    );
+    let expected = !signatures.secrets.is_empty() || signatures.provider.is_some();
+    let detection = match signatures.provider {
+        Some(_) => None,
+        None => verify::detect(&input),
+    };
+    if !expected && detection.is_none() {
+        // What `verify::check` finds when nothing is configured and no provider is recognised
+        // (a webhook of one's own app, a load test): unsigned, and no news. Said here without
+        // the URL below or the reason that would be dropped.
+        return Some(Signature {
+            provider: None,
+            assumed: false,
+            verdict: Verdict::Unsigned,
+            reason: None,
+        });
+    }
+    let url = channel_url.map(|url| format!("{url}{}", request.path));
+    if let Some(url) = &url {
+        input.url = url;
+    }
+    let (secrets, tolerance) = (&signatures.secrets, signatures.tolerance);
+    let now = std::time::SystemTime::now();
+    let checked = match signatures.provider {
+        Some(provider) => verify::check(&input, secrets, Some(provider), tolerance, now),
+        None => verify::check_detected(&input, secrets, detection, tolerance, now),
+    };
     let unchecked = |provider: verify::Provider, reason: String| Signature {
         provider: Some(provider),
         assumed: signatures.provider.is_none(),
@@ -391,7 +412,6 @@ fn check_signature(signatures: &Signatures, request: &Request, url: &str) -> Opt
     };
     match checked {
         Ok(report) => {
-            let expected = !signatures.secrets.is_empty() || signatures.provider.is_some();
             let verdict = report.verdict();
             let reason = match report.provider {
                 // An unsigned webhook is news only when a signature was expected.

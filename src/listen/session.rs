@@ -254,7 +254,7 @@ async fn receive(job: Job, context: &Arc<Context>, in_flight: &TaskTracker) -> b
 /// gets once the last piece is in (for the capture, the signature and the terminal).
 #[derive(Default)]
 pub(super) struct Streams {
-    open: std::collections::HashMap<RequestId, Incoming>,
+    open: super::delivery::IdMap<RequestId, Incoming>,
 }
 
 /// One body arriving in pieces.

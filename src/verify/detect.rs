@@ -2,6 +2,8 @@
 //! is rarely needed. A scan of a few dozen header names per request: cheap enough for every
 //! request `hooks listen` forwards.
 
+use std::sync::OnceLock;
+
 use super::provider::{Facts, Provider};
 use super::{mailgun, VerifyInput};
 
@@ -68,6 +70,54 @@ fn headers(
     })
 }
 
+/// The headers of [`headers`], by the length of their names, each with its place in that
+/// order. `detect` runs for every request `hooks listen` forwards: looking up each of the
+/// request's few headers here costs a compare or two, where asking the request for each of
+/// the three dozen known names cost about 2,500 instructions (issue 24's profile).
+struct Known {
+    /// By name length: (place in the order, name as the provider spells it, provider).
+    by_len: Vec<Vec<(usize, &'static str, Provider)>>,
+}
+
+impl Known {
+    fn new(order: &'static [Provider], pick: fn(&Facts) -> &'static [&'static str]) -> Known {
+        let mut by_len: Vec<Vec<(usize, &'static str, Provider)>> = Vec::new();
+        for (place, (name, provider)) in headers(order, pick).enumerate() {
+            if by_len.len() <= name.len() {
+                by_len.resize_with(name.len() + 1, Vec::new);
+            }
+            by_len[name.len()].push((place, name, provider));
+        }
+        Known { by_len }
+    }
+
+    /// The first known header, in the order, that `input` carries: its name and provider.
+    fn first(&self, input: &VerifyInput<'_>) -> Option<(&'static str, Provider)> {
+        let mut first: Option<&(usize, &'static str, Provider)> = None;
+        for (name, _) in input.headers {
+            let Some(known) = self.by_len.get(name.len()) else {
+                continue;
+            };
+            for entry in known.iter().filter(|k| k.1.eq_ignore_ascii_case(name)) {
+                if first.is_none_or(|f| entry.0 < f.0) {
+                    first = Some(entry);
+                }
+            }
+        }
+        first.map(|&(_, name, provider)| (name, provider))
+    }
+}
+
+fn signed() -> &'static Known {
+    static KNOWN: OnceLock<Known> = OnceLock::new();
+    KNOWN.get_or_init(|| Known::new(&SIGNED, |f| f.signature_headers))
+}
+
+fn named() -> &'static Known {
+    static KNOWN: OnceLock<Known> = OnceLock::new();
+    KNOWN.get_or_init(|| Known::new(&NAMED, |f| f.marker_headers))
+}
+
 /// The provider whose headers `input` carries, if they are distinctive.
 ///
 /// `X-Hub-Signature` alone is GitHub's legacy header when an `X-GitHub-*` header is there too,
@@ -75,21 +125,19 @@ fn headers(
 /// `signature` (timestamp, token, signature) is Mailgun's when no header matched.
 pub fn detect(input: &VerifyInput<'_>) -> Option<Detection> {
     let has = |name: &str| input.header(name).is_some();
-    for (name, provider) in headers(&SIGNED, |f| f.signature_headers) {
-        if has(name) {
-            let provider = if provider == Provider::Intercom
-                && (has("X-GitHub-Event") || has("X-GitHub-Delivery"))
-            {
-                Provider::GitHub
-            } else {
-                provider
-            };
-            return Some(Detection {
-                provider,
-                from: name,
-                signed: true,
-            });
-        }
+    if let Some((name, provider)) = signed().first(input) {
+        let provider = if provider == Provider::Intercom
+            && (has("X-GitHub-Event") || has("X-GitHub-Delivery"))
+        {
+            Provider::GitHub
+        } else {
+            provider
+        };
+        return Some(Detection {
+            provider,
+            from: name,
+            signed: true,
+        });
     }
     if mailgun::carries_signature(input) {
         return Some(Detection {
@@ -98,13 +146,11 @@ pub fn detect(input: &VerifyInput<'_>) -> Option<Detection> {
             signed: true,
         });
     }
-    headers(&NAMED, |f| f.marker_headers)
-        .find(|(name, _)| has(name))
-        .map(|(from, provider)| Detection {
-            provider,
-            from,
-            signed: false,
-        })
+    named().first(input).map(|(from, provider)| Detection {
+        provider,
+        from,
+        signed: false,
+    })
 }
 
 #[cfg(test)]
@@ -165,6 +211,23 @@ mod tests {
             None
         );
         assert_eq!(detect_headers(&[]), None);
+    }
+
+    /// The order of the providers decides, not the order of the request's headers.
+    #[test]
+    fn the_first_provider_in_the_order_wins_wherever_its_header_is() {
+        assert_eq!(
+            detect_headers(&[("svix-signature", b"v1,x"), ("Stripe-Signature", b"t=1")]),
+            Some((Provider::Stripe, "Stripe-Signature", true))
+        );
+        assert_eq!(
+            detect_headers(&[
+                ("x-slack-request-timestamp", b"1"),
+                ("x-github-delivery", b"d"),
+                ("x-github-event", b"push"),
+            ]),
+            Some((Provider::GitHub, "X-GitHub-Event", false))
+        );
     }
 
     /// The facts table and the detection orders agree: every signature and marker header

@@ -104,11 +104,12 @@ fn parse_json(body: &[u8]) -> Option<Value> {
 }
 
 fn parse_form(headers: &[Header], body: &[u8]) -> Option<Vec<(String, String)>> {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
     let is_form = headers.iter().any(|h| {
         h.name == "content-type"
             && h.value
-                .to_ascii_lowercase()
-                .starts_with(b"application/x-www-form-urlencoded")
+                .get(..FORM.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(FORM))
     });
     (is_form && body.len() <= MAX_PARSED_BODY).then(|| {
         form_urlencoded::parse(body)

@@ -33,7 +33,7 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>) -> Signed {
 
 /// The Intercom event in a request, if it is one.
 pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
-    if i.text("/type").as_deref() != Some("notification_event") {
+    if i.json("/type").and_then(Value::as_str) != Some("notification_event") {
         return None;
     }
     Some(Recognized {

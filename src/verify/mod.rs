@@ -194,11 +194,43 @@ pub fn check(
 ) -> Result<Report, VerifyError> {
     let (provider, detected_from) = match provider {
         Some(provider) => (provider, None),
-        None => match detect(input) {
-            Some(found) => (found.provider, Some(found.from)),
-            None => return Ok(unrecognised()),
-        },
+        None => return check_detected(input, secrets, detect(input), tolerance, now),
     };
+    check_as(input, secrets, provider, detected_from, tolerance, now)
+}
+
+/// [`check`] with no provider named, `detection` being what [`detect`] found in `input`: for a
+/// caller that looked already.
+pub fn check_detected(
+    input: &VerifyInput<'_>,
+    secrets: &[Secret],
+    detection: Option<Detection>,
+    tolerance: Option<Duration>,
+    now: SystemTime,
+) -> Result<Report, VerifyError> {
+    match detection {
+        Some(found) => check_as(
+            input,
+            secrets,
+            found.provider,
+            Some(found.from),
+            tolerance,
+            now,
+        ),
+        None => Ok(unrecognised()),
+    }
+}
+
+/// [`check`] with `provider`'s scheme, which was recognised from `detected_from` when not
+/// given.
+fn check_as(
+    input: &VerifyInput<'_>,
+    secrets: &[Secret],
+    provider: Provider,
+    detected_from: Option<&'static str>,
+    tolerance: Option<Duration>,
+    now: SystemTime,
+) -> Result<Report, VerifyError> {
     let report = |outcome: Outcome, reason: Option<String>| Report {
         provider: Some(provider),
         assumed: detected_from.is_some(),

@@ -103,7 +103,7 @@ pub(super) fn sign(secret: &Secret, input: &VerifyInput<'_>, at: Timestamp) -> S
 
 /// The Stripe event in a request, if it is one.
 pub(super) fn recognize(i: &Input<'_>) -> Option<Recognized> {
-    let is_event = i.text("/object").as_deref() == Some("event");
+    let is_event = i.json("/object").and_then(Value::as_str) == Some("event");
     if !i.has("stripe-signature") && !is_event {
         return None;
     }
