@@ -37,6 +37,28 @@ async fn send_numbered(sender: &Sender, channel_url: &str, seq: usize) -> Reply 
         .await
 }
 
+/// Sends numbered requests `seqs` to `channel_url` while no CLI is attached: each is queued
+/// (`202`, "queued: …").
+async fn queue_numbered(sender: &Sender, channel_url: &str, seqs: std::ops::Range<usize>) {
+    for seq in seqs {
+        let reply = send_numbered(sender, channel_url, seq).await;
+        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
+        assert!(reply.text().starts_with("queued"), "{}", reply.text());
+    }
+}
+
+/// Attaches `hooks listen` to `channel` of the relay at `relay_url`, then ends it (SIGTERM, a
+/// clean exit) and waits until the relay has no session: the channel exists, nobody listens.
+/// Its URL.
+async fn channel_left_alone(relay_url: &str, app: &App, channel: &str) -> String {
+    let mut cli = listen(relay_url, app, &["--channel", channel]).await;
+    let channel_url = cli.url.clone();
+    cli.terminate();
+    assert_eq!(cli.wait_exit().await, Some(0), "{}", cli.stderr());
+    wait_for_sessions(relay_url, 0).await;
+    channel_url
+}
+
 /// The `x-seq` number of a request the app recorded, if it is a numbered one.
 fn seq_of(request: &Recorded) -> Option<usize> {
     let value = request.header("x-seq");
@@ -100,11 +122,7 @@ async fn cli_killed_with_sigkill_gets_every_queued_request_once_on_restart() {
     cli.kill().await;
     wait_for_sessions(&relay.url, 0).await;
     let sender = Sender::default();
-    for seq in 0..QUEUED {
-        let reply = send_numbered(&sender, &channel_url, seq).await;
-        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
-        assert!(reply.text().starts_with("queued"), "{}", reply.text());
-    }
+    queue_numbered(&sender, &channel_url, 0..QUEUED).await;
     assert!(
         app.requests().is_empty(),
         "nothing reaches the app meanwhile"
@@ -121,25 +139,14 @@ async fn relay_killed_with_sigkill_keeps_its_queue_across_the_restart() {
     let app = App::ok().await;
     let data = tempfile::tempdir().expect("relay data dir");
     let mut relay = RelayProcess::start(data.path(), &[]).await;
-    let mut cli = listen(&relay.url, &app, &["--channel", "durable"]).await;
-    let channel_url = cli.url.clone();
-    cli.terminate();
-    assert_eq!(cli.wait_exit().await, Some(0), "{}", cli.stderr());
-    wait_for_sessions(&relay.url, 0).await;
-
+    let channel_url = channel_left_alone(&relay.url, &app, "durable").await;
     let sender = Sender::default();
-    for seq in 0..QUEUED {
-        let reply = send_numbered(&sender, &channel_url, seq).await;
-        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
-    }
+    queue_numbered(&sender, &channel_url, 0..QUEUED).await;
     relay.kill().await;
     relay.restart().await;
     // The restarted relay remembers the channel, and its new request ids do not collide with
     // the queued ones.
-    for seq in QUEUED..2 * QUEUED {
-        let reply = send_numbered(&sender, &channel_url, seq).await;
-        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
-    }
+    queue_numbered(&sender, &channel_url, QUEUED..2 * QUEUED).await;
     assert!(
         app.requests().is_empty(),
         "nothing reaches the app meanwhile"
@@ -160,17 +167,9 @@ async fn issue_24_a_torn_record_at_the_end_of_the_journal_loses_nothing_answered
     let app = App::ok().await;
     let data = tempfile::tempdir().expect("relay data dir");
     let mut relay = RelayProcess::start(data.path(), &[]).await;
-    let mut cli = listen(&relay.url, &app, &["--channel", "torn"]).await;
-    let channel_url = cli.url.clone();
-    cli.terminate();
-    assert_eq!(cli.wait_exit().await, Some(0), "{}", cli.stderr());
-    wait_for_sessions(&relay.url, 0).await;
-
+    let channel_url = channel_left_alone(&relay.url, &app, "torn").await;
     let sender = Sender::default();
-    for seq in 0..QUEUED {
-        let reply = send_numbered(&sender, &channel_url, seq).await;
-        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
-    }
+    queue_numbered(&sender, &channel_url, 0..QUEUED).await;
     relay.kill().await;
     let segments = data.path().join("journal");
     let mut last: Vec<_> = std::fs::read_dir(&segments)
@@ -195,10 +194,7 @@ async fn issue_24_a_torn_record_at_the_end_of_the_journal_loses_nothing_answered
         written,
         "the torn record is cut off"
     );
-    for seq in QUEUED..2 * QUEUED {
-        let reply = send_numbered(&sender, &channel_url, seq).await;
-        assert_eq!(reply.status, 202, "request {seq}: {}", reply.text());
-    }
+    queue_numbered(&sender, &channel_url, QUEUED..2 * QUEUED).await;
     let cli = listen(&relay.url, &app, &["--channel", "torn"]).await;
     assert_eq!(cli.url, channel_url, "the same channel, the same URL");
     assert_each_arrived_once_then_marker(&app, &channel_url, 2 * QUEUED).await;
