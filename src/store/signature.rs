@@ -28,28 +28,17 @@ pub fn to_json(signature: &Signature) -> String {
     out
 }
 
-/// `text` as a JSON string, escaped as serde_json escapes it (quote, backslash and control
-/// characters only).
+/// `text` as a JSON string: as is in quotes when nothing in it needs escaping (the usual case),
+/// else escaped by serde_json.
 fn push_quoted(out: &mut String, text: &str) {
-    out.push('"');
-    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(text);
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Serializing a `str` cannot fail.
+        out.push_str(&serde_json::to_string(text).unwrap_or_default());
     } else {
-        for c in text.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
     }
-    out.push('"');
 }
 
 /// The signature a column holds; `None` when there is none, or it is not one hooks wrote (an
