@@ -192,11 +192,10 @@ pub fn check(
     tolerance: Option<Duration>,
     now: SystemTime,
 ) -> Result<Report, VerifyError> {
-    let (provider, detected_from) = match provider {
-        Some(provider) => (provider, None),
-        None => return check_detected(input, secrets, detect(input), tolerance, now),
-    };
-    check_as(input, secrets, provider, detected_from, tolerance, now)
+    match provider {
+        Some(provider) => check_as(input, secrets, provider, None, tolerance, now),
+        None => check_detected(input, secrets, detect(input), tolerance, now),
+    }
 }
 
 /// [`check`] with no provider named, `detection` being what [`detect`] found in `input`: for a

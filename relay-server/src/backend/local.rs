@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{with_id, Backend, BackendError, Claim, ReplyWait, Sent, Subscription, Upkept, View};
+use super::{Backend, BackendError, Claim, ReplyWait, Sent, Subscription, Upkept, View};
 use crate::budget::Budget;
 use crate::channel::{Attached, Channel, Channels, Reply, Settings, Stats};
 use crate::protocol::{self, RequestId};
@@ -86,7 +86,7 @@ impl Backend for Local {
             });
         }
         let id = self.queue.next_id().await.map_err(unavailable)?;
-        let frame = with_id(&frame, id, false)
+        let frame = protocol::with_id(&frame, id, false)
             .ok_or_else(|| BackendError::Unavailable("not a request frame".into()))?;
         // Registered before the request can reach the CLI, which may answer at once.
         let reply = wait.then(|| {

@@ -320,13 +320,5 @@ impl Subscription for AnySubscription {
     }
 }
 
-/// A request frame with its id set to `id` and `redelivered` as given (see
-/// [`protocol::with_id`]). `None` when `frame` is not a request.
-///
-/// [`protocol::with_id`]: crate::protocol::with_id
-pub(crate) fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
-    crate::protocol::with_id(frame, id, redelivered)
-}
-
 /// How long a sender waits at most for the store to take a webhook before it is answered `503`.
 pub(crate) const STORE_TIMEOUT: Duration = Duration::from_secs(5);

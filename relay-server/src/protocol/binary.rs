@@ -138,11 +138,7 @@ pub fn response_frame(id: RequestId, status: u16, headers: &[Header], body: &[u8
 /// `frame`, a binary request frame, with its id set to `id` and its redelivered flag as given:
 /// a copy with those bytes written over; `None` if it is not one.
 pub(super) fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
-    let meta = frame.get(4..)?;
-    if !is_binary(meta) || meta[0] != kind::REQUEST || frame.len() <= REQUEST_FLAGS_AT {
-        return None;
-    }
-    let mut copy = BytesMut::from(&frame[..]);
+    let mut copy = request_copy(frame)?;
     copy[REQUEST_ID_AT..REQUEST_ID_AT + 8].copy_from_slice(&id.0.to_be_bytes());
     match redelivered {
         true => copy[REQUEST_FLAGS_AT] |= REDELIVERED,
@@ -154,13 +150,18 @@ pub(super) fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option
 /// `frame`, a binary request frame, with its redelivered flag set; `None` if it is not one.
 /// The frame is copied once, its meta and body untouched but for that bit.
 pub(super) fn mark_redelivered(frame: &Bytes) -> Option<Bytes> {
+    let mut marked = request_copy(frame)?;
+    marked[REQUEST_FLAGS_AT] |= REDELIVERED;
+    Some(marked.freeze())
+}
+
+/// A copy of `frame` to write over, if it is a binary request frame.
+fn request_copy(frame: &Bytes) -> Option<BytesMut> {
     let meta = frame.get(4..)?;
     if !is_binary(meta) || meta[0] != kind::REQUEST || frame.len() <= REQUEST_FLAGS_AT {
         return None;
     }
-    let mut marked = BytesMut::from(&frame[..]);
-    marked[REQUEST_FLAGS_AT] |= REDELIVERED;
-    Some(marked.freeze())
+    Some(BytesMut::from(&frame[..]))
 }
 
 /// Writes `message`'s binary meta into `frame`; `false` for the messages whose meta is JSON

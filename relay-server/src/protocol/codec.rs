@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::binary;
 use super::limits::{MAX_HEADERS, MAX_META_LEN};
-use super::messages::{ClientMessage, Header, RelayMessage, RequestId};
+use super::messages::{ClientMessage, Header, RelayMessage, Request, RequestId};
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -153,17 +153,12 @@ pub fn check_headers(headers: &[Header]) -> Result<(), ProtocolError> {
 /// (a cluster's store gives the id once it has the frame): the bytes written over in a copy of
 /// a binary frame, a JSON one decoded and written again. `None` when `frame` is not a request.
 pub fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes> {
-    if let Some(copy) = binary::with_id(frame, id, redelivered) {
-        return Some(copy);
-    }
-    match decode::<RelayMessage>(frame.clone()) {
-        Ok((RelayMessage::Request(mut request), body)) => {
+    binary::with_id(frame, id, redelivered).or_else(|| {
+        rewrite_json(frame, |request| {
             request.id = id;
             request.redelivered = redelivered;
-            Some(encode(&RelayMessage::Request(request), &body))
-        }
-        _ => None,
-    }
+        })
+    })
 }
 
 /// `frame`, a [`RelayMessage::Request`] as the queue keeps it, with `redelivered` set: one bit
@@ -171,14 +166,19 @@ pub fn with_id(frame: &Bytes, id: RequestId, redelivered: bool) -> Option<Bytes>
 /// written again). Only for redeliveries, which are rare. A frame that is not a request comes
 /// back as it was.
 pub fn mark_redelivered(frame: Bytes) -> Bytes {
-    if let Some(marked) = binary::mark_redelivered(&frame) {
-        return marked;
-    }
+    binary::mark_redelivered(&frame)
+        .or_else(|| rewrite_json(&frame, |request| request.redelivered = true))
+        .unwrap_or(frame)
+}
+
+/// `frame`, a request of the earlier, JSON layout, decoded, changed by `change` and written
+/// again; `None` when it is not one.
+fn rewrite_json(frame: &Bytes, change: impl FnOnce(&mut Request)) -> Option<Bytes> {
     match decode::<RelayMessage>(frame.clone()) {
         Ok((RelayMessage::Request(mut request), body)) => {
-            request.redelivered = true;
-            encode(&RelayMessage::Request(request), &body)
+            change(&mut request);
+            Some(encode(&RelayMessage::Request(request), &body))
         }
-        _ => frame,
+        _ => None,
     }
 }

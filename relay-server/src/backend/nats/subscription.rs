@@ -23,7 +23,7 @@ use super::layout::epoch_of;
 use super::records::{Lease, LEASE_RENEW};
 use super::replies::{encode_reply, unpack, Unpacked, REPLY_HEADER};
 use super::{subject, Held, Shared, STREAM};
-use crate::backend::{with_id, Claim, Subscription, STORE_TIMEOUT};
+use crate::backend::{Claim, Subscription, STORE_TIMEOUT};
 use crate::channel::{may_claim, Attached, Reply};
 use crate::protocol::RequestId;
 use crate::queue::now_ms;
@@ -261,7 +261,7 @@ impl NatsSubscription {
             Err(Unpacked::Gone) => return self.drop_one(id, in_flight),
         };
         let redelivered = delivered > 1 || seq <= self.delivered_before;
-        let Some(frame) = with_id(&frame, id, redelivered) else {
+        let Some(frame) = crate::protocol::with_id(&frame, id, redelivered) else {
             warn!(%id, "a message in the requests' stream is no request; dropping it");
             return self.drop_one(id, in_flight);
         };
