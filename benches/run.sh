@@ -91,6 +91,15 @@ echo
 echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr); everything on 127.0.0.1"
 echo "- latency and time per request: medians over rounds; hooks/direct: median of per-round ratios"
 echo "- RSS: VmRSS from /proc/<pid>/status; targets from issue 8"
+# How much of link/*.order (link/README.md) the measured binaries still have: a stale file
+# groups less of the code, which shows in the idle RSS.
+for name in hooks hooks-relay; do
+    measured=$(dirname "$HOOKS_BENCH_BIN")/$name
+    if command -v nm >/dev/null 2>&1 && [ -x "$measured" ] && [ -f "link/$name.order" ]; then
+        found=$(nm --defined-only "$measured" 2>/dev/null | awk 'NR == FNR { have[$NF] = 1; next } ($1 in have) { n++ } END { print n + 0 }' - "link/$name.order")
+        echo "- link order of $name: $found of $(wc -l <"link/$name.order") symbols of link/$name.order found (benches/order.sh rewrites it)"
+    fi
+done
 echo
 echo "| setup | measure | direct | through the tunnel | tunnel/direct | target | met |"
 echo "|---|---|---:|---:|---:|---|---|"

@@ -1,0 +1,10 @@
+// The release link of `hooks` lays out its functions in link/hooks.order's order.
+include!("link/order.rs");
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    link_order(
+        "hooks",
+        &std::path::Path::new(&dir).join("link/hooks.order"),
+    );
+}
