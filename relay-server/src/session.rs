@@ -370,7 +370,7 @@ async fn write(
             _ = ping.tick() => Outgoing::Ping,
             reason = &mut revoked => {
                 info!(channel = %name, %reason, "session ended by a reload of the tokens file");
-                end_revoked(&mut writer, reason).await;
+                Box::pin(end_revoked(&mut writer, reason)).await;
                 return;
             }
             _ = shutdown.cancelled() => {
@@ -378,7 +378,7 @@ async fn write(
                     code: CloseCode::Away,
                     reason: "relay is shutting down".into(),
                 };
-                let _ = writer.close(Some(close)).await;
+                let _ = Box::pin(writer.close(Some(close))).await;
                 return;
             }
         };
@@ -390,7 +390,10 @@ async fn write(
             tokio::task::yield_now().await;
         }
         let waiting = || attached.outbox.try_recv(&mut taken);
-        let written = writer.write_batch(first, waiting).await;
+        // Boxed, as are the endings above: a write's state (536 bytes) would otherwise be part
+        // of every idle session's future, which waits in the `select!` above almost all its
+        // life; one allocation per batch written instead.
+        let written = Box::pin(writer.write_batch(first, waiting)).await;
         attached.outbox.written(taken);
         if let Err(e) = written {
             debug!(error = %e, "session write failed");
