@@ -171,7 +171,7 @@ fn connect(
                 // Until its hello is accepted, a session reads no message larger than a hello.
                 let config = session::hello_config();
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(relay, ws, peer, shutdown).await;
+                session::run(relay, Box::new(ws), peer, shutdown).await;
             }
             Err(e) => debug!(error = %e, "websocket upgrade failed"),
         }
