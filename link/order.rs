@@ -1,10 +1,15 @@
 // The release link's function order (link/README.md), shared by build.rs and
 // relay-server/build.rs, which `include!` it.
 
-/// Asks the linker to lay out `binary`'s functions in the order of the file `order` (written by
-/// benches/order.sh), when the link is a release one by rust-lld, the linker Rust uses for
-/// x86_64 Linux from 1.90 on; any other link is left as it was. `HOOKS_LINK_ORDER=0` turns it off.
-fn link_order(binary: &str, order: &std::path::Path) {
+/// Asks the linker to lay out `binary`'s functions in the order of `<dir>/<binary>.order` (`dir`
+/// relative to the package, the file written by benches/order.sh), when the link is a release
+/// one by rust-lld, the linker Rust uses for x86_64 Linux from 1.90 on; any other link is left
+/// as it was. `HOOKS_LINK_ORDER=0` turns it off.
+fn link_order(binary: &str, dir: &str) {
+    let package = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let order = std::path::Path::new(&package)
+        .join(dir)
+        .join(format!("{binary}.order"));
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=HOOKS_LINK_ORDER");
     let var = |name: &str| std::env::var(name).unwrap_or_default();

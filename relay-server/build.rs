@@ -2,9 +2,5 @@
 include!("../link/order.rs");
 
 fn main() {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    link_order(
-        "hooks-relay",
-        &std::path::Path::new(&dir).join("../link/hooks-relay.order"),
-    );
+    link_order("hooks-relay", "../link");
 }
